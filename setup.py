@@ -1,0 +1,36 @@
+"""salsa: SALSA-V video-to-audio generation in JAX/Flax."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="salsa",
+    version="0.1.0",
+    description="Shortcut-augmented long-form synchronized audio from video (SALSA-V) in JAX/Flax.",
+    python_requires=">=3.10",
+    packages=find_packages(include=["salsa", "salsa.*", "data_pipelines", "data_pipelines.*"]),
+    install_requires=[
+        "jax>=0.10",
+        "flax>=0.12",
+        "optax>=0.2.5",
+        "orbax-checkpoint>=0.11",
+        "grain>=0.2.12",
+        "array-record>=0.8",
+        "tensorflow-datasets>=4.9.9",
+        "ml-collections>=1.0",
+        "absl-py>=2.0",
+        "einops>=0.8",
+        "numpy>=1.26",
+        "scipy>=1.12",
+        "librosa>=0.11",
+        "soundfile>=0.12",
+        "av>=14",
+        "tqdm>=4.66",
+        "tensorboardX>=2.6",
+    ],
+    extras_require={
+        "dev": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.8"],
+        "tpu": ["jax[tpu]"],
+        "cuda": ["jax[cuda12]"],
+        "convert": ["torch==2.13.0", "transformers>=4.50", "diffusers>=0.33", "safetensors>=0.4"],
+    },
+)
