@@ -1,0 +1,37 @@
+"""What a training task provides to the shared training loop.
+
+A task (generator, vae, sync, ...) is named by `config.task`; `salsa.training.tasks.get(name)` returns
+its class. The loop owns everything else: mesh and sharding, optimizer, EMA, checkpoints (including
+the data iterator), logging and resumption.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import jax
+import ml_collections
+from flax import nnx
+
+Batch = dict[str, jax.Array]
+
+
+class Task(Protocol):
+    config: ml_collections.ConfigDict
+
+    def __init__(self, config: ml_collections.ConfigDict) -> None: ...
+
+    def create_model(self, rngs: nnx.Rngs) -> nnx.Module:
+        """A freshly initialised model; parameters carry logical axis names."""
+
+    def loss(
+        self, model: nnx.Module, ema: nnx.Module | None, batch: Batch, key: jax.Array
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """Scalar loss to minimise and scalar metrics to log; `ema` is the EMA model or None."""
+
+    def dataset(self, shard_index: int, shard_count: int) -> Any:
+        """A checkpointable grain iterator over this process's share of the data.
+
+        Yields dicts of numpy arrays whose leading axis is the process-local batch
+        (config.batch_size // shard_count).
+        """
