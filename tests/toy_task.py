@@ -6,6 +6,8 @@ of the toy feature data set; inputs are jittered with the step key so that key h
 
 from __future__ import annotations
 
+import time
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -66,4 +68,8 @@ class ToyTask:
         return loss, metrics
 
     def dataset(self, shard_index: int, shard_count: int):
-        return loader.feature_iterator(self.config, shard_index, shard_count)
+        ds = loader.feature_dataset(self.config, shard_index, shard_count)
+        delay = self.config.data.get("test_delay_s", 0.0)
+        if delay:  # slows the run down so that tests can interrupt it at a chosen point
+            ds = ds.map(lambda batch: (time.sleep(delay), batch)[1])
+        return iter(ds)

@@ -156,9 +156,13 @@ def write_shards(
         for i, record in enumerate(records):
             validate(record, config)
             writers[i % num_shards].write(encode(record))
-    finally:
-        for w in writers:
+    except BaseException:
+        for w, tmp in zip(writers, tmp_paths, strict=True):
             w.close()
+            os.remove(tmp)
+        raise
+    for w in writers:
+        w.close()
     for tmp, path in zip(tmp_paths, paths, strict=True):
         os.replace(tmp, path)
     return paths
