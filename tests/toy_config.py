@@ -18,6 +18,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.log_every = 1
     c.checkpoint_every = 4
     c.keep_checkpoints = 2
-    c.data = dict(dir="", make_toy_if_missing=True, shuffle_seed=0, worker_count=0, toy_clips=48, toy_seed=0)
+    c.data = dict(
+        dir="",
+        make_toy_if_missing=True,
+        shuffle_seed=0,
+        worker_count=0,
+        toy_clips=48,
+        toy_seed=0,
+        test_delay_s=0.0,
+    )
     c.mesh = dict(data=-1, fsdp=1, tensor=1)
     return c

@@ -23,15 +23,24 @@ from salsa.training.state import TrainState
 
 def manager(workdir: str, config: ml_collections.ConfigDict) -> ocp.CheckpointManager:
     """The run's checkpoint manager."""
+    policies = ocp.checkpoint_managers
     options = ocp.CheckpointManagerOptions(
-        save_interval_steps=int(config.checkpoint_every),
+        # Every checkpoint_every steps and when the machine is being preempted; unlike orbax's default
+        # (save_interval_steps=...), no extra checkpoint at the first step.
+        save_decision_policy=policies.AnySavePolicy(
+            [
+                policies.FixedIntervalPolicy(int(config.checkpoint_every)),
+                policies.PreemptionCheckpointingPolicy(),
+            ]
+        ),
         max_to_keep=int(config.keep_checkpoints),
         enable_async_checkpointing=True,
         cleanup_tmp_directories=True,
         create=True,
     )
+    directory = workdir if "://" in workdir else os.path.abspath(workdir)  # gs://... is passed through
     return ocp.CheckpointManager(
-        os.path.join(os.path.abspath(workdir) if "://" not in workdir else workdir, "checkpoints"),
+        os.path.join(directory, "checkpoints"),
         item_names=("state", "data"),
         options=options,
     )
