@@ -7,7 +7,7 @@ setup(
     version="0.1.0",
     description="Shortcut-augmented long-form synchronized audio from video (SALSA-V) in JAX/Flax.",
     python_requires=">=3.10",
-    packages=find_packages(include=["salsa", "salsa.*", "data_pipelines", "data_pipelines.*"]),
+    packages=find_packages(include=["salsa", "salsa.*", "data_pipelines", "data_pipelines.*", "configs"]),
     install_requires=[
         "jax>=0.10",
         "flax>=0.12",

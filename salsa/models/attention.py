@@ -1,0 +1,73 @@
+"""Multi-head attention pieces: qk-RMSNormed, RoPE-rotated projections and masked attention.
+
+Joint attention (MMDiT) is `attend` over the concatenation of two streams' projections, each stream
+with its own projections and norms; self-attention is the one-stream case.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from salsa.models import rope
+
+
+def _init(names):
+    return nnx.with_partitioning(nnx.initializers.xavier_uniform(), names)
+
+
+class QKV(nnx.Module):
+    """(batch, length, width) -> q, k, v of (batch, length, heads, head_dim); q, k RMS-normed, rotated."""
+
+    def __init__(self, width: int, heads: int, rngs: nnx.Rngs, *, dtype=jnp.float32, param_dtype=jnp.float32):
+        if width % heads:
+            raise ValueError(f"width {width} is not divisible by heads {heads}.")
+        head_dim = width // heads
+        self.proj = nnx.LinearGeneral(
+            width,
+            (3, heads, head_dim),
+            kernel_init=_init(("embed", None, "heads", "kv")),
+            bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), (None, "heads", "kv")),
+            dtype=dtype,
+            param_dtype=param_dtype,
+            rngs=rngs,
+        )
+        norm = dict(
+            scale_init=nnx.with_partitioning(nnx.initializers.ones_init(), ("kv",)),
+            dtype=dtype,
+            param_dtype=param_dtype,
+            rngs=rngs,
+        )
+        self.q_norm = nnx.RMSNorm(head_dim, **norm)
+        self.k_norm = nnx.RMSNorm(head_dim, **norm)
+
+    def __call__(self, x: jax.Array, ang: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        qkv = self.proj(x)
+        q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        return rope.apply(self.q_norm(q), ang), rope.apply(self.k_norm(k), ang), v
+
+
+class Out(nnx.Module):
+    """(batch, length, heads, head_dim) -> (batch, length, width)."""
+
+    def __init__(self, width: int, heads: int, rngs: nnx.Rngs, *, dtype=jnp.float32, param_dtype=jnp.float32):
+        self.proj = nnx.LinearGeneral(
+            (heads, width // heads),
+            width,
+            axis=(-2, -1),
+            kernel_init=_init(("heads", "kv", "embed")),
+            bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), ("embed",)),
+            dtype=dtype,
+            param_dtype=param_dtype,
+            rngs=rngs,
+        )
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.proj(x)
+
+
+def attend(q: jax.Array, k: jax.Array, v: jax.Array, key_mask: jax.Array) -> jax.Array:
+    """Softmax attention in which invalid keys (key_mask False, (batch, keys)) get no weight."""
+    mask = key_mask[:, None, None, :]
+    return jax.nn.dot_product_attention(q, k, v, mask=mask)

@@ -1,0 +1,149 @@
+"""The SALSA-V generator: a velocity field v(x_t, t, d | video, text, reference) (paper §3, Fig. 1, A.4).
+
+Audio latents (B, Ta, C) and SigLIP frame tokens (B, T8, D_sem) are projected to the model width and
+run through `n_mm` joint MMDiT-X blocks (the first `n_x` with a parallel audio-only self-attention),
+then `n_dit` audio-only DiT blocks. Conditions:
+  c_g = emb(t) + emb(d) + MLP(text) + MLP(mean-pooled semantic)       drives the visual stream
+  c_l = c_g + Linear(upsample(sync))  (Eq. 4)                         per-token adaLN of audio
+Two learned mask tokens mark audio positions as clean reference or to-generate. Each condition can be
+replaced by its learned null embedding (dropout in training, the unconditional CFG branch at sampling).
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+from flax import nnx
+
+from salsa.models import rope
+from salsa.models.blocks import DiTBlock, JointBlock
+from salsa.models.embeddings import ScalarEmbedder
+from salsa.models.layers import Mlp, Modulation, dense, layer_norm, modulate
+from salsa.models.sync_upsampler import SyncUpsampler
+from salsa.sharding import constrain
+
+CONDITIONS = ("text", "semantic", "sync")
+
+
+class Conditions(TypedDict):
+    """Per-row conditioning, padded to static lengths; masks are True on valid entries."""
+
+    latent_mask: jax.Array  # (B, Ta) bool
+    semantic: jax.Array  # (B, T8, D_sem)
+    semantic_mask: jax.Array  # (B, T8) bool
+    sync: jax.Array  # (B, T24, D_sync)
+    sync_mask: jax.Array  # (B, T24) bool
+    text: jax.Array  # (B, D_text)
+    text_mask: jax.Array  # (B,) bool; False -> null text
+
+
+def latent_rate_hz(config: ml_collections.ConfigDict) -> float:
+    return config.audio.sample_rate / config.audio.hop
+
+
+def _null(dim: int) -> nnx.Param:
+    return nnx.Param(jnp.zeros((dim,)), out_sharding=("features",))
+
+
+class Generator(nnx.Module):
+    def __init__(self, config: ml_collections.ConfigDict, rngs: nnx.Rngs):
+        m, f = config.model, config.features
+        kw = dict(dtype=jnp.dtype(m.dtype), param_dtype=jnp.dtype(m.param_dtype))
+        if not 0 <= m.n_x <= m.n_mm:
+            raise ValueError(f"model.n_x={m.n_x} must lie in [0, model.n_mm={m.n_mm}].")
+        width, c = m.width, config.audio.latent_dim
+        self.dtype = kw["dtype"]
+        self.remat = m.remat
+        self.head_dim = width // m.heads
+        self.rope_theta = m.rope_theta
+        self.latent_rate = latent_rate_hz(config)
+        self.semantic_fps = config.video.semantic_fps
+
+        self.audio_in = dense(c, width, ("features", "embed"), rngs, **kw)
+        self.visual_in = dense(f.semantic_dim, width, ("features", "embed"), rngs, **kw)
+        # Row 0 marks tokens to generate, row 1 clean reference tokens.
+        self.mask_tokens = nnx.Param(
+            jax.random.normal(rngs.params(), (2, width)) * 0.02, out_sharding=(None, "embed")
+        )
+        self.t_embed = ScalarEmbedder(width, m.freq_dim, rngs, **kw)
+        self.d_embed = ScalarEmbedder(width, m.freq_dim, rngs, **kw)
+        self.text_mlp = Mlp(f.text_dim, width, width, rngs, in_names=("features", "embed"), **kw)
+        self.pooled_mlp = Mlp(f.semantic_dim, width, width, rngs, in_names=("features", "embed"), **kw)
+        self.sync_up = SyncUpsampler(f.sync_dim, config.video.sync_fps, self.latent_rate, rngs, **kw)
+        self.sync_proj = dense(f.sync_dim, width, ("features", "embed"), rngs, **kw)
+        self.null_text = _null(f.text_dim)
+        self.null_semantic = _null(f.semantic_dim)
+        self.null_sync = _null(f.sync_dim)
+
+        self.joint = nnx.List(
+            [
+                JointBlock(
+                    width,
+                    m.heads,
+                    m.mlp_dim,
+                    rngs,
+                    audio_self_attn=i < m.n_x,
+                    update_visual=i < m.n_mm - 1,
+                    **kw,
+                )
+                for i in range(m.n_mm)
+            ]
+        )
+        self.dit = nnx.List([DiTBlock(width, m.heads, m.mlp_dim, rngs, **kw) for _ in range(m.n_dit)])
+        self.final_mod = Modulation(width, 2, rngs, **kw)
+        self.final = dense(width, c, ("embed", "features"), rngs, zero_init=True, **kw)
+
+    def __call__(
+        self,
+        x: jax.Array,
+        t: jax.Array,
+        d: jax.Array,
+        cond: Conditions,
+        reference: jax.Array,
+        drop: dict[str, jax.Array] | None = None,
+    ) -> jax.Array:
+        """Velocity (B, Ta, C) at noisy latents x (B, Ta, C), times t (B,) and step sizes d (B,).
+
+        `reference` (B, Ta) bool marks clean reference tokens. `drop[name]` (B,) bool replaces a
+        condition ("text", "semantic", "sync") by its null embedding.
+        """
+        batch, n_a = x.shape[:2]
+        drop = drop or {}
+
+        def use(name):
+            return ~drop.get(name, jnp.zeros((batch,), bool))
+
+        text_on = use("text") & cond["text_mask"]
+        text = jnp.where(text_on[:, None], cond["text"], self.null_text.value)
+        sem = jnp.where(use("semantic")[:, None, None], cond["semantic"], self.null_semantic.value)
+        sync = jnp.where(use("sync")[:, None, None], cond["sync"], self.null_sync.value)
+        sem_mask = cond["semantic_mask"]
+        sync = jnp.where(cond["sync_mask"][..., None], sync, 0.0)
+
+        pooled = (sem * sem_mask[..., None]).sum(1) / jnp.maximum(sem_mask.sum(1, keepdims=True), 1)
+        c_g = self.t_embed(t) + self.d_embed(d) + self.text_mlp(text) + self.pooled_mlp(pooled)
+        c_l = c_g[:, None] + self.sync_proj(self.sync_up(sync.astype(self.dtype), n_a))
+        c_l = constrain(c_l, ("batch", "length", "embed"))
+
+        a = self.audio_in(x.astype(self.dtype)) + self.mask_tokens.value[reference.astype(jnp.int32)]
+        v = self.visual_in(sem.astype(self.dtype))
+        ang_v = rope.angles(
+            rope.positions(v.shape[1], self.semantic_fps, self.latent_rate), self.head_dim, self.rope_theta
+        )
+        ang_a = rope.angles(
+            rope.positions(n_a, self.latent_rate, self.latent_rate), self.head_dim, self.rope_theta
+        )
+        mask_a = cond["latent_mask"]
+
+        for block in self.joint:
+            call = nnx.remat(block) if self.remat else block
+            a, v = call(a, v, c_l, c_g, ang_a, ang_v, mask_a, sem_mask)
+        for block in self.dit:
+            call = nnx.remat(block) if self.remat else block
+            a = call(a, c_l, ang_a, mask_a)
+
+        shift, scale = self.final_mod(c_l)
+        return self.final(modulate(layer_norm(a), shift, scale)).astype(jnp.float32)

@@ -1,0 +1,70 @@
+"""Building blocks shared by the generator's blocks: annotated dense layers, MLP, adaLN modulation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+Dtype = jnp.dtype | str
+
+
+def dense(
+    in_features: int,
+    out_features: int,
+    names: tuple[str | None, str | None],
+    rngs: nnx.Rngs,
+    *,
+    zero_init: bool = False,
+    use_bias: bool = True,
+    dtype: Dtype = jnp.float32,
+    param_dtype: Dtype = jnp.float32,
+) -> nnx.Linear:
+    """A Linear whose kernel carries the logical axis `names` (in, out) for sharding."""
+    kernel_init = nnx.initializers.zeros_init() if zero_init else nnx.initializers.xavier_uniform()
+    return nnx.Linear(
+        in_features,
+        out_features,
+        use_bias=use_bias,
+        kernel_init=nnx.with_partitioning(kernel_init, names),
+        bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), (names[1],)),
+        dtype=dtype,
+        param_dtype=param_dtype,
+        rngs=rngs,
+    )
+
+
+class Mlp(nnx.Module):
+    """Two-layer GELU MLP: (..., width) -> (..., out)."""
+
+    def __init__(self, width: int, hidden: int, out: int, rngs: nnx.Rngs, *, in_names=("embed", "mlp"), **kw):
+        self.up = dense(width, hidden, in_names, rngs, **kw)
+        self.down = dense(hidden, out, (in_names[1], "embed"), rngs, **kw)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.down(jax.nn.gelu(self.up(x), approximate=True))
+
+
+class Modulation(nnx.Module):
+    """adaLN-Zero: condition (..., width) -> `n` chunks of (..., width), all zero at init."""
+
+    def __init__(self, width: int, n: int, rngs: nnx.Rngs, **kw):
+        self.n = n
+        self.proj = dense(width, n * width, ("embed", "mlp"), rngs, zero_init=True, **kw)
+
+    def __call__(self, c: jax.Array) -> Sequence[jax.Array]:
+        return jnp.split(self.proj(jax.nn.silu(c)), self.n, axis=-1)
+
+
+def layer_norm(x: jax.Array, eps: float = 1e-6) -> jax.Array:
+    """LayerNorm without affine parameters (adaLN supplies scale and shift), computed in f32."""
+    x32 = x.astype(jnp.float32)
+    mean = x32.mean(-1, keepdims=True)
+    var = jnp.square(x32 - mean).mean(-1, keepdims=True)
+    return ((x32 - mean) * jax.lax.rsqrt(var + eps)).astype(x.dtype)
+
+
+def modulate(x: jax.Array, shift: jax.Array, scale: jax.Array) -> jax.Array:
+    return x * (1 + scale) + shift
