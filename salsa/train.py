@@ -93,12 +93,12 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     absl_logging.get_absl_handler().addFilter(_QuietOrbax())
-    distributed.maybe_initialize()  # before anything touches a JAX backend
     config, workdir = _CONFIG.value, _WORKDIR.value
     try:
+        distributed.maybe_initialize()  # before anything touches a JAX backend
         _check(config)
         _prepare_data(config, workdir)
-    except BadInput as e:
+    except (BadInput, distributed.DistributedEnvError) as e:
         print(f"salsa.train: {e}", file=sys.stderr)
         sys.exit(2)
     hooks = [_progress_hook(config.total_steps)] if jax.process_index() == 0 else []

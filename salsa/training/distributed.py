@@ -21,10 +21,16 @@ from collections.abc import Mapping
 import jax
 
 
+class DistributedEnvError(ValueError):
+    """The multi-process environment variables are inconsistent."""
+
+
 def _required_int(env: Mapping[str, str], name: str) -> int:
     value = env.get(name)
     if value is None or not value.strip().lstrip("-").isdigit():
-        raise ValueError(f"JAX_COORDINATOR_ADDRESS is set, so {name} must be an integer; got {value!r}.")
+        raise DistributedEnvError(
+            f"JAX_COORDINATOR_ADDRESS is set, so {name} must be an integer; got {value!r}."
+        )
     return int(value)
 
 
