@@ -16,6 +16,7 @@ import jax
 from absl import app, flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
+from tqdm import tqdm
 
 from data_pipelines.features import records, toy
 from salsa import sharding
@@ -65,15 +66,13 @@ def _check(config) -> None:
             raise BadInput(f"config.{name} must be >= 1, got {config[name]}.")
 
 
-def _progress_hook(total: int):
-    from tqdm import tqdm
-
+def _progress_hook(total: int, log_every: int):
     bar = None
 
     def hook(step: int, metrics: dict[str, float]) -> None:
         nonlocal bar
-        if bar is None:
-            bar = tqdm(total=total, initial=0, desc="train", dynamic_ncols=True)
+        if bar is None:  # a resumed run starts where its first logged interval began
+            bar = tqdm(total=total, initial=max(0, step - log_every), desc="train", dynamic_ncols=True)
         bar.update(step - bar.n)
         bar.set_postfix(loss=f"{metrics['loss']:.4f}", steps_per_s=f"{metrics['steps_per_s']:.2f}")
         if step >= total:
@@ -101,7 +100,7 @@ def main(argv: list[str]) -> None:
     except (BadInput, distributed.DistributedEnvError) as e:
         print(f"salsa.train: {e}", file=sys.stderr)
         sys.exit(2)
-    hooks = [_progress_hook(config.total_steps)] if jax.process_index() == 0 else []
+    hooks = [_progress_hook(config.total_steps, config.log_every)] if jax.process_index() == 0 else []
     loop.train(config, workdir, hooks=hooks)
 
 
