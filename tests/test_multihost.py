@@ -25,11 +25,9 @@ def _child(workdir: str, total_steps: int) -> None:
     import jax
 
     from data_pipelines.features import records, toy
-    from salsa.training import loop
-    from tests.toy_config import get_config
-    from tests.toy_task import ToyTask
+    from salsa.training import loop, tasks
 
-    config = get_config()
+    config = train_cli.system_config()
     config.mesh = dict(data=2, fsdp=4, tensor=1)
     config.total_steps = total_steps
     config.checkpoint_every = 3
@@ -40,7 +38,7 @@ def _child(workdir: str, total_steps: int) -> None:
     loop.train(config, workdir, hooks=[lambda step, m: losses.update({step: m["loss"]})])
 
     # The batches this process trained on, identified by their (per-clip) text embeddings.
-    it = ToyTask(config).dataset(jax.process_index(), jax.process_count())
+    it = tasks.get(config.task)(config).dataset(jax.process_index(), jax.process_count())
     texts = set()
     for _ in range(total_steps):
         batch = next(it)
