@@ -10,6 +10,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import tempfile
 
 import ml_collections
 
@@ -67,6 +68,10 @@ def env(devices: int = 1, **extra: str) -> dict[str, str]:
         JAX_PLATFORMS="cpu",
         XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
         TF_CPP_MIN_LOG_LEVEL="2",
+        # Children compile the same train steps again and again (reference, killed and resumed runs).
+        JAX_COMPILATION_CACHE_DIR=os.path.join(tempfile.gettempdir(), "salsa-tests-jax-cache"),
+        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
     )
     out.update(extra)
     return out
