@@ -67,6 +67,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.keep_checkpoints = 3
 
     c.data = dict(dir="", make_toy_if_missing=False, shuffle_seed=0, worker_count=0)
+    c.data.toy_clips = 512  # size and seed of the toy feature set built when make_toy_if_missing
+    c.data.toy_seed = 0
 
     c.mesh = dict(data=-1, fsdp=1, tensor=1)
     c.sharding_rules = SHARDING_RULES

@@ -1,0 +1,114 @@
+"""The train state (step, params, EMA params, optimizer state) and where each part lives on the mesh.
+
+The model's graph definition stays static; everything that changes is a pytree of arrays:
+
+    step       () int32      optimizer steps taken so far
+    params     nested dict   the model's nnx.Param values
+    ema        nested dict   exponential moving average of params, or None when config.optim.ema == 0
+    opt_state  optax state   Adam moments (sharded like params) and counters (replicated)
+    rest       nested dict   any other model variables (carried along, not trained)
+
+Parameters are sharded by their logical axis names through the config's rule table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from flax import nnx, struct
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from salsa import sharding
+from salsa.training.task import Task
+
+
+@struct.dataclass
+class TrainState:
+    step: jax.Array
+    params: Any
+    ema: Any
+    opt_state: Any
+    rest: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class StateSpec:
+    """Everything static about the train state: graph, abstract arrays and their shardings."""
+
+    graphdef: nnx.GraphDef
+    abstract: TrainState  # leaves are jax.ShapeDtypeStruct carrying their sharding
+    shardings: TrainState  # leaves are NamedSharding
+
+
+def make_optimizer(optim: ml_collections.ConfigDict) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    """Adam with optional linear warmup from 0 and global-norm clipping; returns (tx, lr schedule)."""
+    if optim.name != "adam":
+        raise ValueError(f"config.optim.name must be 'adam', got {optim.name!r}.")
+    schedule = optax.constant_schedule(optim.lr)
+    if optim.warmup_steps > 0:
+        warmup = optax.linear_schedule(0.0, optim.lr, optim.warmup_steps)
+        schedule = optax.join_schedules([warmup, schedule], [optim.warmup_steps])
+    parts = [optax.clip_by_global_norm(optim.grad_clip)] if optim.grad_clip > 0 else []
+    parts.append(optax.adam(schedule, b1=optim.b1, b2=optim.b2))
+    return optax.chain(*parts), schedule
+
+
+def _split(model: nnx.Module) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
+    return nnx.split(model, nnx.Param, ...)
+
+
+def _create(task: Task, tx: optax.GradientTransformation, seed: int, use_ema: bool) -> TrainState:
+    with nnx.use_eager_sharding(False):
+        model = task.create_model(nnx.Rngs(jax.random.fold_in(jax.random.key(seed), 0)))
+    _, params, rest = _split(model)
+    params, rest = params.to_pure_dict(), rest.to_pure_dict()
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        ema=jax.tree.map(jnp.copy, params) if use_ema else None,
+        opt_state=tx.init(params),
+        rest=rest,
+    )
+
+
+def spec(
+    task: Task, tx: optax.GradientTransformation, config: ml_collections.ConfigDict, mesh: Mesh
+) -> StateSpec:
+    """Shapes and shardings of the train state, without allocating it."""
+    rules = config.sharding_rules
+    use_ema = config.optim.ema > 0
+    with nnx.use_eager_sharding(False):
+        abstract_model = nnx.eval_shape(lambda: task.create_model(nnx.Rngs(0)))
+    graphdef, abstract_params, abstract_rest = _split(abstract_model)
+    params_sh = sharding.state_shardings(abstract_params, mesh, rules).to_pure_dict()
+    rest_sh = sharding.state_shardings(abstract_rest, mesh, rules).to_pure_dict()
+    abstract = jax.eval_shape(lambda: _create(task, tx, config.seed, use_ema))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    opt_sh = optax.tree_map_params(
+        tx, lambda _, s: s, abstract.opt_state, params_sh, transform_non_params=lambda _: replicated
+    )
+    shardings = TrainState(
+        step=replicated, params=params_sh, ema=params_sh if use_ema else None, opt_state=opt_sh, rest=rest_sh
+    )
+    abstract = jax.tree.map(
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings
+    )
+    return StateSpec(graphdef=graphdef, abstract=abstract, shardings=shardings)
+
+
+def create(
+    task: Task, tx: optax.GradientTransformation, config: ml_collections.ConfigDict, state_spec: StateSpec
+) -> TrainState:
+    """A freshly initialised train state, created directly in its shardings."""
+    use_ema = config.optim.ema > 0
+    return jax.jit(lambda: _create(task, tx, config.seed, use_ema), out_shardings=state_spec.shardings)()
+
+
+def param_count(state: TrainState) -> int:
+    """Number of trainable scalars."""
+    return sum(x.size for x in jax.tree.leaves(state.params))
