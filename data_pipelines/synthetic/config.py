@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+_MATERIALS = {"glass", "metal", "rubber", "wood"}  # data_pipelines.synthetic.materials.MATERIALS
+
 
 class WorldConfigError(ValueError):
     """A world setting is outside what the renderer accepts; the message names it."""
@@ -26,6 +28,7 @@ class WorldConfig:
     substeps: int = 20
     min_objects: int = 2
     max_objects: int = 4
+    materials: tuple[str, ...] = ("glass", "metal", "rubber", "wood")  # drawn uniformly per object
     # Contacts slower than this (m/s, normal speed) are silent: the object settles instead of ringing.
     audible_speed: float = 1.0
     # Mean seconds between visible launches that put resting objects back in motion.
@@ -47,6 +50,11 @@ class WorldConfig:
             ("min_objects", 1 <= self.min_objects <= self.max_objects, "between 1 and max_objects"),
             ("max_objects", self.max_objects <= 8, "at most 8"),
             ("launch_interval", self.launch_interval > 0, "positive"),
+            (
+                "materials",
+                bool(self.materials) and set(self.materials) <= _MATERIALS,
+                f"some of {sorted(_MATERIALS)}",
+            ),
         ]
         for name, ok, accepted in checks:
             if not ok:

@@ -41,7 +41,7 @@ class Scene:
 
 def sample_scene(config: WorldConfig, rng: np.random.Generator) -> Scene:
     """Draws objects that start in the air without overlapping, and launches over the clip."""
-    names = sorted(materials.MATERIALS)
+    names = sorted(config.materials)
     count = int(rng.integers(config.min_objects, config.max_objects + 1))
     bodies: list[Body] = []
     while len(bodies) < count:
