@@ -39,7 +39,9 @@ _STEREO = {
     "FRC": (0.0, 1.0),
     "TC": (0.5, 0.5),
 }
-_SCALE = {"u8": None, "s16": 2.0**15, "s32": 2.0**31, "s64": 2.0**63, "flt": 1.0, "dbl": 1.0}
+# Files that do not say which channel is which (WAV without a channel mask) get FFmpeg's default order.
+_DEFAULT_LAYOUT = {2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+_SCALE = {"s16": 2.0**15, "s32": 2.0**31, "s64": 2.0**63, "flt": 1.0, "dbl": 1.0}
 
 
 def downmix_matrix(names: list[str], channels: int) -> np.ndarray:
@@ -47,6 +49,8 @@ def downmix_matrix(names: list[str], channels: int) -> np.ndarray:
     `channels` (1 or 2) output channels."""
     if len(names) == 1:
         return np.ones((channels, 1))
+    if not set(names) <= set(_STEREO) and len(names) in _DEFAULT_LAYOUT:
+        names = [c.name for c in av.AudioLayout(_DEFAULT_LAYOUT[len(names)]).channels]
     stereo = np.array([_STEREO.get(n, (0.5, 0.5)) for n in names]).T
     return stereo if channels == 2 else stereo.mean(axis=0, keepdims=True)
 
@@ -57,10 +61,9 @@ def _samples(frame: av.AudioFrame) -> np.ndarray:
     channels = len(frame.layout.channels)
     raw = raw if frame.format.is_planar else raw.reshape(-1, channels).T
     base = frame.format.name.rstrip("p")
-    scale = _SCALE.get(base)
     if base == "u8":
         return (raw.T.astype(np.float64) - 128.0) / 128.0
-    return raw.T.astype(np.float64) / scale
+    return raw.T.astype(np.float64) / _SCALE[base]
 
 
 def _check_request(path: str, sample_rate: int, channels: int) -> None:

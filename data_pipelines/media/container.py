@@ -44,9 +44,11 @@ def pick_stream(container: av.container.InputContainer, kind: str, path: str | o
 
 
 def declared_seconds(stream) -> float | None:
-    """The stream's duration as the container states it, if it does."""
+    """The stream's duration as the file states it (the stream's own, else the container's), if any."""
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
+    if stream.container.duration is not None and len(stream.container.streams) == 1:
+        return stream.container.duration / av.time_base
     return None
 
 

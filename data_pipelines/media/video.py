@@ -115,7 +115,7 @@ def decode_video(
         stream.thread_type = "AUTO"
         declared = containers.declared_seconds(stream)
         nominal = 1.0 / float(stream.average_rate or stream.guessed_rate or fps)
-        previous, start, shown, damage = None, 0.0, 0.0, None
+        previous, start, shown, gap, damage = None, 0.0, 0.0, None, None
         try:
             for frame in container.decode(stream):
                 if previous is None:
@@ -125,7 +125,7 @@ def decode_video(
                     t = frame.time - start if frame.time is not None else shown + nominal
                     t = max(t, shown)  # timestamps going backwards: keep the order of decoding
                     out.hold(previous, t)
-                    shown = t
+                    gap, shown = t - shown, t
                 previous = frame
         except av.error.FFmpegError as e:
             damage = containers.reason(e)
@@ -133,7 +133,8 @@ def decode_video(
         if damage:
             raise MediaError(f"{path}: video stream cannot be decoded ({damage}).")
         raise MediaError(f"{path}: video stream has no frames (zero-length video).")
-    span = shown + (_frame_seconds(previous) or nominal)
+    # The last frame lasts as long as the one before it; frame durations are less trustworthy.
+    span = shown + (gap or _frame_seconds(previous) or nominal)
     if damage is None and declared is not None and span < declared - _TRUNCATION_SLACK:
         damage = f"the stream ends early; {declared:.2f} s declared"
     out.hold(previous, max(1, round(span * fps)) / fps)
