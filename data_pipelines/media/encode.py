@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fractions
+import io
 import os
 import tempfile
 from collections.abc import Iterator
@@ -181,3 +182,11 @@ def write_audio(
     audio = _check_audio(path, audio, sample_rate)
     with atomic_output(path) as temp:
         soundfile.write(temp, np.clip(audio, -1, 1), sample_rate, subtype=subtype, format=AUDIO_FORMATS[ext])
+
+
+def flac_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
+    """(samples, channels) float audio in [-1, 1] as 16-bit FLAC file contents, for data sets."""
+    audio = _check_audio("<in memory>", audio, sample_rate)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.clip(audio, -1, 1), sample_rate, format="FLAC", subtype="PCM_16")
+    return buffer.getvalue()
