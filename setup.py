@@ -16,6 +16,7 @@ setup(
         "grain>=0.2.12",
         "array-record>=0.8",
         "tensorflow-datasets>=4.9.9",
+        "importlib_resources>=6",  # tfds needs it (through etils.epath) when TensorFlow is absent
         "ml-collections>=1.0",
         "absl-py>=2.0",
         "einops>=0.8",

@@ -1,0 +1,192 @@
+"""Writing media: new mp4s from frames and sound, a new sound track on an existing video, wav/flac.
+
+Every writer goes through `atomic_output`: the file is written under a hidden temporary name in the
+destination folder and renamed at the end, so a failure never leaves a partial file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fractions
+import io
+import os
+import tempfile
+from collections.abc import Iterator
+
+import av
+import numpy as np
+import soundfile
+
+from data_pipelines.media import container as containers
+from data_pipelines.media.errors import MediaError
+
+AUDIO_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[str]:
+    """Yields a temporary path next to `path` (same extension); renames it to `path` on success."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise MediaError(f"{path}: folder {folder} does not exist.")
+    stem, ext = os.path.splitext(os.path.basename(path))
+    fd, temp = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".partial{ext}", dir=folder)
+    os.close(fd)
+    try:
+        yield temp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)  # mkstemp makes it private; give it a normal file's mode
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.remove(temp)
+
+
+def _rate(fps: float) -> fractions.Fraction:
+    # 29.97 -> 30000/1001, 24 -> 24/1.
+    return fractions.Fraction(fps).limit_denominator(1001)
+
+
+def _check_audio(path: str, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    audio = np.asarray(audio, np.float32)
+    if audio.ndim == 1:
+        audio = audio[:, None]
+    if audio.ndim != 2 or audio.shape[1] not in (1, 2) or audio.shape[0] == 0:
+        raise MediaError(f"{path}: audio of shape {audio.shape} is not accepted; use (samples, 1 or 2).")
+    if not 1000 <= sample_rate <= 768000:
+        raise MediaError(f"{path}: sample_rate={sample_rate!r} is not accepted; use 1000..768000 Hz.")
+    return audio
+
+
+def _add_audio(output, audio: np.ndarray, sample_rate: int, codec: str):
+    stream = output.add_stream(codec, rate=sample_rate)
+    stream.layout = "stereo" if audio.shape[1] == 2 else "mono"
+    return stream
+
+
+def _encode_audio(output, stream, audio: np.ndarray, sample_rate: int) -> None:
+    frame = av.AudioFrame.from_ndarray(
+        np.ascontiguousarray(audio.T), format="fltp", layout=stream.layout.name
+    )
+    frame.sample_rate, frame.pts = sample_rate, 0
+    for packet in stream.encode(frame):
+        output.mux(packet)
+    for packet in stream.encode(None):
+        output.mux(packet)
+
+
+def write_video(
+    path: str | os.PathLike,
+    frames: np.ndarray,
+    fps: float,
+    audio: np.ndarray | None = None,
+    sample_rate: int | None = None,
+    *,
+    crf: int = 18,
+    audio_codec: str = "aac",
+) -> None:
+    """Writes (num_frames, height, width, 3) uint8 RGB frames as H.264 (yuv420p) and, if given,
+    (samples, channels) float audio in [-1, 1] as a second track."""
+    path = os.fspath(path)
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or not frames.shape[0]:
+        raise MediaError(
+            f"{path}: frames of shape {frames.shape} ({frames.dtype}) are not accepted; "
+            "use (frames, height, width, 3) uint8."
+        )
+    if audio is not None:
+        audio = _check_audio(path, audio, sample_rate or 0)
+    height, width = frames.shape[1:3]
+    with atomic_output(path) as temp, av.open(temp, "w") as output:
+        video = output.add_stream("libx264", rate=_rate(fps))
+        video.width, video.height = width + width % 2, height + height % 2  # 4:2:0 wants even sides
+        video.pix_fmt = "yuv420p"
+        video.options = {"crf": str(crf)}
+        sound = _add_audio(output, audio, sample_rate, audio_codec) if audio is not None else None
+        for k, image in enumerate(frames):
+            if image.shape[:2] != (video.height, video.width):
+                image = np.pad(image, ((0, video.height - height), (0, video.width - width), (0, 0)), "edge")
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            frame.pts = k
+            frame.time_base = 1 / _rate(fps)
+            for packet in video.encode(frame):
+                output.mux(packet)
+        for packet in video.encode(None):
+            output.mux(packet)
+        if sound is not None:
+            _encode_audio(output, sound, audio, sample_rate)
+
+
+def replace_audio(
+    video_path: str | os.PathLike,
+    audio: np.ndarray,
+    sample_rate: int,
+    path: str | os.PathLike,
+    *,
+    audio_codec: str = "aac",
+) -> bool:
+    """Writes `path`: the video stream of `video_path` with `audio` (samples, channels) as its sound.
+
+    The video packets are copied untouched when the output container accepts the codec; otherwise
+    the video is re-encoded as H.264. Returns True when the video was copied.
+    """
+    path = os.fspath(path)
+    audio = _check_audio(path, audio, sample_rate)
+    try:
+        _mux(video_path, audio, sample_rate, path, audio_codec, copy=True)
+        return True
+    except (av.error.FFmpegError, ValueError) as e:
+        if isinstance(e, MediaError):
+            raise
+    _mux(video_path, audio, sample_rate, path, audio_codec, copy=False)
+    return False
+
+
+def _mux(video_path, audio, sample_rate, path, audio_codec, copy: bool) -> None:
+    with containers.open_input(video_path) as source:
+        source_video = containers.pick_stream(source, "video", video_path)
+        with atomic_output(path) as temp, av.open(temp, "w") as output:
+            if copy:
+                video = output.add_stream_from_template(source_video)
+            else:
+                video = output.add_stream("libx264", rate=source_video.average_rate or 24)
+                video.width, video.height = source_video.width, source_video.height
+                video.pix_fmt = "yuv420p"
+            sound = _add_audio(output, audio, sample_rate, audio_codec)
+            if copy:
+                for packet in source.demux(source_video):
+                    if packet.dts is None:
+                        continue
+                    packet.stream = video
+                    output.mux(packet)
+            else:
+                for frame in source.decode(source_video):
+                    frame = frame.reformat(width=video.width, height=video.height, format="yuv420p")
+                    for packet in video.encode(frame):
+                        output.mux(packet)
+                for packet in video.encode(None):
+                    output.mux(packet)
+            _encode_audio(output, sound, audio, sample_rate)
+
+
+def write_audio(
+    path: str | os.PathLike, audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16"
+) -> None:
+    """Writes (samples, channels) float audio in [-1, 1] as .wav or .flac (16-bit by default)."""
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in AUDIO_FORMATS:
+        raise MediaError(f"{path}: cannot write audio as {ext or 'no extension'!r}; use .wav or .flac.")
+    audio = _check_audio(path, audio, sample_rate)
+    with atomic_output(path) as temp:
+        soundfile.write(temp, np.clip(audio, -1, 1), sample_rate, subtype=subtype, format=AUDIO_FORMATS[ext])
+
+
+def flac_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
+    """(samples, channels) float audio in [-1, 1] as 16-bit FLAC file contents, for data sets."""
+    audio = _check_audio("<in memory>", audio, sample_rate)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.clip(audio, -1, 1), sample_rate, format="FLAC", subtype="PCM_16")
+    return buffer.getvalue()

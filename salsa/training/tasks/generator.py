@@ -1,0 +1,90 @@
+"""Training task for the SALSA-V generator: masked shortcut flow matching on feature records."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+from flax import nnx
+
+from salsa.models.generator import CONDITIONS, Conditions, Generator
+from salsa.objectives.shortcut import masked_mse, rows_every, sc_rows, shortcut_targets
+from salsa.sampling.generate import generator_velocity
+from salsa.sampling.guidance import guided_velocity
+
+COND_KEYS = ("latent_mask", "semantic", "semantic_mask", "sync", "sync_mask", "text", "text_mask")
+
+
+def conditions(batch: dict[str, jax.Array]) -> Conditions:
+    return {k: batch[k] for k in COND_KEYS}
+
+
+def condition_dropout(key: jax.Array, batch: int, p: float) -> dict[str, jax.Array]:
+    """Independent per-row dropout of each condition to its null embedding."""
+    keys = jax.random.split(key, len(CONDITIONS))
+    return {name: jax.random.bernoulli(k, p, (batch,)) for name, k in zip(CONDITIONS, keys, strict=True)}
+
+
+class GeneratorTask:
+    def __init__(self, config: ml_collections.ConfigDict):
+        self.config = config
+
+    def create_model(self, rngs: nnx.Rngs) -> Generator:
+        return Generator(self.config, rngs)
+
+    def loss(self, model: Generator, ema: Generator | None, batch: dict, key: jax.Array):
+        o = self.config.objective
+        cond = conditions(batch)
+        size = batch["latents"].shape[0]
+        k_drop, k_targets = jax.random.split(key)
+        drop = condition_dropout(k_drop, size, o.cond_dropout)
+        teacher_model = model if ema is None else ema
+
+        def teacher(x, t, d, reference):
+            every = rows_every(o.sc_fraction)
+            rows_cond = jax.tree.map(lambda a: sc_rows(a, every), cond)
+            if o.sc_guidance > 0:  # guidance baked into the self-consistency targets
+                velocity = generator_velocity(teacher_model, rows_cond)
+                n = x.shape[0]
+                both = velocity(
+                    jnp.concatenate([x, x]),
+                    jnp.concatenate([t, t]),
+                    jnp.concatenate([d, d]),
+                    jnp.concatenate([jnp.zeros_like(reference), reference]),
+                    jnp.arange(2 * n) < n,
+                )
+                v = guided_velocity(both[:n], both[n:], o.sc_guidance)
+            else:
+                rows_drop = jax.tree.map(lambda a: sc_rows(a, every), drop)
+                v = teacher_model(x, t, d, rows_cond, reference, rows_drop)
+            return jax.lax.stop_gradient(v)
+
+        tg = shortcut_targets(
+            k_targets,
+            batch["latents"],
+            batch["latent_mask"],
+            teacher,
+            sc_fraction=o.sc_fraction,
+            grid=o.grid,
+            ref_fraction=o.ref_fraction,
+            ref_min_tokens=o.ref_min_tokens,
+            ref_max_tokens=o.ref_max_tokens,
+            t_logit_mean=o.t_logit_mean,
+            t_logit_std=o.t_logit_std,
+            target_clip=o.target_clip,
+        )
+        v = model(tg.x_t, tg.t, tg.d, cond, tg.reference, drop)
+        loss = masked_mse(v, tg.target, tg.weight)
+        is_sc = (tg.d > 0).astype(jnp.float32)[:, None] * tg.weight
+        metrics = {
+            "loss": loss,
+            "flow_loss": masked_mse(v, tg.target, tg.weight - is_sc),
+            "sc_loss": masked_mse(v, tg.target, is_sc),
+            "reference_tokens": tg.reference.mean(),
+        }
+        return loss, metrics
+
+    def dataset(self, shard_index: int, shard_count: int):
+        from data_pipelines.features.loader import feature_iterator
+
+        return feature_iterator(self.config, shard_index, shard_count)

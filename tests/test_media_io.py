@@ -1,0 +1,237 @@
+"""Media I/O on PyAV: rates, sizes, rotation, pixel formats, downmix, muxing, and every bad input."""
+
+import fractions
+import os
+
+import av
+import numpy as np
+import pytest
+
+from data_pipelines.media import (
+    CorruptMediaError,
+    MediaError,
+    decode_audio,
+    decode_video,
+    replace_audio,
+    write_audio,
+    write_video,
+)
+
+SR = 44100
+
+
+def ramp_frames(n: int, h: int = 32, w: int = 48) -> np.ndarray:
+    """Frame i is a flat grey of level 4 i, so a decoded frame tells which source frame it shows."""
+    return np.repeat((4 * np.arange(n, dtype=np.uint8))[:, None, None, None], h * w * 3).reshape(n, h, w, 3)
+
+
+def encode(
+    path, images, times, *, codec="libx264", pix_fmt="yuv420p", rotation=None, options=None, tb=1000, rate=24
+):
+    """Writes images shown at `times` (seconds) with the given codec and pixel format."""
+    with av.open(str(path), "w", options=options or {}) as out:
+        stream = out.add_stream(codec, rate=rate)
+        stream.width, stream.height = images.shape[2], images.shape[1]
+        stream.pix_fmt = pix_fmt
+        stream.time_base = stream.codec_context.time_base = fractions.Fraction(1, tb)
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
+        for image, t in zip(images, times, strict=True):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format=pix_fmt)
+            frame.pts, frame.time_base = round(t * tb), stream.time_base
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+def shown_levels(frames: np.ndarray) -> np.ndarray:
+    return np.round(frames.reshape(len(frames), -1).mean(axis=1) / 4).astype(int)
+
+
+def test_constant_rate_round_trip_frames_duration_and_audio(tmp_path):
+    frames = ramp_frames(48)
+    t = np.arange(2 * SR) / SR
+    audio = 0.3 * np.stack([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 660 * t)], axis=1)
+    path = tmp_path / "clip.mp4"
+    write_video(path, frames, 24.0, audio, SR)
+    decoded = decode_video(path, 24.0)
+    assert decoded.shape == frames.shape
+    np.testing.assert_array_equal(shown_levels(decoded), np.arange(48))
+    assert decode_video(path, 8.0, (16, 16)).shape == (16, 16, 16, 3)
+    sound = decode_audio(path, SR)
+    assert abs(len(sound) - len(audio)) <= SR // 1000  # within 1 ms
+    assert np.corrcoef(sound[:, 0], audio[: len(sound), 0])[0, 1] > 0.99
+    assert decode_audio(path, 16000, 1).shape[1] == 1
+
+
+def test_ntsc_and_variable_rates_show_the_frame_on_screen(tmp_path):
+    ntsc = tmp_path / "ntsc.mp4"
+    encode(
+        ntsc, ramp_frames(60), np.arange(60) * 1001 / 30000, tb=30000, rate=fractions.Fraction(30000, 1001)
+    )
+    decoded = decode_video(ntsc, 24.0)
+    assert len(decoded) == round(60 * 1001 / 30000 * 24)  # 2.002 s -> 48 frames
+    expected = np.floor(np.arange(len(decoded)) / 24 / (1001 / 30000) + 1e-6).astype(int)
+    np.testing.assert_array_equal(shown_levels(decoded), expected)
+
+    vfr = tmp_path / "vfr.mkv"
+    times = np.array([0.0, 0.04, 0.05, 0.2, 0.21, 0.5, 0.9])
+    encode(vfr, ramp_frames(7), times, codec="ffv1", pix_fmt="yuv444p", tb=1000)
+    decoded = decode_video(vfr, 100.0)
+    assert len(decoded) == 130  # the last frame lasts as long as the gap before it: 0.9 + 0.4 s
+    expected = np.searchsorted(times, np.arange(len(decoded)) / 100 + 1e-9, side="right") - 1
+    np.testing.assert_array_equal(shown_levels(decoded), expected)
+
+
+def test_rotation_metadata_is_applied(tmp_path):
+    image = np.zeros((1, 32, 64, 3), np.uint8)
+    image[0, :16, :32] = 250  # top-left quarter bright
+    path = tmp_path / "rotated.mp4"
+    encode(path, image, [0.0], codec="libx264", pix_fmt="yuv444p", rotation=90, tb=24)
+    decoded = decode_video(path, 1.0)
+    assert decoded.shape == (1, 64, 32, 3)
+    expected = np.rot90(image[0], 1)
+    assert np.abs(decoded[0].astype(float) - expected).mean() < 6
+
+
+@pytest.mark.parametrize(
+    "codec, pix_fmt, ext, size",
+    [
+        ("libx264", "yuv444p", "mp4", (17, 33)),
+        ("libx264", "gray", "mp4", (32, 48)),
+        ("mpeg4", "yuv420p", "avi", (32, 48)),
+        ("ffv1", "yuv422p10le", "mkv", (19, 35)),
+        ("mjpeg", "yuvj420p", "avi", (32, 48)),
+    ],
+)
+def test_pixel_formats_and_odd_sizes_decode_to_rgb(tmp_path, codec, pix_fmt, ext, size):
+    rng = np.random.default_rng(0)
+    images = np.repeat(rng.integers(30, 220, (3, 1, 1, 3)).astype(np.uint8), size[0] * size[1], axis=1)
+    images = images.reshape(3, *size, 3)
+    if pix_fmt == "gray":
+        images[..., :] = images[..., :1]
+    path = tmp_path / f"v.{ext}"
+    tb = 1000 if ext == "mkv" else 25  # the container's own clock, so timestamps stay exact
+    encode(path, images, [0.0, 0.04, 0.08], codec=codec, pix_fmt=pix_fmt, tb=tb, rate=25)
+    decoded = decode_video(path, 25.0)
+    assert decoded.shape == images.shape
+    # Grey comes back up to ~12 levels off: the limited/full range of "gray" is not signalled.
+    assert np.abs(decoded.astype(float) - images).mean() < (16 if pix_fmt == "gray" else 8)
+    assert decode_video(path, 25.0, (8, 8), crop=True).shape == (3, 8, 8, 3)
+
+
+def test_five_one_downmixes_itu(tmp_path):
+    t = np.arange(SR) / SR
+    tones = {"FL": 300, "FR": 500, "FC": 700, "LFE": 60, "BL": 1100, "BR": 1300}
+    path = tmp_path / "surround.wav"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("pcm_s16le", rate=SR)
+        stream.layout = "5.1"
+        names = [c.name for c in av.AudioLayout("5.1").channels]
+        data = np.stack([0.2 * np.sin(2 * np.pi * tones[n] * t) for n in names]).astype(np.float32)
+        frame = av.AudioFrame.from_ndarray(data, format="fltp", layout="5.1")
+        frame.sample_rate, frame.pts = SR, 0
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    left, right = decode_audio(path, SR, 2).T
+
+    def gain(x, hz):
+        return 2 * np.abs(np.mean(x * np.exp(-2j * np.pi * hz * t[: len(x)]))) / 0.2
+
+    side = np.sqrt(0.5)
+    for name, (gl, gr) in {
+        "FL": (1, 0),
+        "FR": (0, 1),
+        "FC": (side, side),
+        "LFE": (0, 0),
+        "BL": (side, 0),
+    }.items():
+        assert gain(left, tones[name]) == pytest.approx(gl, abs=0.01), name
+        assert gain(right, tones[name]) == pytest.approx(gr, abs=0.01), name
+
+
+def test_replace_audio_copies_video_packets_untouched(tmp_path):
+    source = tmp_path / "source.mp4"
+    write_video(source, ramp_frames(24), 24.0)
+    audio = 0.1 * np.random.default_rng(0).standard_normal((SR, 2))
+    out = tmp_path / "out.mp4"
+    assert replace_audio(source, audio, SR, out) is True
+
+    def packets(path):
+        with av.open(str(path)) as c:
+            return [bytes(p) for p in c.demux(c.streams.video[0]) if p.size]
+
+    assert packets(source) == packets(out)
+    assert abs(len(decode_audio(out, SR)) - SR) <= SR // 1000
+
+
+@pytest.mark.parametrize("ext", ["wav", "flac"])
+def test_write_audio_round_trips(tmp_path, ext):
+    audio = np.clip(0.2 * np.random.default_rng(1).standard_normal((SR // 2, 2)), -1, 1).astype(np.float32)
+    path = tmp_path / f"a.{ext}"
+    write_audio(path, audio, SR)
+    np.testing.assert_allclose(decode_audio(path, SR), audio, atol=1 / 32768 + 1e-6)
+
+
+def _files(folder):
+    return sorted(os.listdir(folder))
+
+
+def test_each_bad_input_gives_its_one_line_error(tmp_path):
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video at all\n" * 50)
+    wav = tmp_path / "sound.wav"
+    write_audio(wav, np.zeros((SR, 1)), SR)
+    cases = [
+        (tmp_path / "missing.mp4", {}, "no such file"),
+        (text, {}, "not a media file"),
+        (wav, {}, "no video stream"),
+        (wav, {"fps": -1.0}, "fps=-1.0 is not accepted"),
+        (wav, {"size": (0, 10)}, "size=\\(0, 10\\) is not accepted"),
+    ]
+    for path, kwargs, message in cases:
+        with pytest.raises(MediaError, match=message) as error:
+            decode_video(path, **{"fps": 24.0, **kwargs})
+        assert str(path) in str(error.value) and "\n" not in str(error.value)
+    with pytest.raises(MediaError, match="sample_rate=5 is not accepted"):
+        decode_audio(wav, 5)
+    with pytest.raises(MediaError, match="no audio stream"):
+        source = tmp_path / "silent.mp4"
+        write_video(source, ramp_frames(2), 24.0)
+        decode_audio(source, SR)
+
+
+def test_zero_length_video_is_refused(tmp_path):
+    path = tmp_path / "empty.mkv"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("ffv1", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 16, 16, "yuv420p"
+        out.start_encoding()  # header only: a video stream without a single frame
+    with pytest.raises(MediaError, match="no frames|no video stream|not a media file"):
+        decode_video(path, 24.0)
+
+
+def test_truncated_video_reports_what_was_decoded(tmp_path):
+    path = tmp_path / "cut.mkv"  # Matroska puts its header first, so a cut file still opens
+    encode(path, ramp_frames(100), np.arange(100) / 25, rate=25)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CorruptMediaError, match="corrupt or truncated") as error:
+        decode_video(path, 25.0)
+    partial = error.value.partial
+    assert 10 < len(partial) < 100 and 0 < error.value.decoded_seconds < 4
+    np.testing.assert_array_equal(shown_levels(partial), np.arange(len(partial)))
+    assert len(decode_video(path, 25.0, allow_partial=True)) == len(partial)
+
+
+def test_failed_writes_leave_no_file_behind(tmp_path):
+    with pytest.raises(MediaError):
+        replace_audio(tmp_path / "missing.mp4", np.zeros((SR, 2)), SR, tmp_path / "out.mp4")
+    with pytest.raises(Exception, match="nonexistent|codec"):
+        write_video(
+            tmp_path / "v.mp4", ramp_frames(4), 24.0, np.zeros((SR, 2)), SR, audio_codec="nonexistent"
+        )
+    with pytest.raises(MediaError, match="use .wav or .flac"):
+        write_audio(tmp_path / "a.ogg", np.zeros((10, 1)), SR)
+    assert _files(tmp_path) == []
