@@ -2,7 +2,7 @@
 
     python -m bench.train_steps [--config=configs/tiny.py] [--steps=20] [--workdir=/tmp/bench]
 
-Prints one table and writes it to bench/results/train_steps.json.
+Prints one table and records it in bench/results/train_steps.json (one entry per config).
 """
 
 from __future__ import annotations
@@ -92,8 +92,13 @@ def main(argv: list[str]) -> None:
     width = max(len(k) for k in row)
     print("\n".join(f"{k:<{width}}  {v}" for k, v in row.items()))
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+    results = {}
+    if os.path.exists(RESULTS):
+        with open(RESULTS) as f:
+            results = json.load(f)
+    results[row["config"]] = row  # one row per measured config, the newest winning
     with open(RESULTS, "w") as f:
-        json.dump(row, f, indent=2)
+        json.dump(results, f, indent=2)
 
 
 if __name__ == "__main__":
