@@ -23,7 +23,9 @@ from salsa import sharding
 from salsa.training import distributed, loop, tasks
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/tiny.py[:variant].")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory (or gs:// path) for checkpoints and logs.")
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Run directory for checkpoints and logs (a local or mounted path, e.g. gcsfuse)."
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
