@@ -4,12 +4,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import feature_batch
 from flax import nnx
 
 from salsa.objectives.masking import reference_spans
 from salsa.objectives.shortcut import masked_mse, sc_rows, shortcut_targets
 from salsa.training.tasks.generator import GeneratorTask
+from tests.conftest import feature_batch
 
 
 def _targets(key, batch=32, length=50, teacher=None, valid=None, **kw):
@@ -99,7 +99,7 @@ def test_reference_and_padded_targets_change_neither_loss_nor_gradient(tiny_conf
     task = GeneratorTask(tiny_config)
     with nnx.use_eager_sharding(False):
         model = task.create_model(nnx.Rngs(0))
-    batch = feature_batch(tiny_config, 32, jax.random.key(0), seconds=2.0)
+    batch = feature_batch(tiny_config, 32, jax.random.key(0), seconds=1.3)
     key = jax.random.key(5)
     tg = shortcut_targets(key, batch["latents"], batch["latent_mask"], lambda x, t, d, r: x, ref_fraction=1.0)
     assert tg.reference.any() and (~batch["latent_mask"]).any()
