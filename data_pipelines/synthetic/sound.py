@@ -24,6 +24,8 @@ _CONTINUOUS_GAIN = 0.12  # rolling/sliding level relative to an impact at the re
 _SMOOTH_S = 0.025  # rolling/sliding loudness changes no faster than this: they never make onsets
 _FADE_IN_S = 0.3
 _HUM_HZ = 50.0
+_CONTACT_DAMPING = 0.2  # what is left of an object's ringing after it touches something again
+_DAMP_S = 0.002
 _RING_DB = 80.0  # a ring is cut when 80 dB below its start: under the 16-bit floor
 
 
@@ -38,6 +40,17 @@ def pan_gains(x: np.ndarray, box_width: float, channels: int) -> np.ndarray:
 def impact_sample(time: float, sample_rate: int) -> int:
     """The audio sample at which a contact at `time` seconds starts to sound."""
     return round(time * sample_rate)
+
+
+def _click(mat: materials.Material, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """(samples,) the contact click: noise in the material's click band, decaying over `click_ms`."""
+    size = max(2, round(mat.click_ms * 1e-3 * sample_rate))
+    hi = min(mat.click_hz[1], 0.45 * sample_rate)
+    lo = min(mat.click_hz[0], 0.5 * hi)
+    sos = signal.butter(2, [lo, hi], "bandpass", fs=sample_rate, output="sos")
+    burst = signal.sosfilt(sos, rng.standard_normal(size))
+    burst /= np.abs(burst).max() + 1e-12  # the band's width must not change the click's level
+    return burst * np.exp(-5.0 * np.arange(size) / size) * mat.click_gain
 
 
 def _ring_templates(body, config: WorldConfig, click: np.ndarray) -> np.ndarray:
@@ -57,6 +70,13 @@ def _ring_templates(body, config: WorldConfig, click: np.ndarray) -> np.ndarray:
     return rows
 
 
+def _contact_damping(sample_rate: int, length: int) -> np.ndarray:
+    """(length,) gain on an object's ringing from a new contact on: the touch absorbs most of the
+    vibration within `_DAMP_S`, so every contact is heard on its own, not masked by the last one."""
+    ramp = np.minimum(np.arange(length) / (_DAMP_S * sample_rate), 1.0)
+    return 1.0 - (1.0 - _CONTACT_DAMPING) * (0.5 - 0.5 * np.cos(math.pi * ramp))
+
+
 def impacts(scene: Scene, motion: Motion, config: WorldConfig, rng: np.random.Generator) -> np.ndarray:
     """(num_samples, channels) rings and clicks of every audible contact.
 
@@ -67,15 +87,16 @@ def impacts(scene: Scene, motion: Motion, config: WorldConfig, rng: np.random.Ge
     out = np.zeros((n, config.channels))
     for body in scene.bodies:
         mat = materials.get(body.material)
-        click = rng.standard_normal(max(2, round(mat.click_ms * 1e-3 * sr)))
-        click *= np.exp(-5.0 * np.arange(click.size) / click.size) * mat.click_gain
+        click = _click(mat, sr, rng)
         hits = [c for c in motion.contacts if c.body == body.id and c.audible]
         if not hits:
             continue
         templates = _ring_templates(body, config, click)
         # Harder hits are brighter: upper partials grow faster with speed; the click grows like the
         # fundamental.
-        powers = np.append(0.8 + 0.3 * np.arange(len(mat.ratios)), 0.8)
+        powers = np.append(0.5 + 0.2 * np.arange(len(mat.ratios)), 0.5)
+        own = np.zeros((n, config.channels))  # this object's sound, damped at each new contact
+        damp = _contact_damping(sr, templates.shape[1])
         for hit in hits:
             start = impact_sample(hit.time, sr)
             if start >= n:
@@ -83,7 +104,10 @@ def impacts(scene: Scene, motion: Motion, config: WorldConfig, rng: np.random.Ge
             strength = min(hit.speed / config.reference_speed, 1.5)
             ring = (config.impact_gain * strength**powers) @ templates[:, : n - start]
             pan = pan_gains(np.asarray(hit.position[0]), config.box_width, config.channels)
-            out[start : start + ring.size] += ring[:, None] * pan
+            # Earlier rings end within one template length, so only those samples need damping.
+            own[start : start + ring.size] *= damp[: ring.size, None]
+            own[start : start + ring.size] += ring[:, None] * pan
+        out += own
     return out
 
 
