@@ -6,8 +6,8 @@ click: a noise burst filtered to the band `click_hz`, longer for softer material
 one frequency band, two octaves or more away from the next, and both its partials and its click stay
 inside it (size moves the pitch by less than 8%):
 
-    rubber  80-250 Hz    thud, dies in ~20 ms          metal  1.4-4.5 kHz  rings for ~0.35 s
-    wood    0.4-1.5 kHz  knock, dies in ~40 ms         glass  4.6-11 kHz   clinks for ~0.12 s
+    rubber  80-250 Hz    thud, time constant 20 ms     metal  1.4-4.5 kHz  ring, 120 ms
+    wood    0.4-1.5 kHz  knock, 40 ms                 glass  4.6-11 kHz   clink, 80 ms
 
 so the first 50 ms of any impact tell the material by where their energy lies, whatever else sounds.
 """
