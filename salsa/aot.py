@@ -81,7 +81,7 @@ def compile_report(config: ml_collections.ConfigDict, topology: str) -> dict:
     devices = topology_devices(topology)
     mesh = sharding.make_mesh(dict(config.mesh), devices)
     task = tasks.get(config.task)(config)
-    tx, schedule = state_lib.make_optimizer(config.optim)
+    tx, schedule = state_lib.task_optimizer(task, config)
     spec = state_lib.spec(task, tx, config, mesh)
     step = make_train_step(task, tx, schedule, config, mesh, spec)
     batch = abstract_batch(config, batch_sharding(mesh, config.sharding_rules))
