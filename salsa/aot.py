@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import sys
 
@@ -39,6 +40,9 @@ V4_GRIDS = {8: (2, 2, 1), 16: (2, 2, 2), 32: (2, 2, 4), 64: (2, 4, 4), 128: (4, 
 
 def topology_devices(name: str) -> list:
     """Compile-only devices of a TPU slice such as 'v4-8' (the number counts TensorCores)."""
+    # Compiling touches no chip, so other processes holding libtpu (a training run, a second
+    # compile) are no reason to refuse.
+    os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
     from jax.experimental import topologies
 
     match = re.fullmatch(r"v4-(\d+)", name)
