@@ -13,6 +13,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = base_config()
     c.model.update(width=1536, heads=12, mlp_dim=3072, n_mm=6, n_x=3, n_dit=6)
     c.model.dtype = "bfloat16"
+    c.model.remat = True  # per-block rematerialisation: activations of batch 300 do not fit otherwise
     c.batch_size = 300
     c.mesh = dict(data=1, fsdp=-1, tensor=1)
     return c

@@ -12,6 +12,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = base_config()
     c.model.update(width=1280, heads=10, mlp_dim=4096, n_mm=4, n_x=2, n_dit=4)
     c.model.dtype = "bfloat16"
+    c.model.remat = True  # per-block rematerialisation: activations of batch 300 do not fit otherwise
     c.batch_size = 300
     c.mesh = dict(data=1, fsdp=-1, tensor=1)
     return c

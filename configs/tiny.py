@@ -8,15 +8,16 @@ from configs.common import base_config
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = base_config()
     c.features = dict(semantic_dim=64, sync_dim=32, text_dim=64)
-    c.train_crop_s = 4.0
-    c.window_s = 4.0
-    c.model.update(width=128, heads=4, mlp_dim=512, n_mm=2, n_x=1, n_dit=2, freq_dim=64)
-    c.batch_size = 32
-    c.total_steps = 2000
-    c.log_every = 20
-    c.checkpoint_every = 200
-    c.optim.lr = 5e-4
-    c.optim.warmup_steps = 100
+    c.train_crop_s = 2.0
+    c.window_s = 2.0
+    c.context_s = 0.5
+    c.model.update(width=64, heads=2, mlp_dim=256, n_mm=2, n_x=1, n_dit=2, freq_dim=64)
+    c.batch_size = 32  # the smallest multiple of 4 whose 1/4 self-consistency rows cover all 7 levels
+    c.total_steps = 1000
+    c.log_every = 25
+    c.checkpoint_every = 250
+    c.optim.lr = 1e-3
+    c.optim.warmup_steps = 50
     c.optim.ema = 0.99
     c.data.make_toy_if_missing = True
     return c

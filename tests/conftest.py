@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import math
+import os
 
-import jax
-import jax.numpy as jnp
-import pytest
+# Tests run on the CPU even where libtpu is installed (the `tpu` extra, for salsa.aot); set before
+# JAX is imported, and inherited by the subprocesses that tests start.
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-from configs.tiny import get_config
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import pytest  # noqa: E402
+from flax import nnx  # noqa: E402
+
+from configs.tiny import get_config  # noqa: E402
+from salsa.models.generator import Generator  # noqa: E402
 
 
 def feature_batch(config, batch: int, key: jax.Array, seconds: float | None = None) -> dict[str, jax.Array]:
@@ -33,6 +40,17 @@ def feature_batch(config, batch: int, key: jax.Array, seconds: float | None = No
         text=jax.random.normal(k[3], (batch, f.text_dim)),
         text_mask=jnp.ones((batch,), bool),
     )
+
+
+def perturbed_generator(config, seed: int = 0):
+    """A tiny Generator whose parameters are all non-zero (a fresh one outputs exactly zero)."""
+    with nnx.use_eager_sharding(False):
+        model = Generator(config, nnx.Rngs(seed))
+    # adaLN-Zero makes a fresh model output zeros; perturb every parameter to test real paths.
+    state = nnx.state(model, nnx.Param)
+    keys = iter(jax.random.split(jax.random.key(seed + 1), len(jax.tree.leaves(state))))
+    nnx.update(model, jax.tree.map(lambda p: p + 0.05 * jax.random.normal(next(keys), p.shape), state))
+    return model
 
 
 @pytest.fixture

@@ -3,22 +3,12 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-from conftest import feature_batch
 from flax import nnx
 
 from salsa.models import rope
 from salsa.models.generator import Generator
 from salsa.training.tasks.generator import conditions
-
-
-def _model(config, seed=0):
-    with nnx.use_eager_sharding(False):
-        model = Generator(config, nnx.Rngs(seed))
-    # adaLN-Zero makes a fresh model output zeros; perturb every parameter to test real paths.
-    state = nnx.state(model, nnx.Param)
-    keys = iter(jax.random.split(jax.random.key(seed + 1), len(jax.tree.leaves(state))))
-    nnx.update(model, jax.tree.map(lambda p: p + 0.05 * jax.random.normal(next(keys), p.shape), state))
-    return model
+from tests.conftest import feature_batch, perturbed_generator
 
 
 def _call(model, batch, ref=None, drop=None, t=0.3):
@@ -37,7 +27,7 @@ def test_fresh_model_predicts_zero_velocity(tiny_config):
 
 
 def test_padding_does_not_leak_into_valid_tokens(tiny_config):
-    model = _model(tiny_config)
+    model = perturbed_generator(tiny_config)
     batch = feature_batch(tiny_config, 2, jax.random.key(0), seconds=1.7)
     out = _call(model, batch)
     noisy = dict(batch)
@@ -52,7 +42,7 @@ def test_padding_does_not_leak_into_valid_tokens(tiny_config):
 
 
 def test_every_condition_and_the_reference_flag_change_the_output(tiny_config):
-    model = _model(tiny_config)
+    model = perturbed_generator(tiny_config)
     batch = feature_batch(tiny_config, 2, jax.random.key(0))
     base = _call(model, batch)
     for name in ("text", "semantic", "sync"):
@@ -64,7 +54,7 @@ def test_every_condition_and_the_reference_flag_change_the_output(tiny_config):
 
 def test_sync_features_act_locally_in_time(tiny_config):
     """Changing sync frames near 1 s moves the output near 1 s far more than near 3 s."""
-    model = _model(tiny_config)
+    model = perturbed_generator(tiny_config)
     batch = feature_batch(tiny_config, 1, jax.random.key(0))
     fps, rate = tiny_config.video.sync_fps, tiny_config.audio.sample_rate / tiny_config.audio.hop
     changed = dict(batch, sync=batch["sync"].at[:, int(1.0 * fps) : int(1.1 * fps)].add(5.0))

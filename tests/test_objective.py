@@ -4,12 +4,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import feature_batch
 from flax import nnx
 
+import configs.large
 from salsa.objectives.masking import reference_spans
 from salsa.objectives.shortcut import masked_mse, sc_rows, shortcut_targets
 from salsa.training.tasks.generator import GeneratorTask
+from tests.conftest import feature_batch
 
 
 def _targets(key, batch=32, length=50, teacher=None, valid=None, **kw):
@@ -19,8 +20,10 @@ def _targets(key, batch=32, length=50, teacher=None, valid=None, **kw):
     return x1, shortcut_targets(key, x1, valid, teacher, **kw)
 
 
-def test_every_level_gets_rows_at_the_paper_batch_size():
-    _, tg = _targets(jax.random.key(0), batch=300, length=8)
+def test_every_level_gets_rows_at_the_large_configs_batch_size():
+    config = configs.large.get_config()
+    assert config.batch_size == 300  # the paper's
+    _, tg = _targets(jax.random.key(0), batch=config.batch_size, length=8, grid=config.objective.grid)
     levels, counts = np.unique(np.asarray(sc_rows(tg.d, 4)), return_counts=True)
     np.testing.assert_allclose(levels, 2.0 ** -np.arange(7)[::-1])  # 1/64 ... 1
     assert counts.min() >= 10  # 75 rows over 7 levels
@@ -99,7 +102,7 @@ def test_reference_and_padded_targets_change_neither_loss_nor_gradient(tiny_conf
     task = GeneratorTask(tiny_config)
     with nnx.use_eager_sharding(False):
         model = task.create_model(nnx.Rngs(0))
-    batch = feature_batch(tiny_config, 32, jax.random.key(0), seconds=2.0)
+    batch = feature_batch(tiny_config, 32, jax.random.key(0), seconds=1.3)
     key = jax.random.key(5)
     tg = shortcut_targets(key, batch["latents"], batch["latent_mask"], lambda x, t, d, r: x, ref_fraction=1.0)
     assert tg.reference.any() and (~batch["latent_mask"]).any()

@@ -4,13 +4,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import feature_batch
-from test_generator import _model
 
 from salsa.sampling.euler import sample
 from salsa.sampling.generate import generate_jit
 from salsa.sampling.guidance import guided_velocity
 from salsa.training.tasks.generator import conditions
+from tests.conftest import feature_batch, perturbed_generator
 
 
 def test_guided_velocity_is_equation_3_inside_the_sampler():
@@ -41,7 +40,7 @@ def test_guided_velocity_is_equation_3_inside_the_sampler():
 
 
 def test_reference_span_comes_back_bit_exact(tiny_config):
-    model = _model(tiny_config)
+    model = perturbed_generator(tiny_config)
     batch = feature_batch(tiny_config, 2, jax.random.key(0))
     ref = jax.random.normal(jax.random.key(3), batch["latents"].shape)
     mask = jnp.zeros(batch["latent_mask"].shape, bool).at[0, 5:40].set(True).at[1, 100:].set(True)

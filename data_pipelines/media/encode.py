@@ -86,9 +86,12 @@ def write_video(
     *,
     crf: int = 18,
     audio_codec: str = "aac",
+    preset: str = "medium",
+    threads: int = 0,
 ) -> None:
     """Writes (num_frames, height, width, 3) uint8 RGB frames as H.264 (yuv420p) and, if given,
-    (samples, channels) float audio in [-1, 1] as a second track."""
+    (samples, channels) float audio in [-1, 1] as a second track. `preset` is x264's speed/size
+    trade-off; `threads` 0 lets x264 choose, 1 suits callers that run one encoder per core."""
     path = os.fspath(path)
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or not frames.shape[0]:
@@ -103,7 +106,7 @@ def write_video(
         video = output.add_stream("libx264", rate=_rate(fps))
         video.width, video.height = width + width % 2, height + height % 2  # 4:2:0 wants even sides
         video.pix_fmt = "yuv420p"
-        video.options = {"crf": str(crf)}
+        video.options = {"crf": str(crf), "preset": preset, "threads": str(threads)}
         sound = _add_audio(output, audio, sample_rate, audio_codec) if audio is not None else None
         for k, image in enumerate(frames):
             if image.shape[:2] != (video.height, video.width):

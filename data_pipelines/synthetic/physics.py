@@ -122,20 +122,29 @@ class _World:
                 best = (tau, what)
 
         width, height = self.config.box_width, self.config.box_height
+        # Broad phase: no object moves further than `reach` within `limit`, so a wall or another
+        # object farther than that cannot be touched and needs no root finding. It only skips work:
+        # the contacts found are the same.
+        reach = []
         for i in range(len(self.bodies)):
             ax, ay = self.accel(i)
             (x, y), (vx, vy), r = self.p[i], self.v[i], self.r[i]
-            offer(_first_root(x - r, vx, 0.5 * ax, limit), ("wall", i, -1.0))
-            offer(_first_root(width - r - x, -vx, -0.5 * ax, limit), ("wall", i, 1.0))
-            offer(_first_root(height - r - y, -vy, -0.5 * ay, limit), ("ceiling", i))
-            if not self.grounded[i]:
-                offer(_first_root(y - r, vy, 0.5 * ay, limit), ("floor", i))
-            elif ax != 0.0 and 0.0 < -vx / ax <= limit:
+            reach.append((abs(vx) + abs(vy)) * limit + 0.5 * (abs(ax) + abs(ay)) * limit * limit)
+            floor_gap = math.inf if self.grounded[i] else y - r
+            if min(x - r, width - r - x, height - r - y, floor_gap) <= reach[i]:
+                offer(_first_root(x - r, vx, 0.5 * ax, limit), ("wall", i, -1.0))
+                offer(_first_root(width - r - x, -vx, -0.5 * ax, limit), ("wall", i, 1.0))
+                offer(_first_root(height - r - y, -vy, -0.5 * ay, limit), ("ceiling", i))
+                if not self.grounded[i]:
+                    offer(_first_root(y - r, vy, 0.5 * ay, limit), ("floor", i))
+            if self.grounded[i] and ax != 0.0 and 0.0 < -vx / ax <= limit:
                 offer(-vx / ax, ("stop", i))
         n = len(self.bodies)
         for i in range(n):
             for j in range(i + 1, n):
-                offer(self._pair_contact(i, j, limit), ("object", i, j))
+                dx, dy = self.p[j][0] - self.p[i][0], self.p[j][1] - self.p[i][1]
+                if math.hypot(dx, dy) - self.r[i] - self.r[j] <= reach[i] + reach[j]:
+                    offer(self._pair_contact(i, j, limit), ("object", i, j))
         return best
 
     def _gap(self, i: int, j: int, tau: float) -> float:

@@ -21,6 +21,7 @@ _MARGIN = 0.05  # visible wall thickness, as a fraction of the box width
 _GLOW_S = 0.125
 _WALL = np.array([0.30, 0.30, 0.33])
 _FLOOR = np.array([0.42, 0.34, 0.26])
+_GLOW_COLOR = np.array([1.0, 0.9, 0.2], np.float32)
 
 
 class _View:
@@ -42,8 +43,8 @@ def image_position(x: float, y: float, config: WorldConfig) -> tuple[float, floa
     return (column + 0.5) / config.width, (row + 0.5) / config.height
 
 
-def _background(scene: Scene, config: WorldConfig, view: _View, rng: np.random.Generator):
-    """The static backdrop (height, width, 3) and a function adding the moving part at time t."""
+def _background(scene: Scene, config: WorldConfig, view: _View, rng: np.random.Generator, out: np.ndarray):
+    """Fills `out` (num_frames, height, width, 3): the static backdrop, drawn once, and its moving part."""
     h, w = config.height, config.width
     rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
     level = scene.ambience_level
@@ -63,60 +64,59 @@ def _background(scene: Scene, config: WorldConfig, view: _View, rng: np.random.G
         (cols < view.margin * view.sx) | (cols > w - view.margin * view.sx) | (rows < view.margin * view.sy)
     )
     image[wall & (rows <= floor_row)] = _WALL
+    inside = ~wall & (rows <= floor_row)
+    t = np.arange(config.num_frames) / config.fps
+    out[:] = image
 
     if scene.ambience == "rain":
         count = int(20 + 100 * level)
         drops = rng.uniform(0, 1, (count, 2)) * [w, h]
         speed = h * 1.5  # pixels per second
-        inside = ~wall & (rows <= floor_row)
-
-        def moving(image: np.ndarray, t: float) -> np.ndarray:
-            ys = ((drops[:, 1] + speed * t) % h).astype(int)
-            xs = drops[:, 0].astype(int)
-            for d in range(max(2, h // 32)):
-                r = np.minimum(ys + d, h - 1)
-                keep = inside[r, xs]
-                image[r[keep], xs[keep]] = 0.75
-            return image
-
+        ys = ((drops[:, 1] + speed * t[:, None]) % h).astype(int)  # (frames, drops)
+        xs = np.broadcast_to(drops[:, 0].astype(int), ys.shape)
+        frame = np.broadcast_to(np.arange(config.num_frames)[:, None], ys.shape)
+        for d in range(max(2, h // 32)):
+            r = np.minimum(ys + d, h - 1)
+            keep = inside[r, xs]
+            out[frame[keep], r[keep], xs[keep]] = 0.75
     elif scene.ambience == "wind":
         clouds = rng.uniform(0, 1, (4, 3)) * [w, 0.4 * h, 0.08 * w] + [0, 0.1 * h, 0.08 * w]
         drift = w * 0.15 * level  # pixels per second
-
-        inside = ~wall & (rows <= floor_row)
-
-        def moving(image: np.ndarray, t: float) -> np.ndarray:
-            for cx, cy, size in clouds:
-                x = (cx + drift * t) % (w + 4 * size) - 2 * size
-                cover = np.exp(-(((cols - x) / (2 * size)) ** 2 + ((rows - cy) / size) ** 2))
-                image += (np.minimum(cover, 1) * inside)[..., None] * (1 - image) * 0.9
-            return image
-
-    else:
-
-        def moving(image: np.ndarray, t: float) -> np.ndarray:
-            return image
-
-    return image, moving
+        # Each cloud lightens what is behind it: 1 - image shrinks by (1 - 0.9 cover) per cloud, so the
+        # clouds multiply; a cloud's cover is a product of a horizontal and a vertical profile.
+        clear = np.ones((config.num_frames, h, w), np.float32)
+        for cx, cy, size in clouds:
+            x = (cx + drift * t) % (w + 4 * size) - 2 * size  # (frames,)
+            across = np.exp(-(((np.arange(w) - x[:, None]) / (2 * size)) ** 2))  # (frames, width)
+            down = np.exp(-(((np.arange(h)[:, None] - cy) / size) ** 2)) * inside  # (height, width)
+            clear *= 1 - 0.9 * np.minimum(across[:, None, :] * down, 1).astype(np.float32)
+        out[:] = 1 - (1 - out) * clear[..., None]
 
 
-def _draw_body(image: np.ndarray, body, mat, view: _View, state, glow: bool) -> None:
-    x, y, angle = state
+def _draw_body(canvas: np.ndarray, pad: int, body, mat, view: _View, states: np.ndarray, glow: np.ndarray):
+    """Draws one object into every frame of `canvas` (frames, height + 2 pad, width + 2 pad, 3).
+
+    The object's shading is computed for all frames at once inside a box that follows it; `pad` keeps
+    the box inside the canvas wherever the object is. `states` (frames, 3) are x, y and angle; `glow`
+    (frames,) marks frames that show a launch.
+    """
+    x, y, angle = states[:, 0], states[:, 1], states[:, 2, None, None]
     cx, cy = view.pixel(x, y)
     rx, ry = body.radius * view.sx, body.radius * view.sy
-    pad = 3
-    r0, r1 = max(0, int(cy - ry) - pad), min(image.shape[0], int(cy + ry) + pad + 1)
-    c0, c1 = max(0, int(cx - rx) - pad), min(image.shape[1], int(cx + rx) + pad + 1)
-    if r0 >= r1 or c0 >= c1:
-        return
-    rows, cols = np.mgrid[r0:r1, c0:c1].astype(np.float64)
-    u, v = (cols - cx) / rx, (rows - cy) / ry  # unit-radius coordinates
+    edge = 3  # pixels of anti-aliasing and glow around the object
+    size_r, size_c = int(2 * ry) + 2 * edge + 2, int(2 * rx) + 2 * edge + 2
+    r0 = np.floor(cy - ry).astype(int) - edge
+    c0 = np.floor(cx - rx).astype(int) - edge
+    r0 = np.clip(r0, -pad, canvas.shape[1] - pad - size_r)
+    c0 = np.clip(c0, -pad, canvas.shape[2] - pad - size_c)
+    u = (c0[:, None, None] + np.arange(size_c)[None, None, :] - cx[:, None, None]) / rx  # unit radius
+    v = (r0[:, None, None] + np.arange(size_r)[None, :, None] - cy[:, None, None]) / ry
     dist = np.hypot(u, v) if body.shape == "ball" else np.maximum(np.abs(u), np.abs(v))
     scale = min(rx, ry)
     cover = np.clip((1 - dist) * scale + 0.5, 0, 1)
     color = np.broadcast_to(np.array(mat.color), cover.shape + (3,)).copy()
     if mat.grain:
-        along = u * math.cos(angle) - v * math.sin(angle)
+        along = u * np.cos(angle) - v * np.sin(angle)
         color *= (1 - mat.grain * 0.5 * (1 + np.sin(2 * math.pi * 2.5 * along)))[..., None]
     if mat.shine:
         spot = np.exp(-((u + 0.35) ** 2 + (v + 0.35) ** 2) / 0.08)
@@ -127,28 +127,36 @@ def _draw_body(image: np.ndarray, body, mat, view: _View, state, glow: bool) -> 
         alpha = np.maximum(alpha, rim)
         color += rim[..., None] * (1 - color) * 0.6
     if body.shape == "ball":
-        mu, mv = 0.55 * math.cos(angle), -0.55 * math.sin(angle)
+        mu, mv = 0.55 * np.cos(angle), -0.55 * np.sin(angle)
         dot = np.clip((0.18 - np.hypot(u - mu, v - mv)) * scale + 0.5, 0, 1) * cover
         color = color * (1 - dot[..., None]) + dot[..., None] * np.array([0.1, 0.1, 0.1])
         alpha = np.maximum(alpha, dot)
-    patch = image[r0:r1, c0:c1]
-    patch[:] = patch * (1 - alpha[..., None]) + color * alpha[..., None]
-    if glow:
-        ring = np.clip(1 - np.abs(dist * scale - scale - 2.0), 0, 1)
-        patch[:] = patch * (1 - ring[..., None]) + ring[..., None] * np.array([1.0, 0.9, 0.2])
+    ring = np.clip(1 - np.abs(dist * scale - scale - 2.0), 0, 1) * glow[:, None, None]
+    alpha, ring = alpha[..., None].astype(np.float32), ring[..., None].astype(np.float32)
+    color = color.astype(np.float32)
+    for k in range(canvas.shape[0]):
+        patch = canvas[k, pad + r0[k] : pad + r0[k] + size_r, pad + c0[k] : pad + c0[k] + size_c]
+        patch += alpha[k] * (color[k] - patch)
+        if glow[k]:
+            patch += ring[k] * (_GLOW_COLOR - patch)
 
 
 def frames(scene: Scene, motion: Motion, config: WorldConfig, rng: np.random.Generator) -> np.ndarray:
     """(num_frames, height, width, 3) uint8 RGB."""
     view = _View(config)
-    backdrop, moving = _background(scene, config, view, rng)
-    mats = [materials.get(b.material) for b in scene.bodies]
-    out = np.empty((config.num_frames, config.height, config.width, 3), np.uint8)
-    for k in range(config.num_frames):
-        t = k / config.fps
-        image = moving(backdrop.copy(), t)
-        for body, mat in zip(scene.bodies, mats, strict=True):
-            glow = any(i == body.id and 0 <= t - lt < _GLOW_S for lt, i in motion.launches)
-            _draw_body(image, body, mat, view, motion.frames[k, body.id], glow)
-        out[k] = np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8)
-    return out
+    # Objects are drawn on a canvas a little larger than the frame, so that the box around an object
+    # (which stays inside the walls) never needs cutting at the frame's edge; the margin is cropped.
+    pad = 8
+    h, w = config.height, config.width
+    canvas = np.zeros((config.num_frames, h + 2 * pad, w + 2 * pad, 3), np.float32)
+    _background(scene, config, view, rng, canvas[:, pad : pad + h, pad : pad + w])
+    t = np.arange(config.num_frames) / config.fps
+    for body in scene.bodies:
+        glow = np.zeros(config.num_frames, bool)
+        for launch_time, i in motion.launches:
+            glow |= (i == body.id) & (t - launch_time >= 0) & (t - launch_time < _GLOW_S)
+        _draw_body(canvas, pad, body, materials.get(body.material), view, motion.frames[:, body.id], glow)
+    image = canvas[:, pad : pad + h, pad : pad + w]
+    image *= 255
+    image += 0.5
+    return np.clip(image, 0, 255, out=image).astype(np.uint8)

@@ -1,10 +1,10 @@
 """The soundtrack, caused by the motion: impacts, rolling and sliding, and the ambient bed.
 
-Impacts are modal synthesis done as filtering: each object's audible contacts form an impulse train
-(one impulse at the exact sample of each contact, height from the impact speed, split over the stereo
-channels by the object's horizontal position) that drives one two-pole resonator per partial plus a
-short contact click. A resonator's impulse response is `r^n sin(w n + phase)`, so the ring starts at
-the contact sample and cost does not grow with the number of contacts.
+Impacts are modal synthesis: from the exact sample of each audible contact, every partial of the
+object's material rings as `r^n sin(w n + phase)` (the impulse response of a two-pole resonator), next
+to a short contact click; heights follow the impact speed and are split over the stereo channels by the
+object's horizontal position. The rings are added directly over the samples they last, so the cost
+follows the number of contacts, not the clip length.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ _CONTINUOUS_GAIN = 0.12  # rolling/sliding level relative to an impact at the re
 _SMOOTH_S = 0.025  # rolling/sliding loudness changes no faster than this: they never make onsets
 _FADE_IN_S = 0.3
 _HUM_HZ = 50.0
+_CONTACT_DAMPING = 0.2  # what is left of an object's ringing after it touches something again
+_DAMP_S = 0.002
+_RING_DB = 80.0  # a ring is cut when 80 dB below its start: under the 16-bit floor
 
 
 def pan_gains(x: np.ndarray, box_width: float, channels: int) -> np.ndarray:
@@ -39,46 +42,86 @@ def impact_sample(time: float, sample_rate: int) -> int:
     return round(time * sample_rate)
 
 
+def _click(mat: materials.Material, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """(samples,) the contact click: noise in the material's click band, decaying over `click_ms`."""
+    size = max(2, round(mat.click_ms * 1e-3 * sample_rate))
+    hi = min(mat.click_hz[1], 0.45 * sample_rate)
+    lo = min(mat.click_hz[0], 0.5 * hi)
+    sos = signal.butter(2, [lo, hi], "bandpass", fs=sample_rate, output="sos")
+    burst = signal.sosfilt(sos, rng.standard_normal(size))
+    burst /= np.abs(burst).max() + 1e-12  # the band's width must not change the click's level
+    return burst * np.exp(-5.0 * np.arange(size) / size) * mat.click_gain
+
+
+def _ring_templates(body, config: WorldConfig, click: np.ndarray) -> np.ndarray:
+    """(partials + 1, length) unit responses of one object: each partial's ring `r^n sin(w n + phase)`
+    (the impulse response of a two-pole resonator) cut where it has decayed by `_RING_DB`, then the click.
+    """
+    mat, sr = materials.get(body.material), config.sample_rate
+    taus = [mat.decay_s / (1 + mat.decay_slope * (ratio - 1)) for ratio in mat.ratios]
+    length = min(config.num_samples, max(click.size, math.ceil(max(taus) * sr * _RING_DB / 8.686)))
+    n = np.arange(length)
+    rows = np.zeros((len(mat.ratios) + 1, length))
+    for k, (ratio, amp, tau) in enumerate(zip(mat.ratios, mat.amplitudes, taus, strict=True)):
+        hz = body.base_hz * ratio
+        if hz < 0.45 * sr:  # partials above the band would alias
+            rows[k] = amp * np.exp(-n / (tau * sr)) * np.sin(2 * math.pi * hz / sr * n + _PHASE)
+    rows[-1, : click.size] = click
+    return rows
+
+
+def _contact_damping(sample_rate: int, length: int) -> np.ndarray:
+    """(length,) gain on an object's ringing from a new contact on: the touch absorbs most of the
+    vibration within `_DAMP_S`, so every contact is heard on its own, not masked by the last one."""
+    ramp = np.minimum(np.arange(length) / (_DAMP_S * sample_rate), 1.0)
+    return 1.0 - (1.0 - _CONTACT_DAMPING) * (0.5 - 0.5 * np.cos(math.pi * ramp))
+
+
 def impacts(scene: Scene, motion: Motion, config: WorldConfig, rng: np.random.Generator) -> np.ndarray:
-    """(num_samples, channels) rings and clicks of every audible contact."""
+    """(num_samples, channels) rings and clicks of every audible contact.
+
+    Each object's responses are computed once; a contact adds them, weighted by its strength, from its
+    sample on. Cost grows with the number of contacts times the ring length, not with the clip length.
+    """
     n, sr = config.num_samples, config.sample_rate
     out = np.zeros((n, config.channels))
     for body in scene.bodies:
         mat = materials.get(body.material)
+        click = _click(mat, sr, rng)
         hits = [c for c in motion.contacts if c.body == body.id and c.audible]
-        click = rng.standard_normal(max(2, round(mat.click_ms * 1e-3 * sr)))
-        click *= np.exp(-5.0 * np.arange(click.size) / click.size) * mat.click_gain
         if not hits:
             continue
-        excitation = np.zeros((len(mat.ratios), n, config.channels))
+        templates = _ring_templates(body, config, click)
+        # Harder hits are brighter: upper partials grow faster with speed; the click grows like the
+        # fundamental.
+        powers = np.append(0.5 + 0.2 * np.arange(len(mat.ratios)), 0.5)
+        own = np.zeros((n, config.channels))  # this object's sound, damped at each new contact
+        damp = _contact_damping(sr, templates.shape[1])
         for hit in hits:
             start = impact_sample(hit.time, sr)
             if start >= n:
                 continue
             strength = min(hit.speed / config.reference_speed, 1.5)
+            ring = (config.impact_gain * strength**powers) @ templates[:, : n - start]
             pan = pan_gains(np.asarray(hit.position[0]), config.box_width, config.channels)
-            for k in range(len(mat.ratios)):
-                # Harder hits are brighter: upper partials grow faster with speed.
-                excitation[k, start] += config.impact_gain * strength ** (0.8 + 0.3 * k) * pan
-        for k, (ratio, amp) in enumerate(zip(mat.ratios, mat.amplitudes, strict=True)):
-            hz = body.base_hz * ratio
-            if hz >= 0.45 * sr:
-                continue
-            w = 2 * math.pi * hz / sr
-            r = math.exp(-(1 + mat.decay_slope * (ratio - 1)) / (mat.decay_s * sr))
-            b = [amp * math.sin(_PHASE), amp * r * math.sin(w - _PHASE)]
-            a = [1.0, -2 * r * math.cos(w), r * r]
-            out += signal.lfilter(b, a, excitation[k], axis=0)
-        out += signal.oaconvolve(excitation[0], click[:, None], axes=0)[:n]
+            # Earlier rings end within one template length, so only those samples need damping.
+            own[start : start + ring.size] *= damp[: ring.size, None]
+            own[start : start + ring.size] += ring[:, None] * pan
+        out += own
     return out
 
 
 def continuous(scene: Scene, motion: Motion, config: WorldConfig, rng: np.random.Generator) -> np.ndarray:
-    """(num_samples, channels) rolling rumble and sliding hiss, loudness following the speed."""
+    """(num_samples, channels) rolling rumble and sliding hiss, loudness following the speed.
+
+    Loudness and panning are computed at the physics step rate, smoothed there, and interpolated
+    linearly to the audio rate: the gain is continuous, so it never makes an onset.
+    """
     n, sr = config.num_samples, config.sample_rate
     t = np.arange(n) / sr
     out = np.zeros((n, config.channels))
-    smooth = math.exp(-1.0 / (_SMOOTH_S * sr))
+    step = 1.0 / (config.fps * config.substeps)
+    smooth = math.exp(-step / _SMOOTH_S)
     for body in scene.bodies:
         mat = materials.get(body.material)
         noise = rng.standard_normal(n)
@@ -90,12 +133,11 @@ def continuous(scene: Scene, motion: Motion, config: WorldConfig, rng: np.random
         sos = signal.butter(2, [centre / 1.5, min(centre * 1.5, 0.45 * sr)], "bandpass", fs=sr, output="sos")
         band = signal.sosfilt(sos, noise)
         band /= np.sqrt(np.mean(band**2)) + 1e-12
-        level = np.interp(t, motion.step_times, np.minimum(speed / config.reference_speed, 1.0))
-        level = signal.lfilter([1 - smooth], [1, -smooth], level)
-        x = np.interp(t, motion.step_times, states[:, 0])
-        gains = pan_gains(x, config.box_width, config.channels)
-        out += (config.impact_gain * _CONTINUOUS_GAIN * level * band)[:, None] * gains
-    return out
+        level = signal.lfilter([1 - smooth], [1, -smooth], np.minimum(speed / config.reference_speed, 1.0))
+        gains = level[:, None] * pan_gains(states[:, 0], config.box_width, config.channels)
+        for c in range(config.channels):
+            out[:, c] += np.interp(t, motion.step_times, gains[:, c]) * band
+    return out * (config.impact_gain * _CONTINUOUS_GAIN)
 
 
 def ambience(scene: Scene, config: WorldConfig, rng: np.random.Generator) -> np.ndarray:

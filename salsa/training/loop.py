@@ -40,7 +40,7 @@ def train(
     """
     task = tasks.get(config.task)(config)
     mesh = sharding.make_mesh(dict(config.mesh))
-    tx, schedule = state_lib.make_optimizer(config.optim)
+    tx, schedule = state_lib.task_optimizer(task, config)
     state_spec = state_lib.spec(task, tx, config, mesh)
     data = task.dataset(jax.process_index(), jax.process_count())
     mngr = checkpoints.manager(workdir, config)

@@ -58,6 +58,13 @@ def make_optimizer(optim: ml_collections.ConfigDict) -> tuple[optax.GradientTran
     return optax.chain(*parts), schedule
 
 
+def task_optimizer(task: Task, config: ml_collections.ConfigDict):
+    """The task's own optimizer when it defines `optimizer()` (e.g. per-module learning rates), else
+    `make_optimizer(config.optim)`; returns (tx, lr schedule)."""
+    custom = getattr(task, "optimizer", None)
+    return custom() if custom is not None else make_optimizer(config.optim)
+
+
 def _split(model: nnx.Module) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
     return nnx.split(model, nnx.Param, ...)
 

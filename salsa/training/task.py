@@ -29,6 +29,9 @@ class Task(Protocol):
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
         """Scalar loss to minimise and scalar metrics to log; `ema` is the EMA model or None."""
 
+    # Optional: `optimizer(self) -> (optax.GradientTransformation, optax.Schedule)` replaces the default
+    # Adam of config.optim (see salsa.training.state.task_optimizer).
+
     def dataset(self, shard_index: int, shard_count: int) -> Any:
         """A checkpointable grain iterator over this process's share of the data.
 

@@ -1,0 +1,147 @@
+"""Compiles the sharded train step for a TPU topology on this machine and reports whether it fits.
+
+    pip install -e ".[tpu]"
+    python -m salsa.aot --config=configs/large.py --topology=v4-8 --batch=300
+
+Needs libtpu (the `tpu` extra) but no TPU: jax.experimental.topologies describes the slice and XLA
+compiles for it. Prints per-chip HBM (arguments, temporaries, total) against the chip's capacity,
+compiled and analytic FLOPs per step; the last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import sys
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+from absl import app, flags
+from ml_collections import config_flags
+
+from salsa import sharding
+from salsa.models.flops import train_step_flops
+from salsa.training import state as state_lib
+from salsa.training import tasks
+from salsa.training.step import batch_sharding, make_train_step
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/large.py.")
+_TOPOLOGY = flags.DEFINE_string("topology", "v4-8", "TPU slice: v4-8, v4-16, v4-32, v4-64, v4-128, ...")
+_BATCH = flags.DEFINE_integer("batch", None, "Global batch size (default: config.batch_size).")
+flags.mark_flags_as_required(["config"])
+
+# Per-chip HBM and the 3-D chip grid of v4 slices (one megacore device per chip, 4 chips per host).
+HBM_BYTES = {"v4": 32 * 2**30}
+V4_GRIDS = {8: (2, 2, 1), 16: (2, 2, 2), 32: (2, 2, 4), 64: (2, 4, 4), 128: (4, 4, 4), 256: (4, 4, 8)}
+
+
+def topology_devices(name: str) -> list:
+    """Compile-only devices of a TPU slice such as 'v4-8' (the number counts TensorCores)."""
+    # Compiling touches no chip, so other processes holding libtpu (a training run, a second
+    # compile) are no reason to refuse.
+    os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
+    from jax.experimental import topologies
+
+    match = re.fullmatch(r"v4-(\d+)", name)
+    if not match or int(match.group(1)) not in V4_GRIDS:
+        raise ValueError(
+            f"--topology {name!r} is not supported; use one of v4-{', v4-'.join(map(str, V4_GRIDS))}."
+        )
+    grid = "x".join(map(str, V4_GRIDS[int(match.group(1))]))
+    topo = topologies.get_topology_desc(
+        platform="tpu",
+        topology_name=f"v4:{grid}",
+        chip_config_name="megacore",
+        chips_per_host_bounds=(2, 2, 1),
+        num_slices=1,
+    )
+    return list(topo.devices)
+
+
+def abstract_batch(config: ml_collections.ConfigDict, batch_sh) -> dict[str, jax.ShapeDtypeStruct]:
+    """Shapes of one global feature batch (see docs/records.md) placed on the batch sharding."""
+    crop, f = config.train_crop_s, config.features
+    ta = math.ceil(crop * config.audio.sample_rate / config.audio.hop)
+    t8, t24 = math.ceil(crop * config.video.semantic_fps), math.ceil(crop * config.video.sync_fps)
+    b = config.batch_size
+    shapes = {
+        "latents": ((b, ta, config.audio.latent_dim), jnp.float32),
+        "latent_mask": ((b, ta), jnp.bool_),
+        "semantic": ((b, t8, f.semantic_dim), jnp.float32),
+        "semantic_mask": ((b, t8), jnp.bool_),
+        "sync": ((b, t24, f.sync_dim), jnp.float32),
+        "sync_mask": ((b, t24), jnp.bool_),
+        "text": ((b, f.text_dim), jnp.float32),
+        "text_mask": ((b,), jnp.bool_),
+    }
+    return {k: jax.ShapeDtypeStruct(s, d, sharding=batch_sh) for k, (s, d) in shapes.items()}
+
+
+def compile_report(config: ml_collections.ConfigDict, topology: str) -> dict:
+    """Compiles one train step of `config` for `topology`; returns memory and FLOP figures."""
+    devices = topology_devices(topology)
+    mesh = sharding.make_mesh(dict(config.mesh), devices)
+    task = tasks.get(config.task)(config)
+    tx, schedule = state_lib.task_optimizer(task, config)
+    spec = state_lib.spec(task, tx, config, mesh)
+    step = make_train_step(task, tx, schedule, config, mesh, spec)
+    batch = abstract_batch(config, batch_sharding(mesh, config.sharding_rules))
+    compiled = step.lower(spec.abstract, batch).compile()
+
+    mem = compiled.memory_analysis()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    total = mem.argument_size_in_bytes + mem.output_size_in_bytes - mem.alias_size_in_bytes
+    total += mem.temp_size_in_bytes + mem.generated_code_size_in_bytes
+    capacity = HBM_BYTES["v4"]
+    chips = len(devices)
+    analytic = train_step_flops(config)
+    return {
+        "topology": topology,
+        "chips": chips,
+        "mesh": dict(mesh.shape),
+        "batch": config.batch_size,
+        "remat": bool(config.model.remat),
+        "compute_dtype": config.model.dtype,
+        "fits": bool(total <= capacity),
+        "hbm_per_chip_bytes": int(total),
+        "hbm_arguments_bytes": int(mem.argument_size_in_bytes),
+        "hbm_temporaries_bytes": int(mem.temp_size_in_bytes),
+        "hbm_capacity_bytes": int(capacity),
+        # XLA's cost analysis describes one device's SPMD program.
+        "compiled_flops_per_step": float(cost.get("flops", 0.0)) * chips,
+        "analytic_flops_per_step": float(analytic),
+    }
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    config = _CONFIG.value
+    if _BATCH.value is not None:
+        config.batch_size = _BATCH.value
+    try:
+        report = compile_report(config, _TOPOLOGY.value)
+    except ValueError as e:
+        print(f"salsa.aot: {e}", file=sys.stderr)
+        sys.exit(2)
+    gib = 2**30
+    r = report
+    print(f"{config.task} on {r['topology']} ({r['chips']} chips, mesh {r['mesh']}), batch {r['batch']}")
+    print(
+        f"  HBM per chip: arguments {r['hbm_arguments_bytes'] / gib:.2f} GiB, "
+        f"temporaries {r['hbm_temporaries_bytes'] / gib:.2f} GiB, "
+        f"total {r['hbm_per_chip_bytes'] / gib:.2f} GiB of {r['hbm_capacity_bytes'] / gib:.0f} GiB "
+        f"-> {'fits' if r['fits'] else 'DOES NOT FIT'}"
+    )
+    print(
+        f"  FLOPs per step: compiled {r['compiled_flops_per_step']:.3e}, "
+        f"analytic {r['analytic_flops_per_step']:.3e}"
+    )
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    app.run(main)

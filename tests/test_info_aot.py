@@ -1,0 +1,49 @@
+"""Model facts (salsa.info) and ahead-of-time compilation for a TPU slice (salsa.aot)."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+
+from configs.tiny import get_config
+from tests.train_cli import REPO
+
+
+def _run(*args):
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=900
+    )
+
+
+@pytest.mark.parametrize(("name", "paper"), [("large", 643e6), ("small", 347e6)])
+def test_info_counts_the_paper_sizes(name, paper):
+    out = _run("salsa.info", f"--config=configs/{name}.py")
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout.strip().splitlines()[-1])
+    assert abs(info["generator_params"] / paper - 1) <= 0.03
+    assert info["width"] % 128 == 0 and info["head_dim"] % 128 == 0
+    assert info["window_tokens"] == 431 and info["latent_rate_hz"] == pytest.approx(43.0664, abs=1e-4)
+    assert {"heads", "n_mm", "n_x", "n_dit", "window_s"} <= info.keys()
+
+
+needs_libtpu = pytest.mark.skipif(importlib.util.find_spec("libtpu") is None, reason="needs the tpu extra")
+
+
+@needs_libtpu
+def test_tiny_train_step_compiles_for_a_v4_8_and_matches_the_analytic_flops():
+    from salsa.aot import compile_report
+
+    report = compile_report(get_config(), "v4-8")
+    assert report["chips"] == 4 and report["fits"]
+    assert 0 < report["hbm_per_chip_bytes"] < report["hbm_capacity_bytes"] == 32 * 2**30
+    # The analytic count leaves out elementwise work, so the compiled one is a little larger.
+    assert 1.0 <= report["compiled_flops_per_step"] / report["analytic_flops_per_step"] < 1.15
+
+
+@needs_libtpu
+def test_unknown_topology_is_a_one_line_error():
+    out = _run("salsa.aot", "--config=configs/tiny.py", "--topology=v5-3")
+    assert out.returncode == 2
+    assert "--topology 'v5-3' is not supported; use one of v4-8" in out.stderr
