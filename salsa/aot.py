@@ -80,6 +80,14 @@ def abstract_batch(config: ml_collections.ConfigDict, batch_sh) -> dict[str, jax
     return {k: jax.ShapeDtypeStruct(s, d, sharding=batch_sh) for k, (s, d) in shapes.items()}
 
 
+def _per_chip_bytes(tree) -> int:
+    """Bytes of one device's shards of the abstract arrays in `tree`."""
+    return sum(
+        math.prod(x.sharding.shard_shape(x.shape)) * jnp.dtype(x.dtype).itemsize
+        for x in jax.tree.leaves(tree)
+    )
+
+
 def compile_report(config: ml_collections.ConfigDict, topology: str) -> dict:
     """Compiles one train step of `config` for `topology`; returns memory and FLOP figures."""
     devices = topology_devices(topology)
@@ -89,16 +97,26 @@ def compile_report(config: ml_collections.ConfigDict, topology: str) -> dict:
     spec = state_lib.spec(task, tx, config, mesh)
     step = make_train_step(task, tx, schedule, config, mesh, spec)
     batch = abstract_batch(config, batch_sharding(mesh, config.sharding_rules))
-    compiled = step.lower(spec.abstract, batch).compile()
-
-    mem = compiled.memory_analysis()
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
-    total = mem.argument_size_in_bytes + mem.output_size_in_bytes - mem.alias_size_in_bytes
-    total += mem.temp_size_in_bytes + mem.generated_code_size_in_bytes
-    capacity = HBM_BYTES["v4"]
-    chips = len(devices)
-    analytic = train_step_flops(config)
+    capacity, chips = HBM_BYTES["v4"], len(devices)
+    try:
+        compiled = step.lower(spec.abstract, batch).compile()
+    except jax.errors.JaxRuntimeError as e:
+        # XLA refuses a program whose buffers exceed HBM; its message says how much it needed.
+        needed = re.search(r"RESOURCE_EXHAUSTED: .*?temporaries \(([\d.]+)G\)", str(e))
+        if needed is None:
+            raise
+        arguments = _per_chip_bytes((spec.abstract, batch))
+        temporaries = float(needed.group(1)) * 2**30
+        total, flops = arguments + temporaries, None
+    else:
+        mem = compiled.memory_analysis()
+        cost = compiled.cost_analysis()
+        cost = cost[0] if isinstance(cost, list) else cost
+        arguments, temporaries = mem.argument_size_in_bytes, mem.temp_size_in_bytes
+        total = arguments + mem.output_size_in_bytes - mem.alias_size_in_bytes
+        total += temporaries + mem.generated_code_size_in_bytes
+        # XLA's cost analysis describes one device's SPMD program.
+        flops = float(cost.get("flops", 0.0)) * chips
     return {
         "topology": topology,
         "chips": chips,
@@ -108,12 +126,11 @@ def compile_report(config: ml_collections.ConfigDict, topology: str) -> dict:
         "compute_dtype": config.model.dtype,
         "fits": bool(total <= capacity),
         "hbm_per_chip_bytes": int(total),
-        "hbm_arguments_bytes": int(mem.argument_size_in_bytes),
-        "hbm_temporaries_bytes": int(mem.temp_size_in_bytes),
+        "hbm_arguments_bytes": int(arguments),
+        "hbm_temporaries_bytes": int(temporaries),
         "hbm_capacity_bytes": int(capacity),
-        # XLA's cost analysis describes one device's SPMD program.
-        "compiled_flops_per_step": float(cost.get("flops", 0.0)) * chips,
-        "analytic_flops_per_step": float(analytic),
+        "compiled_flops_per_step": flops,  # None when XLA refused to compile (does not fit)
+        "analytic_flops_per_step": float(train_step_flops(config)),
     }
 
 
@@ -136,8 +153,9 @@ def main(argv: list[str]) -> None:
         f"total {r['hbm_per_chip_bytes'] / gib:.2f} GiB of {r['hbm_capacity_bytes'] / gib:.0f} GiB "
         f"-> {'fits' if r['fits'] else 'DOES NOT FIT'}"
     )
+    compiled = r["compiled_flops_per_step"]
     print(
-        f"  FLOPs per step: compiled {r['compiled_flops_per_step']:.3e}, "
+        f"  FLOPs per step: compiled {'-' if compiled is None else f'{compiled:.3e}'}, "
         f"analytic {r['analytic_flops_per_step']:.3e}"
     )
     print(json.dumps(report))

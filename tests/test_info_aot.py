@@ -43,6 +43,18 @@ def test_tiny_train_step_compiles_for_a_v4_8_and_matches_the_analytic_flops():
 
 
 @needs_libtpu
+def test_a_step_too_big_for_the_slice_reports_that_it_does_not_fit():
+    # The tiny graph (compiles in a minute) at a width whose replicated train state alone needs ~8 GiB.
+    wide = ["--config.model.width=2048", "--config.model.heads=16", "--config.model.mlp_dim=8192"]
+    out = _run("salsa.aot", "--config=configs/tiny.py", "--topology=v4-8", "--batch=2048", *wide)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "DOES NOT FIT" in out.stdout
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert not report["fits"] and report["compiled_flops_per_step"] is None
+    assert report["hbm_per_chip_bytes"] > report["hbm_capacity_bytes"]
+
+
+@needs_libtpu
 def test_unknown_topology_is_a_one_line_error():
     out = _run("salsa.aot", "--config=configs/tiny.py", "--topology=v5-3")
     assert out.returncode == 2
