@@ -243,10 +243,16 @@ def load_source(src: str) -> tuple[VAEConfig, dict]:
 
 
 def transplant(target: dict, source: dict) -> tuple[dict, list[str]]:
-    """`target` with every leaf replaced by `source`'s at the same path when the shapes agree; also
-    returns the paths kept from `target` (e.g. sao43's replaced first and last layers)."""
+    """`target` with every layer (a module's set of parameters) taken from `source` when the source has
+    it with the same shapes; also returns the layers kept from `target` (e.g. sao43's replaced ones)."""
     from salsa.models.vae_bundle import flatten, unflatten
 
     t, s = flatten(target), flatten(source)
-    kept = sorted(k for k in t if k not in s or s[k].shape != t[k].shape)
-    return unflatten({k: (t[k] if k in kept else s[k]) for k in t}), kept
+    layers: dict[str, list[str]] = {}
+    for k in t:
+        layers.setdefault(k.rsplit("/", 1)[0], []).append(k)
+    kept = sorted(
+        layer for layer, keys in layers.items() if any(k not in s or s[k].shape != t[k].shape for k in keys)
+    )
+    fresh = {k for layer in kept for k in layers[layer]}
+    return unflatten({k: (t[k] if k in fresh else s[k]) for k in t}), kept

@@ -106,3 +106,11 @@ class RunningStats:
         mean = self.sum / self.n
         std = np.sqrt(np.maximum(self.sq / self.n - mean * mean, 0.0))
         return {"mean": mean.astype(np.float32), "std": np.maximum(std, 1e-6).astype(np.float32)}
+
+
+def latent_stats(model: VAE, clips, chunk_frames: int = 256) -> dict[str, np.ndarray]:
+    """Per-channel mean/std of the latent means of `clips` (an iterable of (samples, channels) audio)."""
+    acc = RunningStats(model.config.latent_dim)
+    for audio in clips:
+        acc.add(encode(model, audio, chunk_frames))
+    return acc.result()
