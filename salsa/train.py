@@ -34,7 +34,11 @@ class BadInput(Exception):
 
 
 def _prepare_data(config, workdir: str) -> None:
-    """Resolves config.data.dir (default <workdir>/data) and builds the toy feature set there if asked."""
+    """Resolves config.data.dir (default <workdir>/data) and builds the toy feature set there if asked.
+
+    Only for tasks that read feature records (their configs have data.dir); others bring their own data."""
+    if "dir" not in config.data:
+        return
     if not config.data.dir:
         config.data.dir = f"{workdir.rstrip('/')}/data"
     if records.shard_paths(config.data.dir):

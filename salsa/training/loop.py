@@ -81,6 +81,9 @@ def train(
         checkpoints.save(mngr, config.total_steps, state, data, force=True)
     mngr.wait_until_finished()
     mngr.close()
+    export = getattr(task, "export", None)  # optional: write an inference artefact (e.g. the VAE bundle)
+    if export is not None and jax.process_index() == 0:
+        export(jax.device_get(state.params if state.ema is None else state.ema), workdir)
     if writer is not None:
         writer.close()
     return state

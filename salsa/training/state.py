@@ -96,8 +96,14 @@ def spec(
     rest_sh = sharding.state_shardings(abstract_rest, mesh, rules).to_pure_dict()
     abstract = jax.eval_shape(lambda: _create(task, tx, config.seed, use_ema))
     replicated = NamedSharding(mesh, PartitionSpec())
+    # Masked parts of the optimizer state (optax.multi_transform: another group's parameters) stay masked.
     opt_sh = optax.tree_map_params(
-        tx, lambda _, s: s, abstract.opt_state, params_sh, transform_non_params=lambda _: replicated
+        tx,
+        lambda v, s: v if isinstance(v, optax.MaskedNode) else s,
+        abstract.opt_state,
+        params_sh,
+        transform_non_params=lambda _: replicated,
+        is_leaf=lambda v: isinstance(v, optax.MaskedNode),
     )
     shardings = TrainState(
         step=replicated, params=params_sh, ema=params_sh if use_ema else None, opt_state=opt_sh, rest=rest_sh

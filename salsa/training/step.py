@@ -2,6 +2,12 @@
 
 One step consumes the global batch and returns the new state (the old one is donated) and scalar
 metrics. The step's random key is fold_in(base_key, state.step), so a resumed run draws the same keys.
+
+Parameter groups (e.g. a GAN's generator and discriminator): a task that defines
+`param_group(path) -> str` returns its loss as a dict {group: scalar}. Each group's parameters are then
+trained on that group's loss only: one forward pass, one vector-Jacobian product per group, each masked
+to its group's parameters, summed into one gradient tree for the optimizer (per-group learning rates:
+the task's `optimizer()`, e.g. optax.multi_transform over `group_labels`).
 """
 
 from __future__ import annotations
@@ -37,6 +43,32 @@ def ema_update(ema, params, decay: float):
     return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
 
 
+def group_labels(task: Task, params) -> dict:
+    """The tree of `task.param_group(path)` for every parameter; path is a tuple of dict keys."""
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: task.param_group(tuple(getattr(k, "key", getattr(k, "idx", k)) for k in path)), params
+    )
+
+
+def grouped_value_and_grad(loss_fn, params, labels):
+    """(losses, aux), grads for `loss_fn(params) -> ({group: scalar}, aux)`, where each group's loss
+    differentiates that group's parameters only (see the module docstring)."""
+    losses, vjp_fn, aux = jax.vjp(loss_fn, params, has_aux=True)
+    unknown = set(jax.tree.leaves(labels)) - set(losses)
+    if unknown:
+        raise ValueError(
+            f"parameter groups {sorted(unknown)} have no loss; the task returned {sorted(losses)}."
+        )
+    grads = jax.tree.map(jnp.zeros_like, params)
+    for group in losses:
+        cotangent = {g: jnp.asarray(g == group, losses[g].dtype) for g in losses}
+        (g_tree,) = vjp_fn(cotangent)
+        grads = jax.tree.map(
+            lambda acc, g, lab, grp=group: acc + (g if lab == grp else 0.0), grads, g_tree, labels
+        )
+    return (losses, aux), grads
+
+
 def make_train_step(
     task: Task,
     tx: optax.GradientTransformation,
@@ -50,6 +82,7 @@ def make_train_step(
     decay = float(config.optim.ema)
     base_key = train_key(config.seed)
     graphdef = state_spec.graphdef
+    labels = group_labels(task, state_spec.abstract.params) if hasattr(task, "param_group") else None
 
     def step_fn(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
         key = jax.random.fold_in(base_key, state.step)
@@ -60,7 +93,12 @@ def make_train_step(
             with sharding.use_mesh(mesh, rules):
                 return task.loss(model, ema, batch, key)
 
-        (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        if hasattr(task, "param_group"):
+            (losses, metrics), grads = grouped_value_and_grad(loss_fn, state.params, labels)
+            metrics = {**metrics, **{f"loss_{g}": v for g, v in losses.items()}}
+            loss = sum(losses.values())
+        else:
+            (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         ema = None if state.ema is None else ema_update(state.ema, params, decay)

@@ -32,6 +32,10 @@ class Task(Protocol):
     # Optional: `optimizer(self) -> (optax.GradientTransformation, optax.Schedule)` replaces the default
     # Adam of config.optim (see salsa.training.state.task_optimizer).
 
+    # Optional: `param_group(self, path) -> str` with `loss` returning {group: scalar}: each group's
+    # parameters are trained on its own loss only (salsa.training.step, e.g. GAN generator/discriminator).
+    # Optional: `export(self, params, workdir)`, called once on process 0 when training ends.
+
     def dataset(self, shard_index: int, shard_count: int) -> Any:
         """A checkpointable grain iterator over this process's share of the data.
 

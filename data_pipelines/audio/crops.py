@@ -1,0 +1,119 @@
+"""Random fixed-length audio crops as a grain pipeline: {"audio": (batch, crop_samples, channels) float32}.
+
+Two sources, both random-access and deterministic per index, so the grain iterator checkpoints and
+resumes exactly:
+  SyntheticAudio  clip `index` of the synthetic world, rendered on the fly (data_pipelines.synthetic);
+  AudioFiles      every audio file under a folder, decoded and resampled with PyAV.
+Clips shorter than the crop are zero-padded at the end.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import grain
+import numpy as np
+
+from data_pipelines.media import decode_audio
+from data_pipelines.synthetic import WorldConfig, make_clip
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".opus", ".mp4", ".mkv", ".webm")
+
+
+class SyntheticAudio:
+    """`size` clips of the synthetic world (frames rendered tiny and dropped: only the sound is used)."""
+
+    def __init__(self, size: int, seed: int, seconds: float, sample_rate: int, channels: int):
+        self.size, self.seed = size, seed
+        self.world = WorldConfig(
+            seconds=seconds, sample_rate=sample_rate, channels=channels, height=16, width=16, fps=4.0
+        )
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return make_clip(self.world, self.seed, int(index)).audio
+
+
+class AudioFiles:
+    """The audio files under `folder` (recursively, sorted), as (samples, channels) at `sample_rate`."""
+
+    def __init__(self, folder: str, sample_rate: int, channels: int):
+        if not os.path.isdir(folder):
+            raise ValueError(f"audio folder {folder!r} does not exist.")
+        self.paths = sorted(
+            os.path.join(root, f)
+            for root, _, files in os.walk(folder)
+            for f in files
+            if f.lower().endswith(AUDIO_EXTENSIONS)
+        )
+        if not self.paths:
+            raise ValueError(
+                f"audio folder {folder!r} holds no files ending in {', '.join(AUDIO_EXTENSIONS)}."
+            )
+        self.sample_rate, self.channels = sample_rate, channels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return decode_audio(self.paths[int(index)], self.sample_rate, self.channels)
+
+
+def random_crop(audio: np.ndarray, samples: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, C) -> (samples, C): a uniformly placed window, zero-padded when the clip is shorter."""
+    if audio.shape[0] <= samples:
+        out = np.zeros((samples, audio.shape[1]), np.float32)
+        out[: audio.shape[0]] = audio
+        return out
+    start = int(rng.integers(0, audio.shape[0] - samples + 1))
+    return np.asarray(audio[start : start + samples], np.float32)
+
+
+class _Crop(grain.transforms.RandomMap):
+    def __init__(self, samples: int):
+        self.samples = samples
+
+    def random_map(self, audio: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        return {"audio": random_crop(audio, self.samples, rng)}
+
+
+def source(config: Any):
+    """The configured source: config.data.source is 'synthetic' or a folder of audio files."""
+    a, d = config.audio, config.data
+    if d.source == "synthetic":
+        return SyntheticAudio(
+            int(d.clips), int(d.world_seed), float(d.world_seconds), a.sample_rate, a.channels
+        )
+    return AudioFiles(d.source, a.sample_rate, a.channels)
+
+
+def crop_dataset(config: Any, shard_index: int, shard_count: int) -> grain.IterDataset:
+    """Shuffled, endlessly repeated crops of config.crop_samples, batched per process."""
+    if not 0 <= shard_index < shard_count:
+        raise ValueError(f"shard_index must be in [0, {shard_count}), got {shard_index}.")
+    if config.batch_size % shard_count:
+        raise ValueError(f"batch_size {config.batch_size} is not divisible by the {shard_count} data shards.")
+    src = source(config)
+    if len(src) < shard_count:
+        raise ValueError(f"{len(src)} clips cannot be shared by {shard_count} processes.")
+    seed = int(config.data.shuffle_seed)
+    ds = (
+        grain.MapDataset.source(src)[shard_index::shard_count]
+        .shuffle(seed=seed)
+        .random_map(_Crop(int(config.crop_samples)), seed=seed + 1)
+        .repeat(None)
+        .batch(config.batch_size // shard_count, drop_remainder=True)
+    )
+    iter_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=2))
+    workers = int(config.data.get("worker_count", 0))
+    if workers > 0:
+        iter_ds = iter_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
+    return iter_ds
+
+
+def crop_iterator(config: Any, shard_index: int, shard_count: int) -> grain.DatasetIterator:
+    """Checkpointable iterator of process-local batches {"audio": (B, crop_samples, channels)}."""
+    return iter(crop_dataset(config, shard_index, shard_count))

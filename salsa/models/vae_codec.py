@@ -1,0 +1,116 @@
+"""Encode and decode audio of any length in bounded memory: fixed-size overlapping windows, trimmed.
+
+The encoder and decoder are convolution stacks whose strides multiply to `hop`, so a window that starts
+on a multiple of hop and carries `receptive_radius` latent frames of context on each side computes its
+central frames exactly as the whole clip would (up to float rounding). Windows have one fixed size, so
+each direction compiles once; the last window is shifted back to end on the clip's end rather than padded.
+
+Length rule: encode pads the audio with zeros to a multiple of hop (T = ceil(samples / hop) frames);
+decode returns exactly T · hop samples.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from salsa.models.vae import VAE, receptive_radius
+
+
+def windows(total: int, core: int, context: int) -> Iterator[tuple[int, int, int, int]]:
+    """(window start, window end, keep start, keep end) in frames covering [0, total) with windows of
+    size min(total, core + 2·context); the kept spans tile [0, total) without gaps or overlaps."""
+    size = min(total, core + 2 * context)
+    for a in range(0, total, core):
+        b = min(a + core, total)
+        start = min(max(a - context, 0), total - size)
+        yield start, start + size, a, b
+
+
+@nnx.jit
+def _encode_window(model: VAE, audio: jax.Array) -> jax.Array:
+    return model.encode(audio)[0]
+
+
+@nnx.jit
+def _decode_window(model: VAE, latents: jax.Array) -> jax.Array:
+    return model.decode(latents)
+
+
+def encode(model: VAE, audio: np.ndarray, chunk_frames: int = 256) -> np.ndarray:
+    """(samples, audio_channels) float audio at the model's rate -> latent means (T, latent_dim),
+    T = ceil(samples / hop); `chunk_frames` latent frames are produced per window."""
+    hop = model.config.hop
+    audio = np.asarray(audio, np.float32)
+    if audio.ndim != 2 or audio.shape[1] != model.config.audio_channels:
+        raise ValueError(f"audio must be (samples, {model.config.audio_channels}), got shape {audio.shape}.")
+    total = max(1, math.ceil(audio.shape[0] / hop))
+    padded = np.zeros((total * hop, audio.shape[1]), np.float32)
+    padded[: audio.shape[0]] = audio
+    context = receptive_radius(model.config)[0]
+    out = np.empty((total, model.config.latent_dim), np.float32)
+    for start, end, a, b in windows(total, chunk_frames, context):
+        z = _encode_window(model, jnp.asarray(padded[start * hop : end * hop][None]))
+        out[a:b] = np.asarray(z[0, a - start : b - start])
+    return out
+
+
+def decode(model: VAE, latents: np.ndarray, chunk_frames: int = 256) -> np.ndarray:
+    """(T, latent_dim) latents -> (T · hop, audio_channels) float32 audio."""
+    hop = model.config.hop
+    latents = np.asarray(latents, np.float32)
+    if latents.ndim != 2 or latents.shape[1] != model.config.latent_dim or latents.shape[0] < 1:
+        raise ValueError(
+            f"latents must be (frames >= 1, {model.config.latent_dim}), got shape {latents.shape}."
+        )
+    total = latents.shape[0]
+    context = receptive_radius(model.config)[1]
+    out = np.empty((total * hop, model.config.audio_channels), np.float32)
+    for start, end, a, b in windows(total, chunk_frames, context):
+        y = _decode_window(model, jnp.asarray(latents[start:end][None]))
+        out[a * hop : b * hop] = np.asarray(y[0, (a - start) * hop : (b - start) * hop])
+    return out
+
+
+def normalize(latents: np.ndarray, stats: dict[str, np.ndarray]) -> np.ndarray:
+    """Per-channel standardisation with a bundle's statistics: (z - mean) / std."""
+    return (latents - stats["mean"]) / stats["std"]
+
+
+def denormalize(latents: np.ndarray, stats: dict[str, np.ndarray]) -> np.ndarray:
+    return latents * stats["std"] + stats["mean"]
+
+
+class RunningStats:
+    """Per-channel mean and standard deviation accumulated over (frames, channels) batches (float64)."""
+
+    def __init__(self, channels: int):
+        self.n = 0
+        self.sum = np.zeros(channels)
+        self.sq = np.zeros(channels)
+
+    def add(self, latents: np.ndarray) -> None:
+        x = np.asarray(latents, np.float64).reshape(-1, self.sum.shape[0])
+        self.n += x.shape[0]
+        self.sum += x.sum(0)
+        self.sq += (x * x).sum(0)
+
+    def result(self) -> dict[str, np.ndarray]:
+        if self.n == 0:
+            raise ValueError("no latent frames were seen; statistics need at least one.")
+        mean = self.sum / self.n
+        std = np.sqrt(np.maximum(self.sq / self.n - mean * mean, 0.0))
+        return {"mean": mean.astype(np.float32), "std": np.maximum(std, 1e-6).astype(np.float32)}
+
+
+def latent_stats(model: VAE, clips, chunk_frames: int = 256) -> dict[str, np.ndarray]:
+    """Per-channel mean/std of the latent means of `clips` (an iterable of (samples, channels) audio)."""
+    acc = RunningStats(model.config.latent_dim)
+    for audio in clips:
+        acc.add(encode(model, audio, chunk_frames))
+    return acc.result()

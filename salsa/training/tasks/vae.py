@@ -1,0 +1,122 @@
+"""Training task for the audio VAE (paper A.5; Stable Audio's recipe): multi-resolution STFT
+reconstruction + KL on the generator, a multi-scale STFT discriminator (hinge) with feature matching.
+
+Two parameter groups: `gen` (the VAE) minimises
+    w_stft · MRSTFT + w_kl · KL + w_adv · hinge_G + w_fm · feature matching,
+`disc` (the discriminator) minimises the hinge discriminator loss on real crops vs reconstructions.
+`config.init_bundle` starts from a bundle (e.g. converted `sao` weights for `sao43`: every layer whose
+shape is unchanged is loaded). When training ends, the VAE (EMA if kept) is exported as a bundle in
+<workdir>/vae with per-channel latent statistics over `config.stats_clips` clips of the data set.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from flax import nnx
+
+from salsa.models import vae as vae_lib
+from salsa.models import vae_bundle, vae_codec
+from salsa.models.stft_discriminator import MultiScaleSTFTDiscriminator
+from salsa.objectives import stft_losses
+from salsa.training.state import make_optimizer
+from salsa.training.step import group_labels
+
+
+class VAEGAN(nnx.Module):
+    def __init__(self, vae_config: vae_lib.VAEConfig, disc: ml_collections.ConfigDict, rngs: nnx.Rngs):
+        self.vae = vae_lib.VAE(vae_config, rngs)
+        self.disc = MultiScaleSTFTDiscriminator(disc.n_ffts, vae_config.audio_channels, disc.filters, rngs)
+
+
+def vae_config(config: ml_collections.ConfigDict) -> vae_lib.VAEConfig:
+    """The preset named by config.vae.preset at config.audio's rate and channel count."""
+    overrides = dict(config.vae.get("overrides", {}))
+    return vae_lib.preset(
+        config.vae.preset,
+        sample_rate=config.audio.sample_rate,
+        audio_channels=config.audio.channels,
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()},
+    )
+
+
+class VaeTask:
+    def __init__(self, config: ml_collections.ConfigDict):
+        self.config = config
+        self.vae_config = vae_config(config)
+        if config.crop_samples % self.vae_config.hop:
+            raise ValueError(
+                f"crop_samples {config.crop_samples} must be a multiple of the hop {self.vae_config.hop}."
+            )
+
+    def create_model(self, rngs: nnx.Rngs) -> VAEGAN:
+        model = VAEGAN(self.vae_config, self.config.disc, rngs)
+        if self.config.get("init_bundle"):
+            from salsa.convert.vae import transplant
+
+            _, params, _, _ = vae_bundle.load(self.config.init_bundle)
+            state = nnx.state(model.vae, nnx.Param)
+            merged, _ = transplant(state.to_pure_dict(), params)
+            state.replace_by_pure_dict(jax.tree.map(jnp.asarray, merged))
+            nnx.update(model.vae, state)
+        return model
+
+    def param_group(self, path: tuple) -> str:
+        return "disc" if path[0] == "disc" else "gen"
+
+    def optimizer(self):
+        gen_tx, schedule = make_optimizer(self.config.optim)
+        disc_optim = ml_collections.ConfigDict({**self.config.optim.to_dict(), "lr": self.config.disc.lr})
+        disc_tx, _ = make_optimizer(disc_optim)
+        return optax.multi_transform(
+            {"gen": gen_tx, "disc": disc_tx}, lambda p: group_labels(self, p)
+        ), schedule
+
+    def loss(self, model: VAEGAN, ema, batch: dict, key: jax.Array):
+        w = self.config.loss
+        audio = batch["audio"]
+        recon, kl = model.vae(audio, key)
+        mrstft = stft_losses.multi_resolution_stft_loss(recon, audio, w.stft_n_ffts)
+        n = audio.shape[0]
+        # One discriminator pass over [real; detached fake] for its own loss (and the real features),
+        # one over the live fake for the generator's adversarial and feature-matching terms.
+        logits, feats = model.disc(jnp.concatenate([audio, jax.lax.stop_gradient(recon)]))
+        d_loss = stft_losses.hinge_discriminator_loss([x[:n] for x in logits], [x[n:] for x in logits])
+        fake_logits, fake_feats = model.disc(recon)
+        real_feats = [[f[:n] for f in fs] for fs in feats]
+        adv = stft_losses.hinge_generator_loss(fake_logits)
+        fm = stft_losses.feature_matching_loss(real_feats, fake_feats)
+        g_loss = w.stft * mrstft + w.kl * kl + w.adversarial * adv + w.feature_matching * fm
+        metrics = {
+            "stft_loss": mrstft,
+            "kl": kl,
+            "adversarial": adv,
+            "feature_matching": fm,
+            "disc_loss": d_loss,
+        }
+        return {"gen": g_loss, "disc": d_loss}, metrics
+
+    def dataset(self, shard_index: int, shard_count: int):
+        from data_pipelines.audio import crop_iterator
+
+        return crop_iterator(self.config, shard_index, shard_count)
+
+    def export(self, params: dict, workdir: str) -> None:
+        from data_pipelines.audio.crops import source
+
+        with nnx.use_eager_sharding(False):
+            model = vae_bundle.build(self.vae_config, params["vae"])
+        data = source(self.config)
+        n = min(len(data), int(self.config.stats_clips))
+        stats = vae_codec.latent_stats(model, (data[i] for i in range(n)))
+        out = os.path.join(workdir, "vae")
+        vae_bundle.save(out, self.vae_config, params["vae"], stats, {"trained_in": workdir, "stats_clips": n})
+        logging.info("exported the VAE bundle to %s", out)
+
+
+TASK = VaeTask
