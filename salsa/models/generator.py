@@ -128,7 +128,8 @@ class Generator(nnx.Module):
         c_l = c_g[:, None] + self.sync_proj(self.sync_up(sync.astype(self.dtype), n_a))
         c_l = constrain(c_l, ("batch", "length", "embed"))
 
-        a = self.audio_in(x.astype(self.dtype)) + self.mask_tokens.value[reference.astype(jnp.int32)]
+        marks = self.mask_tokens.value[reference.astype(jnp.int32)].astype(self.dtype)
+        a = self.audio_in(x.astype(self.dtype)) + marks
         v = self.visual_in(sem.astype(self.dtype))
         ang_v = rope.angles(
             rope.positions(v.shape[1], self.semantic_fps, self.latent_rate), self.head_dim, self.rope_theta
