@@ -93,12 +93,13 @@ def test_vae_tiny_learns_through_the_trainer(tmp_path):
     assert after < 0.85 * before
 
 
-@pytest.mark.slow  # ~4 min on 2 shared cores
+@pytest.mark.slow  # ~6.5 min on 2 shared cores
 def test_vae_tiny_learns_longer(tmp_path):
     before, after = _train_and_compare(tmp_path, steps=200, adversarial_start=150)
     assert after < 0.75 * before
 
 
+@pytest.mark.slow  # ~50 s; the direct (trainer-free) reference for the test above
 def test_tiny_vae_fits_synthetic_audio():
     """The tiny geometry learns: 60 Adam steps of MRSTFT + KL on a fixed synthetic batch (16 kHz mono)."""
     import optax
