@@ -66,7 +66,12 @@ def main() -> None:
         print(json.dumps(one(args.preset, float(args.one[1]), args.one[0], args.chunk_frames)))
         return
     rows = []
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the child imports salsa from here
+    env = {
+        **os.environ,
+        "JAX_PLATFORMS": "cpu",
+        "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
+    }
     for seconds in args.seconds:
         for direction in ("encode", "decode"):
             cmd = [

@@ -19,6 +19,7 @@ def vae_base_config() -> ml_collections.ConfigDict:
         kl=1e-4,
         adversarial=0.1,
         feature_matching=5.0,
+        adversarial_start=0,  # step from which the discriminator trains and the GAN terms count
         stft_n_ffts=(2048, 1024, 512, 256, 128, 64, 32),
     )
     c.disc = dict(n_ffts=(2048, 1024, 512, 256, 128), filters=32, lr=3e-4)
@@ -30,7 +31,13 @@ def vae_base_config() -> ml_collections.ConfigDict:
     c.keep_checkpoints = 3
     # source: 'synthetic' (rendered on the fly, `clips` clips of `world_seconds`) or a folder of audio files
     c.data = dict(
-        source="synthetic", clips=4096, world_seconds=8.0, world_seed=0, shuffle_seed=0, worker_count=0
+        source="synthetic",
+        clips=4096,
+        world_seconds=8.0,
+        world_seed=0,
+        shuffle_seed=0,
+        worker_count=0,
+        crop_tries=1,  # >1: each crop is the loudest of this many random windows (skips silence)
     )
     c.stats_clips = 256
     c.mesh = dict(data=-1, fsdp=1, tensor=1)

@@ -4,7 +4,9 @@ Two sources, both random-access and deterministic per index, so the grain iterat
 resumes exactly:
   SyntheticAudio  clip `index` of the synthetic world, rendered on the fly (data_pipelines.synthetic);
   AudioFiles      every audio file under a folder, decoded and resampled with PyAV.
-Clips shorter than the crop are zero-padded at the end.
+Clips shorter than the crop are zero-padded at the end. With `config.data.crop_tries` > 1 each crop is the
+loudest of that many uniformly placed windows: the synthetic world is silent until the first impact and
+quiet between impacts, and a codec learns little from silence.
 """
 
 from __future__ import annotations
@@ -72,12 +74,18 @@ def random_crop(audio: np.ndarray, samples: int, rng: np.random.Generator) -> np
     return np.asarray(audio[start : start + samples], np.float32)
 
 
+def loudest_crop(audio: np.ndarray, samples: int, tries: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, C) -> (samples, C): the highest-energy of `tries` independent `random_crop`s."""
+    crops = [random_crop(audio, samples, rng) for _ in range(max(1, tries))]
+    return max(crops, key=lambda c: float(np.sum(np.square(c))))
+
+
 class _Crop(grain.transforms.RandomMap):
-    def __init__(self, samples: int):
-        self.samples = samples
+    def __init__(self, samples: int, tries: int):
+        self.samples, self.tries = samples, tries
 
     def random_map(self, audio: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        return {"audio": random_crop(audio, self.samples, rng)}
+        return {"audio": loudest_crop(audio, self.samples, self.tries, rng)}
 
 
 def source(config: Any):
@@ -103,7 +111,7 @@ def crop_dataset(config: Any, shard_index: int, shard_count: int) -> grain.IterD
     ds = (
         grain.MapDataset.source(src)[shard_index::shard_count]
         .shuffle(seed=seed)
-        .random_map(_Crop(int(config.crop_samples)), seed=seed + 1)
+        .random_map(_Crop(int(config.crop_samples), int(config.data.get("crop_tries", 1))), seed=seed + 1)
         .repeat(None)
         .batch(config.batch_size // shard_count, drop_remainder=True)
     )

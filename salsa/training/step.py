@@ -90,8 +90,11 @@ def make_train_step(
         def loss_fn(params):
             model = nnx.merge(graphdef, params, state.rest)
             ema = None if state.ema is None else nnx.merge(graphdef, state.ema, state.rest)
+            # A task whose loss changes with training progress (e.g. a GAN's adversarial warm-up) declares
+            # `loss_takes_step` and receives the step count as a traced int32 scalar.
+            extra = {"step": state.step} if getattr(task, "loss_takes_step", False) else {}
             with sharding.use_mesh(mesh, rules):
-                return task.loss(model, ema, batch, key)
+                return task.loss(model, ema, batch, key, **extra)
 
         if hasattr(task, "param_group"):
             (losses, metrics), grads = grouped_value_and_grad(loss_fn, state.params, labels)

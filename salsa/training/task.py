@@ -34,6 +34,7 @@ class Task(Protocol):
 
     # Optional: `param_group(self, path) -> str` with `loss` returning {group: scalar}: each group's
     # parameters are trained on its own loss only (salsa.training.step, e.g. GAN generator/discriminator).
+    # Optional: `loss_takes_step = True`: `loss` is also called with `step=` (int32 scalar, steps taken).
     # Optional: `export(self, params, workdir)`, called once on process 0 when training ends.
 
     def dataset(self, shard_index: int, shard_count: int) -> Any:

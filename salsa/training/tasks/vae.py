@@ -7,6 +7,10 @@ Two parameter groups: `gen` (the VAE) minimises
 `config.init_bundle` starts from a bundle (e.g. converted `sao` weights for `sao43`: every layer whose
 shape is unchanged is loaded). When training ends, the VAE (EMA if kept) is exported as a bundle in
 <workdir>/vae with per-channel latent statistics over `config.stats_clips` clips of the data set.
+
+Adversarial warm-up (Stable Audio's): before step `config.loss.adversarial_start` the generator trains on
+MRSTFT + KL only and the discriminator does not train; a discriminator that has not yet learned anything
+only feeds noise into the adversarial and feature-matching gradients.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ def vae_config(config: ml_collections.ConfigDict) -> vae_lib.VAEConfig:
 
 
 class VaeTask:
+    loss_takes_step = True
+
     def __init__(self, config: ml_collections.ConfigDict):
         self.config = config
         self.vae_config = vae_config(config)
@@ -77,8 +83,9 @@ class VaeTask:
             {"gen": gen_tx, "disc": disc_tx}, lambda p: group_labels(self, p)
         ), schedule
 
-    def loss(self, model: VAEGAN, ema, batch: dict, key: jax.Array):
+    def loss(self, model: VAEGAN, ema, batch: dict, key: jax.Array, step: jax.Array | int = 0):
         w = self.config.loss
+        gan_on = (jnp.asarray(step) >= int(w.get("adversarial_start", 0))).astype(jnp.float32)
         audio = batch["audio"]
         recon, kl = model.vae(audio, key)
         mrstft = stft_losses.multi_resolution_stft_loss(recon, audio, w.stft_n_ffts)
@@ -91,7 +98,7 @@ class VaeTask:
         real_feats = [[f[:n] for f in fs] for fs in feats]
         adv = stft_losses.hinge_generator_loss(fake_logits)
         fm = stft_losses.feature_matching_loss(real_feats, fake_feats)
-        g_loss = w.stft * mrstft + w.kl * kl + w.adversarial * adv + w.feature_matching * fm
+        g_loss = w.stft * mrstft + w.kl * kl + gan_on * (w.adversarial * adv + w.feature_matching * fm)
         metrics = {
             "stft_loss": mrstft,
             "kl": kl,
@@ -99,7 +106,7 @@ class VaeTask:
             "feature_matching": fm,
             "disc_loss": d_loss,
         }
-        return {"gen": g_loss, "disc": d_loss}, metrics
+        return {"gen": g_loss, "disc": gan_on * d_loss}, metrics
 
     def dataset(self, shard_index: int, shard_count: int):
         from data_pipelines.audio import crop_iterator
