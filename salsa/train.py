@@ -33,6 +33,8 @@ class BadInput(Exception):
 
 def _prepare_data(config, workdir: str) -> None:
     """Resolves config.data.dir (default <workdir>/data) and builds the toy feature set there if asked."""
+    if "dir" not in config.data:  # the task renders its own data (sync: the synthetic world)
+        return
     if not config.data.dir:
         config.data.dir = f"{workdir.rstrip('/')}/data"
     if records.shard_paths(config.data.dir):
