@@ -50,5 +50,8 @@ def shift_top1(
     c = model.config
     spec = SnippetSpec(1, 1, c.snippet_frames, c.snippet_samples)
     video, audio, true_index = shift_snippets(world, seed, clips, spec, shifts_s)
-    picks = [np.asarray(_choices(model, video[i : i + chunk], audio[i : i + chunk])) for i in range(0, clips, chunk)]
+    picks = [
+        np.asarray(_choices(model, video[i : i + chunk], audio[i : i + chunk]))
+        for i in range(0, clips, chunk)
+    ]
     return float(np.mean(np.concatenate(picks) == true_index)), 1.0 / len(shifts_s)
