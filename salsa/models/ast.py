@@ -52,8 +52,10 @@ def variant(name: str, **overrides) -> AstConfig:
             vit=VitConfig(width=768, depth=12, mlp_dim=3072, heads=12, eps=1e-12, gelu_approximate=False)
         )
     elif name == "tiny":
+        # 32 mels and 8 x 8 patches, 4 frames (40 ms, one video frame) apart in time: a 0.667 s snippet
+        # becomes a 4 x 15 grid that still says when each onset happened.
         vit = VitConfig(width=64, depth=2, mlp_dim=128, heads=2, eps=1e-12, gelu_approximate=False)
-        c = AstConfig(vit=vit, max_length=66)
+        c = AstConfig(vit=vit, num_mel_bins=32, max_length=64, patch=8, frequency_stride=8, time_stride=4)
     else:
         raise ValueError(f"unknown AST variant {name!r}; use 'base' or 'tiny'.")
     return dataclasses.replace(c, **overrides)

@@ -32,6 +32,9 @@ class SyncConfig:
     snippet_frames: int = 16  # 0.667 s at 24 fps
     # The paper freezes the pretrained VideoPrism; a tiny model trained from scratch needs it to learn.
     train_video_backbone: bool = False
+    # A from-scratch model sees mostly the static box: subtracting each pixel's mean over the snippet
+    # leaves what moves, so contacts stand out from the first step. Pretrained VideoPrism wants raw frames.
+    center_video: bool = False
 
     @property
     def snippet_samples(self) -> int:
@@ -57,7 +60,12 @@ def variant(name: str, **overrides) -> SyncConfig:
         c = SyncConfig(video=vp_lib.variant("base"), audio=ast_lib.variant("base"))
     elif name == "tiny":
         c = SyncConfig(
-            video=vp_lib.variant("tiny"), audio=ast_lib.variant("tiny"), spatial_layers=1, temporal_layers=1
+            video=vp_lib.variant("tiny", patch=16),
+            audio=ast_lib.variant("tiny"),
+            frontend=FrontendConfig(n_mels=ast_lib.variant("tiny").num_mel_bins),
+            spatial_layers=1,
+            temporal_layers=1,
+            center_video=True,
         )
     else:
         raise ValueError(f"unknown sync variant {name!r}; use 'base' or 'tiny'.")
@@ -83,6 +91,8 @@ class SyncModel(nnx.Module):
 
     def video_features(self, video: jax.Array) -> jax.Array:
         """video (batch, frames, H, W, 3) in [0, 1] -> sync features (batch, frames, width)."""
+        if self.config.center_video:
+            video = video - video.mean(axis=-4, keepdims=True)
         x = self.video_backbone(video)  # (b, t, s, d)
         if not self.config.train_video_backbone:
             x = jax.lax.stop_gradient(x)
