@@ -41,11 +41,23 @@ def test_ratio_check_and_snippets():
     assert batch["video"].shape == (6, 16, 32, 32, 3) and batch["audio"].shape == (6, 10667)
 
 
+@pytest.fixture(scope="module")
+def sync_model():
+    return bundle.build(SyncModel, variant("tiny"))
+
+
+@pytest.fixture(scope="module")
+def siglip():
+    return bundle.build(siglip_lib.Siglip, siglip_lib.variant("tiny"))
+
+
 def test_task_step_and_frozen_backbone(tmp_path):
     config = get_config()
-    config.sync.overrides = {}  # the paper's frozen VideoPrism
+    config.sync.update(videos=1, snippets=2, overrides={})  # the paper's frozen VideoPrism
+    config.batch_size = 2
     config.total_steps, config.log_every, config.checkpoint_every = 2, 1, 2
-    config.data.pool_clips = 4
+    config.data.pool_clips = 1
+    config.data.world.seconds = 2.0
     logged = []
     state = loop.train(config, str(tmp_path), hooks=[lambda s, m: logged.append(m)])
     assert all(np.isfinite(m["loss"]) for m in logged)
@@ -61,9 +73,7 @@ def test_task_step_and_frozen_backbone(tmp_path):
 
 
 @pytest.mark.parametrize("seconds", [1.0, 7.3, 95.0])
-def test_feature_shapes_and_rates(seconds):
-    sync_model = bundle.build(SyncModel, variant("tiny"))
-    siglip = bundle.build(siglip_lib.Siglip, siglip_lib.variant("tiny"))
+def test_feature_shapes_and_rates(seconds, sync_model, siglip):
     t24, t8 = round(seconds * 24), round(seconds * 8)
     rng = np.random.default_rng(0)
     f24 = rng.integers(0, 256, (t24, 32, 32, 3), dtype=np.uint8)
@@ -72,7 +82,7 @@ def test_feature_shapes_and_rates(seconds):
     assert encoders.semantic(siglip, f8).shape == (t8, 64)
 
 
-def test_text_features_from_user_tokenizer(tmp_path):
+def test_text_features_from_user_tokenizer(tmp_path, siglip):
     tokenizers = pytest.importorskip("tokenizers")
     words = ["<pad>", "<unk>", "a", "wooden", "ball", "bounces", "twice", "metal", "block", "slides"]
     tok = tokenizers.Tokenizer(
@@ -84,7 +94,6 @@ def test_text_features_from_user_tokenizer(tmp_path):
         str(tmp_path / "tokenizer.json"), ["a wooden ball bounces twice", "a metal drum"], 32
     )
     assert ids.shape == (2, 32) and list(ids[0, :6]) == [2, 3, 4, 5, 6, 0] and ids[1, 2] == 1
-    siglip = bundle.build(siglip_lib.Siglip, siglip_lib.variant("tiny"))
     assert encoders.text(siglip, ids).shape == (2, 64)
 
 
