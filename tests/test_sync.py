@@ -53,7 +53,8 @@ def siglip():
 
 def test_task_step_and_frozen_backbone(tmp_path):
     config = get_config()
-    config.sync.update(videos=1, snippets=2, overrides={})  # the paper's frozen VideoPrism
+    config.sync.overrides = {}  # the paper's frozen VideoPrism (update() would merge, not replace)
+    config.sync.update(videos=1, snippets=2)
     config.batch_size = 2
     config.total_steps, config.log_every, config.checkpoint_every = 2, 1, 2
     config.data.pool_clips = 1
