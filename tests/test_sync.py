@@ -109,7 +109,10 @@ def test_sync_bundle_round_trip(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.xfail(
-    reason="measured 0.10 top-1 vs 0.14 chance after 600 steps (~5 min): not learned yet", strict=False
+    reason="not learned yet: 16 px patches + 40 ms audio patches + centred frames, 1,400 steps (2.5 min): "
+    "shift top-1 0.14 vs chance 0.14; the embeddings collapse to the uninformative optimum (loss 3.740) "
+    "while an energy-envelope baseline scores 0.22 (docs/encoders.md)",
+    strict=False,
 )
 def test_tiny_sync_learns_timing(tmp_path):
     config = get_config()
@@ -121,4 +124,4 @@ def test_tiny_sync_learns_timing(tmp_path):
     world = WorldConfig(**dict(config.data.world))
     top1, chance = shift_top1(model, world, seed=12345, clips=100)
     print(f"sync top-1 among time shifts: {top1:.2f} (chance {chance:.2f}), trained {minutes:.1f} min")
-    assert top1 > 2 * chance
+    assert top1 >= 3 * chance
