@@ -35,6 +35,9 @@ class SyncConfig:
     # A from-scratch model sees mostly the static box: subtracting each pixel's mean over the snippet
     # leaves what moves, so contacts stand out from the first step. Pretrained VideoPrism wants raw frames.
     center_video: bool = False
+    # Likewise each mel bin's mean over the snippet: the stationary ambience (hum, rain, wind) names the
+    # clip, a shortcut that solves the other-clip negatives and teaches nothing about timing.
+    center_audio: bool = False
 
     @property
     def snippet_samples(self) -> int:
@@ -66,6 +69,7 @@ def variant(name: str, **overrides) -> SyncConfig:
             spatial_layers=1,
             temporal_layers=1,
             center_video=True,
+            center_audio=True,
         )
     else:
         raise ValueError(f"unknown sync variant {name!r}; use 'base' or 'tiny'.")
@@ -103,6 +107,8 @@ class SyncModel(nnx.Module):
     def audio_features(self, audio: jax.Array) -> jax.Array:
         """audio (batch, samples) at frontend.sample_rate -> (batch, t_a, width), t_a AST time patches."""
         mel = log_mel(audio, self.config.frontend)
+        if self.config.center_audio:
+            mel = mel - mel.mean(axis=-2, keepdims=True)
         grid = self.audio.patch_grid(self.audio(mel), mel.shape[-2])  # (b, f, t, d)
         return self.audio_pool(jnp.swapaxes(grid, 1, 2))
 
