@@ -1,0 +1,1 @@
+"""Weight converters: `python -m salsa.convert <component> --src <downloaded weights> --out DIR`."""

@@ -1,35 +1,46 @@
-"""Converts pretrained weights the user has into salsa's formats.
+"""Converts pretrained weights the user has into salsa bundles.
 
-    python -m salsa.convert vae --src SRC --out DIR [--sao43] [--seed 0]
+    python -m salsa.convert vae --src SRC --out DIR [--sao43]
+    python -m salsa.convert siglip2 --src <transformers Siglip/Siglip2 folder> --out DIR
+    python -m salsa.convert ast --src <transformers ASTModel folder> --out DIR
+    python -m salsa.convert videoprism --src <VideoPrism .npz> --out DIR
 
-One subcommand per component (`vae` today); each lives in salsa/convert/<component>.py and registers its
-arguments and its run function in COMPONENTS below. Bad input: one line on stderr, exit code 2, no output.
+Each component module provides `add_arguments(parser)` and `main(args) -> summary line`, raising
+ValueError (or OSError) for bad input: one line on stderr, exit code 2, nothing written.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 
-from salsa.convert import vae_cli
-
-# component name -> (help, add_arguments(parser), run(args) -> None; raises ValueError for bad input)
-COMPONENTS = {"vae": (vae_cli.HELP, vae_cli.add_arguments, vae_cli.run)}
+# component -> module (torch, where needed, is imported only inside the conversion itself)
+COMPONENTS = {
+    "vae": "salsa.convert.vae_cli",
+    "siglip2": "salsa.convert.siglip2",
+    "ast": "salsa.convert.ast",
+    "videoprism": "salsa.convert.videoprism_npz",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m salsa.convert", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="component", required=True, metavar="component")
-    for name, (help_text, add_arguments, _) in COMPONENTS.items():
-        add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    modules = {name: importlib.import_module(module) for name, module in COMPONENTS.items()}
+    for name, module in modules.items():
+        help_text = getattr(module, "HELP", None)
+        module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        COMPONENTS[args.component][2](args)
+        summary = modules[args.component].main(args)
     except (ValueError, OSError) as e:
         print(f"salsa.convert {args.component}: {e}", file=sys.stderr)
         return 2
+    if summary:
+        print(summary)
     return 0
 
 

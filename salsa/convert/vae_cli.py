@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="initialisation seed of the layers --sao43 replaces")
 
 
-def run(args: argparse.Namespace) -> None:
+def main(args: argparse.Namespace) -> str:
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise ValueError(f"--out {args.out} exists and is not a directory.")
     config, params = convert.load_source(args.src)
@@ -45,4 +45,4 @@ def run(args: argparse.Namespace) -> None:
         meta["sao43_initialised"] = kept
     vae_bundle.build(config, params)  # shape check before anything is written
     vae_bundle.save(args.out, config, params, meta=meta)
-    logging.info("wrote %s (hop %d, %.2f latent frames/s)", args.out, config.hop, config.latent_rate)
+    return f"wrote {args.out} (hop {config.hop}, {config.latent_rate:.2f} latent frames/s)"

@@ -1,0 +1,1 @@
+"""Conditioning features for any clip length: semantic (SigLIP frames), text (SigLIP captions), sync."""

@@ -1,0 +1,99 @@
+"""The generator's three conditioning signals from trained/converted encoders, for clips of any length.
+
+    semantic(siglip, frames at 8 fps (T8, H, W, 3) uint8)  -> (T8, width)    SigLIP image embedding per frame
+    text(siglip, token ids (N, text_len))                   -> (N, text_proj) SigLIP text embeddings
+    sync(sync_model, frames at 24 fps (T24, H, W, 3) uint8)  -> (T24, width)   continuous sync features
+
+Frames are encoded in fixed-size chunks (padded) so one compiled function serves every length.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from salsa.models.siglip2 import Siglip, preprocess
+from salsa.models.sync import SyncModel
+
+
+@functools.partial(nnx.jit, static_argnums=2)
+def _image_chunk(model: Siglip, frames: jax.Array, size: int) -> jax.Array:
+    return model.image(preprocess(frames, size))[0]
+
+
+def semantic(model: Siglip, frames: np.ndarray, chunk: int = 32) -> np.ndarray:
+    """SigLIP image embeddings (un-normalised MAP-head outputs, as the paper's v_s) of each frame."""
+    n = frames.shape[0]
+    out = []
+    for i in range(0, n, chunk):
+        part = frames[i : i + chunk]
+        pad = chunk - part.shape[0]
+        part = np.concatenate([part, np.repeat(part[-1:], pad, axis=0)]) if pad else part
+        out.append(np.asarray(_image_chunk(model, jnp.asarray(part), model.config.image_size))[: chunk - pad])
+    return np.concatenate(out) if out else np.zeros((0, model.config.image.width), np.float32)
+
+
+@nnx.jit
+def _text(model: Siglip, tokens: jax.Array) -> jax.Array:
+    return model.text(tokens)
+
+
+def text(model: Siglip, tokens: np.ndarray) -> np.ndarray:
+    """(N, text_len) token ids (see `tokenize`) -> (N, text_proj) text features."""
+    return np.asarray(_text(model, jnp.asarray(tokens)))
+
+
+def tokenize(tokenizer_file: str, texts: list[str], length: int) -> np.ndarray:
+    """Token ids (N, length) from the user's `tokenizer.json` (Hugging Face `tokenizers` format): cut or
+    padded with the tokenizer's pad token (id 0 if it names none), as SigLIP was trained."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(tokenizer_file)
+    pad = tok.padding["pad_id"] if tok.padding else (tok.token_to_id("<pad>") or 0)
+    ids = np.full((len(texts), length), pad, np.int32)
+    for i, t in enumerate(texts):
+        e = tok.encode(t).ids[:length]
+        ids[i, : len(e)] = e
+    return ids
+
+
+@nnx.jit
+def _sync_windows(model: SyncModel, windows: jax.Array) -> jax.Array:
+    return model.video_features(windows.astype(jnp.float32) / 255.0)
+
+
+def window_starts(num_frames: int, window: int, hop: int) -> list[int]:
+    """Starts of `window`-frame windows every `hop` frames, the last one flush with the end."""
+    if num_frames <= window:
+        return [0]
+    starts = list(range(0, num_frames - window + 1, hop))
+    if starts[-1] != num_frames - window:
+        starts.append(num_frames - window)
+    return starts
+
+
+def sync(model: SyncModel, frames: np.ndarray, hop: int = 8, chunk: int = 8) -> np.ndarray:
+    """(T24, H, W, 3) uint8 at 24 fps -> (T24, width): overlapping snippet windows (hop frames apart),
+    each frame's feature the mean over the windows that contain it, so the sequence is continuous.
+    Clips shorter than one snippet are padded with their last frame and cut back."""
+    win = model.config.snippet_frames
+    n = frames.shape[0]
+    if n == 0:
+        raise ValueError("sync features need at least one frame.")
+    if n < win:
+        frames = np.concatenate([frames, np.repeat(frames[-1:], win - n, axis=0)])
+    starts = window_starts(frames.shape[0], win, hop)
+    total = np.zeros((frames.shape[0], model.config.video.spatial.width), np.float32)
+    count = np.zeros((frames.shape[0], 1), np.float32)
+    for i in range(0, len(starts), chunk):
+        group = starts[i : i + chunk]
+        padded = group + [group[-1]] * (chunk - len(group))
+        feats = np.asarray(_sync_windows(model, jnp.asarray(np.stack([frames[s : s + win] for s in padded]))))
+        for s, f in zip(group, feats[: len(group)], strict=True):
+            total[s : s + win] += f
+            count[s : s + win] += 1
+    return (total / count)[:n]

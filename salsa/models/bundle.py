@@ -1,0 +1,111 @@
+"""The bundle: one directory holding a model's parameters and the config that rebuilds it.
+
+    DIR/config.json   {"kind": "siglip2" | "ast" | "videoprism" | "sync", "config": {...}}
+    DIR/params.npz    every nnx.Param as float32, keyed by its '/'-joined path in the module
+                      (list indices as numbers: "image/encoder/blocks/0/attn/q/kernel")
+
+Converters write bundles, training exports them, and the feature functions load them, so every
+encoder has one on-disk format. Writes go to a temporary sibling directory renamed at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+from flax import nnx
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
+    out = {}
+    for k, v in tree.items():
+        path = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, path + "/"))
+        else:
+            out[path] = np.asarray(v, np.float32)
+    return out
+
+
+def unflatten(flat: dict[str, Any]) -> dict:
+    tree: dict = {}
+    for path, v in flat.items():
+        keys = [int(k) if k.isdigit() else k for k in path.split("/")]
+        node = tree
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+        node[keys[-1]] = v
+    return tree
+
+
+def build(cls: Callable[..., nnx.Module], config: Any, seed: int = 0) -> nnx.Module:
+    """`cls(config, rngs)` created outside any mesh (parameters keep their logical axis names)."""
+    with nnx.use_eager_sharding(False):
+        return cls(config, nnx.Rngs(seed))
+
+
+def from_bundle(path: str, kind: str, cls: Callable[..., nnx.Module], config_cls: Any) -> nnx.Module:
+    """The model stored in the bundle at `path`: `cls(config_cls.from_dict(config))` with its params."""
+    _, config, params = load(path, kind)
+    model = build(cls, config_cls.from_dict(config))
+    assign(model, params)
+    return model
+
+
+def params_of(model: nnx.Module) -> dict:
+    """The model's parameters as a nested dict of arrays."""
+    return nnx.state(model, nnx.Param).to_pure_dict()
+
+
+def assign(model: nnx.Module, params: dict) -> None:
+    """Loads `params` (nested dict, same structure and shapes as the model's) into `model` in place;
+    ValueError naming the first missing, extra or misshapen entry."""
+    state = nnx.state(model, nnx.Param)
+    want = flatten(jax.tree.map(np.zeros_like, jax.tree.map(np.asarray, state.to_pure_dict())))
+    got = flatten(params)
+    if missing := sorted(set(want) - set(got)):
+        raise ValueError(f"parameters missing: {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+    if extra := sorted(set(got) - set(want)):
+        raise ValueError(f"unexpected parameters: {extra[:5]}{' ...' if len(extra) > 5 else ''}")
+    for k, v in want.items():
+        if v.shape != got[k].shape:
+            raise ValueError(f"parameter {k} has shape {got[k].shape}; the model expects {v.shape}.")
+    state.replace_by_pure_dict(unflatten(got))
+    nnx.update(model, state)
+
+
+def save(out_dir: str, kind: str, config: dict, params: dict) -> None:
+    """Writes the bundle atomically: nothing appears at `out_dir` unless everything was written."""
+    parent = os.path.dirname(os.path.abspath(out_dir)) or "."
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".bundle-", dir=parent)
+    try:
+        with open(os.path.join(tmp, "config.json"), "w") as f:
+            json.dump({"kind": kind, "config": config}, f, indent=2)
+        np.savez(os.path.join(tmp, "params.npz"), **flatten(params))
+        if os.path.exists(out_dir):
+            shutil.rmtree(out_dir)
+        os.rename(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load(path: str, kind: str | None = None) -> tuple[str, dict, dict]:
+    """(kind, config, params) of the bundle at `path`; ValueError if it is not one (or not `kind`)."""
+    cfg_path, npz_path = os.path.join(path, "config.json"), os.path.join(path, "params.npz")
+    if not (os.path.isfile(cfg_path) and os.path.isfile(npz_path)):
+        raise ValueError(f"{path!r} is not a model bundle (expected config.json and params.npz in it).")
+    with open(cfg_path) as f:
+        meta = json.load(f)
+    if kind is not None and meta.get("kind") != kind:
+        raise ValueError(f"bundle {path!r} holds a {meta.get('kind')!r} model; expected {kind!r}.")
+    with np.load(npz_path) as z:
+        params = unflatten({k: z[k] for k in z.files})
+    return meta["kind"], meta["config"], params

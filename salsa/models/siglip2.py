@@ -1,0 +1,137 @@
+"""SigLIP 2 image and text towers (Tschannen et al. 2025) in Flax NNX.
+
+Image tower: patches -> linear embedding + learned positions -> ViT -> LayerNorm -> MAP head, giving
+one (width,) embedding per image. Text tower: tokens + learned positions -> ViT -> LayerNorm -> the
+last token through a linear head. Same layout as the released checkpoints (transformers' SiglipModel and
+Siglip2Model), which `salsa.convert siglip2` maps onto these modules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from salsa.models.layers import dense
+from salsa.models.vit import Encoder, MapHead, VitConfig, layer_norm, patchify, resize_positions
+
+
+@dataclasses.dataclass(frozen=True)
+class SiglipConfig:
+    image: VitConfig
+    text: VitConfig
+    patch: int = 16
+    image_size: int = 256  # the resolution the position grid was trained at
+    vocab_size: int = 256000
+    text_len: int = 64  # texts are padded / cut to this many tokens, as in training
+    text_proj: int = 1152  # width of the text head's output (= image width for SigLIP)
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // self.patch
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SiglipConfig:
+        d = dict(d)
+        return cls(image=VitConfig(**d.pop("image")), text=VitConfig(**d.pop("text")), **d)
+
+
+def variant(name: str, **overrides) -> SiglipConfig:
+    """'so400m' (SigLIP 2 So400m/16 at 256 px, the paper's 1152-wide features) or 'tiny' (CPU tests)."""
+    if name == "so400m":
+        tower = VitConfig(width=1152, depth=27, mlp_dim=4304, heads=16)
+        c = SiglipConfig(image=tower, text=tower)
+    elif name == "tiny":
+        tower = VitConfig(width=64, depth=2, mlp_dim=128, heads=2)
+        c = SiglipConfig(
+            image=tower, text=tower, patch=8, image_size=32, vocab_size=512, text_len=32, text_proj=64
+        )
+    else:
+        raise ValueError(f"unknown SigLIP variant {name!r}; use 'so400m' or 'tiny'.")
+    return dataclasses.replace(c, **overrides)
+
+
+def _positions(n: int, width: int, rngs: nnx.Rngs) -> nnx.Param:
+    init = nnx.initializers.normal(1.0 / math.sqrt(width))
+    return nnx.Param(init(rngs.params(), (n, width)), out_sharding=(None, "embed"))
+
+
+class ImageTower(nnx.Module):
+    def __init__(self, c: SiglipConfig, rngs: nnx.Rngs):
+        self.patch, self.grid = c.patch, c.grid
+        self.embed = dense(c.patch * c.patch * 3, c.image.width, (None, "embed"), rngs)
+        self.pos = _positions(c.grid * c.grid, c.image.width, rngs)
+        self.encoder = Encoder(c.image, rngs)
+        self.norm = layer_norm(c.image.width, c.image.eps, rngs)
+        self.head = MapHead(c.image, rngs)
+
+    def __call__(self, images: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """images (batch, H, W, 3) in [-1, 1] (see `preprocess`) -> (pooled (batch, width),
+        tokens (batch, H/p * W/p, width)); other sizes than image_size resize the position grid."""
+        x = self.embed(patchify(images, self.patch))
+        new_grid = (images.shape[-3] // self.patch, images.shape[-2] // self.patch)
+        x = x + resize_positions(self.pos[...], (self.grid, self.grid), new_grid)
+        tokens = self.norm(self.encoder(x))
+        return self.head(tokens), tokens
+
+
+class TextTower(nnx.Module):
+    def __init__(self, c: SiglipConfig, rngs: nnx.Rngs):
+        self.token = nnx.Embed(
+            c.vocab_size,
+            c.text.width,
+            embedding_init=nnx.with_partitioning(nnx.initializers.normal(0.02), ("vocab", "embed")),
+            rngs=rngs,
+        )
+        self.pos = _positions(c.text_len, c.text.width, rngs)
+        self.encoder = Encoder(c.text, rngs)
+        self.norm = layer_norm(c.text.width, c.text.eps, rngs)
+        self.head = dense(c.text.width, c.text_proj, ("embed", None), rngs)
+
+    def __call__(self, tokens: jax.Array) -> jax.Array:
+        """tokens (batch, text_len) int, padded to text_len as in training -> (batch, text_proj).
+
+        Every position is attended to and the last one is pooled, padding included, as the released
+        models were trained."""
+        x = self.token(tokens) + self.pos[: tokens.shape[-1]]
+        x = self.norm(self.encoder(x))
+        return self.head(x[:, -1])
+
+
+class Siglip(nnx.Module):
+    """Both towers and the learned temperature (log) and bias of the sigmoid loss."""
+
+    def __init__(self, c: SiglipConfig, rngs: nnx.Rngs):
+        self.config = c
+        self.image = ImageTower(c, rngs)
+        self.text = TextTower(c, rngs)
+        # Zhai et al. 2023 initialise t = 10 and b = -10 so that the many negatives start near zero loss.
+        self.log_temperature = nnx.Param(jnp.full((), math.log(10.0)))
+        self.bias = nnx.Param(jnp.full((), -10.0))
+
+    def embed_images(self, images: jax.Array) -> jax.Array:
+        """(batch, H, W, 3) in [-1, 1] -> L2-normalised (batch, width)."""
+        return _normalize(self.image(images)[0])
+
+    def embed_texts(self, tokens: jax.Array) -> jax.Array:
+        """(batch, text_len) -> L2-normalised (batch, text_proj)."""
+        return _normalize(self.text(tokens))
+
+
+def _normalize(x: jax.Array) -> jax.Array:
+    return x / jnp.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def preprocess(frames: jax.Array, size: int) -> jax.Array:
+    """uint8 frames (..., H, W, 3) -> float (..., size, size, 3) in [-1, 1]: the released processors'
+    square resize (bicubic, antialiased when shrinking) and mean = std = 0.5 normalisation."""
+    x = frames.astype(jnp.float32) / 255.0
+    if x.shape[-3:-1] != (size, size):
+        x = jax.image.resize(x, (*x.shape[:-3], size, size, 3), method="cubic", antialias=True)
+    return (x - 0.5) / 0.5
