@@ -19,6 +19,7 @@ import jax
 import numpy as np
 from flax import nnx
 
+from salsa.models.bundle import flatten, unflatten  # noqa: F401 (re-exported for callers)
 from salsa.models.vae import VAE, VAEConfig
 
 CONFIG_FILE = "vae.json"
@@ -27,28 +28,6 @@ PARAMS_FILE = "params.npz"
 
 class BundleError(ValueError):
     """A bundle directory is missing, incomplete or inconsistent; the message names it."""
-
-
-def flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
-    out = {}
-    for k, v in tree.items():
-        path = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten(v, path + "/"))
-        else:
-            out[path] = np.asarray(v, np.float32)
-    return out
-
-
-def unflatten(flat: dict[str, np.ndarray]) -> dict:
-    tree: dict = {}
-    for path, v in flat.items():
-        node = tree
-        parts = [int(p) if p.isdigit() else p for p in path.split("/")]
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = v
-    return tree
 
 
 def save(
