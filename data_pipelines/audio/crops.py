@@ -18,6 +18,7 @@ import grain
 import numpy as np
 
 from data_pipelines.media import decode_audio
+from data_pipelines.prefetch import prefetched
 from data_pipelines.synthetic import WorldConfig, make_clip
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".opus", ".mp4", ".mkv", ".webm")
@@ -115,11 +116,7 @@ def crop_dataset(config: Any, shard_index: int, shard_count: int) -> grain.IterD
         .repeat(None)
         .batch(config.batch_size // shard_count, drop_remainder=True)
     )
-    iter_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=2))
-    workers = int(config.data.get("worker_count", 0))
-    if workers > 0:
-        iter_ds = iter_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
-    return iter_ds
+    return prefetched(ds, int(config.data.get("worker_count", 0)))
 
 
 def crop_iterator(config: Any, shard_index: int, shard_count: int) -> grain.DatasetIterator:

@@ -21,6 +21,7 @@ import grain
 import numpy as np
 
 from data_pipelines.features import records
+from data_pipelines.prefetch import prefetched
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,11 +133,7 @@ def feature_dataset(config: Any, shard_index: int, shard_count: int) -> grain.It
         .repeat(None)
         .batch(config.batch_size // shard_count, drop_remainder=True)
     )
-    iter_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=2))
-    workers = int(config.data.get("worker_count", 0))
-    if workers > 0:
-        iter_ds = iter_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
-    return iter_ds
+    return prefetched(ds, int(config.data.get("worker_count", 0)))
 
 
 def feature_iterator(config: Any, shard_index: int, shard_count: int) -> grain.DatasetIterator:
