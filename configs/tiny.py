@@ -7,7 +7,10 @@ from configs.common import base_config
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = base_config()
-    c.features = dict(semantic_dim=64, sync_dim=32, text_dim=64)
+    # Audio geometry of the tiny VAE (salsa.models.vae preset "tiny", configs/vae_tiny.py: 16 kHz mono,
+    # hop 256 -> 62.5 latent frames/s, 16 channels) and the widths of the tiny SigLIP and sync encoders.
+    c.audio = dict(sample_rate=16000, hop=256, channels=1, latent_dim=16)
+    c.features = dict(semantic_dim=64, sync_dim=64, text_dim=64)
     c.train_crop_s = 2.0
     c.window_s = 2.0
     c.context_s = 0.5
