@@ -142,7 +142,8 @@ def test_setup_sync_train_logs_stop_on_all_workers(fake):
     assert (fake.home / "salsa" / "launch" / "tpu.sh").exists()
     assert sorted(os.listdir(fake.home)) == ["python3.argv", "python3.env", "salsa"]
 
-    fake.log.unlink()
+    for name in ("gcloud.log", "worker-home/python3.argv", "worker-home/python3.env"):  # setup's
+        (fake.home.parent / name).unlink()
     workdir, data = "gs://my-bucket/runs/large one", "gs://my-bucket/features"
     train = ("train", *pod, "--workdir", workdir, "--data-dir", data, "--env", "XLA_FLAGS=--xla_dump_to=/tmp")
     fake.run(*train, "--", "--config.total_steps=10")
