@@ -189,17 +189,20 @@ def test_single_host_trains_without_distributed_init(fake):
 
 
 @pytest.mark.parametrize(
-    "flags, expected",
+    "command, flags, expected",
     [
-        ([], ["compute", "tpus", "tpu-vm", "delete", "salsa-v4-8", *LOC, "--quiet"]),
+        ("delete", [], ["compute", "tpus", "tpu-vm", "delete", "salsa-v4-8", *LOC, "--quiet"]),
         (
+            "delete",
             ["--queued", "--name", "q"],
             ["compute", "tpus", "queued-resources", "delete", "q", *LOC, "--force", "--quiet"],
         ),
+        ("status", [], ["compute", "tpus", "tpu-vm", "describe", "salsa-v4-8", *LOC]),
+        ("status", ["--queued"], ["compute", "tpus", "queued-resources", "describe", "salsa-v4-8", *LOC]),
     ],
 )
-def test_delete(fake, flags, expected):
-    fake.run("delete", *flags)
+def test_status_and_delete(fake, command, flags, expected):
+    fake.run(command, *flags)
     assert fake.calls() == [expected]
 
 
