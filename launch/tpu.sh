@@ -195,6 +195,8 @@ cmd_sync() {
   if [[ "$DRY_RUN" == 1 ]]; then
     tarball="/tmp/salsa-src.XXXXXX.tgz"
   else
+    git -C "$REPO" rev-parse --git-dir > /dev/null 2>&1 \
+      || die "sync copies the files of a git checkout, and $REPO is not one."
     tarball="$(mktemp "${TMPDIR:-/tmp}/salsa-src.XXXXXX")"
     # Tracked and untracked files that git does not ignore, as they are on disk (not only HEAD).
     git -C "$REPO" ls-files -z --cached --others --exclude-standard \
