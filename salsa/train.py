@@ -9,6 +9,7 @@ config.json, and data/ when the toy feature set is built there.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 
@@ -61,6 +62,17 @@ def _prepare_data(config, workdir: str) -> None:
         multihost_utils.sync_global_devices("salsa.train: toy feature set written")
 
 
+def _check_storage(*paths: str) -> None:
+    """gs:// paths need gcsfs (etils.epath's and orbax's way to GCS without TensorFlow): say so up front."""
+    for path in paths:
+        if (
+            path
+            and path.startswith("gs://")
+            and not any(importlib.util.find_spec(m) for m in ("gcsfs", "tensorflow"))
+        ):
+            raise BadInput(f"{path!r} is on GCS, which needs gcsfs: pip install -e '.[gcs]'.")
+
+
 def _check(config) -> None:
     try:
         tasks.get(config.task)
@@ -108,6 +120,7 @@ def main(argv: list[str]) -> None:
     try:
         distributed.maybe_initialize()  # before anything touches a JAX backend
         _check(config)
+        _check_storage(workdir, config.data.get("dir", ""))
         _prepare_data(config, workdir)
     except (BadInput, distributed.DistributedEnvError) as e:
         print(f"salsa.train: {e}", file=sys.stderr)

@@ -299,3 +299,15 @@ def test_object_store_code_paths_on_a_local_directory(tmp_path, monkeypatch):
     back = {r["id"]: r for r in records.read_all(paths)}
     assert sorted(back) == sorted(r["id"] for r in originals)
     np.testing.assert_array_equal(back[originals[0]["id"]]["latents"], originals[0]["latents"])
+
+
+def test_gcs_paths_without_gcsfs_are_one_clear_error():
+    import importlib.util
+
+    from salsa import train
+
+    if importlib.util.find_spec("gcsfs") or importlib.util.find_spec("tensorflow"):
+        pytest.skip("gcsfs is installed here")
+    with pytest.raises(train.BadInput, match=r"'gs://b/run' is on GCS, which needs gcsfs: pip install"):
+        train._check_storage("/tmp/local", "gs://b/run")
+    train._check_storage("/tmp/local", "")  # local paths need nothing
