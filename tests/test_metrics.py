@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 import jax.numpy as jnp
+import librosa
 import numpy as np
 import pytest
 from flax import nnx
@@ -14,6 +15,7 @@ from scipy import signal
 
 from data_pipelines.synthetic import WorldConfig, make_clip
 from salsa.metrics import classifier, desync, frechet, onsets, swsd
+from salsa.metrics.wasserstein import sliced_wasserstein
 from salsa.models import bundle
 from salsa.models.sync import SyncModel, variant
 
@@ -44,6 +46,20 @@ def test_swsd_is_zero_against_itself_and_grows_with_a_spectral_shift():
     shifted = [swsd.swsd(ref, _band_noise(hz, seed=1), SR) for hz in (1100.0, 1200.0, 1400.0, 1700.0, 2000.0)]
     assert same_band < 0.2 * shifted[0], (same_band, shifted)
     assert np.all(np.diff(shifted) > 0), shifted
+
+
+def test_swsd_equals_algorithm_1_line_by_line_on_audio_below_unit_mel_power():
+    """Every log-mel value negative: dividing by the signed sum (line 24 as written) gives the same
+    SWSD as our l1 norm, to the last bit of the sorted projections' mean."""
+    ref, gen = 0.01 * _band_noise(1000.0), 0.01 * _band_noise(1500.0, 1.5, seed=1)
+
+    def literal(x):
+        s = np.log(librosa.feature.melspectrogram(y=x, sr=SR, n_fft=400, hop_length=160, n_mels=64) + 1e-6)
+        assert (s < 0).all()
+        return (s / s.sum(axis=0, keepdims=True)).T
+
+    want = sliced_wasserstein(literal(ref), literal(gen), np.random.default_rng(3), 100)
+    assert swsd.swsd(ref, gen, SR, seed=3) == pytest.approx(want, rel=1e-12)
 
 
 def test_swsd_subsamples_the_longer_signal_and_is_deterministic_in_its_seed():

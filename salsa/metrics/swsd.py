@@ -30,9 +30,12 @@ def log_mel_frames(
     (line 23), then each frame (a column of S) divided by its l1 norm over the mel bands (line 24).
 
     Line 24 writes the divisor as sum_b S[b, j]; we divide by sum_b |S[b, j]|, the l1 norm the text
-    names. The two agree up to the column's sign whenever its log values share a sign; when they do not
-    (bands above and below 1 in the same frame, common for loud audio) the signed sum can be near 0 and
-    the literal quotient explodes, while the l1 norm keeps every frame on the unit l1 sphere.
+    names. Where every log value of a frame is negative (mel power below 1 everywhere: quiet and
+    moderate audio) this is exactly -1 times line 24, and SWSD is unchanged, bit for bit: negating both
+    frame sets only mirrors each projection. Where a frame mixes signs (loud bands above 1, common in
+    loud audio: 5-20% of the synthetic world's frames, most frames of loud noise) the signed sum can
+    pass through 0 and line 24's quotient explodes or flips sign; the l1 norm keeps each frame on the
+    unit l1 sphere and varies continuously with the audio.
     Multi-channel audio is averaged to mono first.
     """
     x = np.asarray(x, np.float64)
