@@ -229,7 +229,7 @@ def material_accuracy(
 
     pairs = [(i, j) for i, j in match_onsets(reference, estimated, tolerance) if clean(i)]
     samples = [round(estimated[j] * sample_rate) for _, j in pairs]
-    features = material_probe.impact_features(audio, sample_rate, samples).reshape(len(pairs), -1)
+    features = material_probe.impact_features(audio, sample_rate, samples)
     valid = ~np.isnan(features).any(axis=1)
     if not valid.any():
         return float("nan"), 0
