@@ -16,9 +16,10 @@ import pytest
 
 from configs import extract_tiny, tiny
 from data_pipelines.extract import components as components_lib
-from data_pipelines.extract import run
+from data_pipelines.extract import run, sources
 from data_pipelines.features import extraction, loader, records
 from data_pipelines.media.encode import write_video
+from data_pipelines.media.errors import MediaError
 from data_pipelines.synthetic.clip import make_clip
 from data_pipelines.synthetic.config import WorldConfig
 from salsa.features import encoders
@@ -189,6 +190,23 @@ def test_unreadable_clips_are_skipped_and_reported(bundles, comps, tmp_path):
         records.validate(rec, tiny.get_config())
 
 
+def test_vggsound_layout_source_reads_rows_labels_and_missing_videos(tmp_path):
+    (tmp_path / "videos").mkdir()
+    world = WorldConfig(seconds=2.0, height=40, width=48, sample_rate=22050, channels=2)
+    clip = make_clip(world, 2, 0)
+    write_video(str(tmp_path / "videos" / "abc_000001.mp4"), clip.frames, world.fps, clip.audio, 22050)
+    (tmp_path / "vggsound.csv").write_text("abc,1,dog barking,test\ngone,2,cat,test\nabc,3,x,train\n")
+    source = sources.make({"kind": "vggsound", "dir": str(tmp_path), "split": "test"})
+    assert len(source) == 2 and [source.id(i) for i in range(2)] == ["abc_1", "gone_2"]
+    decode = sources.Decoding(8.0, 24.0, semantic_size=32, sync_size=16, sample_rate=16000, channels=1)
+    media = source.load(0, decode)
+    assert media.caption == "dog barking"
+    assert media.frames8.shape == (16, 32, 32, 3) and media.frames24.shape == (48, 16, 16, 3)
+    assert media.audio.shape == (32000, 1)
+    with pytest.raises(MediaError, match="no video file"):
+        source.load(1, decode)
+
+
 def test_loader_refuses_features_extracted_for_another_config(reference):
     generator = tiny.get_config()
     generator.data.dir, generator.batch_size = reference, 4
@@ -214,15 +232,14 @@ def test_cli_names_a_bundle_that_does_not_fit_the_config(bundles, tmp_path):
 
 def test_tiny_generator_trains_on_extracted_features(reference, tmp_path):
     """`salsa.train` with configs/tiny.py (shrunk as in tests/train_cli.py) on an extraction output."""
+    from salsa import train
+
+    mismatched = tiny.get_config()
+    mismatched.data.dir, mismatched.features.text_dim = reference, 32
+    with pytest.raises(train.BadInput, match=r"features\.text_dim=64 .* features\.text_dim=32"):
+        train._prepare_data(mismatched, str(tmp_path / "bad"))
     base = [sys.executable, "-m", "salsa.train", "--config=configs/tiny.py", *system_flags()]
     base += [f"--config.data.dir={reference}"]
-    bad = subprocess.run(
-        base + [f"--workdir={tmp_path / 'bad'}", "--config.features.text_dim=32"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    assert bad.returncode == 2 and "features.text_dim=64" in bad.stderr.strip().splitlines()[-1]
     workdir = tmp_path / "run"
     proc = subprocess.run(
         base + [f"--workdir={workdir}", "--config.total_steps=3", "--config.checkpoint_every=3"],
