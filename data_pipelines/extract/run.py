@@ -17,6 +17,7 @@ is removed. The process that completes the last shard writes WORKDIR/extraction.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import hashlib
 import json
 import logging
@@ -141,13 +142,20 @@ def _extract_clip(config, comps, source, decode, index: int, folder: str) -> dic
                 f"{config.min_seconds:g} s is required)."
             )
     except MediaError as e:
-        skip = {"source": clip_id, "reason": str(e)}
-        _write_atomic(os.path.join(folder, f"{index:08d}.skip.json"), _json_bytes(skip))
-        return skip
+        return _skip(folder, index, clip_id, str(e))
     rec = features.record(comps, media, clip_id, duration, config.chunks)
-    records.validate(rec, config)
+    try:
+        records.validate(rec, config)
+    except records.RecordError as e:  # e.g. a decoder's frame count off by more than one
+        return _skip(folder, index, clip_id, str(e))
     _write_atomic(os.path.join(folder, f"{index:08d}.rec"), records.encode(rec))
     return None
+
+
+def _skip(folder: str, index: int, clip_id: str, reason: str) -> dict[str, str]:
+    skip = {"source": clip_id, "reason": reason}
+    _write_atomic(os.path.join(folder, f"{index:08d}.skip.json"), _json_bytes(skip))
+    return skip
 
 
 def _extract_shard(config, comps, source, decode, workdir: str, shard: int, on_clip: Callable | None) -> int:
@@ -170,6 +178,8 @@ def _extract_shard(config, comps, source, decode, workdir: str, shard: int, on_c
             on_clip(source.id(index), skip)
     written, skipped = [], []
     path = os.path.join(workdir, name)
+    for stale in glob.glob(glob.escape(path) + ".tmp-*"):  # left by a run killed while assembling
+        os.remove(stale)
     temp = f"{path}.tmp-{os.getpid()}"
     writer = ArrayRecordWriter(temp, _WRITER_OPTIONS)
     try:
@@ -182,8 +192,11 @@ def _extract_shard(config, comps, source, decode, workdir: str, shard: int, on_c
             else:
                 with open(os.path.join(folder, f"{index:08d}.skip.json")) as f:
                     skipped.append(json.load(f))
-    finally:
         writer.close()
+    except BaseException:
+        writer.close()
+        os.remove(temp)
+        raise
     os.replace(temp, path)
     summary = {"shard": shard, "clips": len(clips), "written": written, "skipped": skipped}
     _write_atomic(folder + ".json", _json_bytes(summary))
