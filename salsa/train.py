@@ -9,12 +9,14 @@ config.json, and data/ when the toy feature set is built there.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 
 import jax
 from absl import app, flags
 from absl import logging as absl_logging
+from jax.experimental import multihost_utils
 from ml_collections import config_flags
 from tqdm import tqdm
 
@@ -24,7 +26,7 @@ from salsa.training import distributed, loop, tasks
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/tiny.py[:variant].")
 _WORKDIR = flags.DEFINE_string(
-    "workdir", None, "Run directory for checkpoints and logs (a local or mounted path, e.g. gcsfuse)."
+    "workdir", None, "Run directory for checkpoints and logs: a local path or gs://bucket/path."
 )
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -54,9 +56,25 @@ def _prepare_data(config, workdir: str) -> None:
         )
     if jax.process_index() == 0:
         logging.info("no feature shards in %s: building the toy feature data set there", config.data.dir)
-    toy.write(
-        config, config.data.dir, n=config.data.get("toy_clips", 512), seed=config.data.get("toy_seed", 0)
-    )
+    # Every host writes its own copy into a local data.dir; a shared (gs://) one is written once.
+    shared = records.is_remote(config.data.dir)
+    if not shared or jax.process_index() == 0:
+        toy.write(
+            config, config.data.dir, n=config.data.get("toy_clips", 512), seed=config.data.get("toy_seed", 0)
+        )
+    if shared and jax.process_count() > 1:
+        multihost_utils.sync_global_devices("salsa.train: toy feature set written")
+
+
+def _check_storage(*paths: str) -> None:
+    """gs:// paths need gcsfs (etils.epath's and orbax's way to GCS without TensorFlow): say so up front."""
+    for path in paths:
+        if (
+            path
+            and path.startswith("gs://")
+            and not any(importlib.util.find_spec(m) for m in ("gcsfs", "tensorflow"))
+        ):
+            raise BadInput(f"{path!r} is on GCS, which needs gcsfs: pip install -e '.[gcs]'.")
 
 
 def _check(config) -> None:
@@ -106,6 +124,7 @@ def main(argv: list[str]) -> None:
     try:
         distributed.maybe_initialize()  # before anything touches a JAX backend
         _check(config)
+        _check_storage(workdir, config.data.get("dir", ""))
         _prepare_data(config, workdir)
     except (BadInput, distributed.DistributedEnvError) as e:
         print(f"salsa.train: {e}", file=sys.stderr)

@@ -20,11 +20,14 @@ import io
 import math
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from array_record.python.array_record_module import ArrayRecordReader, ArrayRecordWriter
+from etils import epath
 
 Record = dict[str, Any]
 
@@ -120,18 +123,26 @@ def validate(record: Mapping[str, Any], config: Any | None = None) -> None:
             )
 
 
+def is_remote(path: str | os.PathLike) -> bool:
+    """Whether `path` is a URL (gs://, s3://, ...) rather than a local path."""
+    return "://" in str(path)
+
+
 def shard_paths(directory: str | os.PathLike) -> list[str]:
     """The complete set of record shards in `directory`, sorted; [] when there is none.
 
-    A set is complete when every `features-i-of-N.array_record` for i < N exists.
+    A set is complete when every `features-i-of-N.array_record` for i < N exists. `directory` may be
+    a gs:// URL (listed with etils.epath; needs the `gcs` extra); ArrayRecord reads gs:// shards itself.
     """
-    if not os.path.isdir(directory):
+    root = epath.Path(directory)
+    if not root.is_dir():
         return []
-    counts = {int(m.group(2)) for m in map(_SHARD_RE.fullmatch, os.listdir(directory)) if m}
+    names = {p.name for p in root.iterdir()}
+    counts = {int(m.group(2)) for m in map(_SHARD_RE.fullmatch, names) if m}
     for count in sorted(counts, reverse=True):
-        paths = [os.path.join(directory, FILE_PATTERN.format(index=i, count=count)) for i in range(count)]
-        if all(os.path.exists(p) for p in paths):
-            return paths
+        wanted = [FILE_PATTERN.format(index=i, count=count) for i in range(count)]
+        if all(name in names for name in wanted):
+            return [os.fspath(root / name) for name in wanted]
     return []
 
 
@@ -145,9 +156,29 @@ def write_shards(
 
     Files are written under per-process temporary names and renamed once complete, so a crash leaves no
     shard and processes that write the same deterministic data into one directory do not collide.
+    A gs:// `out_dir` (ArrayRecord writes local files only) gets shards written in a local temporary
+    directory and then uploaded, each upload appearing whole under its final name.
     """
     if num_shards < 1:
         raise ValueError(f"num_shards must be >= 1, got {num_shards}.")
+    if is_remote(out_dir):
+        with tempfile.TemporaryDirectory(prefix="salsa-shards-") as local:
+            written = _write_local(records, local, num_shards, config)
+            root = epath.Path(out_dir)
+            root.mkdir(parents=True, exist_ok=True)
+            paths = []
+            for path in written:
+                dest = root / os.path.basename(path)
+                with open(path, "rb") as src, dest.open("wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 24)
+                paths.append(os.fspath(dest))
+            return paths
+    return _write_local(records, out_dir, num_shards, config)
+
+
+def _write_local(
+    records: Iterable[Mapping[str, Any]], out_dir: str | os.PathLike, num_shards: int, config: Any | None
+) -> list[str]:
     os.makedirs(out_dir, exist_ok=True)
     paths = [os.path.join(out_dir, FILE_PATTERN.format(index=i, count=num_shards)) for i in range(num_shards)]
     tmp_paths = [f"{p}.tmp-{os.getpid()}" for p in paths]

@@ -7,10 +7,12 @@ Environment variables read (all optional; a single process needs none):
     JAX_NUM_PROCESSES        total number of processes.
     JAX_PROCESS_ID           this process's index, 0 .. JAX_NUM_PROCESSES - 1.
     JAX_LOCAL_DEVICE_IDS     optional comma-separated local device ids this process uses.
-    SALSA_DISTRIBUTED=1      let JAX auto-detect the cluster (SLURM, Open MPI, Kubernetes, GKE TPU).
+    SALSA_DISTRIBUTED=1      let JAX auto-detect the cluster (SLURM, Open MPI, Kubernetes, Cloud TPU VMs).
 
-On a multi-host Cloud TPU slice (TPU_WORKER_HOSTNAMES lists several hosts, or MEGASCALE_COORDINATOR_ADDRESS
-is set) JAX's own detection is used without any variable.
+On GKE TPU slices (TPU_WORKER_HOSTNAMES lists several hosts) and multislice jobs
+(MEGASCALE_COORDINATOR_ADDRESS is set) JAX's own detection is used without any variable. TPU VMs made
+with `gcloud compute tpus tpu-vm create` keep their worker list in the VM metadata instead, so there
+SALSA_DISTRIBUTED=1 is needed (launch/tpu.sh sets it on multi-host slices).
 """
 
 from __future__ import annotations

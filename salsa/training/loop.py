@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 
 import jax
 import ml_collections
 import numpy as np
+from etils import epath
 from jax.sharding import NamedSharding
 
 from salsa import sharding
@@ -57,8 +57,7 @@ def train(
     writer = None
     if jax.process_index() == 0:
         writer = MetricWriter(workdir)
-        with open(os.path.join(workdir, "config.json"), "w") as f:
-            f.write(config.to_json_best_effort(indent=2))
+        (epath.Path(workdir) / "config.json").write_text(config.to_json_best_effort(indent=2))
 
     start = int(state.step)
     last_saved = start
