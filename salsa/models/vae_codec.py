@@ -4,6 +4,9 @@ The encoder and decoder are convolution stacks whose strides multiply to `hop`, 
 on a multiple of hop and carries `receptive_radius` latent frames of context on each side computes its
 central frames exactly as the whole clip would (up to float rounding). Windows have one fixed size, so
 each direction compiles once; the last window is shifted back to end on the clip's end rather than padded.
+Each window's result is copied to the host and trimmed there (trimming the device array would compile a
+slice per distinct offset), and written into one preallocated output: memory beyond the input and output
+arrays is one window's, whatever the length.
 
 Length rule: encode pads the audio with zeros to a multiple of hop (T = ceil(samples / hop) frames);
 decode returns exactly T · hop samples.
@@ -15,7 +18,6 @@ import math
 from collections.abc import Iterator
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
@@ -50,14 +52,21 @@ def encode(model: VAE, audio: np.ndarray, chunk_frames: int = 256) -> np.ndarray
     if audio.ndim != 2 or audio.shape[1] != model.config.audio_channels:
         raise ValueError(f"audio must be (samples, {model.config.audio_channels}), got shape {audio.shape}.")
     total = max(1, math.ceil(audio.shape[0] / hop))
-    padded = np.zeros((total * hop, audio.shape[1]), np.float32)
-    padded[: audio.shape[0]] = audio
     context = receptive_radius(model.config)[0]
     out = np.empty((total, model.config.latent_dim), np.float32)
     for start, end, a, b in windows(total, chunk_frames, context):
-        z = _encode_window(model, jnp.asarray(padded[start * hop : end * hop][None]))
-        out[a:b] = np.asarray(z[0, a - start : b - start])
+        z = np.asarray(_encode_window(model, _window(audio, start * hop, end * hop)))
+        out[a:b] = z[0, a - start : b - start]
     return out
+
+
+def _window(audio: np.ndarray, start: int, end: int) -> np.ndarray:
+    """audio[start:end] as a (1, end - start, channels) batch, zero-padded past the end of the audio (only
+    the last window of a length that is not a multiple of hop): no padded copy of the whole input."""
+    piece = audio[start:end]
+    if piece.shape[0] < end - start:
+        piece = np.concatenate([piece, np.zeros((end - start - piece.shape[0], audio.shape[1]), np.float32)])
+    return piece[None]
 
 
 def decode(model: VAE, latents: np.ndarray, chunk_frames: int = 256) -> np.ndarray:
@@ -72,8 +81,8 @@ def decode(model: VAE, latents: np.ndarray, chunk_frames: int = 256) -> np.ndarr
     context = receptive_radius(model.config)[1]
     out = np.empty((total * hop, model.config.audio_channels), np.float32)
     for start, end, a, b in windows(total, chunk_frames, context):
-        y = _decode_window(model, jnp.asarray(latents[start:end][None]))
-        out[a * hop : b * hop] = np.asarray(y[0, (a - start) * hop : (b - start) * hop])
+        y = np.asarray(_decode_window(model, latents[start:end][None]))
+        out[a * hop : b * hop] = y[0, (a - start) * hop : (b - start) * hop]
     return out
 
 
