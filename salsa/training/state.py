@@ -122,12 +122,15 @@ def create(
     use_ema = config.optim.ema > 0
     state = jax.jit(lambda: _create(task, tx, config.seed, use_ema), out_shardings=state_spec.shardings)()
     init = getattr(task, "initial_params", None)
-    if init is None:
+    pretrained = init() if init is not None else {}
+    if not pretrained:
         return state
     # Pretrained parts (nested dict of host arrays, a subset of params) replace the fresh ones.
     flat = nnx.traversals.flatten_mapping(state.params)
     shardings = nnx.traversals.flatten_mapping(state_spec.shardings.params)
-    for path, value in nnx.traversals.flatten_mapping(init()).items():
+    for path, value in nnx.traversals.flatten_mapping(pretrained).items():
+        if path not in flat or flat[path].shape != np.shape(value):
+            raise ValueError(f"initial parameter {'/'.join(map(str, path))} does not fit the model.")
         flat[path] = jax.device_put(np.asarray(value, flat[path].dtype), shardings[path])
     params = nnx.traversals.unflatten_mapping(flat)
     return state.replace(params=params, ema=jax.tree.map(jnp.copy, params) if use_ema else None)
