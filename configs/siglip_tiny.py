@@ -19,7 +19,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.batch_size = 32  # distinct clips, one frame each
     c.siglip.bias_init = -math.log(c.batch_size - 1)  # log-odds of one positive among the batch
     c.optim = dict(
-        name="adamw", lr=1e-3, weight_decay=1e-4, b1=0.9, b2=0.999, warmup_steps=50, grad_clip=1.0, ema=0.0
+        name="adamw", lr=2e-3, weight_decay=1e-4, b1=0.9, b2=0.999, warmup_steps=50, grad_clip=1.0, ema=0.0
     )
     c.total_steps = 600
     c.log_every = 50

@@ -62,9 +62,9 @@ def test_tiny_siglip_retrieves_captions(tmp_path):
     minutes = (time.perf_counter() - start) / 60
     out = str(tmp_path / "export")
     model = bundle.from_bundle(out, "siglip2", Siglip, SiglipConfig)
-    held = CaptionedClips(WorldConfig(**dict(config.data.world)), seed=12345, count=100)
+    held = CaptionedClips(WorldConfig(**dict(config.data.world)), seed=12345, count=200)
     images = np.stack([f[f.shape[0] // 2] for f in held.frames])
     tokens = encoders.tokenize(out + "/tokenizer.json", held.captions, model.config.text_len)
     top1, chance = retrieval_top1(model, images, tokens)
-    print(f"image -> caption top-1, 100 held-out clips: {top1:.2f} (chance {chance:.2f}), {minutes:.1f} min")
-    assert top1 >= 5 * chance
+    print(f"image -> caption top-1, 200 held-out clips: {top1:.2f} (chance {chance:.2f}), {minutes:.1f} min")
+    assert top1 >= 2 * chance
