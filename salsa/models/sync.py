@@ -84,6 +84,10 @@ def variant(name: str, **overrides) -> SyncConfig:
     else:
         raise ValueError(f"unknown sync variant {name!r}; use 'base' or 'tiny'.")
     c = dataclasses.replace(c, **overrides)
+    if c.video_input not in ("frames", "motion"):
+        raise ValueError(f"video_input={c.video_input!r} is not accepted; use 'frames' or 'motion'.")
+    if c.embedding not in ("mean", "sequence"):
+        raise ValueError(f"embedding={c.embedding!r} is not accepted; use 'mean' or 'sequence'.")
     if c.video.spatial.width != c.audio.vit.width:
         raise ValueError(
             f"video width {c.video.spatial.width} and audio width {c.audio.vit.width} must agree."
