@@ -66,5 +66,5 @@ def test_tiny_siglip_retrieves_captions(tmp_path):
     images = np.stack([f[f.shape[0] // 2] for f in held.frames])
     tokens = encoders.tokenize(out + "/tokenizer.json", held.captions, model.config.text_len)
     top1, chance = retrieval_top1(model, images, tokens)
-    print(f"image -> caption top-1, 200 held-out clips: {top1:.2f} (chance {chance:.2f}), {minutes:.1f} min")
+    print(f"image -> caption top-1, 200 held-out clips: {top1:.3f} (chance {chance:.3f}), {minutes:.1f} min")
     assert top1 >= 2 * chance
