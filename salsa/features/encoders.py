@@ -16,24 +16,32 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from salsa.models.siglip2 import Siglip, preprocess
+from salsa.models.siglip2 import Siglip, preprocess, preprocess_naflex
 from salsa.models.sync import SyncModel
 
 
-@functools.partial(nnx.jit, static_argnums=2)
-def _image_chunk(model: Siglip, frames: jax.Array, size: int) -> jax.Array:
+@functools.partial(nnx.jit, static_argnums=(2, 3))
+def _image_chunk(model: Siglip, frames: jax.Array, size: int, max_patches: int | None) -> jax.Array:
+    if max_patches:
+        return model.image(preprocess_naflex(frames, model.config.patch, max_patches))[0]
     return model.image(preprocess(frames, size))[0]
 
 
-def semantic(model: Siglip, frames: np.ndarray, chunk: int = 32) -> np.ndarray:
-    """SigLIP image embeddings (un-normalised MAP-head outputs, as the paper's v_s) of each frame."""
+def semantic(
+    model: Siglip, frames: np.ndarray, chunk: int = 32, max_patches: int | None = None
+) -> np.ndarray:
+    """SigLIP image embeddings (un-normalised MAP-head outputs, as the paper's v_s) of each frame.
+
+    Frames are resized square to the model's image_size; `max_patches` (NaFlex checkpoints, e.g. 256)
+    keeps their aspect ratio instead (`siglip2.preprocess_naflex`)."""
     n = frames.shape[0]
     out = []
     for i in range(0, n, chunk):
         part = frames[i : i + chunk]
         pad = chunk - part.shape[0]
         part = np.concatenate([part, np.repeat(part[-1:], pad, axis=0)]) if pad else part
-        out.append(np.asarray(_image_chunk(model, jnp.asarray(part), model.config.image_size))[: chunk - pad])
+        feats = _image_chunk(model, jnp.asarray(part), model.config.image_size, max_patches)
+        out.append(np.asarray(feats)[: chunk - pad])
     return np.concatenate(out) if out else np.zeros((0, model.config.image.width), np.float32)
 
 

@@ -80,8 +80,11 @@ def assign(model: nnx.Module, params: dict) -> None:
     nnx.update(model, state)
 
 
-def save(out_dir: str, kind: str, config: dict, params: dict) -> None:
-    """Writes the bundle atomically: nothing appears at `out_dir` unless everything was written."""
+def save(
+    out_dir: str, kind: str, config: dict, params: dict, extra_files: dict[str, str] | None = None
+) -> None:
+    """Writes the bundle atomically: nothing appears at `out_dir` unless everything was written.
+    `extra_files` ({file name: text}) go into the same directory (e.g. a tokenizer.json)."""
     parent = os.path.dirname(os.path.abspath(out_dir)) or "."
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".bundle-", dir=parent)
@@ -89,6 +92,9 @@ def save(out_dir: str, kind: str, config: dict, params: dict) -> None:
         with open(os.path.join(tmp, "config.json"), "w") as f:
             json.dump({"kind": kind, "config": config}, f, indent=2)
         np.savez(os.path.join(tmp, "params.npz"), **flatten(params))
+        for name, text in (extra_files or {}).items():
+            with open(os.path.join(tmp, name), "w") as f:
+                f.write(text)
         if os.path.exists(out_dir):
             shutil.rmtree(out_dir)
         os.rename(tmp, out_dir)

@@ -135,3 +135,30 @@ def preprocess(frames: jax.Array, size: int) -> jax.Array:
     if x.shape[-3:-1] != (size, size):
         x = jax.image.resize(x, (*x.shape[:-3], size, size, 3), method="cubic", antialias=True)
     return (x - 0.5) / 0.5
+
+
+def naflex_size(height: int, width: int, patch: int, max_patches: int) -> tuple[int, int]:
+    """The size NaFlex processors resize an image to: both sides scaled by one factor and rounded up to
+    multiples of `patch` (at least one patch), the largest factor whose patch count is <= max_patches."""
+
+    def sides(scale: float) -> tuple[int, int]:
+        return tuple(max(patch, math.ceil(n * scale / patch) * patch) for n in (height, width))
+
+    lo, hi = 1e-6, 100.0  # sides(lo) fits; bisect towards the largest scale that fits
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        h, w = sides(mid)
+        lo, hi = (mid, hi) if (h // patch) * (w // patch) <= max_patches else (lo, mid)
+    return sides(lo)
+
+
+def preprocess_naflex(frames: jax.Array, patch: int, max_patches: int = 256) -> jax.Array:
+    """uint8 frames (..., H, W, 3) -> float (..., h, w, 3) in [-1, 1] at `naflex_size`: the aspect ratio
+    kept (bilinear, antialiased when shrinking), as SigLIP 2 NaFlex processors do; the image tower
+    resizes its position grid to (h / patch, w / patch). Frames of one video share one size, so no
+    patch padding is needed."""
+    h, w = naflex_size(frames.shape[-3], frames.shape[-2], patch, max_patches)
+    x = frames.astype(jnp.float32) / 255.0
+    if x.shape[-3:-1] != (h, w):
+        x = jax.image.resize(x, (*x.shape[:-3], h, w, 3), method="linear", antialias=True)
+    return (x - 0.5) / 0.5

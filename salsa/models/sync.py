@@ -4,7 +4,8 @@ Video: a frozen VideoPrism gives (t, s, d) tokens per snippet; `spatial_layers` 
 space, then `temporal_layers` over time, then a MAP head over space -> (t, d) at the frame rate (24 fps):
 these are the generator's sync features. Audio: AST (trainable) on the snippet's log-mel; its (f, t_a, d)
 patch tokens are pooled over frequency by a MAP head -> (t_a, d). For the loss both sequences are
-averaged over time and L2-normalised.
+averaged over time and L2-normalised (the paper); the tiny variant instead keeps them in time order
+(`embedding="sequence"`) and sees frame differences (`video_input="motion"`), docs/encoders.md.
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ class SyncConfig:
     # Likewise each mel bin's mean over the snippet: the stationary ambience (hum, rain, wind) names the
     # clip, a shortcut that solves the other-clip negatives and teaches nothing about timing.
     center_audio: bool = False
+    # Video input: "frames" (what VideoPrism was trained on) or "motion" (each frame minus the one
+    # before: a contact is where the motion of a small object turns, which a tiny model sees at once).
+    video_input: str = "frames"
+    # Snippet embedding for the loss: "mean" (the paper: time-averaged features) or "sequence" (the
+    # per-frame features, audio resampled to the frame times, one vector in time order: two snippets
+    # agree only where their events line up frame by frame, which a tiny model learns in minutes).
+    embedding: str = "mean"
 
     @property
     def snippet_samples(self) -> int:
@@ -70,10 +78,16 @@ def variant(name: str, **overrides) -> SyncConfig:
             temporal_layers=1,
             center_video=True,
             center_audio=True,
+            video_input="motion",
+            embedding="sequence",
         )
     else:
         raise ValueError(f"unknown sync variant {name!r}; use 'base' or 'tiny'.")
     c = dataclasses.replace(c, **overrides)
+    if c.video_input not in ("frames", "motion"):
+        raise ValueError(f"video_input={c.video_input!r} is not accepted; use 'frames' or 'motion'.")
+    if c.embedding not in ("mean", "sequence"):
+        raise ValueError(f"embedding={c.embedding!r} is not accepted; use 'mean' or 'sequence'.")
     if c.video.spatial.width != c.audio.vit.width:
         raise ValueError(
             f"video width {c.video.spatial.width} and audio width {c.audio.vit.width} must agree."
@@ -95,6 +109,8 @@ class SyncModel(nnx.Module):
 
     def video_features(self, video: jax.Array) -> jax.Array:
         """video (batch, frames, H, W, 3) in [0, 1] -> sync features (batch, frames, width)."""
+        if self.config.video_input == "motion":
+            video = jnp.diff(video, axis=-4, prepend=video[..., :1, :, :, :])
         if self.config.center_video:
             video = video - video.mean(axis=-4, keepdims=True)
         x = self.video_backbone(video)  # (b, t, s, d)
@@ -113,10 +129,13 @@ class SyncModel(nnx.Module):
         return self.audio_pool(jnp.swapaxes(grid, 1, 2))
 
     def embed(self, video: jax.Array, audio: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """Snippets -> L2-normalised (batch, width) video and audio embeddings (time-averaged)."""
-        v = self.video_features(video).mean(axis=1)
-        a = self.audio_features(audio).mean(axis=1)
-        return _normalize(v), _normalize(a)
+        """Snippets -> L2-normalised video and audio embeddings: (batch, width) time-averaged, or
+        (batch, frames * width) for `embedding="sequence"`."""
+        v, a = self.video_features(video), self.audio_features(audio)
+        if self.config.embedding == "mean":
+            return _normalize(v.mean(axis=1)), _normalize(a.mean(axis=1))
+        a = jax.image.resize(a, (a.shape[0], *v.shape[1:]), method="linear")  # AST patches -> frame times
+        return _normalize(v.reshape(v.shape[0], -1)), _normalize(a.reshape(a.shape[0], -1))
 
 
 def _normalize(x: jax.Array) -> jax.Array:

@@ -19,6 +19,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 from flax import nnx, struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -119,7 +120,20 @@ def create(
 ) -> TrainState:
     """A freshly initialised train state, created directly in its shardings."""
     use_ema = config.optim.ema > 0
-    return jax.jit(lambda: _create(task, tx, config.seed, use_ema), out_shardings=state_spec.shardings)()
+    state = jax.jit(lambda: _create(task, tx, config.seed, use_ema), out_shardings=state_spec.shardings)()
+    init = getattr(task, "initial_params", None)
+    pretrained = init() if init is not None else {}
+    if not pretrained:
+        return state
+    # Pretrained parts (nested dict of host arrays, a subset of params) replace the fresh ones.
+    flat = nnx.traversals.flatten_mapping(state.params)
+    shardings = nnx.traversals.flatten_mapping(state_spec.shardings.params)
+    for path, value in nnx.traversals.flatten_mapping(pretrained).items():
+        if path not in flat or flat[path].shape != np.shape(value):
+            raise ValueError(f"initial parameter {'/'.join(map(str, path))} does not fit the model.")
+        flat[path] = jax.device_put(np.asarray(value, flat[path].dtype), shardings[path])
+    params = nnx.traversals.unflatten_mapping(flat)
+    return state.replace(params=params, ema=jax.tree.map(jnp.copy, params) if use_ema else None)
 
 
 def param_count(state: TrainState) -> int:

@@ -36,6 +36,8 @@ class Task(Protocol):
     # parameters are trained on its own loss only (salsa.training.step, e.g. GAN generator/discriminator).
     # Optional: `loss_takes_step = True`: `loss` is also called with `step=` (int32 scalar, steps taken).
     # Optional: `export(self, params, workdir)`, called once on process 0 when training ends.
+    # Optional: `initial_params(self) -> dict`, a subset of the params tree as host arrays (e.g. pretrained
+    # backbones) that replaces the fresh initialisation when training starts (not on resumption).
 
     def dataset(self, shard_index: int, shard_count: int) -> Any:
         """A checkpointable grain iterator over this process's share of the data.

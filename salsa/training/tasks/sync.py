@@ -7,6 +7,9 @@ the new layers, the VideoPrism backbone frozen; cosine schedule with linear warm
 
 from __future__ import annotations
 
+import logging
+import os
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -87,6 +90,32 @@ class SyncTask:
         }
         return loss, metrics
 
+    def initial_params(self) -> dict:
+        """The pretrained backbones named by `config.sync.init` (converted 'videoprism' / 'ast' bundles,
+        docs/encoders.md), checked against the model's geometry; {} when none is named."""
+        init = self.config.sync.get("init", {})
+        out = {}
+        for field, module, want in (
+            ("videoprism", "video_backbone", self.model_config.video),
+            ("ast", "audio", self.model_config.audio),
+        ):
+            path = init.get(field, "")
+            if not path:
+                if init.get("required", False):
+                    raise ValueError(
+                        f"config.sync.init.{field} names no bundle; these settings start from a converted "
+                        f"{field} bundle (python -m salsa.convert {field} --src ... --out DIR)."
+                    )
+                continue
+            _, config, params = bundle.load(path, field)
+            if type(want).from_dict(config) != want:
+                raise ValueError(
+                    f"bundle {path!r} holds a {field} model of another geometry than sync variant "
+                    f"{self.config.sync.variant!r} expects ({config} vs {want.to_dict()})."
+                )
+            out[module] = params
+        return out
+
     def dataset(self, shard_index: int, shard_count: int):
         from data_pipelines.synthetic import WorldConfig
         from data_pipelines.synthetic.snippets import ClipSource, SnippetSpec, snippet_dataset
@@ -104,6 +133,8 @@ class SyncTask:
             shard_count,
         )
 
-    def export(self, params: dict, out_dir: str) -> None:
-        """Writes trained parameters as a 'sync' bundle (salsa.models.bundle)."""
-        bundle.save(out_dir, "sync", self.model_config.to_dict(), jax.tree.map(jax.device_get, params))
+    def export(self, params: dict, workdir: str) -> None:
+        """Writes the trained model as a 'sync' bundle (salsa.models.bundle) in WORKDIR/export."""
+        out = os.path.join(workdir, "export")
+        bundle.save(out, "sync", self.model_config.to_dict(), jax.tree.map(jax.device_get, params))
+        logging.info("exported the sync model to %s", out)

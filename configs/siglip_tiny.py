@@ -1,0 +1,36 @@
+"""Tiny SigLIP towers for the tiny pipeline's text conditioning: 32 x 32 frames of the synthetic world
+and their captions, the sigmoid loss of Eq. 1 (paper §3 "Representations"; 64-wide towers as
+`configs/tiny.py`'s features expect). Minutes on 2 CPU cores; writes WORKDIR/export (bundle +
+tokenizer.json)."""
+
+import math
+
+import ml_collections
+
+from configs.common import SHARDING_RULES
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.task = "siglip"
+    c.seed = 0
+    # Captions run to ~80 words and punctuation: the tiny tower reads up to 96 tokens.
+    c.siglip = dict(variant="tiny", overrides=dict(text_len=96))
+    c.batch_size = 32  # distinct clips, one frame each
+    c.siglip.bias_init = -math.log(c.batch_size - 1)  # log-odds of one positive among the batch
+    c.optim = dict(
+        name="adamw", lr=2e-3, weight_decay=1e-4, b1=0.9, b2=0.999, warmup_steps=50, grad_clip=1.0, ema=0.0
+    )
+    c.total_steps = 600
+    c.log_every = 50
+    c.checkpoint_every = 300
+    c.keep_checkpoints = 1
+    c.data = dict(
+        world=dict(seconds=4.0, fps=24.0, height=32, width=32, sample_rate=16000, channels=1),
+        seed=0,
+        clips=256,  # rendered once; the tokenizer's vocabulary is their captions' words
+        shuffle_seed=0,
+    )
+    c.mesh = dict(data=-1, fsdp=1, tensor=1)
+    c.sharding_rules = SHARDING_RULES
+    return c

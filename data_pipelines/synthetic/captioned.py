@@ -1,0 +1,76 @@
+"""Frames and captions of the synthetic world, for training tiny SigLIP towers (image <-> caption).
+
+A batch is `batch` distinct clips, one frame each (drawn anywhere in the clip) with the clip's caption as
+token ids. The tokenizer is a word-level `tokenizers` model whose vocabulary is the words of the
+captions it was built from (`build_tokenizer`), saved as the `tokenizer.json` the feature functions read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import grain
+import numpy as np
+
+from data_pipelines.synthetic import WorldConfig, make_clip
+
+PAD, UNK = "<pad>", "<unk>"
+
+
+def build_tokenizer(captions: Sequence[str]):
+    """A word-level `tokenizers.Tokenizer` over the captions' words (punctuation split off, lower case);
+    <pad> is id 0, words never seen are <unk> (id 1)."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.WordLevel(unk_token=UNK))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator(captions, trainers.WordLevelTrainer(special_tokens=[PAD, UNK], min_frequency=1))
+    return tok
+
+
+def encode(tok, captions: Sequence[str], length: int) -> np.ndarray:
+    """(N, length) int32 token ids, cut or padded with <pad> (as `salsa.features.encoders.tokenize`)."""
+    pad = tok.token_to_id(PAD)
+    ids = np.full((len(captions), length), pad, np.int32)
+    for i, c in enumerate(captions):
+        e = tok.encode(c).ids[:length]
+        ids[i, : len(e)] = e
+    return ids
+
+
+class CaptionedClips:
+    """`count` clips of the world (frames and caption), rendered once."""
+
+    def __init__(self, world: WorldConfig, seed: int, count: int):
+        self.world = world
+        clips = [make_clip(world, seed, i) for i in range(count)]
+        self.frames = [c.frames for c in clips]
+        self.captions = [c.annotation["caption"] for c in clips]
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+
+def captioned_batch(source: CaptionedClips, tokens: np.ndarray, batch: int, seed: int, step: int) -> dict:
+    """Batch number `step`: {'image': (batch, H, W, 3) uint8, 'tokens': (batch, length) int32}, each row
+    a different clip, its frame drawn uniformly from the clip."""
+    rng = np.random.default_rng([seed, step])
+    picks = rng.choice(len(source), batch, replace=False)
+    images = [source.frames[i][rng.integers(source.frames[i].shape[0])] for i in picks]
+    return {"image": np.stack(images), "tokens": tokens[picks]}
+
+
+def captioned_dataset(
+    source_fn: Callable[[], tuple[CaptionedClips, np.ndarray]],
+    batch: int,
+    seed: int,
+    shard_index: int,
+    shard_count: int,
+) -> grain.DatasetIterator:
+    """A checkpointable iterator of this process's batches; `source_fn` gives the clips and their
+    captions' token ids (len(clips), length)."""
+    source, tokens = source_fn()
+    ds = grain.MapDataset.range(2**40)[shard_index::shard_count]
+    ds = ds.map(lambda step: captioned_batch(source, tokens, batch, seed, int(step)))
+    return iter(ds.to_iter_dataset())
