@@ -147,7 +147,7 @@ class Pipeline:
         geo = long_form.geometry(self.config, window_s, context_s)
         clip = self.clip(frames8, frames24, text, reference, reference_at, reference_rate, seconds, seed, geo)
         events = long_form.run(self, [clip], geo=geo, steps=self._steps(steps), cfg=self._cfg(cfg))
-        for _, audio, latents in decode_windows(self, events, geo):
+        for _, audio, latents, _ in decode_windows(self, events, geo):
             yield audio, latents
 
     def extend(self, frames8, frames24, **kw) -> Result:
@@ -208,8 +208,8 @@ class Pipeline:
 
 def decode_windows(
     p: Pipeline, events: Iterator[long_form.Window], geo: long_form.Geometry, timings: dict | None = None
-) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """(clip, audio, new latents) per window event: latents denormalized and decoded by one VAE
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, bool]]:
+    """(clip, audio, new latents, last) per window event: latents denormalized and decoded by one VAE
     StreamDecoder per clip (equal to decoding the whole sequence at once: no seams), audio cut to the
     clip's duration at its last window."""
     context = vae_codec.receptive_radius(p.vae.config)[1]
@@ -232,7 +232,7 @@ def decode_windows(
         if w.last:  # the latents cover the video rounded up to a whole frame: cut to its duration
             audio = audio[: max(0, round(w.seconds * p.sample_rate) - done)]
         written[w.clip] = done + audio.shape[0]
-        yield w.clip, audio, w.latents
+        yield w.clip, audio, w.latents, w.last
 
 
 # ---------------------------------------------------------------------------------------------- files
