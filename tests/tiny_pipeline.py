@@ -70,7 +70,11 @@ def components(root: str, config=None) -> dict[str, str]:
         "std": np.full(vae_config.latent_dim, 0.5, np.float32),
     }
     paths = {name: os.path.join(root, name) for name in ("vae", "siglip", "sync")}
-    vae_bundle.save(paths["vae"], vae_config, random_params(VAE, vae_config, 1), stats)
+    vae_params = random_params(VAE, vae_config, 1)
+    vae_params["decoder"]["conv2"]["g"] *= (
+        0.01  # the last layer: sound mostly within [-1, 1], as 16-bit files need
+    )
+    vae_bundle.save(paths["vae"], vae_config, vae_params, stats)
     sig = siglip_lib.variant("tiny")
     bundle.save(paths["siglip"], "siglip2", sig.to_dict(), random_params(siglip_lib.Siglip, sig, 2))
     syn = sync_lib.variant("tiny")
