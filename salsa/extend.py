@@ -240,10 +240,9 @@ def run(args) -> list[str]:
                             os.remove(path)
     elapsed = time.perf_counter() - start_time
     audio_s = sum(j.seconds for j in jobs)
-    rtf = elapsed / max(audio_s, 1e-9)
-    line = (
-        f"{len(written)} video(s), {audio_s:.1f} s of sound in {elapsed:.1f} s (real-time factor {rtf:.2f})"
-    )
+    rtf = audio_s / max(elapsed, 1e-9)  # seconds of sound per second of work, as bench/ reports it
+    line = f"{len(written)} video(s), {audio_s:.1f} s of sound in {elapsed:.1f} s ({rtf:.2f}x real time)"
+    line += "; " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
     if args.stream and first_audio is not None:
         line += f"; time to first audio {first_audio:.2f} s"
     print(line, file=sys.stderr)
@@ -259,8 +258,8 @@ def _counted(events, jobs, geo, bar, start_time):
         if w.last:
             jobs[w.clip].seconds = w.seconds
         if bar is not None:
-            rtf = (time.perf_counter() - start_time) / max(made, 1e-9)
-            bar.set_postfix_str(f"RTF {rtf:.2f}", refresh=False)
+            speed = made / max(time.perf_counter() - start_time, 1e-9)
+            bar.set_postfix_str(f"{speed:.2f}x real time", refresh=False)
             bar.update(1)
         yield w
 
