@@ -462,7 +462,7 @@ def export(config: ml_collections.ConfigDict, params: dict, workdir: str) -> str
 def _generator_bundle(path: str) -> tuple[ml_collections.ConfigDict, dict]:
     """(config, params) from a generator bundle or a training workdir that exported one."""
     for candidate in (path, os.path.join(path, "pipeline", NAMES["generator"])):
-        if os.path.isfile(os.path.join(candidate, "config.json")):
+        if all(os.path.isfile(os.path.join(candidate, f)) for f in ("config.json", "params.npz")):
             return _read_bundle(candidate, "generator", ml_collections.ConfigDict)
     raise PipelineError(
         f"{path}: neither a generator bundle nor a training workdir with pipeline/generator/ in it "

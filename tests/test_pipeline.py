@@ -111,6 +111,9 @@ def test_export_writes_a_pipeline_or_only_the_generator(tiny_pipeline_dir, tmp_p
     assert pipeline.export(config, params, str(toy)) == str(toy / "pipeline" / "generator")
     assert sorted(os.listdir(toy / "pipeline")) == ["generator"]
     root = os.path.dirname(tiny_pipeline_dir)
+    (toy / "config.json").write_text("{}")  # a training workdir has its own config.json
+    parts = [a for name in ("vae", "siglip", "sync") for a in (f"--{name}", os.path.join(root, name))]
+    assert pipeline.main(["assemble", "--generator", str(toy), *parts, "--out", str(toy / "ckpt")]) == 0
     data = tmp_path / "extracted"
     data.mkdir()
     parts = {name: os.path.join(root, name) for name in ("vae", "siglip", "sync")}
