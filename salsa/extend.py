@@ -171,15 +171,14 @@ def run(args) -> list[str]:
     from data_pipelines.media import VideoFrames, decode_audio, replace_audio
     from salsa import pipeline as pipeline_lib
     from salsa.sampling import long_form
+    from salsa.sampling.euler import check_steps
 
     start_time = time.perf_counter()
     jobs = _jobs(args)
     p = pipeline_lib.load(args.checkpoint)
     try:
         geo = long_form.geometry(p.config, args.window, args.context)
-        steps, cfg = p._steps(args.steps), p._cfg(args.cfg)
-        from salsa.sampling.euler import check_steps
-
+        steps, cfg = p.sampling(args.steps, args.cfg)
         check_steps(steps, p.config.objective.grid)
     except ValueError as e:
         raise BadInput(str(e)) from None

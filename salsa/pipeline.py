@@ -70,7 +70,7 @@ class Result:
 class Pipeline:
     config: ml_collections.ConfigDict
     generator: Generator
-    vae: object  # salsa.models.vae.VAE
+    vae: VAE
     vae_stats: dict[str, np.ndarray]
     siglip: Siglip
     sync: SyncModel
@@ -146,7 +146,8 @@ class Pipeline:
         """Like `extend`, yielding (audio, new latents) pieces window by window, in order."""
         geo = long_form.geometry(self.config, window_s, context_s)
         clip = self.clip(frames8, frames24, text, reference, reference_at, reference_rate, seconds, seed, geo)
-        events = long_form.run(self, [clip], geo=geo, steps=self._steps(steps), cfg=self._cfg(cfg))
+        steps, cfg = self.sampling(steps, cfg)
+        events = long_form.run(self, [clip], geo=geo, steps=steps, cfg=cfg)
         for _, audio, latents, _ in decode_windows(self, events, geo):
             yield audio, latents
 
@@ -199,11 +200,10 @@ class Pipeline:
             reference_start=round(reference_at * geo.latent_rate),
         )
 
-    def _steps(self, steps):
-        return int(self.config.sampling.steps if steps is None else steps)
-
-    def _cfg(self, cfg):
-        return float(self.config.sampling.cfg if cfg is None else cfg)
+    def sampling(self, steps: int | None = None, cfg: float | None = None) -> tuple[int, float]:
+        """(steps, cfg), the config's `sampling` where not given."""
+        s = self.config.sampling
+        return int(s.steps if steps is None else steps), float(s.cfg if cfg is None else cfg)
 
 
 def decode_windows(
