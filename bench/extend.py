@@ -18,7 +18,8 @@ Memory: `python -m salsa.extend` on a tiny-checkpoint video of 1, 5 and 20 minut
 1 step, 10 s windows), each in its own process; peak resident memory (ru_maxrss of the child). Flat
 memory means these agree however long the video is.
 
-Prints one table and writes bench/results/extend.json.
+Prints one table and writes bench/results/extend.json (rows of configs and lengths not run this time
+are kept from the previous file, so the parts can be run separately).
 """
 
 from __future__ import annotations
@@ -208,6 +209,12 @@ def main() -> None:
                 flush=True,
             )
     doc["load_average_at_end"] = os.getloadavg()
+    if os.path.exists(RESULTS):  # keep the rows of configs and lengths this run did not measure
+        with open(RESULTS) as f:
+            old = json.load(f)
+        doc["speed"] = [r for r in old.get("speed", []) if r["config"] not in args.speed] + doc["speed"]
+        doc["memory"] = [r for r in old.get("memory", []) if r["minutes"] not in args.minutes] + doc["memory"]
+        doc["earlier_runs_load_average"] = old.get("load_average_at_start")
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     with open(RESULTS + ".tmp", "w") as f:
         json.dump(doc, f, indent=2)
