@@ -27,6 +27,7 @@ setup(
         "av>=14",
         "tqdm>=4.66",
         "tensorboardX>=2.6",
+        "mir_eval>=0.8",  # onset matching (salsa.metrics.onsets)
     ],
     extras_require={
         "dev": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.8"],

@@ -1,4 +1,10 @@
-"""Tiny generator: trains usefully in minutes on 2 CPU cores (small features, small model)."""
+"""Tiny generator: trains usefully in minutes on 2 CPU cores (small features, small model).
+
+The tiny pipeline trains it on features extracted from the synthetic world by the tiny VAE, SigLIP and
+sync bundles: `python -m data_pipelines.extract --config=configs/extract_tiny.py --workdir=OUT ...`, then
+`--config.data.dir=OUT` (docs/extraction.md). Without a data.dir it falls back to the toy feature set
+(data_pipelines/features/toy.py), built in <workdir>/data because data.make_toy_if_missing is true.
+"""
 
 import ml_collections
 

@@ -18,7 +18,7 @@ from absl import logging as absl_logging
 from ml_collections import config_flags
 from tqdm import tqdm
 
-from data_pipelines.features import records, toy
+from data_pipelines.features import extraction, records, toy
 from salsa import sharding
 from salsa.training import distributed, loop, tasks
 
@@ -42,6 +42,10 @@ def _prepare_data(config, workdir: str) -> None:
     if not config.data.dir:
         config.data.dir = f"{workdir.rstrip('/')}/data"
     if records.shard_paths(config.data.dir):
+        try:  # extracted features (extraction.json) must match the config's audio/video/features
+            extraction.check(config, config.data.dir)
+        except extraction.ExtractionMismatch as e:
+            raise BadInput(str(e)) from None
         return
     if not config.data.make_toy_if_missing:
         raise BadInput(

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from data_pipelines.synthetic import physics
+from data_pipelines.synthetic import material_probe, physics
 from data_pipelines.synthetic.clip import make_clip
 from data_pipelines.synthetic.config import WorldConfig, WorldConfigError
 from data_pipelines.synthetic.materials import MATERIALS
@@ -76,66 +76,35 @@ def test_impacts_start_at_their_sample_and_every_strong_onset_is_annotated():
     assert not unexplained, f"onsets without an impact: {unexplained}"
 
 
-_WINDOW_S = 0.03  # analysed after each impact, against the same length just before it
-
-
-def _impact_features(clip) -> tuple[list[tuple[np.ndarray, str]], int]:
-    """Per impact: energy in 16 log-spaced bands (60 Hz-16 kHz) over the 30 ms after the contact minus
-    the 30 ms before it (what was already sounding), in dB below the strongest band, floored at -30 dB.
-    Impacts with another impact in the 50 ms before or the 30 ms after are skipped (their count is
-    returned): those windows hold two impacts."""
-    sr = clip.annotation["sample_rate"]
-    events = [e for e in clip.annotation["events"] if e["kind"] == "impact"]
-    times = np.array([e["time"] for e in events])
-    edges = np.geomspace(60, 16000, 17)
-    length = round(_WINDOW_S * sr)
-    band = np.searchsorted(edges, np.fft.rfftfreq(length, 1 / sr)) - 1
-    inside = (band >= 0) & (band < 16)
-
-    def bands(start: int) -> np.ndarray:
-        power = np.abs(np.fft.rfft(clip.audio[start : start + length].mean(axis=1) * np.hanning(length))) ** 2
-        return np.bincount(band[inside], power[inside], minlength=16)
-
-    out, skipped = [], 0
-    for e in events:
-        if np.sum((times > e["time"] - 0.05) & (times < e["time"] + _WINDOW_S)) > 1:
-            skipped += 1
-        elif length <= e["sample"] <= len(clip.audio) - length:
-            energy = np.maximum(bands(e["sample"]) - bands(e["sample"] - length), 0)
-            db = 10 * np.log10(energy + 1e-12)
-            out.append((np.maximum(db - db.max(), -30.0), e["material"]))
-    return out, skipped
-
-
-def _material_features(seed: int, single: bool) -> tuple[list[tuple[np.ndarray, str]], int]:
-    """Impacts of 4 single-object clips per material, or of 8 ordinary (2-4 object) clips; 4 s each."""
+def _material_features(seed: int, single: bool) -> tuple[np.ndarray, list[str], int]:
+    """Isolated impacts of 4 single-object clips per material, or of 8 ordinary (2-4 object) clips; 4 s
+    each, 44.1 kHz stereo. Also returns how many impacts were skipped for overlapping another."""
     if single:
         configs = [WorldConfig(seconds=4.0, min_objects=1, max_objects=1, materials=(m,)) for m in MATERIALS]
         jobs = [(config, i) for config in configs for i in range(4)]
     else:
         jobs = [(WorldConfig(seconds=4.0), i) for i in range(8)]
-    out, skipped = [], 0
+    features, names, skipped = [], [], 0
     for config, index in jobs:
-        features, n = _impact_features(make_clip(config, seed, index))
-        out, skipped = out + features, skipped + n
-    return out, skipped
+        clip = make_clip(config, seed, index)
+        f, m, n = material_probe.clip_impacts(clip.audio, clip.annotation)
+        features, names, skipped = [*features, f], names + m, skipped + n
+    return np.concatenate(features), names, skipped
 
 
 @pytest.mark.parametrize("single", [True, False], ids=["single-object", "multi-object"])
 def test_materials_are_separable_by_a_nearest_centroid_on_spectra(single):
-    """Centroids from single-object clips of seed 11; accuracy pooled over seeds 12-14."""
-    train, _ = _material_features(11, single=True)
-    names = sorted(MATERIALS)
-    centroids = np.stack([np.mean([f for f, m in train if m == name], axis=0) for name in names])
-    test, skipped = [], 0
+    """Centroids from single-object clips of seed 11 (material_probe.fit); accuracy pooled over seeds
+    12-14."""
+    probe = material_probe.fit(44100, seed=11)
+    predicted, truth, skipped = [], [], 0
     for seed in (12, 13, 14):
-        features, n = _material_features(seed, single)
-        test, skipped = test + features, skipped + n
-    predicted = [names[np.argmin(np.linalg.norm(centroids - f, axis=1))] for f, _ in test]
-    accuracy = np.mean([p == m for p, (_, m) in zip(predicted, test, strict=True)])
-    assert len(test) >= 100, (len(test), skipped)
+        features, names, n = _material_features(seed, single)
+        predicted, truth, skipped = predicted + probe.classify(features), truth + names, skipped + n
+    accuracy = np.mean([p == m for p, m in zip(predicted, truth, strict=True)])
+    assert len(truth) >= 100, (len(truth), skipped)
     assert accuracy > 0.98, (
-        f"nearest-centroid accuracy {accuracy:.3f} on {len(test)} impacts ({skipped} skipped)"
+        f"nearest-centroid accuracy {accuracy:.3f} on {len(truth)} impacts ({skipped} skipped)"
     )
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import grain
 import numpy as np
 
-from data_pipelines.features import records
+from data_pipelines.features import extraction, records
 from data_pipelines.prefetch import prefetched
 
 
@@ -115,6 +115,7 @@ def feature_dataset(config: Any, shard_index: int, shard_count: int) -> grain.It
         raise FileNotFoundError(
             f"data.dir {config.data.dir!r} holds no feature shards (features-*.array_record)."
         )
+    extraction.check(config, config.data.dir)  # extracted features must match the config's geometry
     if not 0 <= shard_index < shard_count:
         raise ValueError(f"shard_index must be in [0, {shard_count}), got {shard_index}.")
     if config.batch_size % shard_count:

@@ -1,0 +1,96 @@
+"""Throughput of feature extraction with the tiny config on CPU: clips per second, per stage.
+
+    JAX_PLATFORMS=cpu PYTHONPATH=. python bench/extract.py [--clips 32] [--seconds 4]
+
+Random-weight tiny bundles (tests/extract_bundles.py; speed does not depend on the values). One warm-up
+clip compiles every encoder first; then `--clips` synthetic clips of configs/extract_tiny.py run through
+data_pipelines.extract.run.extract (render, encode, write, one process). Also times each stage on one clip.
+The machine is shared: the 1-minute load average before and after is recorded with the numbers.
+Prints one table and writes bench/results/extract.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "extract.json")
+
+
+def _stages(comps, config, decode) -> dict[str, float]:
+    """Seconds per stage for one clip (after compilation)."""
+    from data_pipelines.extract import sources
+    from salsa.features import encoders
+    from salsa.models import vae_codec
+
+    source = sources.make(config.source.to_dict())
+    out = {}
+    t = time.perf_counter()
+    media, _ = sources.trim(source.load(0, decode), decode)
+    out["render"] = time.perf_counter() - t
+    t = time.perf_counter()
+    vae_codec.encode(comps.vae, media.audio, config.chunks.vae_frames)
+    out["vae"] = time.perf_counter() - t
+    t = time.perf_counter()
+    encoders.semantic(comps.siglip, media.frames8, config.chunks.semantic)
+    out["siglip_image"] = time.perf_counter() - t
+    t = time.perf_counter()
+    tokens = encoders.tokenize(comps.tokenizer, [media.caption], comps.siglip.config.text_len)
+    encoders.text(comps.siglip, tokens)
+    out["siglip_text"] = time.perf_counter() - t
+    t = time.perf_counter()
+    encoders.sync(comps.sync, media.frames24, config.chunks.sync_hop, config.chunks.sync)
+    out["sync"] = time.perf_counter() - t
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--clips", type=int, default=32)
+    p.add_argument("--seconds", type=float, default=4.0)
+    args = p.parse_args()
+    from configs import extract_tiny
+    from data_pipelines.extract import components, run
+    from tests import extract_bundles
+
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        config = extract_tiny.get_config()
+        config.components.update(extract_bundles.make(os.path.join(tmp, "bundles")))
+        config.source.update(seconds=args.seconds, clips=1)
+        comps = components.load(config)
+        run.extract(config, os.path.join(tmp, "warm"), components=comps)  # compiles every encoder
+        stages = _stages(comps, config, run.decoding(config, comps))
+        config.source.update(first=1, clips=args.clips)
+        start = time.perf_counter()
+        result = run.extract(config, os.path.join(tmp, "out"), components=comps)
+        wall = time.perf_counter() - start
+    rate = result.done_now / wall
+    load_after = os.getloadavg()[0]
+    print(f"tiny extraction, {args.clips} clips of {args.seconds:g} s: {wall:.1f} s, {rate:.2f} clips/s")
+    print(f"  {rate * args.seconds:.1f} s of video per second; load {load_before:.1f} -> {load_after:.1f}")
+    print("  per clip: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in stages.items()))
+    doc = {
+        "weights": "random (speed does not depend on values)",
+        "backend": "cpu",
+        "cpu_count": os.cpu_count(),
+        "machine": platform.processor() or platform.machine(),
+        "clips": args.clips,
+        "clip_seconds": args.seconds,
+        "wall_s": wall,
+        "clips_per_s": rate,
+        "stage_s_per_clip": stages,
+        "load_average_1min": [load_before, load_after],
+    }
+    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+    with open(RESULTS + ".tmp", "w") as f:
+        json.dump(doc, f, indent=2)
+    os.replace(RESULTS + ".tmp", RESULTS)
+
+
+if __name__ == "__main__":
+    main()

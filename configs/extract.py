@@ -1,0 +1,42 @@
+"""Feature extraction from real videos for the full-size generator (configs/common.py geometry).
+
+    python -m data_pipelines.extract --config=configs/extract.py --workdir=OUT \
+        --config.source.dir=VIDEOS --config.components.vae=VAE --config.components.siglip=SIGLIP \
+        --config.components.sync=SYNC --config.components.tokenizer=tokenizer.json
+
+Sources: `configs/extract.py` (or `:folder`) reads every video under source.dir (optional captions.csv
+with `file,caption`); `configs/extract.py:vggsound` reads source.dir in data_pipelines/real/vggsound.py's
+manual_dir layout (vggsound.csv + videos/; the label is the caption; source.split="" keeps every row);
+configs/extract_tiny.py renders the synthetic world. The audio/video/
+features sections must equal the generator config's that will train on the output (docs/extraction.md).
+"""
+
+import ml_collections
+
+from configs.common import base_config
+
+
+def extract_base(generator: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Extraction settings whose geometry sections are `generator`'s (audio, video, features)."""
+    c = ml_collections.ConfigDict()
+    c.audio = generator.audio.to_dict()
+    c.video = generator.video.to_dict()
+    c.features = generator.features.to_dict()
+    # Paths of the component bundles (salsa/models/vae_bundle.py with latent statistics, and
+    # salsa/models/bundle.py kinds "siglip2" and "sync"); tokenizer: a tokenizer.json, or "" for no text.
+    c.components = dict(vae="", siglip="", sync="", tokenizer="")
+    c.source = dict(kind="folder", dir="")
+    c.num_shards = 64  # shard files; several processes split them (process p takes shards s % n == p)
+    c.min_seconds = 1.0  # shorter clips (video with audio) are skipped
+    # Frames per SigLIP call, sync windows per call and their hop (frames), latent frames per VAE window.
+    c.chunks = dict(semantic=32, sync=8, sync_hop=8, vae_frames=256)
+    return c
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    c = extract_base(base_config())
+    if arg == "vggsound":
+        c.source = dict(kind="vggsound", dir="", split="")
+    elif arg not in (None, "", "folder"):
+        raise ValueError(f"configs/extract.py takes 'folder' or 'vggsound', got {arg!r}.")
+    return c

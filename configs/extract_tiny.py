@@ -1,0 +1,29 @@
+"""Feature extraction for the tiny generator (configs/tiny.py) from the synthetic world.
+
+    python -m data_pipelines.extract --config=configs/extract_tiny.py --workdir=OUT \
+        --config.components.vae=VAE_DIR --config.components.siglip=SIGLIP_DIR \
+        --config.components.sync=SYNC_DIR [--config.components.tokenizer=tokenizer.json]
+
+The bundles are the tiny stages' exports (VAE preset "tiny" at 16 kHz mono with latent statistics,
+SigLIP variant "tiny", sync variant "tiny"); the audio/video/features sections are the tiny generator's,
+so `python -m salsa.train --config=configs/tiny.py --config.data.dir=OUT` trains on the result.
+`configs/extract_tiny.py:folder` reads the videos under --config.source.dir instead of the world.
+"""
+
+import ml_collections
+
+from configs import tiny
+from configs.extract import extract_base
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    c = extract_base(tiny.get_config())
+    # 4 s clips of the world at the tiny encoders' 32 x 32 pixels; training crops are 2 s.
+    c.source = dict(kind="synthetic", clips=512, seed=0, first=0, seconds=4.0, size=32)
+    if arg == "folder":
+        c.source = dict(kind="folder", dir="")
+    elif arg not in (None, "", "synthetic"):
+        raise ValueError(f"configs/extract_tiny.py takes 'synthetic' or 'folder', got {arg!r}.")
+    c.num_shards = 4
+    c.chunks = dict(semantic=32, sync=8, sync_hop=8, vae_frames=256)
+    return c

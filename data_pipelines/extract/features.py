@@ -1,0 +1,34 @@
+"""One decoded clip -> one feature record (data_pipelines/features/records.py): the four encoders.
+
+Each encoder works in fixed-size chunks (salsa.features.encoders, salsa.models.vae_codec), so memory is
+bounded by the clip's decoded frames and audio and every chunk size compiles once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from data_pipelines.extract.components import Components
+from data_pipelines.extract.sources import Media
+from salsa.features import encoders
+from salsa.models import vae_codec
+
+
+def record(components: Components, media: Media, clip_id: str, duration: float, chunks: Any) -> dict:
+    """The record of a trimmed clip (see sources.trim): normalised VAE latents, SigLIP semantic frames,
+    sync frames, and the caption's SigLIP text embedding when there are a caption and a tokenizer."""
+    latents = vae_codec.encode(components.vae, media.audio, int(chunks.vae_frames))
+    out = {
+        "id": clip_id,
+        "duration": float(duration),
+        "latents": vae_codec.normalize(latents, components.stats).astype(np.float32),
+        "semantic": encoders.semantic(components.siglip, media.frames8, int(chunks.semantic)),
+        "sync": encoders.sync(components.sync, media.frames24, int(chunks.sync_hop), int(chunks.sync)),
+        "caption": media.caption,
+    }
+    if media.caption and components.tokenizer is not None:
+        tokens = encoders.tokenize(components.tokenizer, [media.caption], components.siglip.config.text_len)
+        out["text"] = encoders.text(components.siglip, tokens)[0].astype(np.float32)
+    return out

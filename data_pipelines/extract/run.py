@@ -1,0 +1,277 @@
+"""The extraction run: clips -> record shards, resumable and split across processes.
+
+Clip i belongs to shard i % num_shards, and shard s to process s % process_count, so the shard files'
+contents depend only on the source and the config, never on how many processes ran or how often the run
+was restarted. Each process writes only its own shards. Progress lives in WORKDIR/progress/:
+
+    plan.json                       what this folder is being extracted with; a restart must match it
+    shard-S-of-N/CLIP.rec           a finished clip's record bytes (written atomically)
+    shard-S-of-N/CLIP.skip.json     an unusable clip and why
+    shard-S-of-N.json               shard S finished: its clips, written and skipped
+
+A shard is assembled from its clips once all are done (temporary name, renamed), then its clip folder
+is removed. The process that completes the last shard writes WORKDIR/extraction.json
+(data_pipelines/features/extraction.py); until then the folder holds no complete set and reads as empty.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from typing import Any
+
+from array_record.python.array_record_module import ArrayRecordWriter
+
+from data_pipelines.extract import components as components_lib
+from data_pipelines.extract import features, sources
+from data_pipelines.features import extraction, records
+from data_pipelines.media.errors import MediaError
+
+PROGRESS = "progress"
+_WRITER_OPTIONS = "group_size:1"  # as records.write_shards: random access to one record per seek
+
+
+class ExtractError(ValueError):
+    """The workdir or the run's settings do not allow extraction; the message says why."""
+
+
+@dataclasses.dataclass
+class Result:
+    """What one process did: clips it extracted or skipped now, the skips in its shards, and the whole
+    folder's report once every shard is complete (None before)."""
+
+    done_now: int
+    skipped: list[dict[str, str]]
+    report: dict[str, Any] | None
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    temp = f"{path}.tmp-{os.getpid()}"
+    with open(temp, "wb") as f:
+        f.write(data)
+    os.replace(temp, path)
+
+
+def _json_bytes(doc: Any) -> bytes:
+    return json.dumps(doc, indent=2, sort_keys=True).encode()
+
+
+def decoding(config: Any, comps: components_lib.Components) -> sources.Decoding:
+    return sources.Decoding(
+        semantic_fps=float(config.video.semantic_fps),
+        sync_fps=float(config.video.sync_fps),
+        semantic_size=comps.semantic_size,
+        sync_size=comps.sync_size,
+        sample_rate=int(config.audio.sample_rate),
+        channels=int(config.audio.channels),
+    )
+
+
+def _plan(config: Any, comps: components_lib.Components, source: sources.Source) -> dict[str, Any]:
+    ids = "\n".join(source.id(i) for i in range(len(source)))
+    return {
+        "format": extraction.FORMAT,
+        "components": comps.paths,
+        "source": config.source.to_dict(),
+        "audio": config.audio.to_dict(),
+        "video": config.video.to_dict(),
+        "features": config.features.to_dict(),
+        "num_shards": int(config.num_shards),
+        "min_seconds": float(config.min_seconds),
+        "chunks": config.chunks.to_dict(),
+        "clips": len(source),
+        "ids_sha1": hashlib.sha1(ids.encode()).hexdigest(),
+    }
+
+
+def _check_workdir(workdir: str, plan: dict[str, Any]) -> None:
+    """Creates WORKDIR/progress/plan.json, or checks that a restart uses the same plan."""
+    progress = os.path.join(workdir, PROGRESS)
+    path = os.path.join(progress, "plan.json")
+    stale = [n for n in os.listdir(workdir) if n.startswith("features-") and n.endswith(".array_record")]
+    if not os.path.isfile(path):
+        if stale:
+            raise ExtractError(
+                f"workdir {workdir} already holds feature shards from something else; choose an empty folder."
+            )
+        os.makedirs(progress, exist_ok=True)
+        _write_atomic(path, _json_bytes(plan))
+        return
+    with open(path) as f:
+        old = json.load(f)
+    for key in sorted(set(old) | set(plan)):
+        if old.get(key) != json.loads(json.dumps(plan.get(key))):
+            raise ExtractError(
+                f"workdir {workdir} was started with different {key!r} ({old.get(key)!r}, now "
+                f"{plan.get(key)!r}); resume with the same config or use a new workdir."
+            )
+
+
+def _shard_name(shard: int, count: int) -> str:
+    return records.FILE_PATTERN.format(index=shard, count=count)
+
+
+def _progress_name(shard: int, count: int) -> str:
+    return f"shard-{shard:05d}-of-{count:05d}"
+
+
+def _summary_path(workdir: str, shard: int, count: int) -> str:
+    return os.path.join(workdir, PROGRESS, _progress_name(shard, count) + ".json")
+
+
+def _shard_done(workdir: str, shard: int, count: int) -> bool:
+    return os.path.isfile(_summary_path(workdir, shard, count)) and os.path.isfile(
+        os.path.join(workdir, _shard_name(shard, count))
+    )
+
+
+def _extract_clip(config, comps, source, decode, index: int, folder: str) -> dict[str, str] | None:
+    """Extracts clip `index` into `folder` (a .rec or a .skip.json); returns the skip entry, if any."""
+    clip_id = source.id(index)
+    try:
+        media, duration = sources.trim(source.load(index, decode), decode)
+        if duration < config.min_seconds:
+            raise MediaError(
+                f"{clip_id}: too short ({duration:.3f} s of video with audio; at least "
+                f"{config.min_seconds:g} s is required)."
+            )
+    except MediaError as e:
+        return _skip(folder, index, clip_id, str(e))
+    rec = features.record(comps, media, clip_id, duration, config.chunks)
+    try:
+        records.validate(rec, config)
+    except records.RecordError as e:  # e.g. a decoder's frame count off by more than one
+        return _skip(folder, index, clip_id, str(e))
+    _write_atomic(os.path.join(folder, f"{index:08d}.rec"), records.encode(rec))
+    return None
+
+
+def _skip(folder: str, index: int, clip_id: str, reason: str) -> dict[str, str]:
+    skip = {"source": clip_id, "reason": reason}
+    _write_atomic(os.path.join(folder, f"{index:08d}.skip.json"), _json_bytes(skip))
+    return skip
+
+
+def _extract_shard(config, comps, source, decode, workdir: str, shard: int, on_clip: Callable | None) -> int:
+    """Finishes shard `shard` (resuming from its clip folder); returns how many clips it handled now."""
+    count = int(config.num_shards)
+    name = _shard_name(shard, count)
+    progress = os.path.join(workdir, PROGRESS)
+    folder = os.path.join(progress, _progress_name(shard, count))
+    os.makedirs(folder, exist_ok=True)
+    clips = range(shard, len(source), count)
+    done_now = 0
+    for index in clips:
+        if os.path.exists(os.path.join(folder, f"{index:08d}.rec")) or os.path.exists(
+            os.path.join(folder, f"{index:08d}.skip.json")
+        ):
+            continue
+        skip = _extract_clip(config, comps, source, decode, index, folder)
+        done_now += 1
+        if on_clip is not None:
+            on_clip(source.id(index), skip)
+    written, skipped = [], []
+    path = os.path.join(workdir, name)
+    for stale in glob.glob(glob.escape(path) + ".tmp-*"):  # left by a run killed while assembling
+        os.remove(stale)
+    temp = f"{path}.tmp-{os.getpid()}"
+    writer = ArrayRecordWriter(temp, _WRITER_OPTIONS)
+    try:
+        for index in clips:
+            rec_path = os.path.join(folder, f"{index:08d}.rec")
+            if os.path.exists(rec_path):
+                with open(rec_path, "rb") as f:
+                    writer.write(f.read())
+                written.append(source.id(index))
+            else:
+                with open(os.path.join(folder, f"{index:08d}.skip.json")) as f:
+                    skipped.append(json.load(f))
+        writer.close()
+    except BaseException:
+        writer.close()
+        os.remove(temp)
+        raise
+    os.replace(temp, path)
+    summary = {"shard": shard, "clips": len(clips), "written": written, "skipped": skipped}
+    _write_atomic(folder + ".json", _json_bytes(summary))
+    shutil.rmtree(folder)
+    return done_now
+
+
+def _summaries(workdir: str, count: int) -> list[dict] | None:
+    """Every shard's summary, or None while some shard is unfinished."""
+    if not all(_shard_done(workdir, shard, count) for shard in range(count)):
+        return None
+    out = []
+    for shard in range(count):
+        with open(_summary_path(workdir, shard, count)) as f:
+            out.append(json.load(f))
+    return out
+
+
+def extract(
+    config: Any,
+    workdir: str,
+    process_index: int = 0,
+    process_count: int = 1,
+    on_clip: Callable[[str, dict | None], None] | None = None,
+    components: components_lib.Components | None = None,
+) -> Result:
+    """Runs this process's share of the extraction described by `config` into `workdir`.
+
+    on_clip(clip_id, skip entry or None) is called after each clip extracted now (for progress bars).
+    components: already loaded ones (components.load(config)) to reuse across calls; loaded when None.
+    Raises ComponentError / ExtractError / ValueError (one sentence) on bad settings, before any clip.
+    """
+    if not 0 <= process_index < process_count:
+        raise ExtractError(f"process index {process_index} is not in [0, {process_count}).")
+    if int(config.num_shards) < 1:
+        raise ExtractError(f"num_shards must be >= 1, got {config.num_shards}.")
+    comps = components_lib.load(config) if components is None else components
+    source = sources.make(config.source.to_dict())
+    if len(source) == 0:
+        raise ExtractError(f"the source {config.source.to_dict()} holds no clips.")
+    os.makedirs(workdir, exist_ok=True)
+    _check_workdir(workdir, _plan(config, comps, source))
+    decode = decoding(config, comps)
+    count = int(config.num_shards)
+    mine = [s for s in range(count) if s % process_count == process_index]
+    if not mine:
+        logging.warning("process %d of %d has no shard (num_shards=%d)", process_index, process_count, count)
+    done_now = 0
+    for shard in mine:
+        if not _shard_done(workdir, shard, count):
+            done_now += _extract_shard(config, comps, source, decode, workdir, shard, on_clip)
+    skipped = []
+    for shard in mine:
+        with open(_summary_path(workdir, shard, count)) as f:
+            skipped += json.load(f)["skipped"]
+    summaries = _summaries(workdir, count)
+    report = None
+    if summaries is not None:
+        order = {source.id(i): i for i in range(len(source))}
+        all_skipped = sorted((s for m in summaries for s in m["skipped"]), key=lambda s: order[s["source"]])
+        report = {
+            "clips": len(source),
+            "written": sum(len(m["written"]) for m in summaries),
+            "skipped": all_skipped,
+        }
+        extraction.write(
+            workdir,
+            {
+                "format": extraction.FORMAT,
+                "components": comps.paths,
+                "audio": config.audio.to_dict(),
+                "video": config.video.to_dict(),
+                "features": config.features.to_dict(),
+                "normalized_latents": True,
+                "report": report,
+            },
+        )
+    return Result(done_now=done_now, skipped=skipped, report=report)

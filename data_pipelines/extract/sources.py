@@ -1,0 +1,215 @@
+"""Where clips come from: the synthetic world, a folder of videos, or a VGGSound-style manual_dir.
+
+A source is an indexed list of clips, the same on every process: `len(source)`, `source.id(i)` and
+`source.load(i, decoding)` -> `Media` (frames at both rates, audio at the VAE's rate, caption), which
+raises MediaError for a clip that cannot be used (the extractor skips and reports it).
+
+    synthetic  clips rendered from (seed, index) by data_pipelines/synthetic at the sync frame rate, the
+               VAE's sample rate and channel count; caption = the world's caption
+    folder     every video file under `dir` (sorted relative paths; ids are the paths without extension);
+               optional `dir/captions.csv` with columns `file,caption` (file relative to dir)
+    vggsound   `dir` in data_pipelines/real/vggsound.py's manual_dir layout: vggsound.csv + videos/;
+               caption = the label; `split` keeps the rows of one split ("" keeps all)
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import os
+from typing import Any, Protocol
+
+import numpy as np
+
+from data_pipelines.media.audio import decode_audio
+from data_pipelines.media.errors import MediaError
+from data_pipelines.media.video import decode_video
+
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")
+
+
+@dataclasses.dataclass(frozen=True)
+class Decoding:
+    """Rates and sizes the encoders want: frames at semantic_fps and sync_fps, square, of the given
+    side; audio (samples, channels) at sample_rate."""
+
+    semantic_fps: float
+    sync_fps: float
+    semantic_size: int
+    sync_size: int
+    sample_rate: int
+    channels: int
+
+
+@dataclasses.dataclass
+class Media:
+    """One decoded clip: frames8 (T8, s, s, 3) uint8, frames24 (T24, s', s', 3) uint8,
+    audio (samples, channels) float32, caption ("" when none)."""
+
+    frames8: np.ndarray
+    frames24: np.ndarray
+    audio: np.ndarray
+    caption: str
+
+
+class Source(Protocol):
+    def __len__(self) -> int: ...
+
+    def id(self, index: int) -> str: ...
+
+    def load(self, index: int, decoding: Decoding) -> Media: ...
+
+
+def pick_frames(frames: np.ndarray, source_fps: float, fps: float, count: int) -> np.ndarray:
+    """Frames at `fps` from frames at `source_fps`: frame k is the last source frame shown at k / fps."""
+    index = np.floor(np.arange(count) * source_fps / fps + 1e-6).astype(int)
+    return frames[np.minimum(index, len(frames) - 1)]
+
+
+def resize(frames: np.ndarray, size: int) -> np.ndarray:
+    """(T, H, W, 3) uint8 -> (T, size, size, 3) uint8 (area-averaging bilinear); unchanged if already so."""
+    if frames.shape[1:3] == (size, size):
+        return frames
+    import jax
+    import jax.numpy as jnp
+
+    x = jax.image.resize(
+        jnp.asarray(frames, jnp.float32), (frames.shape[0], size, size, 3), "linear", antialias=True
+    )
+    return np.asarray(jnp.clip(jnp.round(x), 0, 255)).astype(np.uint8)
+
+
+class SyntheticSource:
+    """`clips` clips of the synthetic world, clip i = make_clip(world, seed, first + i)."""
+
+    def __init__(self, clips: int, seed: int = 0, first: int = 0, seconds: float = 2.0, size: int = 32):
+        self.clips, self.seed, self.first, self.seconds, self.size = clips, seed, first, seconds, size
+
+    def __len__(self) -> int:
+        return self.clips
+
+    def id(self, index: int) -> str:
+        return f"synthetic-{self.seed}-{self.first + index:06d}"
+
+    def load(self, index: int, decoding: Decoding) -> Media:
+        from data_pipelines.synthetic.clip import make_clip
+        from data_pipelines.synthetic.config import WorldConfig
+
+        config = WorldConfig(
+            seconds=self.seconds,
+            fps=decoding.sync_fps,
+            height=self.size,
+            width=self.size,
+            sample_rate=decoding.sample_rate,
+            channels=decoding.channels,
+        )
+        clip = make_clip(config, self.seed, self.first + index)
+        count8 = round(config.num_frames * decoding.semantic_fps / decoding.sync_fps)
+        frames8 = pick_frames(clip.frames, decoding.sync_fps, decoding.semantic_fps, count8)
+        return Media(
+            frames8=resize(frames8, decoding.semantic_size),
+            frames24=resize(clip.frames, decoding.sync_size),
+            audio=clip.audio,
+            caption=clip.annotation["caption"],
+        )
+
+
+def _decode_file(path: str, caption: str, decoding: Decoding) -> Media:
+    """Both frame rates and the audio of a media file (three decoding passes, one clip in memory)."""
+    audio = decode_audio(path, decoding.sample_rate, decoding.channels)
+    frames8 = decode_video(path, decoding.semantic_fps, (decoding.semantic_size,) * 2)
+    frames24 = decode_video(path, decoding.sync_fps, (decoding.sync_size,) * 2)
+    return Media(frames8=frames8, frames24=frames24, audio=audio, caption=caption)
+
+
+class FolderSource:
+    """Every video file under `dir`, in sorted order of relative path."""
+
+    def __init__(self, dir: str, captions: str = "captions.csv"):
+        if not os.path.isdir(dir):
+            raise ValueError(f"source.dir {dir!r} is not a folder of videos.")
+        self.dir = dir
+        self.files = sorted(
+            os.path.relpath(os.path.join(root, name), dir)
+            for root, _, names in os.walk(dir)
+            for name in names
+            if name.lower().endswith(VIDEO_EXTENSIONS)
+        )
+        self.captions: dict[str, str] = {}
+        table = os.path.join(dir, captions) if captions else ""
+        if table and os.path.isfile(table):
+            with open(table, newline="") as f:
+                for row in csv.DictReader(f):
+                    if "file" not in row or "caption" not in row:
+                        raise ValueError(f"{table}: expected the columns 'file,caption', got {list(row)}.")
+                    self.captions[os.path.normpath(row["file"])] = row["caption"].strip()
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def id(self, index: int) -> str:
+        return os.path.splitext(self.files[index])[0]
+
+    def load(self, index: int, decoding: Decoding) -> Media:
+        name = self.files[index]
+        return _decode_file(os.path.join(self.dir, name), self.captions.get(name, ""), decoding)
+
+
+class VggsoundSource:
+    """Rows of DIR/vggsound.csv whose video is DIR/videos/ID_START.mp4 (or a variant)."""
+
+    def __init__(self, dir: str, split: str = ""):
+        from data_pipelines.real.vggsound import read_rows
+
+        table = os.path.join(dir, "vggsound.csv")
+        if not os.path.isfile(table):
+            raise ValueError(f"source.dir {dir!r} has no vggsound.csv (data_pipelines/real/vggsound.py).")
+        self.dir = dir
+        self.rows = [r for r in read_rows(table) if not split or r[3] == split]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def id(self, index: int) -> str:
+        clip_id, start, _, _ = self.rows[index]
+        return f"{clip_id}_{start}"
+
+    def load(self, index: int, decoding: Decoding) -> Media:
+        from data_pipelines.real.vggsound import find_video
+
+        clip_id, start, label, _ = self.rows[index]
+        path = find_video(os.path.join(self.dir, "videos"), clip_id, start)
+        if path is None:
+            raise MediaError(f"{clip_id}_{start}: no video file in {os.path.join(self.dir, 'videos')}.")
+        return _decode_file(path, label, decoding)
+
+
+def make(source: Any) -> Source:
+    """The source named by the config's `source` section (kind = synthetic | folder | vggsound)."""
+    settings = dict(source)
+    kind = settings.pop("kind", None)
+    kinds = {"synthetic": SyntheticSource, "folder": FolderSource, "vggsound": VggsoundSource}
+    if kind not in kinds:
+        raise ValueError(f"source.kind {kind!r} is not known; use one of {', '.join(kinds)}.")
+    try:
+        return kinds[kind](**settings)
+    except TypeError as e:
+        raise ValueError(f"source settings {settings} do not fit source.kind={kind!r} ({e}).") from None
+
+
+def trim(media: Media, decoding: Decoding) -> tuple[Media, float]:
+    """Cuts every stream to the shortest one's duration (seconds, whole sync frames); returns both."""
+    seconds = min(
+        media.audio.shape[0] / decoding.sample_rate,
+        media.frames24.shape[0] / decoding.sync_fps,
+        media.frames8.shape[0] / decoding.semantic_fps,
+    )
+    duration = math.floor(seconds * decoding.sync_fps + 1e-6) / decoding.sync_fps
+    cut = Media(
+        frames8=media.frames8[: max(1, round(duration * decoding.semantic_fps))],
+        frames24=media.frames24[: round(duration * decoding.sync_fps)],
+        audio=media.audio[: round(duration * decoding.sample_rate)],
+        caption=media.caption,
+    )
+    return cut, duration

@@ -1,0 +1,45 @@
+"""Metrics over any audio classifier's logits: KL divergence (paired) and Inception Score (unpaired).
+
+The paper reports KL with PaSST and PANNs and IS with PANNs; any classifier whose logits are
+(clips, classes) serves. Softmax turns logits into class distributions; natural logarithms throughout.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import log_softmax
+
+
+def _logits(name: str, x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float64)
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] < 2:
+        raise ValueError(f"{name} must be (clips, classes) with clips >= 1 and classes >= 2, got {x.shape}.")
+    return x
+
+
+def kl_divergence(reference_logits: np.ndarray, generated_logits: np.ndarray) -> float:
+    """Mean over clips of KL(p_ref || p_gen), p = softmax(logits), clip i of one set paired with clip i
+    of the other (the same video). This direction, the reference distribution as the expectation's
+    weight, is the one V2A papers report with PaSST and PANNs: it penalises a generated clip for
+    missing a class the reference has. Lower is better; 0 when the distributions agree."""
+    ref, gen = _logits("reference_logits", reference_logits), _logits("generated_logits", generated_logits)
+    if ref.shape != gen.shape:
+        raise ValueError(f"reference {ref.shape} and generated {gen.shape} logits must pair clip for clip.")
+    log_p, log_q = log_softmax(ref, axis=1), log_softmax(gen, axis=1)
+    return float(np.mean(np.sum(np.exp(log_p) * (log_p - log_q), axis=1)))
+
+
+def inception_score(logits: np.ndarray, splits: int = 1) -> tuple[float, float]:
+    """IS = exp(E_x KL(p(y|x) || p(y))) over generated clips' logits (clips, classes), p(y) the mean of
+    p(y|x) within a split; (mean, std) over `splits` equal, contiguous splits (std 0 for one split).
+    Between 1 (every clip the same distribution, or uniform) and the number of classes (every clip
+    certain, classes used equally). Higher is better."""
+    x = _logits("logits", logits)
+    if not 1 <= splits <= x.shape[0]:
+        raise ValueError(f"splits={splits} must be between 1 and the number of clips ({x.shape[0]}).")
+    scores = []
+    for part in np.array_split(x, splits):
+        log_p = log_softmax(part, axis=1)
+        log_marginal = np.log(np.mean(np.exp(log_p), axis=0))
+        scores.append(np.exp(np.mean(np.sum(np.exp(log_p) * (log_p - log_marginal), axis=1))))
+    return float(np.mean(scores)), float(np.std(scores))

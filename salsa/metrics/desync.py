@@ -1,0 +1,147 @@
+"""DeSync from our sync model: how far (s) the audio is off the video, by offset classification.
+
+Paper §4 measures DeSync with Synchformer as MMAudio does: the offset between audio and video is
+classified among 21 classes, -2.0 ... +2.0 s in 0.2 s steps, and DeSync is the mean absolute predicted
+offset; clips longer than the model's 4.8 s context are scored on their first and last 4.8 s, averaged.
+We classify with our contrastive sync model instead (`SyncModel`: `video_features`, `audio_features`):
+a window of video is cut into the model's snippets (16 frames, 0.667 s); for each candidate offset d
+the audio of each snippet's time range moved by d is embedded, and the score of d is the mean over the
+window's snippets of the cosine similarity of video and audio embeddings (time-averaged and
+L2-normalised, as `SyncModel.embed`). The best-scoring d is the window's predicted offset.
+
+Sign: d > 0 means the audio matches the video best when read d seconds later, i.e. the audio lags.
+Audio outside the clip is silence (zeros), so every offset can be scored at the clip's ends.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import librosa
+import numpy as np
+from flax import nnx
+
+from salsa.features.encoders import window_starts
+
+
+@dataclasses.dataclass(frozen=True)
+class DesyncParams:
+    """window_s: the video context one prediction sees (Synchformer's 4.8 s), cut into whole snippets.
+    hop_s: None scores the first and last windows of a longer clip (MMAudio's protocol); a number
+    slides windows every hop_s seconds over the whole clip, the last flush with its end.
+    chunk: audio snippets per model call (a fixed batch, so one compiled function serves every clip)."""
+
+    max_offset_s: float = 2.0
+    step_s: float = 0.2
+    window_s: float = 4.8
+    hop_s: float | None = None
+    chunk: int = 32
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """The candidate offsets (s): 21 classes from -2.0 to +2.0 by default."""
+        n = round(self.max_offset_s / self.step_s)
+        return np.round(np.arange(-n, n + 1) * self.step_s, 6)
+
+
+def _embed(features: jax.Array) -> jax.Array:
+    x = features.mean(axis=1)
+    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)  # silence may embed to 0
+
+
+@nnx.jit
+def _video_embeddings(model: nnx.Module, video: jax.Array) -> jax.Array:
+    return _embed(model.video_features(video.astype(jnp.float32) / 255.0))
+
+
+@nnx.jit
+def _audio_embeddings(model: nnx.Module, audio: jax.Array) -> jax.Array:
+    return _embed(model.audio_features(audio))
+
+
+def _snippet(audio: np.ndarray, start: int, length: int) -> np.ndarray:
+    """audio[start : start + length], zeros where that runs outside the clip."""
+    out = np.zeros(length, np.float32)
+    lo, hi = max(start, 0), min(start + length, audio.size)
+    if hi > lo:
+        out[lo - start : hi - start] = audio[lo:hi]
+    return out
+
+
+def window_scores(
+    model: nnx.Module,
+    frames: np.ndarray,
+    audio: np.ndarray,
+    start_frame: int,
+    snippets: int,
+    params: DesyncParams,
+) -> np.ndarray:
+    """(offsets,) mean cosine similarity, for each candidate offset, over `snippets` consecutive
+    snippets from `start_frame`; `audio` (samples,) at the model's rate."""
+    c = model.config
+    sr, length = c.frontend.sample_rate, c.snippet_samples
+    starts = [start_frame + k * c.snippet_frames for k in range(snippets)]
+    video = np.stack([frames[s : s + c.snippet_frames] for s in starts])
+    v = np.asarray(_video_embeddings(model, jnp.asarray(video)))  # (snippets, width)
+    offsets = params.offsets
+    pieces = np.stack(
+        [_snippet(audio, round(s / c.fps * sr + d * sr), length) for d in offsets for s in starts]
+    )  # (offsets * snippets, samples)
+    pad = -len(pieces) % params.chunk
+    pieces = np.concatenate([pieces, np.zeros((pad, length), np.float32)])
+    a = np.concatenate(
+        [
+            np.asarray(_audio_embeddings(model, jnp.asarray(pieces[i : i + params.chunk])))
+            for i in range(0, len(pieces), params.chunk)
+        ]
+    )[: len(offsets) * snippets]
+    return np.einsum("okd,kd->ok", a.reshape(len(offsets), snippets, -1), v).mean(axis=1)
+
+
+def predict_offsets(
+    model: nnx.Module,
+    frames: np.ndarray,
+    audio: np.ndarray,
+    audio_rate: int | None = None,
+    params: DesyncParams = DesyncParams(),
+) -> np.ndarray:
+    """(windows,) predicted signed offsets (s) of one clip.
+
+    frames (T, H, W, 3) uint8 at the model's fps (24); audio (samples,) or (samples, channels) at
+    `audio_rate` (default: the model's rate; other rates are resampled, channels averaged).
+    """
+    c = model.config
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[0] < c.snippet_frames:
+        raise ValueError(
+            f"frames must be (T, H, W, 3) with T >= {c.snippet_frames} (one snippet), got {frames.shape}."
+        )
+    audio = np.asarray(audio, np.float32)
+    audio = audio.mean(axis=1) if audio.ndim == 2 else audio
+    rate = c.frontend.sample_rate
+    if audio_rate is not None and audio_rate != rate:
+        audio = librosa.resample(audio, orig_sr=audio_rate, target_sr=rate)
+    n, window = frames.shape[0], round(params.window_s * c.fps)
+    snippets = max(1, min(window, n) // c.snippet_frames)
+    if n <= window:
+        starts = [0]  # a clip no longer than the window is one window of whole snippets from its start
+    else:
+        hop = n if params.hop_s is None else max(1, round(params.hop_s * c.fps))
+        starts = window_starts(n, snippets * c.snippet_frames, hop)
+    offsets = params.offsets
+    return np.array(
+        [offsets[np.argmax(window_scores(model, frames, audio, s, snippets, params))] for s in starts]
+    )
+
+
+def desync(
+    model: nnx.Module, clips, audio_rate: int | None = None, params: DesyncParams = DesyncParams()
+) -> float:
+    """DeSync (s) over (frames, audio) pairs: each clip's mean |predicted offset| over its windows,
+    averaged over clips. Between 0 and max_offset_s; lower is better."""
+    per_clip = [np.mean(np.abs(predict_offsets(model, f, a, audio_rate, params))) for f, a in clips]
+    if not per_clip:
+        raise ValueError("DeSync needs at least one (frames, audio) clip.")
+    return float(np.mean(per_clip))

@@ -1,0 +1,254 @@
+"""Offline feature extraction (data_pipelines/extract): records, resume, process shares, skipped clips.
+
+The component bundles have random weights (tests/extract_bundles.py): the features mean nothing, but
+their shapes, rates, determinism and bookkeeping are what these tests check.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from configs import extract_tiny, tiny
+from data_pipelines.extract import components as components_lib
+from data_pipelines.extract import run, sources
+from data_pipelines.features import extraction, loader, records
+from data_pipelines.media.encode import write_video
+from data_pipelines.media.errors import MediaError
+from data_pipelines.synthetic.clip import make_clip
+from data_pipelines.synthetic.config import WorldConfig
+from salsa.features import encoders
+from salsa.models import vae_codec
+from tests import extract_bundles
+from tests.train_cli import REPO, system_flags
+
+CLIPS, SHARDS, SECONDS = 5, 3, 2.0
+
+
+def _config(bundles: dict[str, str], clips: int = CLIPS):
+    c = extract_tiny.get_config()
+    c.components.update(bundles)
+    c.source.update(clips=clips, seconds=SECONDS)
+    c.num_shards = SHARDS
+    return c
+
+
+def _by_shard(workdir: str) -> list[list[dict]]:
+    return [records.read_shard(p) for p in records.shard_paths(workdir)]
+
+
+def _assert_same_records(a: list[list[dict]], b: list[list[dict]]) -> None:
+    assert [[r["id"] for r in s] for s in a] == [[r["id"] for r in s] for s in b]
+    for ra, rb in zip(sum(a, []), sum(b, []), strict=True):
+        assert sorted(ra) == sorted(rb)
+        for key in ra:
+            assert np.array_equal(ra[key], rb[key]), (ra["id"], key)
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory):
+    return extract_bundles.make(str(tmp_path_factory.mktemp("bundles")))
+
+
+@pytest.fixture(scope="module")
+def comps(bundles):
+    return components_lib.load(_config(bundles))
+
+
+@pytest.fixture(scope="module")
+def reference(bundles, comps, tmp_path_factory):
+    """An uninterrupted single-process extraction of CLIPS synthetic clips."""
+    workdir = str(tmp_path_factory.mktemp("reference"))
+    result = run.extract(_config(bundles), workdir, components=comps)
+    assert result.done_now == CLIPS
+    return workdir
+
+
+def test_records_validate_and_load_through_the_loader(reference, bundles):
+    generator = tiny.get_config()
+    shards = _by_shard(reference)
+    assert len(shards) == SHARDS
+    assert [r["id"] for r in shards[1]] == ["synthetic-0-000001", "synthetic-0-000004"]  # clip i -> i % 3
+    for rec in sum(shards, []):
+        records.validate(rec, generator)
+        assert rec["duration"] == SECONDS and rec["caption"] and rec["text"].shape == (64,)
+        assert rec["latents"].shape == (125, 16)  # 2 s at 16000 / 256 = 62.5 Hz
+        assert rec["semantic"].shape == (16, 64) and rec["sync"].shape == (48, 64)
+    doc = extraction.read(reference)
+    assert doc["components"] == {k: os.path.abspath(v) for k, v in bundles.items()}
+    assert (doc["audio"], doc["video"], doc["features"]) == (
+        generator.audio.to_dict(),
+        generator.video.to_dict(),
+        generator.features.to_dict(),
+    )
+    assert doc["normalized_latents"] is True
+    assert doc["report"] == {"clips": CLIPS, "written": CLIPS, "skipped": []}
+    generator.data.dir, generator.batch_size = reference, 4
+    batch = next(loader.feature_iterator(generator, 0, 1))
+    assert batch["latents"].shape == (4, 125, 16) and batch["latent_mask"].all()
+    assert batch["semantic"].shape == (4, 16, 64) and batch["sync"].shape == (4, 48, 64)
+    assert batch["text"].shape == (4, 64) and batch["text_mask"].all()
+
+
+def test_clip_features_equal_the_feature_functions_applied_directly(reference, comps, bundles):
+    rec = next(r for r in records.read_all(records.shard_paths(reference)) if r["id"] == "synthetic-0-000002")
+    world = WorldConfig(seconds=SECONDS, fps=24.0, height=32, width=32, sample_rate=16000, channels=1)
+    clip = make_clip(world, 0, 2)
+    chunks = _config(bundles).chunks
+    latents = vae_codec.encode(comps.vae, clip.audio, chunks.vae_frames)
+    np.testing.assert_array_equal(rec["latents"], vae_codec.normalize(latents, comps.stats))
+    semantic = encoders.semantic(comps.siglip, clip.frames[::3], chunks.semantic)  # 24 fps -> 8 fps
+    np.testing.assert_array_equal(rec["semantic"], semantic)
+    np.testing.assert_array_equal(
+        rec["sync"], encoders.sync(comps.sync, clip.frames, chunks.sync_hop, chunks.sync)
+    )
+    assert rec["caption"] == clip.annotation["caption"]
+    tokens = encoders.tokenize(bundles["tokenizer"], [rec["caption"]], comps.siglip.config.text_len)
+    np.testing.assert_array_equal(rec["text"], encoders.text(comps.siglip, tokens)[0])
+    # Latents are normalised with the bundle's statistics: not the raw encoder output.
+    assert not np.allclose(rec["latents"], latents)
+
+
+def test_interrupted_run_resumes_to_the_same_shards(reference, bundles, comps, tmp_path, monkeypatch):
+    workdir = str(tmp_path / "out")
+    real, calls = run.features.record, []
+
+    def dies_on_third_clip(*args, **kwargs):
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as if killed: clips 0 and 3 (shard 0, complete) are done
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run.features, "record", dies_on_third_clip)
+    with pytest.raises(KeyboardInterrupt):
+        run.extract(_config(bundles), workdir, components=comps)
+    assert records.shard_paths(workdir) == [] and extraction.read(workdir) is None  # reads as empty
+    monkeypatch.setattr(run.features, "record", real)
+    result = run.extract(_config(bundles), workdir, components=comps)
+    assert result.done_now == CLIPS - 2
+    assert result.report == {"clips": CLIPS, "written": CLIPS, "skipped": []}
+    _assert_same_records(_by_shard(workdir), _by_shard(reference))
+    assert sorted(os.listdir(os.path.join(workdir, "progress"))) == [
+        "plan.json",
+        *(f"shard-{s:05d}-of-{SHARDS:05d}.json" for s in range(SHARDS)),
+    ]
+    # A restart with other settings is refused rather than mixed into the folder.
+    with pytest.raises(run.ExtractError, match="'num_shards'"):
+        other = _config(bundles)
+        other.num_shards = 2
+        run.extract(other, workdir, components=comps)
+
+
+def test_two_processes_write_disjoint_shares_that_cover_every_clip(reference, bundles, comps, tmp_path):
+    workdir = str(tmp_path / "out")
+    first = run.extract(_config(bundles), workdir, process_index=0, process_count=2, components=comps)
+    names = sorted(n for n in os.listdir(workdir) if n.endswith(".array_record"))
+    assert names == ["features-00000-of-00003.array_record", "features-00002-of-00003.array_record"]
+    assert first.report is None and extraction.read(workdir) is None and records.shard_paths(workdir) == []
+    second = run.extract(_config(bundles), workdir, process_index=1, process_count=2, components=comps)
+    assert first.done_now + second.done_now == CLIPS
+    ids = [r["id"] for r in records.read_all(records.shard_paths(workdir))]
+    assert sorted(ids) == [f"synthetic-0-{i:06d}" for i in range(CLIPS)]  # each clip exactly once
+    assert second.report["written"] == CLIPS and extraction.read(workdir)["report"]["written"] == CLIPS
+    _assert_same_records(_by_shard(workdir), _by_shard(reference))
+
+
+def test_unreadable_clips_are_skipped_and_reported(bundles, comps, tmp_path):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    world = WorldConfig(seconds=2.0, height=32, width=32, sample_rate=16000, channels=1)
+    for name in ("a_good.mp4", "b_good.mp4"):
+        clip = make_clip(world, 1, len(name))
+        write_video(str(videos / name), clip.frames, world.fps, clip.audio, world.sample_rate)
+    (videos / "captions.csv").write_text("file,caption\nb_good.mp4,a glass ball bounces\n")
+    (videos / "c_corrupt.mp4").write_bytes(os.urandom(5000))
+    write_video(str(videos / "d_silent.mp4"), clip.frames, world.fps)  # no audio stream
+    write_video(
+        str(videos / "e_short.mp4"), clip.frames[:12], world.fps, clip.audio[:8000], world.sample_rate
+    )
+    config = _config(bundles)
+    config.source = {"kind": "folder", "dir": str(videos)}
+    config.num_shards = 2
+    result = run.extract(config, str(tmp_path / "out"), components=comps)
+    report = extraction.read(str(tmp_path / "out"))["report"]
+    assert report == result.report
+    assert (report["clips"], report["written"]) == (5, 2)
+    reasons = {s["source"]: s["reason"] for s in report["skipped"]}
+    assert sorted(reasons) == ["c_corrupt", "d_silent", "e_short"]
+    assert "not a media file" in reasons["c_corrupt"]
+    assert "no audio stream" in reasons["d_silent"]
+    assert "too short" in reasons["e_short"]
+    got = {r["id"]: r for r in records.read_all(records.shard_paths(str(tmp_path / "out")))}
+    assert "text" not in got["a_good"] and got["a_good"]["caption"] == ""  # no caption: no text
+    assert got["b_good"]["caption"] == "a glass ball bounces" and got["b_good"]["text"].shape == (64,)
+    for rec in got.values():
+        records.validate(rec, tiny.get_config())
+
+
+def test_vggsound_layout_source_reads_rows_labels_and_missing_videos(tmp_path):
+    (tmp_path / "videos").mkdir()
+    world = WorldConfig(seconds=2.0, height=40, width=48, sample_rate=22050, channels=2)
+    clip = make_clip(world, 2, 0)
+    write_video(str(tmp_path / "videos" / "abc_000001.mp4"), clip.frames, world.fps, clip.audio, 22050)
+    (tmp_path / "vggsound.csv").write_text("abc,1,dog barking,test\ngone,2,cat,test\nabc,3,x,train\n")
+    source = sources.make({"kind": "vggsound", "dir": str(tmp_path), "split": "test"})
+    assert len(source) == 2 and [source.id(i) for i in range(2)] == ["abc_1", "gone_2"]
+    decode = sources.Decoding(8.0, 24.0, semantic_size=32, sync_size=16, sample_rate=16000, channels=1)
+    media = source.load(0, decode)
+    assert media.caption == "dog barking"
+    assert media.frames8.shape == (16, 32, 32, 3) and media.frames24.shape == (48, 16, 16, 3)
+    assert media.audio.shape == (32000, 1)
+    with pytest.raises(MediaError, match="no video file"):
+        source.load(1, decode)
+
+
+def test_loader_refuses_features_extracted_for_another_config(reference):
+    generator = tiny.get_config()
+    generator.data.dir, generator.batch_size = reference, 4
+    generator.audio.latent_dim = 32
+    with pytest.raises(extraction.ExtractionMismatch, match=r"audio\.latent_dim=16 .* audio\.latent_dim=32"):
+        loader.feature_iterator(generator, 0, 1)
+
+
+def test_cli_names_a_bundle_that_does_not_fit_the_config(bundles, tmp_path):
+    flags = [f"--config.components.{k}={v}" for k, v in bundles.items()]
+    proc = subprocess.run(
+        [sys.executable, "-m", "data_pipelines.extract", "--config=configs/extract_tiny.py"]
+        + [f"--workdir={tmp_path / 'out'}", "--config.features.sync_dim=32", *flags],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "components.sync" in last and "features.sync_dim=32" in last
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_tiny_generator_trains_on_extracted_features(reference, tmp_path):
+    """`salsa.train` with configs/tiny.py (shrunk as in tests/train_cli.py) on an extraction output."""
+    from salsa import train
+
+    mismatched = tiny.get_config()
+    mismatched.data.dir, mismatched.features.text_dim = reference, 32
+    with pytest.raises(train.BadInput, match=r"features\.text_dim=64 .* features\.text_dim=32"):
+        train._prepare_data(mismatched, str(tmp_path / "bad"))
+    base = [sys.executable, "-m", "salsa.train", "--config=configs/tiny.py", *system_flags()]
+    base += [f"--config.data.dir={reference}"]
+    workdir = tmp_path / "run"
+    proc = subprocess.run(
+        base + [f"--workdir={workdir}", "--config.total_steps=3", "--config.checkpoint_every=3"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(workdir / "metrics.jsonl") as f:
+        logged = [json.loads(line) for line in f]
+    assert logged[-1]["step"] == 3 and np.isfinite(logged[-1]["loss"])
+    assert not os.path.exists(workdir / "data")  # no toy set was built: it trained on the extraction
