@@ -56,3 +56,11 @@ def perturbed_generator(config, seed: int = 0):
 @pytest.fixture
 def tiny_config():
     return get_config()
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline_dir(tmp_path_factory):
+    """A pipeline checkpoint of random-weight tiny components (tests/tiny_pipeline.py), built once."""
+    from tests import tiny_pipeline
+
+    return tiny_pipeline.build(str(tmp_path_factory.mktemp("tiny_pipeline")))

@@ -21,6 +21,7 @@ from data_pipelines.media import container as containers
 from data_pipelines.media.errors import MediaError
 
 AUDIO_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
+_BLOCK = 1 << 16  # samples per block when a sound track is read from a file
 
 
 @contextlib.contextmanager
@@ -66,15 +67,32 @@ def _add_audio(output, audio: np.ndarray, sample_rate: int, codec: str):
     return stream
 
 
-def _encode_audio(output, stream, audio: np.ndarray, sample_rate: int) -> None:
-    frame = av.AudioFrame.from_ndarray(
-        np.ascontiguousarray(audio.T), format="fltp", layout=stream.layout.name
-    )
-    frame.sample_rate, frame.pts = sample_rate, 0
-    for packet in stream.encode(frame):
-        output.mux(packet)
+def _encode_audio(output, stream, audio: np.ndarray | str, sample_rate: int) -> None:
+    """Encodes `audio` (an array, or the path of a sound file read in blocks) into `stream`."""
+    blocks = [audio] if isinstance(audio, np.ndarray) else soundfile.blocks(audio, _BLOCK, dtype="float32")
+    pts = 0
+    for block in blocks:
+        block = block if block.ndim == 2 else block[:, None]
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(block.T), format="fltp", layout=stream.layout.name
+        )
+        frame.sample_rate, frame.pts = sample_rate, pts
+        pts += block.shape[0]
+        for packet in stream.encode(frame):
+            output.mux(packet)
     for packet in stream.encode(None):
         output.mux(packet)
+
+
+def _check_audio_file(path: str, audio: str, sample_rate: int) -> np.ndarray:
+    """A zero-length stand-in with the file's channel count, after checking its rate."""
+    try:
+        info = soundfile.info(audio)
+    except (RuntimeError, soundfile.LibsndfileError) as e:
+        raise MediaError(f"{audio}: not a sound file that can be read ({e}).") from None
+    if info.samplerate != sample_rate:
+        raise MediaError(f"{audio}: sound is at {info.samplerate} Hz; {sample_rate} Hz was stated.")
+    return _check_audio(path, np.zeros((1, info.channels), np.float32), sample_rate)[:0]
 
 
 def write_video(
@@ -124,30 +142,36 @@ def write_video(
 
 def replace_audio(
     video_path: str | os.PathLike,
-    audio: np.ndarray,
+    audio: np.ndarray | str | os.PathLike,
     sample_rate: int,
     path: str | os.PathLike,
     *,
     audio_codec: str = "aac",
 ) -> bool:
-    """Writes `path`: the video stream of `video_path` with `audio` (samples, channels) as its sound.
+    """Writes `path`: the video stream of `video_path` with `audio` as its sound: a (samples, channels)
+    array, or the path of a .wav/.flac file at `sample_rate`, read block by block (any length in
+    constant memory).
 
     The video packets are copied untouched when the output container accepts the codec; otherwise
     the video is re-encoded as H.264. Returns True when the video was copied.
     """
     path = os.fspath(path)
-    audio = _check_audio(path, audio, sample_rate)
+    if isinstance(audio, np.ndarray):
+        layout = audio = _check_audio(path, audio, sample_rate)
+    else:
+        audio = os.fspath(audio)
+        layout = _check_audio_file(path, audio, sample_rate)
     try:
-        _mux(video_path, audio, sample_rate, path, audio_codec, copy=True)
+        _mux(video_path, audio, layout, sample_rate, path, audio_codec, copy=True)
         return True
     except (av.error.FFmpegError, ValueError) as e:
         if isinstance(e, MediaError):
             raise
-    _mux(video_path, audio, sample_rate, path, audio_codec, copy=False)
+    _mux(video_path, audio, layout, sample_rate, path, audio_codec, copy=False)
     return False
 
 
-def _mux(video_path, audio, sample_rate, path, audio_codec, copy: bool) -> None:
+def _mux(video_path, audio, layout, sample_rate, path, audio_codec, copy: bool) -> None:
     with containers.open_input(video_path) as source:
         source_video = containers.pick_stream(source, "video", video_path)
         with atomic_output(path) as temp, av.open(temp, "w") as output:
@@ -157,7 +181,7 @@ def _mux(video_path, audio, sample_rate, path, audio_codec, copy: bool) -> None:
                 video = output.add_stream("libx264", rate=source_video.average_rate or 24)
                 video.width, video.height = source_video.width, source_video.height
                 video.pix_fmt = "yuv420p"
-            sound = _add_audio(output, audio, sample_rate, audio_codec)
+            sound = _add_audio(output, layout, sample_rate, audio_codec)
             if copy:
                 for packet in source.demux(source_video):
                     if packet.dts is None:

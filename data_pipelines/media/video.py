@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 
 import av
 import numpy as np
@@ -82,14 +83,66 @@ class _Resampler:
 
     def __init__(self, fps: float, size: tuple[int, int] | None, crop: bool):
         self.fps, self.size, self.crop = fps, size, crop
-        self.frames: list[np.ndarray] = []
+        self.count = 0  # output frames made so far
 
-    def hold(self, frame: av.VideoFrame, until: float) -> None:
+    def hold(self, frame: av.VideoFrame, until: float) -> Iterator[np.ndarray]:
         """Repeats `frame` for every output time before `until` (seconds from the first frame)."""
         image = None
-        while len(self.frames) / self.fps < until - _TIME_TOLERANCE:
+        while self.count / self.fps < until - _TIME_TOLERANCE:
             image = _to_rgb(frame, self.size, self.crop) if image is None else image
-            self.frames.append(image)
+            self.count += 1
+            yield image
+
+
+class VideoFrames:
+    """The frames of `decode_video`, one at a time: iterating holds one source frame in memory.
+
+    After a complete iteration `seconds` is the stream's span and `damage` None, or a sentence saying
+    why the stream broke off early (the frames before the damage were yielded; `decode_video` turns it
+    into CorruptMediaError). Opening errors (missing file, no video stream, ...) raise MediaError.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike, fps: float, size: tuple[int, int] | None = None, *, crop=False
+    ):
+        self.path = os.fspath(path)
+        _check_request(self.path, fps, size)
+        self.fps, self.size, self.crop = fps, size, crop
+        self.seconds: float | None = None
+        self.damage: str | None = None
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        path, fps, size = self.path, self.fps, self.size
+        out = _Resampler(fps, size, self.crop)
+        with containers.open_input(path) as container:
+            stream = containers.pick_stream(container, "video", path)
+            stream.thread_type = "AUTO"
+            declared = containers.declared_seconds(stream)
+            nominal = 1.0 / float(stream.average_rate or stream.guessed_rate or fps)
+            previous, start, shown, gap, damage = None, 0.0, 0.0, None, None
+            try:
+                for frame in container.decode(stream):
+                    if previous is None:
+                        _check_source(path, frame, fps, size, declared)
+                        start = frame.time or 0.0
+                    else:
+                        t = frame.time - start if frame.time is not None else shown + nominal
+                        t = max(t, shown)  # timestamps going backwards: keep the order of decoding
+                        yield from out.hold(previous, t)
+                        gap, shown = t - shown, t
+                    previous = frame
+            except av.error.FFmpegError as e:
+                damage = containers.reason(e)
+        if previous is None:
+            if damage:
+                raise MediaError(f"{path}: video stream cannot be decoded ({damage}).")
+            raise MediaError(f"{path}: video stream has no frames (zero-length video).")
+        # The last frame lasts as long as the one before it; frame durations are less trustworthy.
+        span = shown + (gap or _frame_seconds(previous) or nominal)
+        if damage is None and declared is not None and span < declared - _TRUNCATION_SLACK:
+            damage = f"the stream ends early; {declared:.2f} s declared"
+        yield from out.hold(previous, max(1, round(span * fps)) / fps)
+        self.seconds, self.damage = span, damage
 
 
 def decode_video(
@@ -107,44 +160,14 @@ def decode_video(
     corrupt midway, raises CorruptMediaError carrying the frames before the damage; with
     allow_partial=True those are returned instead (and a warning is logged).
     """
-    path = os.fspath(path)
-    _check_request(path, fps, size)
-    out = _Resampler(fps, size, crop)
-    with containers.open_input(path) as container:
-        stream = containers.pick_stream(container, "video", path)
-        stream.thread_type = "AUTO"
-        declared = containers.declared_seconds(stream)
-        nominal = 1.0 / float(stream.average_rate or stream.guessed_rate or fps)
-        previous, start, shown, gap, damage = None, 0.0, 0.0, None, None
-        try:
-            for frame in container.decode(stream):
-                if previous is None:
-                    _check_source(path, frame, fps, size, declared)
-                    start = frame.time or 0.0
-                else:
-                    t = frame.time - start if frame.time is not None else shown + nominal
-                    t = max(t, shown)  # timestamps going backwards: keep the order of decoding
-                    out.hold(previous, t)
-                    gap, shown = t - shown, t
-                previous = frame
-        except av.error.FFmpegError as e:
-            damage = containers.reason(e)
-    if previous is None:
-        if damage:
-            raise MediaError(f"{path}: video stream cannot be decoded ({damage}).")
-        raise MediaError(f"{path}: video stream has no frames (zero-length video).")
-    # The last frame lasts as long as the one before it; frame durations are less trustworthy.
-    span = shown + (gap or _frame_seconds(previous) or nominal)
-    if damage is None and declared is not None and span < declared - _TRUNCATION_SLACK:
-        damage = f"the stream ends early; {declared:.2f} s declared"
-    out.hold(previous, max(1, round(span * fps)) / fps)
-    frames = np.stack(out.frames)
-    if damage:
+    reader = VideoFrames(path, fps, size, crop=crop)
+    frames = np.stack(list(reader))
+    if reader.damage:
         message = (
-            f"{path}: video is corrupt or truncated after {span:.2f} s ({damage}); "
+            f"{reader.path}: video is corrupt or truncated after {reader.seconds:.2f} s ({reader.damage}); "
             f"decoded {len(frames)} frames at {fps:g} fps."
         )
         if not allow_partial:
-            raise CorruptMediaError(message, frames, span)
+            raise CorruptMediaError(message, frames, reader.seconds)
         logging.warning(message)
     return frames

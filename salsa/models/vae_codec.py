@@ -86,6 +86,56 @@ def decode(model: VAE, latents: np.ndarray, chunk_frames: int = 256) -> np.ndarr
     return out
 
 
+class StreamDecoder:
+    """`decode` for latents that arrive piece by piece: `push` returns the audio that is final so far,
+    `finish` the rest. The concatenated output equals `decode` of all the latents with the same
+    `chunk_frames` (the same windows are decoded), and memory stays bounded however many are pushed."""
+
+    def __init__(self, model: VAE, chunk_frames: int = 256):
+        self.model, self.core = model, chunk_frames
+        self.context = receptive_radius(model.config)[1]
+        self.size = chunk_frames + 2 * self.context
+        self.buffer = np.zeros((0, model.config.latent_dim), np.float32)
+        self.offset = 0  # latent index of buffer[0]
+        self.done = 0  # latent frames whose audio has been returned
+
+    def _decode(self, start: int, end: int, a: int, b: int) -> np.ndarray:
+        hop = self.model.config.hop
+        window = self.buffer[start - self.offset : end - self.offset]
+        y = np.asarray(_decode_window(self.model, window[None]))  # trimmed on the host, as in `decode`
+        return y[0, (a - start) * hop : (b - start) * hop]
+
+    def push(self, latents: np.ndarray) -> np.ndarray:
+        """(n, latent_dim) more latents -> (m · hop, audio_channels) audio, m >= 0."""
+        self.buffer = np.concatenate([self.buffer, np.asarray(latents, np.float32)])
+        available = self.offset + self.buffer.shape[0]
+        out = []
+        # A chunk's window is the one `decode` would use as soon as enough latents follow it.
+        while max(self.done - self.context, 0) + self.size <= available:
+            start = max(self.done - self.context, 0)
+            out.append(self._decode(start, start + self.size, self.done, self.done + self.core))
+            self.done += self.core
+        # Keep what the remaining windows may read, the clip's last one shifted back included.
+        keep = max(0, min(self.done - self.context, available - self.size))
+        self.buffer, self.offset = self.buffer[keep - self.offset :], keep
+        return self._join(out)
+
+    def finish(self) -> np.ndarray:
+        """The audio of the latents not yet returned (the clip's end is known now)."""
+        total = self.offset + self.buffer.shape[0]
+        out = []
+        for start, end, a, b in windows(total, self.core, self.context):
+            if a >= self.done:
+                out.append(self._decode(start, end, a, b))
+        self.done = total
+        return self._join(out)
+
+    def _join(self, parts: list[np.ndarray]) -> np.ndarray:
+        if parts:
+            return np.concatenate(parts)
+        return np.zeros((0, self.model.config.audio_channels), np.float32)
+
+
 def normalize(latents: np.ndarray, stats: dict[str, np.ndarray]) -> np.ndarray:
     """Per-channel standardisation with a bundle's statistics: (z - mean) / std."""
     return (latents - stats["mean"]) / stats["std"]

@@ -84,6 +84,13 @@ class GeneratorTask:
         }
         return loss, metrics
 
+    def export(self, params: dict, workdir: str) -> None:
+        """WORKDIR/pipeline/: a full pipeline checkpoint when the features came with an extraction.json
+        naming their VAE and encoders, else the generator bundle alone (salsa.pipeline.export)."""
+        from salsa import pipeline
+
+        pipeline.export(self.config, params, workdir)
+
     def dataset(self, shard_index: int, shard_count: int):
         from data_pipelines.features.loader import feature_iterator
 

@@ -1,0 +1,342 @@
+"""Long-form generation by iterative extension (paper §3.2, A.1): audio for a video of any length.
+
+The video is cut into windows of `window_s` seconds whose starts lie `window_s - context_s` apart (the
+step, rounded down to a whole number of frames of both video rates, so every window's 8 and 24 fps
+frames start on the window's first instant, as in training crops). Window k starts at latent frame
+round(k · step · latent_rate); its first ~context_s of latents are the previous window's output, given
+to the sampler as clean reference, so each window continues the last. A user reference (latents at a
+chosen start) is spliced into every window it overlaps. Only one window of model inputs per video is
+held at a time, so memory does not grow with the video's length.
+
+Several videos advance together: each generator call takes the next window of up to `batch` videos.
+Every video's noise comes from its own key (window k: fold_in(key, k)), so a video's audio does not
+depend on which others share its batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fractions
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from salsa.features import encoders
+from salsa.models.generator import latent_rate_hz
+from salsa.sampling.euler import check_steps, sample
+from salsa.sampling.generate import generator_velocity
+
+
+@dataclasses.dataclass(frozen=True)
+class Geometry:
+    """Window sizes in frames of each stream, and where window k starts."""
+
+    latent_rate: float
+    semantic_fps: float
+    sync_fps: float
+    window_s: float
+    step_s: float
+    latents: int  # Ta: latent frames per window
+    semantic: int  # T8
+    sync: int  # T24
+
+    def latent_start(self, k: int) -> int:
+        return round(k * self.step_s * self.latent_rate)
+
+    def semantic_start(self, k: int) -> int:
+        return round(k * self.step_s * self.semantic_fps)
+
+    def sync_start(self, k: int) -> int:
+        return round(k * self.step_s * self.sync_fps)
+
+    def total_latents(self, seconds: float) -> int:
+        """Latent frames covering `seconds` of video; ValueError if it is shorter than one."""
+        if seconds * self.latent_rate < 1:
+            raise ValueError(
+                f"the video lasts {seconds * 1000:.1f} ms, shorter than one latent frame "
+                f"({1000 / self.latent_rate:.1f} ms); nothing can be generated for it."
+            )
+        return math.ceil(seconds * self.latent_rate - 1e-6)
+
+    def num_windows(self, seconds: float) -> int:
+        total = self.total_latents(seconds)
+        k = 0
+        while self.latent_start(k) + self.latents < total:
+            k += 1
+        return k + 1
+
+
+def video_grid(semantic_fps: float, sync_fps: float) -> fractions.Fraction:
+    """The longest time step (s) that is a whole number of frames at both rates."""
+    a = fractions.Fraction(semantic_fps).limit_denominator(1001)
+    b = fractions.Fraction(sync_fps).limit_denominator(1001)
+    common = fractions.Fraction(
+        math.gcd(a.numerator * b.denominator, b.numerator * a.denominator), a.denominator * b.denominator
+    )
+    return 1 / common
+
+
+def geometry(
+    config: ml_collections.ConfigDict, window_s: float | None = None, context_s: float | None = None
+) -> Geometry:
+    """Windows of `window_s` (default config.window_s) overlapping by about `context_s` (default
+    config.context_s); ValueError when they leave nothing new to generate per window."""
+    window_s = float(config.window_s if window_s is None else window_s)
+    context_s = float(config.context_s if context_s is None else context_s)
+    rate, fps8, fps24 = latent_rate_hz(config), config.video.semantic_fps, config.video.sync_fps
+    grid = video_grid(fps8, fps24)
+    if not (window_s > 0 and 0 <= context_s < window_s):
+        raise ValueError(
+            f"window {window_s:g} s and context {context_s:g} s are not accepted; use a window > 0 s "
+            "and a context from 0 s up to less than the window."
+        )
+    steps = math.floor(fractions.Fraction(window_s - context_s).limit_denominator(10**6) / grid)
+    if steps < 1:
+        raise ValueError(
+            f"window {window_s:g} s minus context {context_s:g} s must be at least one video frame "
+            f"step ({float(grid):g} s)."
+        )
+    return Geometry(
+        latent_rate=rate,
+        semantic_fps=fps8,
+        sync_fps=fps24,
+        window_s=window_s,
+        step_s=float(steps * grid),
+        latents=math.ceil(window_s * rate),
+        semantic=math.ceil(window_s * fps8),
+        sync=math.ceil(window_s * fps24),
+    )
+
+
+class FrameBuffer:
+    """Frames of a stream by index, read lazily from an iterator and dropped once behind the window."""
+
+    def __init__(self, frames: Iterable[np.ndarray]):
+        self.source = iter(frames)
+        self.frames: list[np.ndarray] = []
+        self.first = 0  # index of frames[0]
+        self.exhausted = False
+
+    @property
+    def count(self) -> int:
+        """Frames read so far (all of them once exhausted)."""
+        return self.first + len(self.frames)
+
+    def take(self, start: int, end: int, lookahead: int = 1) -> np.ndarray:
+        """Frames [start, end) that exist, reading `lookahead` beyond to learn whether the stream ends."""
+        while not self.exhausted and self.count < end + lookahead:
+            try:
+                self.frames.append(next(self.source))
+            except StopIteration:
+                self.exhausted = True
+        drop = max(0, min(start, self.count) - self.first)
+        del self.frames[:drop]
+        self.first += drop
+        part = self.frames[max(0, start - self.first) : max(0, end - self.first)]
+        return np.stack(part) if part else np.zeros((0, 1, 1, 3), np.uint8)
+
+
+@dataclasses.dataclass
+class Clip:
+    """One video to generate for.
+
+    frames8 / frames24: frames at the config's semantic and sync rates, sized for the SigLIP and sync
+    encoders (arrays or lazy iterators). seconds: the video's duration, or a callable asked once the
+    frames are exhausted (None: frames24 count / sync_fps). text: (text_dim,) embedding or None.
+    reference: (n, latent_dim) normalized latents kept clean from latent frame `reference_start`.
+    """
+
+    frames8: Iterable[np.ndarray]
+    frames24: Iterable[np.ndarray]
+    key: jax.Array
+    seconds: float | Callable[[], float] | None = None
+    text: np.ndarray | None = None
+    reference: np.ndarray | None = None
+    reference_start: int = 0
+
+
+@dataclasses.dataclass
+class Window:
+    """What run() yields: the new latents of window `index` of clip `clip` (normalized, (n, latent_dim),
+    starting at latent frame `start`) and, once known, the clip's total latent frames."""
+
+    clip: int
+    index: int
+    start: int
+    latents: np.ndarray
+    last: bool
+    total: int | None
+    seconds: float | None  # the clip's duration, once known
+
+
+class _State:
+    """A clip in progress: its frame streams, the previous window's output, its total once known."""
+
+    def __init__(self, clip: Clip, geo: Geometry):
+        self.clip, self.geo = clip, geo
+        self.buf8, self.buf24 = FrameBuffer(clip.frames8), FrameBuffer(clip.frames24)
+        self.k = 0
+        self.done = 0  # latent frames already produced
+        self.previous: np.ndarray | None = None  # (Ta, C) output of window k - 1
+        self.total: int | None = None
+        self.seconds: float | None = None
+
+    def learn_duration(self) -> None:
+        s = self.clip.seconds
+        if s is None:
+            s = self.buf24.count / self.geo.sync_fps
+        self.seconds = s() if callable(s) else float(s)
+        self.total = self.geo.total_latents(self.seconds)
+
+
+@nnx.jit(static_argnames=("steps", "cfg", "grid"))
+def sample_windows(model, cond, noise, reference, reference_mask, *, steps: int, cfg: float, grid: int):
+    """Latents (B, Ta, C) from per-row noise; positions outside cond["latent_mask"] are zero."""
+    out = sample(
+        generator_velocity(model, cond),
+        noise,
+        steps,
+        reference=reference,
+        reference_mask=reference_mask,
+        cfg=cfg,
+        grid=grid,
+    )
+    return jnp.where(cond["latent_mask"][..., None], out, 0.0)
+
+
+def _padded(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """x cut or zero-padded to n rows, and the mask of real rows."""
+    x = x[:n]
+    mask = np.arange(n) < x.shape[0]
+    if x.shape[0] < n:
+        x = np.concatenate([x, np.zeros((n - x.shape[0], *x.shape[1:]), x.dtype)])
+    return x, mask
+
+
+def _window_inputs(state: _State, pipeline, timings: dict[str, float]) -> dict[str, np.ndarray] | None:
+    """The generator inputs of the clip's next window (numpy, unbatched), or None when it is complete."""
+    geo, config, k = state.geo, pipeline.config, state.k
+    margin = pipeline.sync.config.snippet_frames  # sync features see whole snippets at the edges
+    s8, s24, start = geo.semantic_start(k), geo.sync_start(k), geo.latent_start(k)
+    f8 = state.buf8.take(s8, s8 + geo.semantic)
+    lo = max(0, s24 - margin)
+    f24 = state.buf24.take(lo, s24 + geo.sync + margin)
+    if state.buf24.exhausted and state.total is None:
+        state.learn_duration()
+    valid = geo.latents if state.total is None else min(geo.latents, state.total - start)
+    if valid <= 0:
+        return None
+    t0 = time.perf_counter()
+    sem = encoders.semantic(pipeline.siglip, f8) if len(f8) else np.zeros((0, config.features.semantic_dim))
+    if len(f24):
+        syn = encoders.sync(pipeline.sync, f24)[s24 - lo : s24 - lo + geo.sync]
+    else:
+        syn = np.zeros((0, config.features.sync_dim))
+    timings["encoders"] += time.perf_counter() - t0
+    sem, sem_mask = _padded(sem.astype(np.float32), geo.semantic)
+    syn, syn_mask = _padded(syn.astype(np.float32), geo.sync)
+    c = config.audio.latent_dim
+    reference = np.zeros((geo.latents, c), np.float32)
+    ref_mask = np.zeros((geo.latents,), bool)
+    if state.previous is not None:  # the end of the previous window, kept as clean context
+        prev_start = geo.latent_start(k - 1)
+        overlap = prev_start + geo.latents - start
+        reference[:overlap] = state.previous[start - prev_start :]
+        ref_mask[:overlap] = True
+    clip = state.clip
+    if clip.reference is not None:  # the user's reference where it overlaps this window
+        a = max(start, clip.reference_start)
+        b = min(start + geo.latents, clip.reference_start + clip.reference.shape[0])
+        if a < b:
+            reference[a - start : b - start] = clip.reference[
+                a - clip.reference_start : b - clip.reference_start
+            ]
+            ref_mask[a - start : b - start] = True
+    latent_mask = np.arange(geo.latents) < valid
+    text = clip.text if clip.text is not None else np.zeros((config.features.text_dim,), np.float32)
+    return dict(
+        latent_mask=latent_mask,
+        semantic=sem,
+        semantic_mask=sem_mask,
+        sync=syn,
+        sync_mask=syn_mask,
+        text=np.asarray(text, np.float32),
+        text_mask=np.asarray(clip.text is not None),
+        reference=reference,
+        reference_mask=ref_mask & latent_mask,
+        noise=np.asarray(jax.random.normal(jax.random.fold_in(clip.key, k), (geo.latents, c)), np.float32),
+    )
+
+
+def run(
+    pipeline,
+    clips: list[Clip],
+    *,
+    geo: Geometry,
+    steps: int,
+    cfg: float,
+    batch: int = 1,
+    timings: dict[str, float] | None = None,
+) -> Iterator[Window]:
+    """Generates every clip window by window, `batch` clips per generator call; yields each window's
+    new latents as soon as they exist (clips in order of progress, windows of a clip in order).
+
+    `pipeline` needs .config, .generator, .siglip and .sync. `timings` (if given) accumulates seconds
+    spent in "encoders" and "network".
+    """
+    grid = pipeline.config.objective.grid
+    check_steps(steps, grid)
+    timings = timings if timings is not None else {}
+    timings.setdefault("encoders", 0.0)
+    timings.setdefault("network", 0.0)
+    queue = list(range(len(clips)))
+    active: dict[int, _State] = {}
+    size = max(1, min(batch, len(clips)))
+    while queue or active:
+        while queue and len(active) < size:
+            i = queue.pop(0)
+            active[i] = _State(clips[i], geo)
+        rows: list[tuple[int, dict]] = []
+        for i, state in list(active.items()):
+            inputs = _window_inputs(state, pipeline, timings)
+            if inputs is None:  # the previous window already reached the end
+                empty = np.zeros((0, pipeline.config.audio.latent_dim), np.float32)
+                yield Window(i, state.k, state.done, empty, True, state.total, state.seconds)
+                del active[i]
+                continue
+            rows.append((i, inputs))
+        if not rows:
+            continue
+        padded = [r[1] for r in rows] + [rows[0][1]] * (size - len(rows))
+        stacked = {key: np.stack([r[key] for r in padded]) for key in padded[0]}
+        cond = {key: jnp.asarray(v) for key, v in stacked.items() if key not in ("reference", "noise")}
+        cond.pop("reference_mask")
+        t0 = time.perf_counter()
+        out = sample_windows(
+            pipeline.generator,
+            cond,
+            jnp.asarray(stacked["noise"]),
+            jnp.asarray(stacked["reference"]),
+            jnp.asarray(stacked["reference_mask"]),
+            steps=steps,
+            cfg=float(cfg),
+            grid=grid,
+        )
+        out = np.asarray(out)
+        timings["network"] += time.perf_counter() - t0
+        for row, (i, inputs) in enumerate(rows):
+            state = active[i]
+            start = geo.latent_start(state.k)
+            valid = int(inputs["latent_mask"].sum())
+            new = out[row, state.done - start : valid]
+            last = state.total is not None and start + geo.latents >= state.total
+            yield Window(i, state.k, state.done, new, last, state.total, state.seconds)
+            state.previous, state.done, state.k = out[row], start + valid, state.k + 1
+            if last:
+                del active[i]

@@ -1,0 +1,176 @@
+"""`python -m salsa.extend` end to end: durations, folders, streaming and every bad input.
+
+The checkpoint holds random-weight tiny components (tests/tiny_pipeline.py): the sound is meaningless,
+but durations, batching, files and errors are the real ones. Runs use 2 s windows and 1 sampling step
+to stay fast; most call `main` in-process (one compiled model for all), one runs the module.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+
+from data_pipelines.media import VideoFrames, decode_audio, decode_video, write_audio, write_video
+from salsa import extend
+
+FAST = ["--steps", "1", "--window", "2", "--context", "0.5"]
+LATENT_FRAME = 256 / 16000  # s, the tiny VAE's hop at 16 kHz
+
+
+def _video(path, seconds: float, fps: float = 24, seed: int = 0) -> str:
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, (max(1, round(seconds * fps)), 32, 32, 3), dtype=np.uint8)
+    write_video(path, frames, fps)
+    return str(path)
+
+
+def _run(argv, capsys) -> tuple[int, list[str]]:
+    capsys.readouterr()
+    rc = extend.main([str(a) for a in argv])
+    return rc, capsys.readouterr().err.strip().splitlines()
+
+
+def _seconds(path) -> float:
+    reader = VideoFrames(path, 24)
+    for _ in reader:
+        pass
+    return reader.seconds
+
+
+@pytest.mark.parametrize("seconds", [3, 10, pytest.param(37, marks=pytest.mark.slow)])
+def test_sound_lasts_as_long_as_the_video(seconds, tiny_pipeline_dir, tmp_path, capsys):
+    video = _video(tmp_path / "in.mp4", seconds)
+    out, wav = tmp_path / "out.mp4", tmp_path / "out.wav"
+    rc, err = _run(
+        ["--video", video, "--checkpoint", tiny_pipeline_dir, "--out", out, "--wav", wav, *FAST], capsys
+    )
+    assert rc == 0, err
+    duration = _seconds(video)
+    sound = soundfile.read(wav)[0]
+    assert abs(len(sound) / 16000 - duration) <= LATENT_FRAME
+    muxed = decode_audio(out, 16000, 1)
+    assert abs(len(muxed) / 16000 - duration) <= LATENT_FRAME
+    assert decode_video(out, 24).shape == decode_video(video, 24).shape  # the picture is kept
+    assert sorted(os.listdir(tmp_path)) == ["in.mp4", "out.mp4", "out.wav"]  # no temporary files left
+
+
+def test_a_folder_gives_each_video_the_sound_it_gets_alone(tiny_pipeline_dir, tmp_path, capsys):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    _video(folder / "a.mp4", 3.0, seed=1)
+    _video(folder / "b.mp4", 4.5, seed=2)
+    common = ["--checkpoint", tiny_pipeline_dir, "--seed", "7", *FAST]
+    rc, err = _run(
+        ["--video", folder, "--out", tmp_path / "out", "--wav", tmp_path / "wav", "--batch", 2, *common],
+        capsys,
+    )
+    assert rc == 0, err
+    assert sorted(os.listdir(tmp_path / "out")) == ["a.mp4", "b.mp4"]
+    for name in ("a", "b"):
+        alone = tmp_path / f"{name}.wav"
+        args = ["--video", folder / f"{name}.mp4", "--out", tmp_path / f"{name}.mp4", "--wav", alone, *common]
+        assert _run(args, capsys)[0] == 0
+        together = soundfile.read(tmp_path / "wav" / f"{name}.wav", dtype="int16")[0]
+        one = soundfile.read(alone, dtype="int16")[0]
+        # equal up to float rounding, which differs between batch sizes (1e-3 of full scale)
+        assert together.shape == one.shape and np.abs(together.astype(int) - one).max() <= 33
+        assert np.abs(one).max() > 100  # not silence
+
+
+def test_stream_writes_a_playable_wav_window_by_window(tiny_pipeline_dir, tmp_path, capsys):
+    video = _video(tmp_path / "in.mp4", 5.0)
+    wav = tmp_path / "live.wav"
+    sizes = []
+    real = extend.GrowingWav.write
+
+    def write(self, audio):  # the file must be a complete WAV after every window
+        real(self, audio)
+        sizes.append(soundfile.info(self.path).frames)
+
+    extend.GrowingWav.write = write
+    try:
+        args = [
+            "--video",
+            video,
+            "--checkpoint",
+            tiny_pipeline_dir,
+            "--out",
+            tmp_path / "o.mp4",
+            "--wav",
+            wav,
+        ]
+        rc, err = _run([*args, "--stream", *FAST], capsys)
+    finally:
+        extend.GrowingWav.write = real
+    assert rc == 0, err
+    assert len(sizes) >= 3 and sizes == sorted(sizes) and sizes[-1] == round(_seconds(video) * 16000)
+    assert "time to first audio" in err[-1]
+    np.testing.assert_array_equal(soundfile.read(wav)[0].shape, (sizes[-1],))
+
+
+def test_a_reference_at_another_rate_and_channel_count_is_resampled(tiny_pipeline_dir, tmp_path, capsys):
+    video = _video(tmp_path / "in.mp4", 3.0)
+    t = np.arange(int(0.5 * 44100)) / 44100
+    ref = np.stack([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 660 * t)], 1) * 0.3
+    write_audio(tmp_path / "ref.wav", ref, 44100)
+    args = ["--video", video, "--checkpoint", tiny_pipeline_dir, "--out", tmp_path / "o.mp4"]
+    rc, err = _run(
+        [*args, "--audio", tmp_path / "ref.wav", "--audio-at", "1.0", "--text", "rain", *FAST], capsys
+    )
+    assert rc == 0, err
+
+
+def _bad_inputs(tmp_path, ckpt: str) -> dict[str, tuple[list, str]]:
+    good = _video(tmp_path / "good.mp4", 3.0)
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+    write_audio(tmp_path / "sound.wav", np.zeros((16000, 1)), 16000)
+    write_audio(tmp_path / "long.wav", np.zeros((3 * 16000, 1)), 16000)
+    _video(tmp_path / "blink.mp4", 1 / 200, fps=200)  # one frame of 5 ms, shorter than a 16 ms latent frame
+    (tmp_path / "notackpt").mkdir()
+    broken = tmp_path / "mismatch"
+    shutil.copytree(ckpt, broken)
+    meta = (broken / "pipeline.json").read_text().replace('"width": 64', '"width": 128')
+    (broken / "pipeline.json").write_text(meta)
+    video = ["--video", good, "--checkpoint", ckpt]
+    return {
+        "missing video": (["--video", tmp_path / "nope.mp4", "--checkpoint", ckpt], "no such file"),
+        "corrupt video": (["--video", corrupt, "--checkpoint", ckpt], "not a media file"),
+        "no video stream": (["--video", tmp_path / "sound.wav", "--checkpoint", ckpt], "has no video stream"),
+        "too short": (
+            ["--video", tmp_path / "blink.mp4", "--checkpoint", ckpt],
+            "shorter than one latent frame",
+        ),
+        "long reference": ([*video, "--audio", tmp_path / "long.wav"], "longer than the 2 s window"),
+        "unreadable checkpoint": (["--video", good, "--checkpoint", tmp_path / "notackpt"], "not a pipeline"),
+        "mismatched checkpoint": (["--video", good, "--checkpoint", broken], "do not match its config"),
+    }
+
+
+def test_each_bad_input_gives_one_line_status_2_and_no_file(tiny_pipeline_dir, tmp_path, capsys):
+    for name, (argv, needle) in _bad_inputs(tmp_path, tiny_pipeline_dir).items():
+        out = tmp_path / "out"
+        out.mkdir()
+        before = set(os.listdir(tmp_path))
+        rc, err = _run([*argv, "--out", out / "o.mp4", "--wav", out / "o.wav", *FAST], capsys)
+        assert rc == 2 and len(err) == 1 and needle in err[0], (name, err)
+        assert os.listdir(out) == [] and set(os.listdir(tmp_path)) == before, name
+        out.rmdir()
+
+
+def test_the_module_exits_with_status_2_on_bad_input(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "JAX_PLATFORMS": "cpu"}
+    argv = ["--video", tmp_path / "nope.mp4", "--checkpoint", tmp_path, "--out", tmp_path / "o.mp4"]
+    r = subprocess.run(
+        [sys.executable, "-m", "salsa.extend", *map(str, argv)], capture_output=True, text=True, env=env
+    )
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'nope.mp4'}: no such file."
+    ]
+    assert os.listdir(tmp_path) == []
