@@ -232,12 +232,12 @@ def test_cli_names_a_bundle_that_does_not_fit_the_config(bundles, tmp_path):
 
 def test_tiny_generator_trains_on_extracted_features(reference, tmp_path):
     """`salsa.train` with configs/tiny.py (shrunk as in tests/train_cli.py) on an extraction output."""
-    from salsa import train
+    from salsa.training import setup
 
     mismatched = tiny.get_config()
     mismatched.data.dir, mismatched.features.text_dim = reference, 32
-    with pytest.raises(train.BadInput, match=r"features\.text_dim=64 .* features\.text_dim=32"):
-        train._prepare_data(mismatched, str(tmp_path / "bad"))
+    with pytest.raises(setup.BadInput, match=r"features\.text_dim=64 .* features\.text_dim=32"):
+        setup.prepare_data(mismatched, str(tmp_path / "bad"))
     base = [sys.executable, "-m", "salsa.train", "--config=configs/tiny.py", *system_flags()]
     base += [f"--config.data.dir={reference}"]
     workdir = tmp_path / "run"

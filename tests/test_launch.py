@@ -304,10 +304,10 @@ def test_object_store_code_paths_on_a_local_directory(tmp_path, monkeypatch):
 def test_gcs_paths_without_gcsfs_are_one_clear_error():
     import importlib.util
 
-    from salsa import train
+    from salsa.training import setup
 
     if importlib.util.find_spec("gcsfs") or importlib.util.find_spec("tensorflow"):
         pytest.skip("gcsfs is installed here")
-    with pytest.raises(train.BadInput, match=r"'gs://b/run' is on GCS, which needs gcsfs: pip install"):
-        train._check_storage("/tmp/local", "gs://b/run")
-    train._check_storage("/tmp/local", "")  # local paths need nothing
+    with pytest.raises(setup.BadInput, match=r"'gs://b/run' is on GCS, which needs gcsfs: pip install"):
+        setup.check_storage("/tmp/local", "gs://b/run")
+    setup.check_storage("/tmp/local", "")  # local paths need nothing

@@ -1,0 +1,79 @@
+"""What `salsa.train` checks and prepares before training: the config against the mesh and process
+count, storage paths, and the feature data (extracted records checked against the config, or the toy
+set built). A library module, so that tests and other entry points can use it without the CLI's flags."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+
+import jax
+from jax.experimental import multihost_utils
+
+from data_pipelines.features import extraction, records, toy
+from salsa import sharding
+from salsa.training import tasks
+
+
+class BadInput(Exception):
+    """A user error: reported as one line, exit code 2."""
+
+
+def prepare_data(config, workdir: str) -> None:
+    """Resolves config.data.dir (default <workdir>/data) and builds the toy feature set there if asked.
+
+    Only for tasks that read feature records (their configs have data.dir); others bring their own data."""
+    if "dir" not in config.data:
+        return
+    if not config.data.dir:
+        config.data.dir = f"{workdir.rstrip('/')}/data"
+    if records.shard_paths(config.data.dir):
+        try:  # extracted features (extraction.json) must match the config's audio/video/features
+            extraction.check(config, config.data.dir)
+        except extraction.ExtractionMismatch as e:
+            raise BadInput(str(e)) from None
+        return
+    if not config.data.make_toy_if_missing:
+        raise BadInput(
+            f"data.dir {config.data.dir!r} holds no feature shards (features-*-of-*.array_record); "
+            "point --config.data.dir at extracted features or set --config.data.make_toy_if_missing=true."
+        )
+    if jax.process_index() == 0:
+        logging.info("no feature shards in %s: building the toy feature data set there", config.data.dir)
+    # Every host writes its own copy into a local data.dir; a shared (gs://) one is written once.
+    shared = records.is_remote(config.data.dir)
+    if not shared or jax.process_index() == 0:
+        toy.write(
+            config, config.data.dir, n=config.data.get("toy_clips", 512), seed=config.data.get("toy_seed", 0)
+        )
+    if shared and jax.process_count() > 1:
+        multihost_utils.sync_global_devices("salsa.train: toy feature set written")
+
+
+def check_storage(*paths: str) -> None:
+    """gs:// paths need gcsfs (etils.epath's and orbax's way to GCS without TensorFlow): say so up front."""
+    for path in paths:
+        if (
+            path
+            and path.startswith("gs://")
+            and not any(importlib.util.find_spec(m) for m in ("gcsfs", "tensorflow"))
+        ):
+            raise BadInput(f"{path!r} is on GCS, which needs gcsfs: pip install -e '.[gcs]'.")
+
+
+def check_config(config) -> None:
+    """The task exists, the mesh can be made, the batch splits over it and the processes, counts are >= 1."""
+    try:
+        tasks.get(config.task)
+        mesh = sharding.make_mesh(dict(config.mesh))
+    except ValueError as e:
+        raise BadInput(str(e)) from None
+    batch_shards = mesh.shape["data"] * mesh.shape["fsdp"]
+    if config.batch_size % batch_shards or config.batch_size % jax.process_count():
+        raise BadInput(
+            f"batch_size {config.batch_size} must be divisible by data*fsdp = {batch_shards} and by the "
+            f"{jax.process_count()} processes."
+        )
+    for name in ("total_steps", "log_every", "checkpoint_every", "keep_checkpoints"):
+        if config[name] < 1:
+            raise BadInput(f"config.{name} must be >= 1, got {config[name]}.")
