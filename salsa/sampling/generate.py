@@ -36,6 +36,30 @@ def generate(
     """Latents (B, Ta, C) for the conditions; Ta and C from cond["latent_mask"] and the model."""
     batch, length = cond["latent_mask"].shape
     noise = jax.random.normal(key, (batch, length, model.final.out_features))
+    return generate_from_noise(
+        model,
+        cond,
+        noise,
+        steps=steps,
+        cfg=cfg,
+        grid=grid,
+        reference=reference,
+        reference_mask=reference_mask,
+    )
+
+
+def generate_from_noise(
+    model: Generator,
+    cond: Conditions,
+    noise: jax.Array,
+    *,
+    steps: int,
+    cfg: float = 4.0,
+    grid: int = 128,
+    reference: jax.Array | None = None,
+    reference_mask: jax.Array | None = None,
+) -> jax.Array:
+    """`generate` from given noise (B, Ta, C); positions outside cond["latent_mask"] are zero."""
     out = sample(
         generator_velocity(model, cond),
         noise,

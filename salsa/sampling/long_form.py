@@ -29,8 +29,8 @@ from flax import nnx
 
 from salsa.features import encoders
 from salsa.models.generator import latent_rate_hz
-from salsa.sampling.euler import check_steps, sample
-from salsa.sampling.generate import generator_velocity
+from salsa.sampling.euler import check_steps
+from salsa.sampling.generate import generate_from_noise
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,16 +198,16 @@ class _State:
 @nnx.jit(static_argnames=("steps", "cfg", "grid"))
 def sample_windows(model, cond, noise, reference, reference_mask, *, steps: int, cfg: float, grid: int):
     """Latents (B, Ta, C) from per-row noise; positions outside cond["latent_mask"] are zero."""
-    out = sample(
-        generator_velocity(model, cond),
+    return generate_from_noise(
+        model,
+        cond,
         noise,
-        steps,
-        reference=reference,
-        reference_mask=reference_mask,
+        steps=steps,
         cfg=cfg,
         grid=grid,
+        reference=reference,
+        reference_mask=reference_mask,
     )
-    return jnp.where(cond["latent_mask"][..., None], out, 0.0)
 
 
 def _padded(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
