@@ -57,9 +57,9 @@ def _speed(size: str, steps_list: list[int], repeats: int) -> list[dict]:
     from salsa.models import siglip2 as siglip_lib
     from salsa.models import sync as sync_lib
     from salsa.models import vae_codec
+    from salsa.models.bundle import materialize
     from salsa.models.generator import Generator
     from salsa.models.vae import VAE, preset
-    from salsa.pipeline import _materialize
     from salsa.sampling import long_form
     from tests.tiny_pipeline import random_params
 
@@ -68,13 +68,13 @@ def _speed(size: str, steps_list: list[int], repeats: int) -> list[dict]:
     config.model.dtype = "float32"
     geo = long_form.geometry(config)
     new_s = geo.step_s
-    gen = _materialize(Generator, config, random_params(Generator, config, 0), "bench")
+    gen = materialize(Generator, config, random_params(Generator, config, 0))
     vae_config = (
         preset("tiny", audio_channels=config.audio.channels, sample_rate=config.audio.sample_rate)
         if size == "tiny"
         else preset("sao43")
     )
-    vae = _materialize(VAE, vae_config, random_params(VAE, vae_config, 1), "bench")
+    vae = materialize(VAE, vae_config, random_params(VAE, vae_config, 1))
     rng = np.random.default_rng(0)
     f, c = config.features, config.audio.latent_dim
     cond = {
@@ -118,12 +118,8 @@ def _speed(size: str, steps_list: list[int], repeats: int) -> list[dict]:
     rows.append({**base, "stage": "vae", "steps": None, "wall_s": wall, "x_real_time": new_s / wall})
     if size == "tiny":
         sig_cfg, sync_cfg = siglip_lib.variant("tiny"), sync_lib.variant("tiny")
-        siglip = _materialize(
-            siglip_lib.Siglip, sig_cfg, random_params(siglip_lib.Siglip, sig_cfg, 2), "bench"
-        )
-        sync = _materialize(
-            sync_lib.SyncModel, sync_cfg, random_params(sync_lib.SyncModel, sync_cfg, 3), "bench"
-        )
+        siglip = materialize(siglip_lib.Siglip, sig_cfg, random_params(siglip_lib.Siglip, sig_cfg, 2))
+        sync = materialize(sync_lib.SyncModel, sync_cfg, random_params(sync_lib.SyncModel, sync_cfg, 3))
         s, v = sig_cfg.image_size, sync_cfg.video.image_size
         f8 = rng.integers(0, 256, (geo.semantic, s, s, 3), dtype=np.uint8)
         margin = sync_cfg.snippet_frames

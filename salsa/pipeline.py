@@ -33,10 +33,8 @@ import zipfile
 from collections.abc import Iterator
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from flax import nnx
 
 from salsa.features import encoders
 from salsa.models import bundle, vae_bundle, vae_codec
@@ -277,49 +275,18 @@ def _reason(e: BaseException) -> str:
     return str(e).rstrip(".") or type(e).__name__
 
 
-def _shapes(tree: dict, prefix: str = "") -> dict[str, tuple]:
-    out = {}
-    for k, v in tree.items():
-        if isinstance(v, dict):
-            out.update(_shapes(v, f"{prefix}{k}/"))
-        else:
-            out[f"{prefix}{k}"] = tuple(getattr(v, "shape", np.shape(v)))
-    return out
-
-
-def _abstract(cls, config):
-    """The module `cls(config, rngs)` with shapes only: no initializer runs (building is instant)."""
-    with nnx.use_eager_sharding(False):
-        return nnx.eval_shape(lambda: cls(config, nnx.Rngs(0)))
-
-
-def _check_params(abstract, params: dict, where: str, name: str) -> None:
-    """PipelineError unless `params` have exactly the shapes of the module's parameters."""
-    want = _shapes(nnx.state(abstract, nnx.Param).to_pure_dict())
-    got = _shapes(params)
-    for k in sorted(set(want) | set(got)):
-        if want.get(k) != got.get(k):
-            have, need = got.get(k, "missing"), want.get(k, "absent")
-            raise PipelineError(
-                f"{where}: {name} parameters do not match its config "
-                f"({k}: {have} stored, {need} in the model)."
-            )
-
-
 def _materialize(cls, config, params: dict, where: str):
-    """`cls(config)` holding `params` (checked against the config's shapes)."""
+    """`cls(config)` holding `params` (checked against the config's shapes); PipelineError otherwise."""
     try:
-        abstract = _abstract(cls, config)
+        model = bundle.abstract(cls, config)
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         raise PipelineError(f"{where}: the config cannot build a {cls.__name__} ({_reason(e)}).") from None
-    _check_params(abstract, params, where, cls.__name__)
-    graphdef, state, rest = nnx.split(abstract, nnx.Param, ...)
-    if jax.tree.leaves(rest):  # state other than parameters: let the initializers make it
-        model = bundle.build(cls, config)
-        bundle.assign(model, params)
-        return model
-    state.replace_by_pure_dict(jax.tree.map(jnp.asarray, params))
-    return nnx.merge(graphdef, state, rest)
+    try:
+        return bundle.materialize(cls, config, params, model)
+    except ValueError as e:
+        raise PipelineError(
+            f"{where}: {cls.__name__} parameters do not match its config ({_reason(e)})."
+        ) from None
 
 
 def _read_vae(path: str):
@@ -347,12 +314,17 @@ def save(
     sync_config, _ = _read_bundle(sync, "sync", SyncConfig.from_dict)
     _check_dims(generator_config, vae_config, stats, siglip_config, sync_config, directory)
     try:
-        abstract = _abstract(Generator, generator_config)
+        abstract = bundle.abstract(Generator, generator_config)
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         raise PipelineError(
             f"{directory}: the generator config cannot build a model ({_reason(e)})."
         ) from None
-    _check_params(abstract, generator_params, directory, "Generator")
+    try:
+        bundle.check_shapes(abstract, generator_params)
+    except ValueError as e:
+        raise PipelineError(
+            f"{directory}: Generator parameters do not match its config ({_reason(e)})."
+        ) from None
     if tokenizer is not None and not os.path.isfile(tokenizer):
         raise PipelineError(f"{tokenizer}: no such tokenizer file.")
     parent = os.path.dirname(directory)

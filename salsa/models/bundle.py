@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
@@ -50,12 +51,32 @@ def build(cls: Callable[..., nnx.Module], config: Any, seed: int = 0) -> nnx.Mod
         return cls(config, nnx.Rngs(seed))
 
 
+def abstract(cls: Callable[..., nnx.Module], config: Any) -> nnx.Module:
+    """`cls(config, rngs)` with shapes only: no initializer runs, so building is instant."""
+    with nnx.use_eager_sharding(False):
+        return nnx.eval_shape(lambda: cls(config, nnx.Rngs(0)))
+
+
+def materialize(
+    cls: Callable[..., nnx.Module], config: Any, params: dict, model: nnx.Module | None = None
+) -> nnx.Module:
+    """`cls(config)` holding `params` (checked as `assign` does) without running its initializers;
+    `model` is its `abstract` form when the caller has built that already."""
+    model = abstract(cls, config) if model is None else model
+    check_shapes(model, params)
+    graphdef, state, rest = nnx.split(model, nnx.Param, ...)
+    if jax.tree.leaves(rest):  # state other than parameters: let the initializers make it
+        model = build(cls, config)
+        assign(model, params)
+        return model
+    state.replace_by_pure_dict(jax.tree.map(jnp.asarray, params))
+    return nnx.merge(graphdef, state, rest)
+
+
 def from_bundle(path: str, kind: str, cls: Callable[..., nnx.Module], config_cls: Any) -> nnx.Module:
     """The model stored in the bundle at `path`: `cls(config_cls.from_dict(config))` with its params."""
     _, config, params = load(path, kind)
-    model = build(cls, config_cls.from_dict(config))
-    assign(model, params)
-    return model
+    return materialize(cls, config_cls.from_dict(config), params)
 
 
 def params_of(model: nnx.Module) -> dict:
@@ -66,18 +87,34 @@ def params_of(model: nnx.Module) -> dict:
 def assign(model: nnx.Module, params: dict) -> None:
     """Loads `params` (nested dict, same structure and shapes as the model's) into `model` in place;
     ValueError naming the first missing, extra or misshapen entry."""
+    check_shapes(model, params)
     state = nnx.state(model, nnx.Param)
-    want = flatten(jax.tree.map(np.zeros_like, jax.tree.map(np.asarray, state.to_pure_dict())))
-    got = flatten(params)
+    state.replace_by_pure_dict(unflatten(flatten(params)))
+    nnx.update(model, state)
+
+
+def _shapes(tree: dict, prefix: str = "") -> dict[str, tuple]:
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(_shapes(v, f"{prefix}{k}/"))
+        else:
+            out[f"{prefix}{k}"] = tuple(getattr(v, "shape", np.shape(v)))
+    return out
+
+
+def check_shapes(model: nnx.Module, params: dict) -> None:
+    """ValueError naming the first entry of `params` missing, extra or misshapen for `model` (a real or
+    an `abstract` one)."""
+    want = _shapes(nnx.state(model, nnx.Param).to_pure_dict())
+    got = _shapes(params)
     if missing := sorted(set(want) - set(got)):
         raise ValueError(f"parameters missing: {missing[:5]}{' ...' if len(missing) > 5 else ''}")
     if extra := sorted(set(got) - set(want)):
         raise ValueError(f"unexpected parameters: {extra[:5]}{' ...' if len(extra) > 5 else ''}")
-    for k, v in want.items():
-        if v.shape != got[k].shape:
-            raise ValueError(f"parameter {k} has shape {got[k].shape}; the model expects {v.shape}.")
-    state.replace_by_pure_dict(unflatten(got))
-    nnx.update(model, state)
+    for k, shape in want.items():
+        if shape != got[k]:
+            raise ValueError(f"parameter {k} has shape {got[k]}; the model expects {shape}.")
 
 
 def save(
