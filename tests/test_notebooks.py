@@ -21,9 +21,15 @@ NOTEBOOKS = ROOT / "notebooks"
 KERNEL = "salsa-tests"
 
 
+@pytest.fixture(scope="module")
+def compilation_cache(tmp_path_factory) -> str:
+    return str(tmp_path_factory.mktemp("jax_cache"))
+
+
 @pytest.fixture
-def kernel_env(tmp_path, monkeypatch):
-    """A kernelspec that starts this very interpreter, and the environment the kernel inherits."""
+def kernel_env(tmp_path, monkeypatch, compilation_cache):
+    """A kernelspec that starts this very interpreter, and the environment the kernel inherits (with
+    a JAX compilation cache shared by the notebooks: they compile the same sampler shapes)."""
     spec = tmp_path / "jupyter" / "kernels" / KERNEL
     spec.mkdir(parents=True)
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
@@ -35,6 +41,8 @@ def kernel_env(tmp_path, monkeypatch):
     monkeypatch.setenv("JAX_PLATFORMS", "cpu")
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     monkeypatch.setenv("SALSA_NOTEBOOK_QUICK", "1")
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", compilation_cache)
+    monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
     return monkeypatch
 
 
