@@ -5,8 +5,11 @@ Two parameter groups: `gen` (the VAE) minimises
     w_stft · MRSTFT + w_kl · KL + w_adv · hinge_G + w_fm · feature matching,
 `disc` (the discriminator) minimises the hinge discriminator loss on real crops vs reconstructions.
 `config.init_bundle` starts from a bundle (e.g. converted `sao` weights for `sao43`: every layer whose
-shape is unchanged is loaded). When training ends, the VAE (EMA if kept) is exported as a bundle in
-<workdir>/vae with per-channel latent statistics over `config.stats_clips` clips of the data set.
+shape is unchanged is loaded). `config.vae.initial_posterior_std` (fresh models only) starts the
+posterior std there instead of softplus(0) = 0.69: an untrained encoder's means are ~0.01, so at 0.69 the
+sampled latent is almost all noise and the decoder learns to ignore it (docs/vae.md).
+When training ends, the VAE (EMA if kept) is exported as a bundle in <workdir>/vae with per-channel
+latent statistics over `config.stats_clips` clips of the data set.
 
 Adversarial warm-up (Stable Audio's): before step `config.loss.adversarial_start` the generator trains on
 MRSTFT + KL only and the discriminator does not train; a discriminator that has not yet learned anything
@@ -21,6 +24,7 @@ import os
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 from flax import nnx
 
@@ -49,6 +53,15 @@ def vae_config(config: ml_collections.ConfigDict) -> vae_lib.VAEConfig:
     )
 
 
+def set_initial_posterior_std(model: vae_lib.VAE, std: float) -> None:
+    """Sets the scale half of the encoder's output bias so that softplus(bias) + 1e-4 starts at `std`."""
+    if not std > 1e-4:
+        raise ValueError(f"vae.initial_posterior_std must be above 1e-4 (the std's floor), got {std}.")
+    bias = model.encoder.conv2.bias
+    latent = model.config.latent_dim
+    bias[...] = bias[...].at[latent:].set(float(np.log(np.expm1(std - 1e-4))))
+
+
 class VaeTask:
     loss_takes_step = True
 
@@ -70,6 +83,8 @@ class VaeTask:
             merged, _ = transplant(state.to_pure_dict(), params)
             state.replace_by_pure_dict(jax.tree.map(jnp.asarray, merged))
             nnx.update(model.vae, state)
+        elif self.config.vae.get("initial_posterior_std"):
+            set_initial_posterior_std(model.vae, float(self.config.vae.initial_posterior_std))
         return model
 
     def param_group(self, path: tuple) -> str:
