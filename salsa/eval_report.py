@@ -139,7 +139,7 @@ def _values(rows: dict, key: str) -> list[float]:
 
 def plot_steps(r: dict, path: str) -> None:
     steps = [int(k) for k in r["steps"]]
-    fig, axes = plt.subplots(2, 3, figsize=(12, 6.5))
+    fig, axes = plt.subplots(2, 3, figsize=(12, 6.5), layout="constrained")
     for ax, (key, title) in zip(axes.flat, PLOTTED, strict=True):
         ax.plot(steps, _values(r["steps"], key), "o-", label="shortcut")
         if r.get("compare_steps"):
@@ -157,7 +157,7 @@ def plot_steps(r: dict, path: str) -> None:
 def plot_long(r: dict, path: str) -> None:
     long = r["long"]
     ends = [b for _, b in long["segments"]]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
     for name, style in (("iterative", "o-"), ("one_shot", "s--"), ("ground_truth", ":")):
         label = {"iterative": "iterative extension", "one_shot": "one window", "ground_truth": "ground truth"}
         axes[0].plot(ends, [s["f1"] for s in long[name]["segments"]], style, label=label[name])
@@ -169,14 +169,15 @@ def plot_long(r: dict, path: str) -> None:
         ax.set_xlabel("generated length (s, segment end)")
         ax.axvline(r["geometry"]["window_s"], color="gray", lw=0.8, ls=":")  # the training window
     axes[0].legend()
-    fig.suptitle("Long clips (Fig. 5 right); dotted line: one window")
+    window = r["geometry"]["window_s"]
+    fig.suptitle(f"Long clips (Fig. 5 right); dotted line: one {window:g} s training window")
     _save(fig, path)
 
 
 def plot_reference(r: dict, path: str) -> None:
     lengths = r["reference"]["lengths"]
     x = [float(k) for k in lengths]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), layout="constrained")
     for ax, (key, title) in zip(axes, (("swsd", "SWSD ↓"), ("fd", "FD (sync audio tower) ↓")), strict=True):
         ax.plot(x, _values(lengths, key), "o-")
         ax.set_title(title)
@@ -188,7 +189,7 @@ def plot_reference(r: dict, path: str) -> None:
 def plot_compare(r: dict, path: str) -> None:
     steps = [int(k) for k in r["steps"]]
     keys = (("f1", "onset F1 ↑"), ("fd", "FD ↓"), ("swsd", "SWSD ↓"))
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), layout="constrained")
     width = 0.35
     pos = list(range(len(steps)))
     for ax, (key, title) in zip(axes, keys, strict=True):

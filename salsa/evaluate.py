@@ -109,6 +109,7 @@ class TestClip:
     seconds: float
     fps: float
     sample_rate: int
+    memo: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)  # ground-truth features
 
     def section(self, start_s: float) -> TestClip:
         """The clip from `start_s` on, as a clip of its own (frames, audio and events shifted)."""
@@ -125,6 +126,7 @@ class TestClip:
             audio=self.audio[a:],
             annotation={**self.annotation, "events": events, "duration": self.seconds - start_s},
             seconds=self.seconds - start_s,
+            memo={},
         )
 
 
@@ -243,26 +245,35 @@ def _audio_embeddings(model: nnx.Module, audio: jax.Array) -> jax.Array:
     return model.audio_features(audio).mean(axis=1)
 
 
-def sync_embeddings(sync_model: nnx.Module, audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """(snippets, width) embeddings of audio (samples, channels) by the sync model's audio tower: its
-    0.667 s snippets every snippet / 4, each time-averaged; audio shorter than a snippet is zero-padded
-    to one. The Fréchet distance's embedding (as FAD pools VGGish's 0.96 s frames)."""
+def sync_embeddings(
+    sync_model: nnx.Module, audio: Sequence[np.ndarray], sample_rate: int
+) -> list[np.ndarray]:
+    """(snippets, width) embeddings per clip of audio (samples, channels) by the sync model's audio
+    tower: its 0.667 s snippets every snippet / 4, each time-averaged; audio shorter than a snippet is
+    zero-padded to one. The Fréchet distance's embedding (as FAD pools VGGish's 0.96 s frames). All
+    clips' snippets go through the model together, `EMBED_CHUNK` per call."""
     c = sync_model.config
-    y = np.asarray(audio, np.float32)
-    y = y.mean(axis=1) if y.ndim == 2 else y
-    if sample_rate != c.frontend.sample_rate:
-        y = librosa.resample(y, orig_sr=sample_rate, target_sr=c.frontend.sample_rate)
     length = c.snippet_samples
-    y = np.pad(y, (0, max(0, length - y.size)))
     hop = max(1, length // EMBED_HOP)
-    pieces = np.stack([y[s : s + length] for s in range(0, y.size - length + 1, hop)])
-    n = len(pieces)
-    pieces = np.concatenate([pieces, np.zeros((-n % EMBED_CHUNK, length), np.float32)])
-    out = [
-        np.asarray(_audio_embeddings(sync_model, jnp.asarray(pieces[i : i + EMBED_CHUNK])))
-        for i in range(0, len(pieces), EMBED_CHUNK)
-    ]
-    return np.concatenate(out)[:n]
+    pieces, counts = [], []
+    for clip in audio:
+        y = np.asarray(clip, np.float32)
+        y = y.mean(axis=1) if y.ndim == 2 else y
+        if sample_rate != c.frontend.sample_rate:
+            y = librosa.resample(y, orig_sr=sample_rate, target_sr=c.frontend.sample_rate)
+        y = np.pad(y, (0, max(0, length - y.size)))
+        starts = range(0, y.size - length + 1, hop)
+        pieces += [y[s : s + length] for s in starts]
+        counts.append(len(starts))
+    x = np.stack(pieces)
+    x = np.concatenate([x, np.zeros((-len(x) % EMBED_CHUNK, length), np.float32)])
+    out = np.concatenate(
+        [
+            np.asarray(_audio_embeddings(sync_model, jnp.asarray(x[i : i + EMBED_CHUNK])))
+            for i in range(0, len(x), EMBED_CHUNK)
+        ]
+    )
+    return np.split(out[: len(pieces)], np.cumsum(counts)[:-1])
 
 
 def material_logits(audio: np.ndarray, sample_rate: int, probe: material_probe.MaterialProbe) -> np.ndarray:
@@ -303,9 +314,14 @@ def score(
     ]
     pooled = onsets.pool_events(events)
     real = [c.audio for c in clips]
-    ref_logits = np.stack([material_logits(a, sr, probe) for a in real])
+    missing = [c for c in clips if "embedding" not in c.memo]
+    if missing:  # the ground truth's side is computed once per clip
+        for c, e in zip(missing, sync_embeddings(sync_model, [c.audio for c in missing], sr), strict=True):
+            c.memo.update(embedding=e, logits=material_logits(c.audio, sr, probe))
+    ref_logits = np.stack([c.memo["logits"] for c in clips])
     gen_logits = np.stack([material_logits(g, sr, probe) for g in generated])
-    embed = lambda a: sync_embeddings(sync_model, a, sr)  # noqa: E731
+    real_embedded = np.concatenate([c.memo["embedding"] for c in clips])
+    gen_embedded = np.concatenate(sync_embeddings(sync_model, generated, sr))
     out = {
         **{k: pooled["onsets"][k] for k in ("precision", "recall", "f1", "mean_abs_offset_s")},
         "onsets": pooled["onsets"]["references"],
@@ -313,7 +329,7 @@ def score(
         "material_accuracy": pooled["material_accuracy"],
         "material_count": pooled["material_count"],
         "swsd": float(np.mean([swsd.swsd(r, g, sr) for r, g in zip(real, generated, strict=True)])),
-        "fd": frechet.frechet_over(embed, real, generated),
+        "fd": frechet.frechet_distance(real_embedded.astype(np.float64), gen_embedded.astype(np.float64)),
         "kl": classifier.kl_divergence(ref_logits, gen_logits),
         "is": classifier.inception_score(gen_logits)[0],
         "desync": None,
