@@ -54,6 +54,40 @@ def jsonable(x):
     return x
 
 
+def targets(r: dict) -> list[dict]:
+    """The issue's targets on the synthetic test split, each {"target", "value", "met"}; a target whose
+    inputs were not evaluated (a step count, --compare, long clips) is left out."""
+    out = []
+
+    def f1(rows, k):
+        return (rows or {}).get(k, {}).get("f1")
+
+    steps, flow = r["steps"], r.get("compare_steps")
+    if f1(steps, "8") is not None:
+        out.append(dict(target="onset F1 >= 0.8 at 8 steps", value=f1(steps, "8"), met=f1(steps, "8") >= 0.8))
+    if f1(steps, "8") is not None and f1(steps, "32") is not None:
+        a, b = f1(steps, "8"), f1(steps, "32")
+        out.append(dict(target="8-step F1 within 5% of 32-step (8 / 32)", value=[a, b], met=a >= 0.95 * b))
+    for k in ("1", "2"):
+        if f1(steps, k) is not None and f1(flow, k) is not None:
+            a, b = f1(steps, k), f1(flow, k)
+            name = f"shortcut F1 > flow-only F1 at {k} steps (shortcut / flow-only)"
+            out.append(dict(target=name, value=[a, b], met=a > b))
+    long = r.get("long")
+    if long and len(long["segments"]) >= 2:
+        it, one = ([s["f1"] for s in long[m]["segments"]] for m in ("iterative", "one_shot"))
+        for name, seg, met in (
+            ("iterative F1: last segment >= first (first / last)", it, it[-1] >= it[0]),
+            ("one-shot F1: last segment < first (first / last)", one, one[-1] < one[0]),
+        ):
+            out.append(dict(target=name, value=[seg[0], seg[-1]], met=met))
+    swsd = [v["swsd"] for v in r["reference"]["lengths"].values()]
+    if len(swsd) >= 2:
+        down = all(b < a for a, b in zip(swsd, swsd[1:], strict=False))
+        out.append(dict(target="SWSD decreasing with reference length (0 s first)", value=swsd, met=down))
+    return out
+
+
 def _cell(value, fmt: str) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
@@ -122,6 +156,12 @@ def markdown(r: dict) -> str:
             cells = [_cell(m["f1"], "{:.3f}")] + [_cell(x["f1"], "{:.3f}") for x in m["segments"]]
             lines.append("| " + " | ".join([name.replace("_", " "), *cells]) + " |")
         lines += ["", *_table([(n.replace("_", " "), long[n]) for n in ("iterative", "one_shot")], "method")]
+    if r.get("targets"):
+        lines += ["", "## Targets (issue 7)", "", "| target | value | met |", "|---|---|---|"]
+        for t in r["targets"]:
+            v = t["value"] if isinstance(t["value"], list) else [t["value"]]
+            value = " / ".join(_cell(x, "{:.3g}") for x in v)
+            lines.append(f"| {t['target']} | {value} | {'yes' if t['met'] else 'no'} |")
     lines += ["", f"Plots: {', '.join(r['plots'])}. Evaluation took {r['seconds']:.0f} s.", ""]
     return "\n".join(lines)
 
@@ -232,6 +272,7 @@ def write(out: str, result: dict) -> None:
     if result.get("compare_steps"):
         plots["compare.png"] = plot_compare
     result["plots"] = list(plots)
+    result["targets"] = targets(result)
     for name, plot in plots.items():
         plot(result, os.path.join(out, name))
     _write_text(os.path.join(out, "metrics.json"), json.dumps(jsonable(result), indent=1) + "\n")

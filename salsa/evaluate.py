@@ -439,6 +439,7 @@ def evaluate(checkpoint, out, *, compare=None, settings: EvalSettings = EvalSett
         )
 
     sig = checkpoint_signature(checkpoint)
+    snippet = p.sync.config.snippet_frames / p.sync.config.fps
     result = {
         "checkpoint": os.path.abspath(checkpoint),
         "compare": None if compare is None else os.path.abspath(os.fspath(compare)),
@@ -450,7 +451,8 @@ def evaluate(checkpoint, out, *, compare=None, settings: EvalSettings = EvalSett
             "long_clip_indices": [LONG_FIRST, LONG_FIRST + settings.long_clips],
         },
         "geometry": _geometry(p),
-        "embedding": "sync model audio tower, 0.667 s snippets every 0.167 s, time-averaged",
+        "embedding": f"sync model audio tower, {snippet:.3g} s snippets every {snippet / EMBED_HOP:.3g} s, "
+        "time-averaged",
         "classifier": "material probe over detected onsets (4 materials)",
         "ground_truth": score([c.audio for c in clips], clips, p.sync),
         "steps": {},
@@ -479,7 +481,7 @@ def evaluate(checkpoint, out, *, compare=None, settings: EvalSettings = EvalSett
         result["compare_steps"] = {}
         for s in settings.steps:
             audio = run(flow, "compare", flow_sig, {"steps": s}, steps=s)
-            result["compare_steps"][str(s)] = score(audio, clips, flow.sync)
+            result["compare_steps"][str(s)] = score(audio, clips, p.sync)  # one sync model for both
     result["seconds"] = time.perf_counter() - start_time
     eval_report.write(out, result)
     return eval_report.jsonable(result)

@@ -7,6 +7,7 @@ the same code as the ceiling, the flow-only comparison, resuming from the cache,
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -20,7 +21,13 @@ from salsa import evaluate as ev
 from salsa import pipeline
 
 SETTINGS = ev.EvalSettings(
-    steps=(1, 2), clips=2, long_clips=1, long_seconds=4.0, reference_seconds=(0.5, 2.0), segment_seconds=2.0
+    steps=(1, 2),
+    clips=2,
+    long_clips=1,
+    long_seconds=4.0,
+    reference_seconds=(0.5, 2.0),
+    segment_seconds=2.0,
+    fixed_steps=2,  # the long-clip and reference runs reuse the 2-step compilation
 )
 METRICS = ("precision", "recall", "f1", "mean_abs_offset_s", "material_accuracy", "swsd", "fd", "kl", "is")
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -88,17 +95,21 @@ def test_compare_adds_the_flow_only_table(evaluated):
     with open(os.path.join(out, "metrics.md")) as f:
         md = f.read()
     assert "| 1 shortcut |" in md and "| 2 flow-only |" in md
+    # equal scores are not "shortcut better than flow-only": the issue's target reads as not met
+    versus = [t for t in result["targets"] if t["target"].startswith("shortcut F1 > flow-only")]
+    assert len(versus) == 2 and not any(t["met"] for t in versus)
+    assert "## Targets (issue 7)" in md
 
 
 def test_rerun_reuses_the_cached_audio(evaluated, tiny_pipeline_dir):
     out, result = evaluated
     cached = sorted(os.listdir(os.path.join(out, ".cache")))
     assert len(cached) == 8  # 2 steps, 2 references, 2 long methods, 2 compare steps
-    again = ev.evaluate(tiny_pipeline_dir, out, compare=tiny_pipeline_dir, settings=SETTINGS)
+    fewer = dataclasses.replace(SETTINGS, long_clips=0, reference_seconds=())  # scores less, same audio
+    again = ev.evaluate(tiny_pipeline_dir, out, settings=fewer)
     assert sorted(os.listdir(os.path.join(out, ".cache"))) == cached
-    assert {k: v for k, v in again.items() if k != "seconds"} == {
-        k: v for k, v in result.items() if k != "seconds"
-    }
+    assert again["steps"] == result["steps"] and again["ground_truth"] == result["ground_truth"]
+    assert again["long"] is None and again["compare_steps"] is None
 
 
 @pytest.mark.parametrize(
