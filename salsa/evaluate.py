@@ -405,6 +405,7 @@ def evaluate(checkpoint, out, *, compare=None, settings: EvalSettings = EvalSett
     settings.check()
     checkpoint, out = os.fspath(checkpoint), os.path.abspath(os.fspath(out))
     _check_out(out)
+    flow = None if compare is None else _load(os.fspath(compare), "--compare")
     p = _load(checkpoint, "--checkpoint")
     steps, cfg = p.sampling(settings.fixed_steps, settings.cfg)
     grid = p.config.objective.grid
@@ -413,14 +414,11 @@ def evaluate(checkpoint, out, *, compare=None, settings: EvalSettings = EvalSett
             check_steps(s, grid)
         except ValueError as e:
             raise EvalError(f"--steps: {e}") from None
-    flow = None
-    if compare is not None:
-        flow = _load(os.fspath(compare), "--compare")
-        if _geometry(flow) != _geometry(p):
-            raise EvalError(
-                f"--compare {compare}: its audio/video geometry {_geometry(flow)} differs from the "
-                f"checkpoint's {_geometry(p)}; compare checkpoints made for the same data."
-            )
+    if flow is not None and _geometry(flow) != _geometry(p):
+        raise EvalError(
+            f"--compare {compare}: its audio/video geometry {_geometry(flow)} differs from the "
+            f"checkpoint's {_geometry(p)}; compare checkpoints made for the same data."
+        )
     os.makedirs(out, exist_ok=True)
 
     window = float(p.config.window_s)

@@ -65,8 +65,10 @@ def test_writes_every_metric_for_every_step_and_the_plots(evaluated):
     with open(os.path.join(out, "metrics.md")) as f:
         md = f.read()
     assert "| ground truth |" in md and "| 2 |" in md and "Table 2" in md
-    # the 2 s reference would leave nothing of the 2 s window to generate
-    assert set(saved["reference"]["lengths"]) == {"0", "0.5"} and saved["reference"]["skipped"] == [2.0]
+    # a 2 s reference leaves nothing of a 2 s window (configs/tiny.py) to generate
+    fits = saved["geometry"]["window_s"] - 2.0 >= ev.MIN_GENERATED_S
+    assert set(saved["reference"]["lengths"]) == ({"0", "0.5", "2"} if fits else {"0", "0.5"})
+    assert saved["reference"]["skipped"] == ([] if fits else [2.0])
     long = saved["long"]
     assert [len(long[m]["segments"]) for m in ("iterative", "one_shot", "ground_truth")] == [2, 2, 2]
 
@@ -80,9 +82,19 @@ def test_ground_truth_scored_through_the_same_code_is_the_ceiling(evaluated, tin
     assert result["long"]["ground_truth"]["f1"] >= 0.8
 
     p = pipeline.load(tiny_pipeline_dir)
-    clips = [ev.test_clip(p, "test", i, 2.0) for i in range(2)]
+    clips = [ev.test_clip(p, "test", i, p.config.window_s) for i in range(2)]
     again = ev.score([c.audio for c in clips], clips, p.sync)
     assert again == pytest.approx({k: v for k, v in gt.items()}, nan_ok=True)
+    # the reference experiment scores what follows the reference as a clip of its own
+    c, s = clips[0], clips[0].section(0.5)
+    v = p.config.video
+    assert (len(s.audio), len(s.frames24), len(s.frames8)) == (
+        len(c.audio) - p.sample_rate // 2,
+        len(c.frames24) - round(v.sync_fps / 2),
+        len(c.frames8) - round(v.semantic_fps / 2),
+    )
+    late = [e["time"] - 0.5 for e in c.annotation["events"] if e["time"] >= 0.5]
+    assert [e["time"] for e in s.annotation["events"]] == pytest.approx(late) and late
     silence = ev.score([np.zeros_like(c.audio) for c in clips], clips, p.sync, with_desync=False)
     assert silence["f1"] == 0.0 and silence["detected"] == 0 and silence["swsd"] > 1e-3
     assert silence["desync"] is None
