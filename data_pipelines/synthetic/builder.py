@@ -26,7 +26,7 @@ from data_pipelines.media.encode import write_video
 from data_pipelines.synthetic.clip import make_clip
 from data_pipelines.synthetic.config import WorldConfig
 
-_SPLIT_SEEDS = {"train": 0, "validation": 1, "test": 2}
+SPLIT_SEEDS = {"train": 0, "validation": 1, "test": 2}
 _FLOAT_FIELDS = ("time", "x", "y", "u", "v", "strength", "end")
 _INT_FIELDS = ("sample", "frame", "object", "other")
 _TEXT_FIELDS = ("kind", "material", "shape", "surface")
@@ -120,7 +120,7 @@ class SyntheticWorld(tfds.core.GeneratorBasedBuilder):
 
     def _generate_examples(self, split: str, size: int):
         cfg = self.builder_config
-        seed = cfg.seed * 1000 + _SPLIT_SEEDS[split]
+        seed = cfg.seed * 1000 + SPLIT_SEEDS[split]
         jobs = [(cfg.world, seed, i) for i in range(size)]
         workers = cfg.workers or os.cpu_count() or 1
         if workers == 1 or size < 4:
