@@ -28,7 +28,6 @@ setup(
         "tqdm>=4.66",
         "tensorboardX>=2.6",
         "mir_eval>=0.8",  # onset matching (salsa.metrics.onsets)
-        "matplotlib>=3.8",  # salsa.evaluate plots
         "tokenizers>=0.20",  # SigLIP text: the user's tokenizer.json; the tiny tokenizer is built with it
         "matplotlib>=3.8",  # plots: notebooks/, evaluation
     ],
