@@ -161,6 +161,7 @@ _MINIMAL = {
     "log_every": 1,
     "checkpoint_every": 2,
     "batch_size": 8,
+    "objective.grid": 2,
     "stages.vae.total_steps": 2,
     "stages.vae.log_every": 1,
     "stages.vae.checkpoint_every": 2,

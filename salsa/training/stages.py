@@ -107,7 +107,7 @@ def is_done(workdir: str, name: str) -> bool:
 def _write_json(path: str, doc) -> None:
     temp = f"{path}.tmp-{os.getpid()}"
     with open(temp, "w") as f:
-        json.dump(doc, f, indent=2, sort_keys=True)
+        json.dump(doc, f, indent=2)  # in stage order
     os.replace(temp, path)
 
 
