@@ -31,7 +31,7 @@ CLIPS, SHARDS, SECONDS = 5, 3, 2.0
 
 
 def _config(bundles: dict[str, str], clips: int = CLIPS):
-    c = extract_tiny.generator_config()
+    c = extract_tiny.get_config()
     c.components.update(bundles)
     c.source.update(clips=clips, seconds=SECONDS)
     c.num_shards = SHARDS

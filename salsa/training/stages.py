@@ -140,7 +140,7 @@ def run(stages: Sequence[Stage], workdir: str, log: Callable[[str], None] = logg
         resumed = os.path.isdir(out) and bool(os.listdir(out))
         log(
             f"==== [{i}/{len(stages)}] {stage.name} -> {out}"
-            + (f" (resuming; {earlier:.0f} s spent before)" if resumed else "")
+            + (" (resuming" + (f"; {earlier:.0f} s spent before)" if earlier else ")") if resumed else "")
             + " ===="
         )
         os.makedirs(out, exist_ok=True)
