@@ -52,7 +52,7 @@ def _speed(size: str, steps_list: list[int], repeats: int) -> list[dict]:
     import jax.numpy as jnp
 
     from configs.small import get_config as small_config
-    from configs.tiny import get_config as tiny_config
+    from configs.tiny import generator_config as tiny_config
     from salsa.features import encoders
     from salsa.models import siglip2 as siglip_lib
     from salsa.models import sync as sync_lib

@@ -6,7 +6,8 @@
 
 The bundles are the tiny stages' exports (VAE preset "tiny" at 16 kHz mono with latent statistics,
 SigLIP variant "tiny", sync variant "tiny"); the audio/video/features sections are the tiny generator's,
-so `python -m salsa.train --config=configs/tiny.py --config.data.dir=OUT` trains on the result.
+so `python -m salsa.train --config=configs/tiny.py --workdir=W --config.data.dir=OUT` trains on the
+result (the tiny pipeline, configs/tiny.py, runs this extraction as its stage `extract`).
 `configs/extract_tiny.py:folder` reads the videos under --config.source.dir instead of the world.
 """
 
@@ -17,7 +18,7 @@ from configs.extract import extract_base
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    c = extract_base(tiny.get_config())
+    c = extract_base(tiny.generator_config())
     # 4 s clips of the world at the tiny encoders' 32 x 32 pixels; training crops are 2 s.
     c.source = dict(kind="synthetic", clips=512, seed=0, first=0, seconds=4.0, size=32)
     if arg == "folder":

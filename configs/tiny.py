@@ -1,17 +1,29 @@
-"""Tiny generator: trains usefully in minutes on 2 CPU cores (small features, small model).
+"""The tiny pipeline: every stage of SALSA-V in miniature, trained on the synthetic world on CPU in under
+an hour (docs/tiny_pipeline.md).
 
-The tiny pipeline trains it on features extracted from the synthetic world by the tiny VAE, SigLIP and
-sync bundles: `python -m data_pipelines.extract --config=configs/extract_tiny.py --workdir=OUT ...`, then
-`--config.data.dir=OUT` (docs/extraction.md). Without a data.dir it falls back to the toy feature set
-(data_pipelines/features/toy.py), built in <workdir>/data because data.make_toy_if_missing is true.
+    python -m salsa.train --config=configs/tiny.py        # all stages into runs/tiny, resumable
+
+runs the stages in WORKDIR/<stage>: the tiny VAE (configs/vae_tiny.py), sync model (configs/sync_tiny.py)
+and SigLIP towers (configs/siglip_tiny.py), feature extraction with their exports
+(configs/extract_tiny.py), the generator on the extracted features, a flow-only generator for the
+shortcut-vs-flow comparison, and the evaluation (salsa/evaluate.py). `--config.run=generator,evaluate`
+runs a subset; `--config.stages.vae.total_steps=50` overrides a stage's config; the generator's own
+settings are this config's top level (`--config.total_steps=...`).
+
+Given data, the config trains the generator alone in --workdir, as any single-task config:
+`--config.data.dir=OUT` on features extracted into OUT (docs/extraction.md), or
+`--config.data.make_toy_if_missing=true` on the toy feature set (data_pipelines/features/toy.py) built in
+<workdir>/data. `generator_config()` is the generator alone.
 """
 
 import ml_collections
 
+from configs import extract_tiny, siglip_tiny, sync_tiny, vae_tiny
 from configs.common import base_config
 
 
-def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+def generator_config() -> ml_collections.ConfigDict:
+    """The tiny generator: trains usefully in minutes on 2 CPU cores (small features, small model)."""
     c = base_config()
     # Audio geometry of the tiny VAE (salsa.models.vae preset "tiny", configs/vae_tiny.py: 16 kHz mono,
     # hop 256 -> 62.5 latent frames/s, 16 channels) and the widths of the tiny SigLIP and sync encoders.
@@ -28,5 +40,33 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.optim.lr = 1e-3
     c.optim.warmup_steps = 50
     c.optim.ema = 0.99
-    c.data.make_toy_if_missing = True
+    return c
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """The generator config plus the stages (salsa/training/stages.py reads workdir, run, stages and
+    evaluate; the generator stages train this config without them)."""
+    del arg
+    c = generator_config()
+    c.workdir = "runs/tiny"  # salsa.train's default --workdir for this config
+    # Stages to run, in order, comma-separated; "all" is every stage (salsa.training.stages.ORDER).
+    c.run = "all"
+    c.stages = ml_collections.ConfigDict()
+    c.stages.vae = vae_tiny.get_config()
+    c.stages.sync = sync_tiny.get_config()
+    c.stages.siglip = siglip_tiny.get_config()
+    # Its audio/video/features sections are the generator's at run time; components the exports above.
+    c.stages.extract = extract_tiny.get_config()
+    # The flow-only generator: the generator config with these settings (paper Table 2: no shortcut rows).
+    c.stages.generator_flow = dict(objective=dict(sc_fraction=0.0))
+    # salsa.evaluate.EvalSettings of the evaluate stage (fields absent here keep EvalSettings' defaults).
+    c.evaluate = dict(
+        split="test",
+        steps=(1, 2, 4, 8, 32),
+        clips=32,
+        long_clips=4,
+        long_seconds=60.0,
+        reference_seconds=(0.5, 1.0, 2.0),
+        seed=0,
+    )
     return c

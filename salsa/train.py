@@ -1,6 +1,11 @@
 """Trains a task (config.task) and resumes from the newest checkpoint in the workdir.
 
-    python -m salsa.train --config=configs/tiny.py --workdir=/tmp/run [--config.total_steps=1000]
+    python -m salsa.train --config=configs/vae_tiny.py --workdir=/tmp/run [--config.total_steps=1000]
+
+A config with stages (configs/tiny.py) runs them all instead, each in WORKDIR/<stage>, skipping finished
+ones (salsa/training/stages.py, docs/tiny_pipeline.md); its --workdir defaults to config.workdir:
+
+    python -m salsa.train --config=configs/tiny.py [--config.run=generator,evaluate]
 
 Run the same command on every host of a multi-host job (see salsa/training/distributed.py for the
 environment variables). Outputs in the workdir: checkpoints/, tb/ (TensorBoard), metrics.jsonl,
@@ -10,6 +15,7 @@ config.json, and data/ when the toy feature set is built there.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import jax
@@ -18,14 +24,17 @@ from absl import logging as absl_logging
 from ml_collections import config_flags
 from tqdm import tqdm
 
-from salsa.training import distributed, loop
+from salsa.training import distributed, loop, stages
 from salsa.training.setup import BadInput, check_config, check_storage, prepare_data
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/tiny.py[:variant].")
 _WORKDIR = flags.DEFINE_string(
-    "workdir", None, "Run directory for checkpoints and logs: a local path or gs://bucket/path."
+    "workdir",
+    None,
+    "Run directory for checkpoints and logs: a local path or gs://bucket/path. Optional for a config that "
+    "names a default (config.workdir).",
 )
-flags.mark_flags_as_required(["config", "workdir"])
+flags.mark_flags_as_required(["config"])
 
 
 def _progress_hook(total: int, log_every: int):
@@ -50,19 +59,50 @@ class _QuietOrbax(logging.Filter):
         return record.levelno >= logging.WARNING or "orbax" not in record.pathname
 
 
+def _check(config, workdir: str) -> None:
+    check_config(config)
+    check_storage(workdir, config.data.get("dir", "") if "data" in config else "")
+
+
+def _train(config, workdir: str) -> None:
+    """Trains one task in workdir: checks, feature data, then the loop (resuming from checkpoints)."""
+    _check(config, workdir)
+    prepare_data(config, workdir)
+    hooks = [_progress_hook(config.total_steps, config.log_every)] if jax.process_index() == 0 else []
+    loop.train(config, workdir, hooks=hooks)
+
+
+def _fail(message: str) -> None:
+    print(f"salsa.train: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     absl_logging.get_absl_handler().addFilter(_QuietOrbax())
     config, workdir = _CONFIG.value, _WORKDIR.value
+    pipeline = None
     try:
         distributed.maybe_initialize()  # before anything touches a JAX backend
-        check_config(config)
-        check_storage(workdir, config.data.get("dir", ""))
-        prepare_data(config, workdir)
+        if stages.is_pipeline(config):
+            workdir = os.path.abspath(workdir or config.workdir)
+            pipeline = stages.tiny_pipeline(config, workdir, train=_train, check=_check)
+        else:
+            if "stages" in config:  # given data: the generator alone, without the pipeline's keys
+                config = stages.generator_config(config)
+            if not workdir:
+                raise BadInput("--workdir is required when this config trains one task.")
+            _check(config, workdir)
+            prepare_data(config, workdir)
     except (BadInput, distributed.DistributedEnvError) as e:
-        print(f"salsa.train: {e}", file=sys.stderr)
-        sys.exit(2)
+        _fail(str(e))
+    if pipeline is not None:
+        try:
+            stages.run(pipeline, workdir)
+        except BadInput as e:  # a stage's own check, e.g. features that do not match its config
+            _fail(str(e))
+        return
     hooks = [_progress_hook(config.total_steps, config.log_every)] if jax.process_index() == 0 else []
     loop.train(config, workdir, hooks=hooks)
 

@@ -14,7 +14,7 @@ import jax.numpy as jnp  # noqa: E402
 import pytest  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from configs.tiny import get_config  # noqa: E402
+from configs.tiny import generator_config  # noqa: E402
 from salsa.models.generator import Generator  # noqa: E402
 
 
@@ -55,7 +55,7 @@ def perturbed_generator(config, seed: int = 0):
 
 @pytest.fixture
 def tiny_config():
-    return get_config()
+    return generator_config()
 
 
 @pytest.fixture(scope="session")

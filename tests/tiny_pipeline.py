@@ -14,7 +14,7 @@ import os
 import numpy as np
 from flax import nnx
 
-from configs.tiny import get_config
+from configs.tiny import generator_config
 from salsa import pipeline
 from salsa.models import bundle, vae_bundle
 from salsa.models import siglip2 as siglip_lib
@@ -62,7 +62,7 @@ def tokenizer_file(path: str) -> str:
 
 def components(root: str, config=None) -> dict[str, str]:
     """Writes the VAE, SigLIP and sync bundles and a tokenizer under `root`; returns their paths."""
-    config = config or get_config()
+    config = config or generator_config()
     os.makedirs(root, exist_ok=True)
     vae_config = preset("tiny", audio_channels=config.audio.channels, sample_rate=config.audio.sample_rate)
     stats = {
@@ -85,7 +85,7 @@ def components(root: str, config=None) -> dict[str, str]:
 
 def build(root: str, config=None, seed: int = 0) -> str:
     """The component bundles under `root` and the pipeline checkpoint at root/ckpt (returned)."""
-    config = config or get_config()
+    config = config or generator_config()
     parts = components(root, config)
     out = os.path.join(root, "ckpt")
     pipeline.save(out, config, random_params(Generator, config, seed), **parts)

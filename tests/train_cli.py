@@ -34,6 +34,7 @@ if HAS_GENERATOR:
         "objective.grid": 2,
         "optim.warmup_steps": 2,
         "log_every": 1,
+        "data.make_toy_if_missing": True,  # the toy feature set: configs/tiny.py alone runs the pipeline
         "data.toy_clips": 48,
     }
 else:

@@ -1,0 +1,210 @@
+"""The stage runner (salsa/training/stages.py) and the tiny pipeline's wiring (configs/tiny.py).
+
+The runner's tests use stand-in stages (functions that write files), and the wiring tests stand-in
+train/check functions that record what they are given, so they take seconds; the slow test at the end
+runs every real stage with minimal sizes through `python -m salsa.train --config=configs/tiny.py`."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from configs import tiny
+from salsa.training import stages
+from salsa.training.setup import BadInput
+from tests import train_cli
+
+
+def _counting_stage(name: str, calls: list[str], fail_first: bool = False) -> stages.Stage:
+    """Appends its name to calls; with fail_first, the first call leaves a file and is interrupted."""
+
+    def run(out: str) -> None:
+        calls.append(name)
+        if fail_first and not os.path.exists(os.path.join(out, "half")):
+            open(os.path.join(out, "half"), "w").close()
+            raise KeyboardInterrupt
+        assert not fail_first or os.path.exists(os.path.join(out, "half"))  # resumed in the same folder
+        with open(os.path.join(out, "result"), "w") as f:
+            f.write(name)
+
+    return stages.Stage(name, run, settings={"steps": 3})
+
+
+def test_finished_stages_are_skipped_and_an_interrupted_one_resumes(tmp_path):
+    calls: list[str] = []
+    pipeline = [
+        _counting_stage("vae", calls),
+        _counting_stage("extract", calls, fail_first=True),
+        _counting_stage("evaluate", calls),
+    ]
+    with pytest.raises(KeyboardInterrupt):
+        stages.run(pipeline, str(tmp_path))
+    assert calls == ["vae", "extract"]
+    assert os.path.exists(tmp_path / "vae" / "done.json")
+    assert not os.path.exists(tmp_path / "extract" / "done.json")
+    assert os.path.exists(tmp_path / "extract" / "partial.json")
+
+    logged: list[str] = []
+    summary = stages.run(pipeline, str(tmp_path), log=logged.append)
+    assert calls == ["vae", "extract", "extract", "evaluate"]  # vae not again; extract resumed
+    assert (tmp_path / "eval" / "result").read_text() == "evaluate"  # the evaluate stage's folder is eval/
+    assert summary["vae"]["skipped"] and not summary["extract"]["skipped"] and summary["extract"]["resumed"]
+    assert not os.path.exists(tmp_path / "extract" / "partial.json")
+    with open(tmp_path / "stages.json") as f:
+        assert json.load(f) == summary
+    assert logged[-1].splitlines()[0].split() == ["stage", "wall", "time", "note"]
+    assert [line.split()[0] for line in logged[-1].splitlines()[1:]] == [
+        "vae",
+        "extract",
+        "evaluate",
+        "total",
+    ]
+
+    stages.run(pipeline, str(tmp_path), log=logged.append)
+    assert calls == ["vae", "extract", "extract", "evaluate"]  # everything done: nothing runs
+
+
+def test_changed_settings_of_a_finished_stage_are_reported(tmp_path):
+    calls: list[str] = []
+    stages.run([_counting_stage("vae", calls)], str(tmp_path))
+    changed = stages.Stage("vae", lambda out: calls.append("again"), settings={"steps": 4})
+    logged: list[str] = []
+    stages.run([changed], str(tmp_path), log=logged.append)
+    assert calls == ["vae"] and any("finished with other settings" in line for line in logged)
+
+
+def test_run_selects_stages_in_pipeline_order_and_rejects_unknown_names():
+    config = tiny.get_config()
+    assert stages.selected(config) == list(stages.ORDER)
+    config.run = "evaluate, generator"
+    assert stages.selected(config) == ["generator", "evaluate"]
+    config.run = "generator,nonsense"
+    with pytest.raises(
+        BadInput, match="unknown stage\\(s\\) 'nonsense'; give 'all' or a comma-separated subset"
+    ):
+        stages.selected(config)
+
+
+def _record(tmp_path, run: str):
+    """tiny_pipeline(config with run) with stand-in train/check functions: the stages, and the calls."""
+    config = tiny.get_config()
+    config.run = run
+    trained: list[tuple[str, object]] = []
+    checked: list[str] = []
+    pipeline = stages.tiny_pipeline(
+        config,
+        str(tmp_path),
+        train=lambda c, workdir: trained.append((os.path.basename(workdir), c)),
+        check=lambda c, workdir: checked.append(os.path.basename(workdir)),
+    )
+    return pipeline, trained, checked
+
+
+def test_tiny_pipeline_gives_each_training_stage_its_config_and_folder(tmp_path):
+    pipeline, trained, checked = _record(tmp_path, "vae,sync,siglip,extract,generator,generator_flow")
+    assert [s.name for s in pipeline] == ["vae", "sync", "siglip", "extract", "generator", "generator_flow"]
+    assert checked == ["vae", "sync", "siglip", "generator", "generator_flow"]  # all before anything runs
+    for stage in pipeline:
+        if stage.name != "extract":
+            stage.run(stages.folder(str(tmp_path), stage.name))
+    by_folder = dict(trained)
+    assert [by_folder[n].task for n in ("vae", "sync", "siglip", "generator")] == [
+        "vae",
+        "sync",
+        "siglip",
+        "generator",
+    ]
+    generator, flow = by_folder["generator"], by_folder["generator_flow"]
+    for c in (generator, flow):
+        assert c.data.dir == str(tmp_path / "extract") and not c.data.make_toy_if_missing
+        assert not set(stages.PIPELINE_KEYS) & set(c.keys())  # the generator config alone
+    assert generator.objective.sc_fraction == 0.25 and flow.objective.sc_fraction == 0.0
+    extract = next(s for s in pipeline if s.name == "extract").settings
+    assert extract["components"]["vae"] == str(tmp_path / "vae" / "vae")
+    assert extract["components"]["tokenizer"] == str(tmp_path / "siglip" / "export" / "tokenizer.json")
+    assert extract["features"] == tiny.generator_config().features.to_dict()
+
+
+def test_a_stage_whose_inputs_are_neither_selected_nor_finished_is_rejected_up_front(tmp_path):
+    with pytest.raises(BadInput, match="stage 'generator' needs extract, neither selected in config.run"):
+        _record(tmp_path, "generator")
+    os.makedirs(tmp_path / "extract")
+    (tmp_path / "extract" / "done.json").write_text('{"seconds": 1.0}')
+    pipeline, _, checked = _record(tmp_path, "generator")
+    assert [s.name for s in pipeline] == ["generator"] and checked == ["generator"]
+
+
+def test_cli_unknown_stage_is_one_line_and_exit_code_2(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "salsa.train", "--config=configs/tiny.py", f"--workdir={tmp_path}"]
+        + ["--config.run=vae,nonsense"],
+        cwd=train_cli.REPO,
+        env=train_cli.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("salsa.train: config.run 'vae,nonsense' names unknown stage(s) 'nonsense'")
+    assert os.listdir(tmp_path) == []  # nothing ran
+
+
+# Every stage at minimal size: a few steps each, few clips, small pools.
+_MINIMAL = {
+    "total_steps": 2,
+    "log_every": 1,
+    "checkpoint_every": 2,
+    "batch_size": 8,
+    "objective.grid": 2,
+    "stages.vae.total_steps": 2,
+    "stages.vae.log_every": 1,
+    "stages.vae.checkpoint_every": 2,
+    "stages.vae.loss.adversarial_start": 1,
+    "stages.vae.data.clips": 8,
+    "stages.vae.stats_clips": 2,
+    "stages.sync.total_steps": 2,
+    "stages.sync.log_every": 1,
+    "stages.sync.checkpoint_every": 2,
+    "stages.sync.data.pool_clips": 16,
+    "stages.siglip.total_steps": 2,
+    "stages.siglip.log_every": 1,
+    "stages.siglip.checkpoint_every": 2,
+    "stages.siglip.data.clips": 32,
+    "stages.extract.source.clips": 4,
+    "stages.extract.num_shards": 2,
+    "evaluate.clips": 2,
+    "evaluate.long_clips": 1,
+    "evaluate.long_seconds": 4.0,
+    "evaluate.steps": "(1,2)",
+    "evaluate.reference_seconds": "(0.5,)",
+}
+
+
+@pytest.mark.slow
+def test_tiny_pipeline_runs_end_to_end_and_its_pipeline_loads(tmp_path):
+    """The real stages at minimal sizes (random-ish weights after 2 steps: this tests wiring, not
+    quality); evaluate runs when salsa/evaluate.py exists. A second run skips every stage."""
+    from salsa import pipeline
+
+    run = ",".join(n for n in stages.ORDER if n != "evaluate" or importlib.util.find_spec("salsa.evaluate"))
+    command = [sys.executable, "-m", "salsa.train", "--config=configs/tiny.py", f"--workdir={tmp_path}"]
+    command += [f"--config.{k}={v}" for k, v in _MINIMAL.items()] + [f"--config.run={run}"]
+    proc = subprocess.run(command, cwd=train_cli.REPO, env=train_cli.env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    with open(tmp_path / "stages.json") as f:
+        summary = json.load(f)
+    assert list(summary) == run.split(",") and not any(s["skipped"] for s in summary.values())
+    loaded = pipeline.load(str(tmp_path / "generator" / "pipeline"))
+    assert loaded.config.features.sync_dim == 64
+    pipeline.load(str(tmp_path / "generator_flow" / "pipeline"))
+
+    again = subprocess.run(command, cwd=train_cli.REPO, env=train_cli.env(), capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-4000:]
+    with open(tmp_path / "stages.json") as f:
+        assert all(s["skipped"] for s in json.load(f).values())
