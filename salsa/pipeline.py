@@ -27,7 +27,6 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 import time
 import zipfile
 from collections.abc import Iterator
@@ -327,10 +326,8 @@ def save(
         ) from None
     if tokenizer is not None and not os.path.isfile(tokenizer):
         raise PipelineError(f"{tokenizer}: no such tokenizer file.")
-    parent = os.path.dirname(directory)
-    os.makedirs(parent, exist_ok=True)
-    temp = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.", dir=parent)
-    try:
+    os.makedirs(os.path.dirname(directory), exist_ok=True)
+    with bundle.atomic_directory(directory) as temp:
         config = _config_dict(generator_config)
         bundle.save(
             os.path.join(temp, NAMES["generator"]), "generator", config, jax.device_get(generator_params)
@@ -346,17 +343,6 @@ def save(
         }
         with open(os.path.join(temp, FILE), "w") as f:
             json.dump(doc, f, indent=2)
-        os.chmod(temp, 0o755)
-        if os.path.isdir(directory):
-            old = f"{directory}.old"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(directory, old)
-            os.replace(temp, directory)
-            shutil.rmtree(old)
-        else:
-            os.replace(temp, directory)
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
 
 
 def load(directory: str | os.PathLike) -> Pipeline:

@@ -10,11 +10,12 @@ encoder has one on-disk format. Writes go to a temporary sibling directory renam
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
@@ -117,27 +118,41 @@ def check_shapes(model: nnx.Module, params: dict) -> None:
             raise ValueError(f"parameter {k} has shape {got[k]}; the model expects {shape}.")
 
 
+@contextlib.contextmanager
+def atomic_directory(directory: str | os.PathLike) -> Iterator[str]:
+    """Yields a temporary sibling folder to write into; when the block ends without error it becomes
+    `directory` (an older one is moved aside, the new one renamed in, the old one removed), otherwise it
+    is removed. Readers see the old directory or the complete new one, never a partial one."""
+    directory = os.path.abspath(os.fspath(directory))
+    temp = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.", dir=os.path.dirname(directory))
+    try:
+        yield temp
+        os.chmod(temp, 0o755)
+        if os.path.isdir(directory):
+            old = directory + ".old"
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(directory, old)
+            os.replace(temp, directory)
+            shutil.rmtree(old)
+        else:
+            os.replace(temp, directory)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
 def save(
     out_dir: str, kind: str, config: dict, params: dict, extra_files: dict[str, str] | None = None
 ) -> None:
     """Writes the bundle atomically: nothing appears at `out_dir` unless everything was written.
     `extra_files` ({file name: text}) go into the same directory (e.g. a tokenizer.json)."""
-    parent = os.path.dirname(os.path.abspath(out_dir)) or "."
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".bundle-", dir=parent)
-    try:
+    os.makedirs(os.path.dirname(os.path.abspath(out_dir)) or ".", exist_ok=True)
+    with atomic_directory(out_dir) as tmp:
         with open(os.path.join(tmp, "config.json"), "w") as f:
             json.dump({"kind": kind, "config": config}, f, indent=2)
         np.savez(os.path.join(tmp, "params.npz"), **flatten(params))
         for name, text in (extra_files or {}).items():
             with open(os.path.join(tmp, name), "w") as f:
                 f.write(text)
-        if os.path.exists(out_dir):
-            shutil.rmtree(out_dir)
-        os.rename(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def load(path: str, kind: str | None = None) -> tuple[str, dict, dict]:

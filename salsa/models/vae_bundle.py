@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from typing import Any
 
 import jax
 import numpy as np
 from flax import nnx
 
-from salsa.models.bundle import flatten, unflatten  # noqa: F401 (re-exported for callers)
+from salsa.models.bundle import (
+    atomic_directory,
+    flatten,
+    unflatten,  # noqa: F401 (re-exported for callers)
+)
 from salsa.models.vae import VAE, VAEConfig
 
 CONFIG_FILE = "vae.json"
@@ -44,8 +46,7 @@ def save(
         raise BundleError(f"{directory}: parent folder {parent} does not exist.")
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise BundleError(f"{directory} exists and is not a directory.")
-    temp = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.", dir=parent)
-    try:
+    with atomic_directory(directory) as temp:
         np.savez(os.path.join(temp, PARAMS_FILE), **flatten(jax.device_get(params)))
         doc = {
             "config": config.to_dict(),
@@ -54,17 +55,6 @@ def save(
         }
         with open(os.path.join(temp, CONFIG_FILE), "w") as f:
             json.dump(doc, f, indent=2)
-        os.chmod(temp, 0o755)
-        if os.path.isdir(directory):  # replace an older bundle: move it aside first, then swap
-            old = directory + ".old"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(directory, old)
-            os.replace(temp, directory)
-            shutil.rmtree(old)
-        else:
-            os.replace(temp, directory)
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
 
 
 def load(directory: str | os.PathLike) -> tuple[VAEConfig, dict, dict[str, np.ndarray] | None, dict]:
