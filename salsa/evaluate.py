@@ -27,7 +27,6 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
-import librosa
 import numpy as np
 from flax import nnx
 from scipy.special import log_softmax
@@ -257,10 +256,7 @@ def sync_embeddings(
     hop = max(1, length // EMBED_HOP)
     pieces, counts = [], []
     for clip in audio:
-        y = np.asarray(clip, np.float32)
-        y = y.mean(axis=1) if y.ndim == 2 else y
-        if sample_rate != c.frontend.sample_rate:
-            y = librosa.resample(y, orig_sr=sample_rate, target_sr=c.frontend.sample_rate)
+        y = desync.model_audio(sync_model, clip, sample_rate)
         y = np.pad(y, (0, max(0, length - y.size)))
         starts = range(0, y.size - length + 1, hop)
         pieces += [y[s : s + length] for s in starts]

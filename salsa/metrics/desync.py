@@ -100,6 +100,17 @@ def window_scores(
     return np.einsum("okd,kd->ok", a.reshape(len(offsets), snippets, -1), v).mean(axis=1)
 
 
+def model_audio(model: nnx.Module, audio: np.ndarray, audio_rate: int | None = None) -> np.ndarray:
+    """(samples,) float32 mono at the sync model's rate from audio (samples,) or (samples, channels) at
+    `audio_rate` (default: the model's rate): channels averaged, other rates resampled."""
+    audio = np.asarray(audio, np.float32)
+    audio = audio.mean(axis=1) if audio.ndim == 2 else audio
+    rate = model.config.frontend.sample_rate
+    if audio_rate is not None and audio_rate != rate:
+        audio = librosa.resample(audio, orig_sr=audio_rate, target_sr=rate)
+    return audio
+
+
 def predict_offsets(
     model: nnx.Module,
     frames: np.ndarray,
@@ -118,11 +129,7 @@ def predict_offsets(
         raise ValueError(
             f"frames must be (T, H, W, 3) with T >= {c.snippet_frames} (one snippet), got {frames.shape}."
         )
-    audio = np.asarray(audio, np.float32)
-    audio = audio.mean(axis=1) if audio.ndim == 2 else audio
-    rate = c.frontend.sample_rate
-    if audio_rate is not None and audio_rate != rate:
-        audio = librosa.resample(audio, orig_sr=audio_rate, target_sr=rate)
+    audio = model_audio(model, audio, audio_rate)
     n, window = frames.shape[0], round(params.window_s * c.fps)
     snippets = max(1, min(window, n) // c.snippet_frames)
     if n <= window:
