@@ -41,7 +41,7 @@ from salsa.models.generator import Generator
 from salsa.models.siglip2 import Siglip, SiglipConfig
 from salsa.models.sync import SyncConfig, SyncModel
 from salsa.models.vae import VAE
-from salsa.sampling import long_form
+from salsa.sampling import defaults, long_form
 
 FORMAT = 1
 FILE = "pipeline.json"
@@ -198,9 +198,10 @@ class Pipeline:
         )
 
     def sampling(self, steps: int | None = None, cfg: float | None = None) -> tuple[int, float]:
-        """(steps, cfg), the config's `sampling` where not given."""
-        s = self.config.sampling
-        return int(s.steps if steps is None else steps), float(s.cfg if cfg is None else cfg)
+        """(steps, cfg), the config's `sampling` where not given; cfg 1 (one branch per step) for a
+        generator with guidance baked in (salsa.sampling.defaults)."""
+        steps = int(self.config.sampling.steps if steps is None else steps)
+        return steps, float(defaults.default_cfg(self.config) if cfg is None else cfg)
 
 
 def decode_windows(
