@@ -339,12 +339,16 @@ plan_sync() {
       "workers need with --include PATH or in $INCLUDE_LIST." >&2
   fi
 
-  if [[ ${#secret[@]} -gt 0 && "$ALLOW_SECRETS" == 0 ]]; then
+  if [[ ${#secret[@]} -gt 0 ]]; then
     local listed=()
     while IFS= read -r f; do
       if [[ -n "${tracked[$f]:-}" ]]; then listed+=("$f (tracked)"); else listed+=("$f"); fi
     done < <(printf '%s\n' "${!secret[@]}" | sort)
-    die "refusing to send ${#secret[@]} file(s) that look like secrets: $(join ", " "${listed[@]}"); pass --allow-secrets to send them, or leave them out (untracked: do not name them; tracked: git rm --cached)."
+    if [[ "$ALLOW_SECRETS" == 1 ]]; then
+      echo "$PROG: sending ${#secret[@]} file(s) that look like secrets, as --allow-secrets says: $(join ", " "${listed[@]}")." >&2
+    else
+      die "refusing to send ${#secret[@]} file(s) that look like secrets: $(join ", " "${listed[@]}"); pass --allow-secrets to send them, or leave them out (untracked: do not name them; tracked: git rm --cached)."
+    fi
   fi
   if [[ "$SEND_BYTES" -gt $((MAX_SYNC_MB * 1000000)) ]]; then
     die "the bundle is $(megabytes "$SEND_BYTES"), over the $MAX_SYNC_MB MB limit; see its files with --dry-run, and pass --max-sync-mb $(((SEND_BYTES + 999999) / 1000000)) (or set SALSA_SYNC_MAX_MB) to send it anyway."

@@ -300,7 +300,8 @@ def test_files_that_look_like_secrets_are_refused_unless_allowed(fake, cluttered
         "launch/tpu.sh: refusing to send 1 file(s) that look like secrets: " + shown + ";"
     )
     assert "--allow-secrets" in refusal
-    fake.run("sync", *flags, "--allow-secrets")
+    allowed = fake.run("sync", *flags, "--allow-secrets")
+    assert f"1 file(s) that look like secrets, as --allow-secrets says: {shown}." in allowed.stderr
     assert shown.split(" ")[0] in _sent(fake.home)
 
 
