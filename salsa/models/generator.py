@@ -44,6 +44,11 @@ def latent_rate_hz(config: ml_collections.ConfigDict) -> float:
     return config.audio.sample_rate / config.audio.hop
 
 
+def _span(seconds: jax.Array, frames: int, fps: float) -> jax.Array:
+    """(B, frames) True on the frames at times < seconds (B,), as the loader masks a clip's frames."""
+    return jnp.arange(frames) < jnp.ceil(seconds[:, None] * fps - 1e-6)
+
+
 def _null(dim: int) -> nnx.Param:
     return nnx.Param(jnp.zeros((dim,)), out_sharding=("features",))
 
@@ -61,6 +66,7 @@ class Generator(nnx.Module):
         self.rope_theta = m.rope_theta
         self.latent_rate = latent_rate_hz(config)
         self.semantic_fps = config.video.semantic_fps
+        self.sync_fps = config.video.sync_fps
 
         self.audio_in = dense(c, width, ("features", "embed"), rngs, **kw)
         self.visual_in = dense(f.semantic_dim, width, ("features", "embed"), rngs, **kw)
@@ -116,12 +122,23 @@ class Generator(nnx.Module):
         def use(name):
             return ~drop.get(name, jnp.zeros((batch,), bool))
 
+        # A dropped signal, or one the row lacks (text_mask False, an all-False frame mask: audio-only
+        # data), is its null embedding at every frame inside the audio's duration, whatever the row's
+        # own frames: the same input as the unconditional branch sees.
         text_on = use("text") & cond["text_mask"]
+        sem_on = use("semantic") & cond["semantic_mask"].any(1)
+        sync_on = use("sync") & cond["sync_mask"].any(1)
+        seconds = cond["latent_mask"].sum(1) / self.latent_rate
         text = jnp.where(text_on[:, None], cond["text"], self.null_text.value)
-        sem = jnp.where(use("semantic")[:, None, None], cond["semantic"], self.null_semantic.value)
-        sync = jnp.where(use("sync")[:, None, None], cond["sync"], self.null_sync.value)
-        sem_mask = cond["semantic_mask"]
-        sync = jnp.where(cond["sync_mask"][..., None], sync, 0.0)
+        sem = jnp.where(sem_on[:, None, None], cond["semantic"], self.null_semantic.value)
+        sem_mask = jnp.where(
+            sem_on[:, None], cond["semantic_mask"], _span(seconds, sem.shape[1], self.semantic_fps)
+        )
+        sync_mask = jnp.where(
+            sync_on[:, None], cond["sync_mask"], _span(seconds, cond["sync"].shape[1], self.sync_fps)
+        )
+        sync = jnp.where(sync_on[:, None, None], cond["sync"], self.null_sync.value)
+        sync = jnp.where(sync_mask[..., None], sync, 0.0)
 
         pooled = (sem * sem_mask[..., None]).sum(1) / jnp.maximum(sem_mask.sum(1, keepdims=True), 1)
         c_g = self.t_embed(t) + self.d_embed(d) + self.text_mlp(text) + self.pooled_mlp(pooled)

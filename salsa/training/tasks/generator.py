@@ -19,10 +19,28 @@ def conditions(batch: dict[str, jax.Array]) -> Conditions:
     return {k: batch[k] for k in COND_KEYS}
 
 
-def condition_dropout(key: jax.Array, batch: int, p: float) -> dict[str, jax.Array]:
-    """Independent per-row dropout of each condition to its null embedding."""
-    keys = jax.random.split(key, len(CONDITIONS))
-    return {name: jax.random.bernoulli(k, p, (batch,)) for name, k in zip(CONDITIONS, keys, strict=True)}
+def condition_dropout(key: jax.Array, batch: int, joint: float, each: float) -> dict[str, jax.Array]:
+    """(batch,) bool per condition, True where the row sees its null embedding: every condition at once
+    in a fraction `joint` of rows (what trains Eq. 3's unconditional branch), and on top of that each
+    condition alone, independently, in a fraction `each` (branches for per-condition guidance). A
+    condition's realised rate is 1 - (1 - joint)(1 - each); all are null in joint + (1 - joint)·each³."""
+    k_joint, k_each = jax.random.split(key)
+    everything = jax.random.bernoulli(k_joint, joint, (batch,))
+    keys = jax.random.split(k_each, len(CONDITIONS))
+    return {
+        name: everything | jax.random.bernoulli(k, each, (batch,))
+        for name, k in zip(CONDITIONS, keys, strict=True)
+    }
+
+
+def dropout_rates(objective: ml_collections.ConfigDict) -> tuple[float, float]:
+    """(joint, each) of `condition_dropout` from objective.cond_dropout_joint and .cond_dropout. A config
+    without cond_dropout_joint (saved before it existed) has no joint drop: it trains as it did."""
+    rates = (float(objective.get("cond_dropout_joint", 0.0)), float(objective.cond_dropout))
+    for name, p in zip(("cond_dropout_joint", "cond_dropout"), rates, strict=True):
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"objective.{name}={p} is not a probability; use a value in [0, 1].")
+    return rates
 
 
 class GeneratorTask:
@@ -37,7 +55,7 @@ class GeneratorTask:
         cond = conditions(batch)
         size = batch["latents"].shape[0]
         k_drop, k_targets = jax.random.split(key)
-        drop = condition_dropout(k_drop, size, o.cond_dropout)
+        drop = condition_dropout(k_drop, size, *dropout_rates(o))
         teacher_model = model if ema is None else ema
 
         def teacher(x, t, d, reference):
