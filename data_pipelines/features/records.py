@@ -131,11 +131,10 @@ def _decode_v2(data: bytes) -> Record:
             "duration": float(header["duration"]),
         }
         for entry in header["arrays"]:
-            name, shape = entry["name"], entry["shape"]
-            if entry["dtype"] != _FLOAT32.str or name in record or min(shape, default=0) < 0:
+            name, shape, offset = entry["name"], entry["shape"], entry["offset"]
+            if entry["dtype"] != _FLOAT32.str or name in record or min([offset, *shape]) < 0:
                 raise ValueError(f"bad array entry {entry}")
-            count = math.prod(shape)
-            record[name] = np.frombuffer(data, _FLOAT32, count, start + entry["offset"]).reshape(shape)
+            record[name] = np.frombuffer(data, _FLOAT32, math.prod(shape), start + offset).reshape(shape)
     except (KeyError, TypeError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError included
         raise RecordError(
             f"record {rid}: not a valid version-2 feature record ({type(e).__name__}: {e})."
