@@ -2,7 +2,8 @@
 
     python -m salsa.extend --video long.mp4 --checkpoint ckpt --out long_sound.mp4 \\
         [--text "rain on a tin roof"] [--audio ref.wav --audio-at 3.0] [--steps 8] [--cfg 4.0] [--seed 0] \\
-        [--window 10] [--context 0.5] [--wav out.wav] [--stream] [--batch 4]
+        [--cfg-video W] [--cfg-text W] [--cfg-audio W] [--window 10] [--context 0.5] [--wav out.wav] \\
+        [--stream] [--batch 4]
 
 Generates by iterative extension (salsa.sampling.long_form), decodes with the VAE piece by piece and
 writes the video with the new sound track (the video packets are copied, not re-encoded). --video may
@@ -16,6 +17,9 @@ window), so a player can open it early; the time to first audio is reported. Wit
 outputs are written under temporary names and renamed when complete. On bad input the command prints
 one line naming the problem, exits with status 2 and leaves no output file behind (a stream's WAV
 included).
+
+Guidance (salsa.sampling.guidance): --cfg W sets the scale of every condition (W = 1: no guidance, one
+network evaluation per step); --cfg-video / --cfg-text / --cfg-audio override one of them.
 """
 
 from __future__ import annotations
@@ -98,7 +102,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--audio", help="reference sound to keep, at most one window long (any rate/channels)")
     p.add_argument("--audio-at", type=float, default=0.0, help="where the reference starts (seconds)")
     p.add_argument("--steps", type=int, help="sampling steps, a power of two (default: the config's)")
-    p.add_argument("--cfg", type=float, help="guidance scale (default: the config's)")
+    p.add_argument("--cfg", type=float, help="guidance scale of every condition (default: the config's)")
+    for name, what in (
+        ("video", "the video (semantic + sync)"),
+        ("text", "the text"),
+        ("audio", "reference audio"),
+    ):
+        p.add_argument(f"--cfg-{name}", type=float, help=f"guidance scale of {what}, overriding --cfg")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--window", type=float, help="window length in seconds (default: the config's)")
     p.add_argument("--context", type=float, help="context kept from the previous window (seconds)")
@@ -178,8 +188,9 @@ def run(args) -> list[str]:
     p = pipeline_lib.load(args.checkpoint)
     try:
         geo = long_form.geometry(p.config, args.window, args.context)
-        steps, cfg = p.sampling(args.steps, args.cfg)
+        steps = p.sampling(args.steps)[0]
         check_steps(steps, p.config.objective.grid)
+        guidance = p.guidance(args.cfg, video=args.cfg_video, text=args.cfg_text, audio=args.cfg_audio)
     except ValueError as e:
         raise BadInput(str(e)) from None
     reference = None
@@ -214,7 +225,9 @@ def run(args) -> list[str]:
     timings: dict[str, float] = {}
     written = []
     try:
-        events = long_form.run(p, clips, geo=geo, steps=steps, cfg=cfg, batch=args.batch, timings=timings)
+        events = long_form.run(
+            p, clips, geo=geo, steps=steps, guidance=guidance, batch=args.batch, timings=timings
+        )
         counted = _counted(events, jobs, geo, bar, start_time)
         for i, audio, _, last in pipeline_lib.decode_windows(p, counted, geo, timings):
             job = jobs[i]

@@ -41,7 +41,9 @@ from salsa.models.generator import Generator
 from salsa.models.siglip2 import Siglip, SiglipConfig
 from salsa.models.sync import SyncConfig, SyncModel
 from salsa.models.vae import VAE
+from salsa.sampling import guidance as guidance_lib
 from salsa.sampling import long_form
+from salsa.sampling.guidance import Guidance
 
 FORMAT = 1
 FILE = "pipeline.json"
@@ -136,15 +138,19 @@ class Pipeline:
         seconds=None,
         seed: int = 0,
         steps: int | None = None,
+        guidance: Guidance | None = None,
         cfg: float | None = None,
         window_s: float | None = None,
         context_s: float | None = None,
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Like `extend`, yielding (audio, new latents) pieces window by window, in order."""
+        if guidance is not None and cfg is not None:
+            raise ValueError(f"give guidance ({guidance}) or cfg ({cfg:g}), not both.")
+        guidance = guidance if guidance is not None else self.guidance(cfg)
         geo = long_form.geometry(self.config, window_s, context_s)
         clip = self.clip(frames8, frames24, text, reference, reference_at, reference_rate, seconds, seed, geo)
-        steps, cfg = self.sampling(steps, cfg)
-        events = long_form.run(self, [clip], geo=geo, steps=steps, cfg=cfg)
+        steps = self.sampling(steps)[0]
+        events = long_form.run(self, [clip], geo=geo, steps=steps, guidance=guidance)
         for _, audio, latents, _ in decode_windows(self, events, geo):
             yield audio, latents
 
@@ -154,8 +160,9 @@ class Pipeline:
         frames8 / frames24: (T, H, W, 3) uint8 at the config's semantic and sync rates (`read_video`).
         text: a prompt (needs the tokenizer). reference: audio (samples, channels) kept clean from
         `reference_at` seconds, at `reference_rate` Hz (default the VAE's), at most one window long.
-        seconds: the video's duration (default len(frames24) / sync_fps). steps, cfg, window_s,
-        context_s default to the config's.
+        seconds: the video's duration (default len(frames24) / sync_fps). guidance: a
+        sampling.guidance.Guidance (per-condition scales) or cfg: one scale for all (`Pipeline.guidance`).
+        steps, guidance, window_s, context_s default to the config's.
         """
         pieces = list(self.stream(frames8, frames24, **kw))
         audio = np.concatenate([p[0] for p in pieces])
@@ -198,9 +205,24 @@ class Pipeline:
         )
 
     def sampling(self, steps: int | None = None, cfg: float | None = None) -> tuple[int, float]:
-        """(steps, cfg), the config's `sampling` where not given."""
+        """(steps, cfg), the config's `sampling` where not given (cfg 1 for a generator trained with
+        guidance baked in)."""
         s = self.config.sampling
-        return int(s.steps if steps is None else steps), float(s.cfg if cfg is None else cfg)
+        if cfg is None:
+            cfg = 1.0 if guidance_lib.baked(self.config) else s.cfg
+        return int(s.steps if steps is None else steps), float(cfg)
+
+    def guidance(
+        self,
+        cfg: float | None = None,
+        *,
+        video: float | None = None,
+        text: float | None = None,
+        audio: float | None = None,
+    ) -> Guidance:
+        """The guidance to sample with: `cfg` sets every scale, `video` / `text` / `audio` override one;
+        the rest from the config (guidance.from_config: config.sampling, or w = 1 when baked in)."""
+        return guidance_lib.from_config(self.config, cfg, video=video, text=text, audio=audio)
 
 
 def decode_windows(

@@ -126,6 +126,33 @@ def test_a_reference_at_another_rate_and_channel_count_is_resampled(tiny_pipelin
     assert rc == 0, err
 
 
+def test_guidance_flags_reach_the_sampler(tiny_pipeline_dir, tmp_path, capsys, monkeypatch):
+    """--cfg sets every scale, --cfg-video/--cfg-text/--cfg-audio override one; the rest are the
+    config's (4.0). The network is replaced by zeros: only what reaches it matters here."""
+    from salsa.sampling import long_form
+    from salsa.sampling.guidance import Guidance
+
+    seen = []
+
+    def spy(model, cond, noise, reference, reference_mask, *, steps, guidance, grid):
+        seen.append(guidance)
+        return np.zeros(noise.shape, np.float32)
+
+    monkeypatch.setattr(long_form, "sample_windows", spy)
+    video = _video(tmp_path / "in.mp4", 1.0)
+    base = ["--video", video, "--checkpoint", tiny_pipeline_dir, "--out", tmp_path / "o.mp4", *FAST]
+    cases = [
+        ([], Guidance.uniform(4.0)),
+        (["--cfg", "2"], Guidance.uniform(2.0)),
+        (["--cfg", "2", "--cfg-audio", "6"], Guidance(2.0, 2.0, 6.0)),
+        (["--cfg-video", "1", "--cfg-text", "3"], Guidance(1.0, 3.0, 4.0)),
+    ]
+    for flags, want in cases:
+        seen.clear()
+        rc, err = _run([*base, *flags], capsys)
+        assert rc == 0 and seen == [want], (flags, err, seen)
+
+
 def _bad_inputs(tmp_path, ckpt: str) -> dict[str, tuple[list, str]]:
     good = _video(tmp_path / "good.mp4", 3.0)
     corrupt = tmp_path / "corrupt.mp4"
@@ -148,6 +175,7 @@ def _bad_inputs(tmp_path, ckpt: str) -> dict[str, tuple[list, str]]:
             "shorter than one latent frame",
         ),
         "long reference": ([*video, "--audio", tmp_path / "long.wav"], "longer than the 2 s window"),
+        "guidance scale": ([*video, "--cfg-text", "nan"], "the text guidance scale must be a finite number"),
         "unreadable checkpoint": (["--video", good, "--checkpoint", tmp_path / "notackpt"], "not a pipeline"),
         "mismatched checkpoint": (["--video", good, "--checkpoint", broken], "do not match its config"),
     }

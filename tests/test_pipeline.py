@@ -219,3 +219,26 @@ def test_each_window_continues_from_the_previous_output(tiny):
         np.testing.assert_array_equal(ref[:overlap], seen[k - 1][2][-overlap:])
         np.testing.assert_array_equal(out[:overlap], seen[k - 1][2][-overlap:])  # returned bit-exact
     np.testing.assert_array_equal(np.concatenate([e.latents for e in events])[:125], seen[0][2])
+
+
+def test_the_api_takes_per_condition_guidance(tiny, monkeypatch):
+    from salsa.sampling.guidance import Guidance
+
+    seen = []
+
+    def spy(model, cond, noise, reference, reference_mask, *, steps, guidance, grid):
+        seen.append(guidance)
+        return np.zeros(noise.shape, np.float32)
+
+    monkeypatch.setattr(long_form, "sample_windows", spy)
+    frames = _frames(1.0, 8), _frames(1.0, 24)
+    for kw, want in (
+        ({}, Guidance.uniform(4.0)),
+        ({"cfg": 2.0}, Guidance.uniform(2.0)),
+        ({"guidance": tiny.guidance(3.0, audio=1.0)}, Guidance(3.0, 3.0, 1.0)),
+    ):
+        seen.clear()
+        out = tiny.generate(*frames, steps=1, **kw)
+        assert seen == [want] and out.audio.shape == (16000, 1)
+    with pytest.raises(ValueError, match="not both"):
+        tiny.generate(*frames, steps=1, cfg=2.0, guidance=Guidance.uniform(2.0))

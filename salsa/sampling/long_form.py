@@ -31,6 +31,8 @@ from salsa.features import encoders
 from salsa.models.generator import latent_rate_hz
 from salsa.sampling.euler import check_steps
 from salsa.sampling.generate import generate_from_noise
+from salsa.sampling.guidance import Guidance
+from salsa.sampling.guidance import from_config as guidance_from_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,15 +197,17 @@ class _State:
         self.total = self.geo.total_latents(self.seconds)
 
 
-@nnx.jit(static_argnames=("steps", "cfg", "grid"))
-def sample_windows(model, cond, noise, reference, reference_mask, *, steps: int, cfg: float, grid: int):
+@nnx.jit(static_argnames=("steps", "guidance", "grid"))
+def sample_windows(
+    model, cond, noise, reference, reference_mask, *, steps: int, guidance: Guidance, grid: int
+):
     """Latents (B, Ta, C) from per-row noise; positions outside cond["latent_mask"] are zero."""
     return generate_from_noise(
         model,
         cond,
         noise,
         steps=steps,
-        cfg=cfg,
+        guidance=guidance,
         grid=grid,
         reference=reference,
         reference_mask=reference_mask,
@@ -280,18 +284,24 @@ def run(
     *,
     geo: Geometry,
     steps: int,
-    cfg: float,
+    guidance: Guidance | None = None,
+    cfg: float | None = None,
     batch: int = 1,
     timings: dict[str, float] | None = None,
 ) -> Iterator[Window]:
     """Generates every clip window by window, `batch` clips per generator call; yields each window's
     new latents as soon as they exist (clips in order of progress, windows of a clip in order).
 
-    `pipeline` needs .config, .generator, .siglip and .sync. `timings` (if given) accumulates seconds
-    spent in "encoders" and "network".
+    `pipeline` needs .config, .generator, .siglip and .sync. `guidance` (or `cfg`, the same scale for
+    every condition) defaults to the config's (guidance.from_config). `timings` (if given) accumulates
+    seconds spent in "encoders" and "network".
     """
     grid = pipeline.config.objective.grid
     check_steps(steps, grid)
+    if guidance is not None and cfg is not None:
+        raise ValueError(f"give guidance ({guidance}) or cfg ({cfg:g}), not both.")
+    if guidance is None:
+        guidance = guidance_from_config(pipeline.config, cfg)
     timings = timings if timings is not None else {}
     timings.setdefault("encoders", 0.0)
     timings.setdefault("network", 0.0)
@@ -325,7 +335,7 @@ def run(
             jnp.asarray(stacked["reference"]),
             jnp.asarray(stacked["reference_mask"]),
             steps=steps,
-            cfg=float(cfg),
+            guidance=guidance,
             grid=grid,
         )
         out = np.asarray(out)

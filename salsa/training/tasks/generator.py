@@ -69,7 +69,7 @@ class GeneratorTask:
                     jnp.concatenate([t, t]),
                     jnp.concatenate([d, d]),
                     jnp.concatenate([jnp.zeros_like(reference), reference]),
-                    jnp.arange(2 * n) < n,
+                    {name: jnp.arange(2 * n) < n for name in CONDITIONS},
                 )
                 v = guided_velocity(both[:n], both[n:], o.sc_guidance)
             else:
