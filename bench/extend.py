@@ -61,6 +61,7 @@ def _speed(size: str, steps_list: list[int], repeats: int) -> list[dict]:
     from salsa.models.generator import Generator
     from salsa.models.vae import VAE, preset
     from salsa.sampling import long_form
+    from salsa.sampling.guidance import PAPER
     from tests.tiny_pipeline import random_params
 
     config = tiny_config() if size == "tiny" else small_config()
@@ -94,7 +95,7 @@ def _speed(size: str, steps_list: list[int], repeats: int) -> list[dict]:
 
         def net(steps=steps):
             out = long_form.sample_windows(
-                gen, cond, noise, noise, ref_mask, steps=steps, cfg=4.0, grid=config.objective.grid
+                gen, cond, noise, noise, ref_mask, steps=steps, guidance=PAPER, grid=config.objective.grid
             )
             return np.asarray(out)
 

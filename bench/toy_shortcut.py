@@ -26,6 +26,7 @@ from salsa.metrics.wasserstein import sliced_wasserstein
 from salsa.models.embeddings import ScalarEmbedder
 from salsa.objectives.shortcut import masked_mse, shortcut_targets
 from salsa.sampling.euler import sample
+from salsa.sampling.guidance import Guidance
 
 STEPS_EVAL = (1, 2, 4, 8, 128)
 
@@ -86,10 +87,10 @@ def train(sc_fraction: float, steps: int, batch: int, seed: int, ema_decay: floa
 def evaluate(model: ToyVelocity, seed: int, n: int = 4000) -> dict[str, float]:
     data = toy_data(np.random.default_rng(seed + 1000), n)
     noise = jax.random.normal(jax.random.key(seed + 1), (n, 1, 2))
-    velocity = nnx.jit(lambda x, t, d, ref, uncond: model(x, t, d))
+    velocity = nnx.jit(lambda x, t, d, ref, drop: model(x, t, d))
     out = {}
     for s in STEPS_EVAL:
-        samples = np.asarray(sample(velocity, noise, s, cfg=1.0))[:, 0]
+        samples = np.asarray(sample(velocity, noise, s, guidance=Guidance.uniform(1.0)))[:, 0]
         out[str(s)] = sliced_wasserstein(samples, data, np.random.default_rng(seed), n_projections=200)
     return out
 

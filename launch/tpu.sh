@@ -19,6 +19,9 @@ REMOTE_TARBALL="salsa-src.tgz"
 REMOTE_LOG="salsa-train.log"        # one log per worker, on that worker's disk
 REMOTE_PID="salsa-train.pid"
 
+# What sync sends: tracked files, plus the untracked paths named here (one a line) or by --include.
+INCLUDE_LIST="launch/sync-include"
+
 usage() {
   cat <<EOF
 Usage: $PROG COMMAND [flags] [-- extra arguments]
@@ -26,7 +29,9 @@ Usage: $PROG COMMAND [flags] [-- extra arguments]
 Commands:
   create   create the TPU VM or pod slice (on-demand; --spot; --queued [--spot])
   status   describe the node (or the queued resource with --queued)
-  sync     copy this checkout (tracked and untracked, non-ignored files) to ~/salsa on every worker
+  sync     copy this checkout to ~/salsa on every worker: the files git tracks, as they are on disk,
+           plus untracked paths only where named (--include, or one a line in $INCLUDE_LIST);
+           refuses files that look like secrets and bundles over --max-sync-mb
   setup    sync, then pip install salsa with the tpu and gcs extras on every worker
   train    start python -m salsa.train on every worker at once, in the background; logs go to
            ~/$REMOTE_LOG on each worker. Arguments after -- are passed to salsa.train
@@ -51,7 +56,17 @@ Flags (each also read from the environment variable in brackets):
   --data-dir URL     feature shards for train (sets --config.data.dir) [SALSA_DATA_DIR]
   --worker N         worker for logs and ssh [default 0]
   --env KEY=VALUE    extra environment variable for train (repeatable)
-  --dry-run          print every gcloud command instead of running it
+  --dry-run          print every gcloud command instead of running it; sync also lists its files
+                     (on stderr) and checks them as a real sync does
+
+Flags of sync and setup:
+  --include PATH     also send the untracked files at PATH, relative to the checkout's root (a file,
+                     a folder or a git pathspec such as 'data/*.npz'; ignored files too); repeatable,
+                     and read one a line from $INCLUDE_LIST ('#' starts a comment)
+  --allow-secrets    send files that look like secrets (*.pem, *.key, id_rsa*, .env*, .netrc,
+                     .pypirc, *credential*.json, *secret*.json, private keys, service-account JSON
+                     keys), tracked or named; without it sync refuses them
+  --max-sync-mb N    refuse a bundle over N MB of files [SALSA_SYNC_MAX_MB; default 50]
 EOF
 }
 
@@ -79,6 +94,11 @@ WORKER=0
 DRY_RUN=0
 ENVS=()
 EXTRA=()
+INCLUDES=()
+ALLOW_SECRETS=0
+MAX_SYNC_MB="${SALSA_SYNC_MAX_MB:-50}"
+MAX_SYNC_FLAG="SALSA_SYNC_MAX_MB"
+SYNC_FLAG=""  # the first flag of sync given on the command line, for the error on other commands
 
 value() {  # value FLAG NEXT_ARG: the flag's value, or a usage error when it is missing
   [[ $# -ge 2 && -n "$2" && "$2" != --* ]] || die "$1 needs a value."
@@ -97,8 +117,12 @@ while [[ $# -gt 0 ]]; do
     --data-dir) DATA_DIR="$(value "$1" "${2:-}")"; shift 2 ;;
     --worker) WORKER="$(value "$1" "${2:-}")"; shift 2 ;;
     --env) ENVS+=("$(value "$1" "${2:-}")"); shift 2 ;;
+    --include) INCLUDES+=("$(value "$1" "${2:-}")"); SYNC_FLAG="${SYNC_FLAG:-$1}"; shift 2 ;;
+    --max-sync-mb)
+      MAX_SYNC_MB="$(value "$1" "${2:-}")"; MAX_SYNC_FLAG="--max-sync-mb"; SYNC_FLAG="${SYNC_FLAG:-$1}"; shift 2 ;;
+    --allow-secrets) ALLOW_SECRETS=1; SYNC_FLAG="${SYNC_FLAG:-$1}"; shift ;;
     --project=* | --zone=* | --type=* | --name=* | --version=* | --config=* | --workdir=* | --data-dir=* \
-      | --worker=* | --env=*)
+      | --worker=* | --env=* | --include=* | --max-sync-mb=*)
       set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
     --spot) SPOT=1; shift ;;
     --queued) QUEUED=1; shift ;;
@@ -127,6 +151,10 @@ NAME="${NAME:-salsa-$TYPE}"
 for kv in "${ENVS[@]+"${ENVS[@]}"}"; do
   [[ "$kv" =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || die "--env '$kv' must be KEY=VALUE."
 done
+if [[ -n "$SYNC_FLAG" && "$COMMAND" != sync && "$COMMAND" != setup ]]; then
+  die "$SYNC_FLAG is a flag of sync and setup, not of $COMMAND."
+fi
+[[ "$MAX_SYNC_MB" =~ ^[0-9]+$ ]] || die "$MAX_SYNC_FLAG '$MAX_SYNC_MB' must be a whole number of MB."
 
 # ---- gcloud ------------------------------------------------------------------------------------
 
@@ -167,6 +195,166 @@ quote() {  # the arguments as one shell-quoted string for a remote command line
   printf '%s' "${out% }"
 }
 
+# ---- sync: what goes to the workers ------------------------------------------------------------
+
+if stat --printf '' /dev/null 2> /dev/null; then  # GNU stat
+  sizes() {  # NUL-separated paths in, "size\0path\0" out
+    xargs -0 -r stat --printf '%s\0%n\0' --
+  }
+else  # BSD stat (macOS)
+  sizes() {
+    local f
+    while IFS= read -r -d '' f; do printf '%s\0%s\0' "$(stat -f %z "$f")" "$f"; done
+  }
+fi
+
+join() {  # join SEPARATOR WORD...: the words with the separator between them
+  local sep="$1" out="${2:-}" word
+  shift 2 || true
+  for word in "$@"; do out+="$sep$word"; done
+  printf '%s' "$out"
+}
+
+megabytes() {  # megabytes BYTES: "12.3 MB" (10^6 bytes), "4.2 kB" or "312 bytes"
+  awk -v b="$1" 'BEGIN {
+    if (b >= 1e6) printf "%.1f MB", b / 1e6; else if (b >= 1e3) printf "%.1f kB", b / 1e3; else printf "%d bytes", b }'
+}
+
+secret_name() {  # secret_name PATH: true for a file name that holds keys or credentials by convention
+  case "${1##*/}" in
+    *.pem | *.key | *.p12 | *.pfx | id_rsa* | id_dsa* | id_ecdsa* | id_ed25519* | .env | .env.* | .envrc \
+      | .netrc | .pypirc | .npmrc | .git-credentials | credentials | *credential*.json | *secret*.json)
+      return 0 ;;
+  esac
+  return 1
+}
+
+# plan_sync: the files sync sends, in SEND (paths relative to the checkout) and SEND_BYTES; prints
+# the summary (and with --dry-run every file) on stderr, and refuses secrets and oversized bundles.
+SEND=()
+SEND_BYTES=0
+SYNC_TARBALL=""
+plan_sync() {
+  git -C "$REPO" rev-parse --git-dir > /dev/null 2>&1 \
+    || die "sync copies the files of a git checkout, and $REPO is not one."
+  local specs=() spec line f size i hits
+  specs=("${INCLUDES[@]+"${INCLUDES[@]}"}")
+  local from=()  # where each spec came from, for the error
+  for spec in "${specs[@]+"${specs[@]}"}"; do from+=("--include '$spec'"); done
+  if [[ -f "$REPO/$INCLUDE_LIST" ]]; then
+    while IFS= read -r line || [[ -n "$line" ]]; do
+      line="${line%$'\r'}"
+      [[ "$line" =~ ^[[:space:]]*(#|$) ]] && continue
+      specs+=("$line")
+      from+=("$INCLUDE_LIST's line '$line'")
+    done < "$REPO/$INCLUDE_LIST"
+  fi
+
+  local -A tracked=() named=()
+  while IFS= read -r -d '' f; do tracked[$f]=1; done < <(git -C "$REPO" ls-files -z --cached)
+  for i in "${!specs[@]}"; do
+    hits=0
+    # Untracked files under the spec, ignored ones too: naming a path is the user's choice.
+    while IFS= read -r -d '' f; do
+      named[$f]=1
+      hits=1
+    done < <(git -C "$REPO" ls-files -z --others -- "${specs[$i]}" 2> /dev/null)
+    if [[ "$hits" == 0 ]] && ! git -C "$REPO" ls-files --error-unmatch -- "${specs[$i]}" > /dev/null 2>&1; then
+      die "${from[$i]} matches no file in $REPO (paths are relative to the checkout's root)."
+    fi
+  done
+
+  local sizes_=()
+  SEND=()
+  SEND_BYTES=0
+  while IFS= read -r -d '' size && IFS= read -r -d '' f; do
+    SEND+=("$f")
+    sizes_+=("$size")
+    SEND_BYTES=$((SEND_BYTES + size))
+  done < <(
+    cd "$REPO"
+    {
+      for f in "${!tracked[@]}"; do
+        if [[ -f "$f" ]]; then printf '%s\0' "$f"; fi  # as on disk: a deleted tracked file is not sent
+      done
+      for f in "${!named[@]}"; do printf '%s\0' "$f"; done
+    } | sort -z | sizes
+  )
+  [[ ${#SEND[@]} -gt 0 ]] || die "sync found no file to send in $REPO."
+
+  # Secrets: by name, then by content in files up to 1 MB (PEM private keys; JSON with a private_key,
+  # as in service-account keys).
+  local -A secret=()
+  local small=() small_json=()
+  for i in "${!SEND[@]}"; do
+    f="${SEND[$i]}"
+    if secret_name "$f"; then
+      secret[$f]=1
+    elif [[ "${sizes_[$i]}" -le 1000000 ]]; then
+      small+=("$f")
+      [[ "$f" == *.json ]] && small_json+=("$f")
+    fi
+  done
+  while IFS= read -r -d '' f; do secret[$f]=1; done < <(
+    cd "$REPO"
+    if [[ ${#small[@]} -gt 0 ]]; then
+      printf '%s\0' "${small[@]}" | xargs -0 grep -lE --null 'BEGIN ([A-Z0-9]+ )*PRIVATE KEY-----' -- || true
+    fi
+    if [[ ${#small_json[@]} -gt 0 ]]; then
+      printf '%s\0' "${small_json[@]}" | xargs -0 grep -l --null '"private_key"' -- || true
+    fi
+  )
+
+  local n_named=0
+  for i in "${!SEND[@]}"; do
+    f="${SEND[$i]}"
+    [[ -n "${named[$f]:-}" ]] && n_named=$((n_named + 1))
+    if [[ "$DRY_RUN" == 1 ]]; then
+      printf -v line '%12s  %s' "${sizes_[$i]}" "$f"
+      [[ -n "${named[$f]:-}" ]] && line+="  (untracked, named)"
+      [[ -n "${secret[$f]:-}" ]] && line+="  (looks like a secret)"
+      echo "$line" >&2
+    fi
+  done
+  echo "$PROG: sync: ${#SEND[@]} files, $(megabytes "$SEND_BYTES") ($((${#SEND[@]} - n_named)) tracked," \
+    "$n_named untracked named by --include or $INCLUDE_LIST)." >&2
+
+  # Untracked files git does not ignore and nobody named: left out, said once, grouped by top folder.
+  local -A groups=()
+  local skipped=0 key
+  while IFS= read -r -d '' f; do
+    [[ -n "${named[$f]:-}" ]] && continue
+    skipped=$((skipped + 1))
+    key="${f%%/*}"
+    [[ "$f" == */* ]] && key+="/"
+    groups[$key]=$((${groups[$key]:-0} + 1))
+  done < <(git -C "$REPO" ls-files -z --others --exclude-standard)
+  if [[ "$skipped" -gt 0 ]]; then
+    local shown=() more=""
+    while IFS= read -r key; do
+      if [[ "$key" == */ ]]; then shown+=("$key (${groups[$key]} files)"); else shown+=("$key"); fi
+    done < <(printf '%s\n' "${!groups[@]}" | sort | head -n 5)
+    [[ ${#groups[@]} -gt 5 ]] && more=", ..."
+    echo "$PROG: not sent: $skipped untracked files ($(join ", " "${shown[@]}")$more); name what the" \
+      "workers need with --include PATH or in $INCLUDE_LIST." >&2
+  fi
+
+  if [[ ${#secret[@]} -gt 0 ]]; then
+    local listed=()
+    while IFS= read -r f; do
+      if [[ -n "${tracked[$f]:-}" ]]; then listed+=("$f (tracked)"); else listed+=("$f"); fi
+    done < <(printf '%s\n' "${!secret[@]}" | sort)
+    if [[ "$ALLOW_SECRETS" == 1 ]]; then
+      echo "$PROG: sending ${#secret[@]} file(s) that look like secrets, as --allow-secrets says: $(join ", " "${listed[@]}")." >&2
+    else
+      die "refusing to send ${#secret[@]} file(s) that look like secrets: $(join ", " "${listed[@]}"); pass --allow-secrets to send them, or leave them out (untracked: do not name them; tracked: git rm --cached)."
+    fi
+  fi
+  if [[ "$SEND_BYTES" -gt $((MAX_SYNC_MB * 1000000)) ]]; then
+    die "the bundle is $(megabytes "$SEND_BYTES"), over the $MAX_SYNC_MB MB limit; see its files with --dry-run, and pass --max-sync-mb $(((SEND_BYTES + 999999) / 1000000)) (or set SALSA_SYNC_MAX_MB) to send it anyway."
+  fi
+}
+
 # ---- commands ----------------------------------------------------------------------------------
 
 cmd_create() {
@@ -191,17 +379,16 @@ cmd_status() {
 }
 
 cmd_sync() {
+  plan_sync
   local tarball
   if [[ "$DRY_RUN" == 1 ]]; then
     tarball="/tmp/salsa-src.XXXXXX.tgz"
   else
-    git -C "$REPO" rev-parse --git-dir > /dev/null 2>&1 \
-      || die "sync copies the files of a git checkout, and $REPO is not one."
     tarball="$(mktemp "${TMPDIR:-/tmp}/salsa-src.XXXXXX")"
-    # Tracked and untracked files that git does not ignore, as they are on disk (not only HEAD).
-    git -C "$REPO" ls-files -z --cached --others --exclude-standard \
-      | (cd "$REPO" && while IFS= read -r -d '' f; do [[ -f "$f" ]] && printf '%s\0' "$f"; done) \
-      | tar -C "$REPO" --null -T - -czf "$tarball"
+    SYNC_TARBALL="$tarball"
+    trap 'rm -f "$SYNC_TARBALL"' EXIT  # also when packing or copying fails
+    printf '%s\0' "${SEND[@]}" | tar -C "$REPO" --null -T - -czf "$tarball"
+    echo "$PROG: sync: uploading $(megabytes "$(wc -c < "$tarball")") (compressed) to every worker of $NAME." >&2
   fi
   gc compute tpus tpu-vm scp "$tarball" "$NAME:$REMOTE_TARBALL" "${LOCATION[@]}" --worker=all
   [[ "$DRY_RUN" == 1 ]] || rm -f "$tarball"

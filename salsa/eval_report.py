@@ -4,6 +4,7 @@ steps.png      metrics against sampling steps (paper Fig. 5 left), flow-only ove
 long.png       onset F1 and SWSD per segment of long clips: iterative extension vs one window
                (Fig. 5 right)
 reference.png  SWSD and FD of the generated section against the reference length (Fig. 6)
+Values in tables and plots carry their 95% bootstrap interval over clips (± half-width, error bars).
 compare.png    shortcut vs flow-only at equal steps (Table 2 in miniature), with --compare only
 guided.png     guidance baked into training (1 branch per step) vs CFG (2 branches): quality and
                sampling time against steps, with --guided only
@@ -90,11 +91,20 @@ def targets(r: dict) -> list[dict]:
     return out
 
 
-def _cell(value, fmt: str) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and not math.isfinite(value))
+
+
+def _cell(value, fmt: str, interval=None) -> str:
+    """value in `fmt`, with ± the half-width of its interval [lo, hi] when one is given."""
+    if _missing(value):
         return "–"
     text = f"{value * 1e3:.1f}" if fmt == "ms" else fmt.format(value)
-    return text.lstrip("-") if float(text) == 0 else text  # round-off below 0 (FD of equal sets)
+    text = text.lstrip("-") if float(text) == 0 else text  # round-off below 0 (FD of equal sets)
+    if interval is None or _missing(interval[0]) or _missing(interval[1]):
+        return text
+    half = (interval[1] - interval[0]) / 2
+    return f"{text} ± {f'{half * 1e3:.1f}' if fmt == 'ms' else fmt.format(half)}"
 
 
 def _table(rows: list[tuple[str, dict]], first: str) -> list[str]:
@@ -103,7 +113,10 @@ def _table(rows: list[tuple[str, dict]], first: str) -> list[str]:
         "|" + "---|" * (len(COLUMNS) + 1),
     ]
     for name, m in rows:
-        lines.append("| " + " | ".join([name] + [_cell(m.get(k), f) for k, _, f in COLUMNS]) + " |")
+        iv = m.get("interval", {})
+        lines.append(
+            "| " + " | ".join([name] + [_cell(m.get(k), f, iv.get(k)) for k, _, f in COLUMNS]) + " |"
+        )
     return lines
 
 
@@ -242,13 +255,29 @@ def _values(rows: dict, key: str) -> list[float]:
     return [math.nan if v.get(key) is None else v[key] for v in rows.values()]
 
 
+def _errors(rows: dict, key: str) -> list[list[float]]:
+    """Matplotlib's yerr (2, n): distances from each value down and up to its interval (0 without)."""
+    down, up = [], []
+    for v in rows.values():
+        lo, hi = v.get("interval", {}).get(key, (None, None))
+        ok = not any(_missing(x) for x in (v.get(key), lo, hi))
+        down.append(max(v[key] - lo, 0.0) if ok else 0.0)
+        up.append(max(hi - v[key], 0.0) if ok else 0.0)
+    return [down, up]
+
+
 def plot_steps(r: dict, path: str) -> None:
     steps = [int(k) for k in r["steps"]]
     fig, axes = plt.subplots(2, 3, figsize=(12, 6.5), layout="constrained")
     for ax, (key, title) in zip(axes.flat, PLOTTED, strict=True):
-        ax.plot(steps, _values(r["steps"], key), "o-", label="shortcut")
+        ax.errorbar(
+            steps, _values(r["steps"], key), _errors(r["steps"], key), fmt="o-", capsize=3, label="shortcut"
+        )
         if r.get("compare_steps"):
-            ax.plot(steps, _values(r["compare_steps"], key), "s--", label="flow-only")
+            rows = r["compare_steps"]
+            ax.errorbar(
+                steps, _values(rows, key), _errors(rows, key), fmt="s--", capsize=3, label="flow-only"
+            )
         truth = r["ground_truth"].get(key)
         if truth is not None and math.isfinite(truth):
             ax.axhline(truth, color="gray", lw=0.8, ls=":", label="ground truth")
@@ -284,7 +313,7 @@ def plot_reference(r: dict, path: str) -> None:
     x = [float(k) for k in lengths]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), layout="constrained")
     for ax, (key, title) in zip(axes, (("swsd", "SWSD ↓"), ("fd", "FD (sync audio tower) ↓")), strict=True):
-        ax.plot(x, _values(lengths, key), "o-")
+        ax.errorbar(x, _values(lengths, key), _errors(lengths, key), fmt="o-", capsize=3)
         ax.set_title(title)
         ax.set_xlabel("reference length (s); 0 = none")
     fig.suptitle("Generated section vs ground truth, by reference length (Fig. 6)")
@@ -298,8 +327,10 @@ def plot_compare(r: dict, path: str) -> None:
     width = 0.35
     pos = list(range(len(steps)))
     for ax, (key, title) in zip(axes, keys, strict=True):
-        ax.bar([p - width / 2 for p in pos], _values(r["steps"], key), width, label="shortcut")
-        ax.bar([p + width / 2 for p in pos], _values(r["compare_steps"], key), width, label="flow-only")
+        for shift, name, label in ((-1, "steps", "shortcut"), (1, "compare_steps", "flow-only")):
+            rows = r[name]
+            x = [p + shift * width / 2 for p in pos]
+            ax.bar(x, _values(rows, key), width, yerr=_errors(rows, key), capsize=3, label=label)
         ax.set_xticks(pos, [str(s) for s in steps])
         ax.set_xlabel("sampling steps")
         ax.set_title(title)

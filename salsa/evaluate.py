@@ -38,8 +38,9 @@ from data_pipelines.extract.sources import pick_frames, resize
 from data_pipelines.synthetic import WorldConfig, make_clip, material_probe
 from data_pipelines.synthetic.builder import SPLIT_SEEDS
 from salsa import pipeline as pipeline_lib
-from salsa.metrics import classifier, desync, frechet, onsets, swsd
-from salsa.sampling import defaults, long_form
+from salsa.metrics import bootstrap, classifier, desync, frechet, onsets, swsd
+from salsa.sampling import guidance as guidance_lib
+from salsa.sampling import long_form
 from salsa.sampling.euler import check_steps
 
 SPLITS = ("test", "validation")  # the builder's held-out splits; "train" shares seed 0 with training
@@ -337,7 +338,8 @@ def score(
     ground truth: onsets (pooled P/R/F1, mean |offset|, per segment), material accuracy, SWSD (mean over
     clips), Fréchet distance over sync-tower embeddings, KL (ground truth ‖ generated) and IS over the
     material probe, DeSync (None when with_desync is False or a clip is shorter than one snippet).
-    Scoring the ground truth itself gives the ceiling: SWSD, FD and KL 0, F1 near 1."""
+    Scoring the ground truth itself gives the ceiling: SWSD, FD and KL 0, F1 near 1. With two clips or
+    more, "interval" holds each metric's 95% bootstrap interval over clips (salsa/metrics/bootstrap.py)."""
     if len(generated) != len(clips):
         raise ValueError(f"{len(generated)} generated clips for {len(clips)} test clips.")
     sr = clips[0].sample_rate
@@ -354,23 +356,46 @@ def score(
             c.memo.update(embedding=e, logits=material_logits(c.audio, sr, probe))
     ref_logits = np.stack([c.memo["logits"] for c in clips])
     gen_logits = np.stack([material_logits(g, sr, probe) for g in generated])
-    real_embedded = np.concatenate([c.memo["embedding"] for c in clips])
-    gen_embedded = np.concatenate(sync_embeddings(sync_model, generated, sr))
+    real_per_clip = [c.memo["embedding"] for c in clips]
+    gen_per_clip = sync_embeddings(sync_model, generated, sr)
+    real_embedded, gen_embedded = np.concatenate(real_per_clip), np.concatenate(gen_per_clip)
+    per_clip_swsd = np.array([swsd.swsd(r, g, sr) for r, g in zip(real, generated, strict=True)])
     out = {
         **{k: pooled["onsets"][k] for k in ("precision", "recall", "f1", "mean_abs_offset_s")},
         "onsets": pooled["onsets"]["references"],
         "detected": pooled["onsets"]["estimates"],
         "material_accuracy": pooled["material_accuracy"],
         "material_count": pooled["material_count"],
-        "swsd": float(np.mean([swsd.swsd(r, g, sr) for r, g in zip(real, generated, strict=True)])),
+        "swsd": float(np.mean(per_clip_swsd)),
         "fd": frechet.frechet_distance(real_embedded.astype(np.float64), gen_embedded.astype(np.float64)),
         "kl": classifier.kl_divergence(ref_logits, gen_logits),
         "is": classifier.inception_score(gen_logits)[0],
         "desync": None,
     }
+    per_clip_desync = None
     if with_desync and all(len(c.frames24) >= sync_model.config.snippet_frames for c in clips):
         pairs = [(c.frames24, g) for c, g in zip(clips, generated, strict=True)]
-        out["desync"] = desync.desync(sync_model, pairs, audio_rate=sr)
+        per_clip_desync = desync.desync_per_clip(sync_model, pairs, audio_rate=sr)
+        out["desync"] = float(np.mean(per_clip_desync))
+    if len(clips) >= 2:
+        out["interval"] = bootstrap.intervals(
+            bootstrap.ClipParts(
+                references=np.array([e.onsets.references for e in events], np.float64),
+                estimates=np.array([e.onsets.estimates for e in events], np.float64),
+                matched=np.array([e.onsets.matched for e in events], np.float64),
+                offset_sum=np.array([e.onsets.abs_offset_sum for e in events], np.float64),
+                material_correct=np.array(
+                    [e.material_accuracy * e.material_count if e.material_count else 0.0 for e in events]
+                ),
+                material_count=np.array([e.material_count for e in events], np.float64),
+                swsd=per_clip_swsd,
+                kl=classifier.kl_per_clip(ref_logits, gen_logits),
+                gen_logits=gen_logits,
+                real_embeddings=real_per_clip,
+                gen_embeddings=gen_per_clip,
+                desync=per_clip_desync,
+            )
+        )
     if segments:
         out["segments"] = [
             {
@@ -457,7 +482,7 @@ def evaluate(checkpoint, out, *, compare=None, guided=None, settings: EvalSettin
                 f"{flag} {path}: its audio/video geometry {_geometry(other)} differs from the "
                 f"checkpoint's {_geometry(p)}; compare checkpoints made for the same data."
             )
-    if baked is not None and not defaults.guidance_baked(baked.config):
+    if baked is not None and not guidance_lib.baked(baked.config):
         raise EvalError(
             f"--guided {guided}: its generator was trained without guidance baked in "
             "(objective.sc_guidance is 0); give a checkpoint trained with objective.sc_guidance > 0."
@@ -560,7 +585,7 @@ def _guided(p, baked, guided, settings: EvalSettings, clips, cfg: float, sig: st
             sides[name] = {
                 **score(audio, clips, p.sync),
                 "cfg": side_cfg,
-                "branches": 1 if side_cfg == 1.0 else 2,
+                "branches": len(guidance_lib.Guidance.uniform(side_cfg).terms()),
                 "sampling_seconds_per_clip": seconds,
             }
         rows[str(s)] = sides

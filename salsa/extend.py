@@ -2,7 +2,8 @@
 
     python -m salsa.extend --video long.mp4 --checkpoint ckpt --out long_sound.mp4 \\
         [--text "rain on a tin roof"] [--audio ref.wav --audio-at 3.0] [--steps 8] [--cfg 4.0] [--seed 0] \\
-        [--window 10] [--context 0.5] [--wav out.wav] [--stream] [--batch 4]
+        [--cfg-video W] [--cfg-text W] [--cfg-audio W] [--window 10] [--context 0.5] [--wav out.wav] \\
+        [--stream] [--batch 4]
 
 Generates by iterative extension (salsa.sampling.long_form), decodes with the VAE piece by piece and
 writes the video with the new sound track (the video packets are copied, not re-encoded). --video may
@@ -16,6 +17,14 @@ window), so a player can open it early; the time to first audio is reported. Wit
 outputs are written under temporary names and renamed when complete. On bad input the command prints
 one line naming the problem, exits with status 2 and leaves no output file behind (a stream's WAV
 included).
+
+Guidance (salsa.sampling.guidance): --cfg W sets the scale of every condition (W = 1: no guidance, one
+network evaluation per step); --cfg-video / --cfg-text / --cfg-audio override one of them.
+
+--audio / --audio-at are repeatable pairs: several references, each kept where it is placed.
+--keep-audio --regenerate 3.0:5.5,12:13 edits the video's own sound instead (salsa.sampling.editing):
+kept as VAE latents outside the ranges, generated anew inside them, one window per range or group of
+close ranges; windows without a range are not sampled.
 """
 
 from __future__ import annotations
@@ -95,10 +104,29 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="pipeline checkpoint folder (salsa.pipeline)")
     p.add_argument("--out", required=True, help="output video (a folder when --video is a folder)")
     p.add_argument("--text", help="text prompt (needs the checkpoint's tokenizer)")
-    p.add_argument("--audio", help="reference sound to keep, at most one window long (any rate/channels)")
-    p.add_argument("--audio-at", type=float, default=0.0, help="where the reference starts (seconds)")
+    p.add_argument(
+        "--audio",
+        action="append",
+        help="reference sound to keep, at most one window long (any rate/channels); repeatable",
+    )
+    p.add_argument(
+        "--audio-at",
+        type=float,
+        action="append",
+        help="where the matching --audio starts (seconds; default 0 for a single --audio)",
+    )
+    p.add_argument(
+        "--keep-audio", action="store_true", help="keep the video's own audio outside the --regenerate ranges"
+    )
+    p.add_argument("--regenerate", help="time ranges to generate anew, START:END[,START:END...] in seconds")
     p.add_argument("--steps", type=int, help="sampling steps, a power of two (default: the config's)")
-    p.add_argument("--cfg", type=float, help="guidance scale (default: the config's)")
+    p.add_argument("--cfg", type=float, help="guidance scale of every condition (default: the config's)")
+    for name, what in (
+        ("video", "the video (semantic + sync)"),
+        ("text", "the text"),
+        ("audio", "reference audio"),
+    ):
+        p.add_argument(f"--cfg-{name}", type=float, help=f"guidance scale of {what}, overriding --cfg")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--window", type=float, help="window length in seconds (default: the config's)")
     p.add_argument("--context", type=float, help="context kept from the previous window (seconds)")
@@ -168,7 +196,7 @@ def _progress(total: int | None):
 
 
 def run(args) -> list[str]:
-    from data_pipelines.media import VideoFrames, decode_audio, replace_audio
+    from data_pipelines.media import VideoFrames
     from salsa import pipeline as pipeline_lib
     from salsa.sampling import long_form
     from salsa.sampling.euler import check_steps
@@ -178,43 +206,138 @@ def run(args) -> list[str]:
     p = pipeline_lib.load(args.checkpoint)
     try:
         geo = long_form.geometry(p.config, args.window, args.context)
-        steps, cfg = p.sampling(args.steps, args.cfg)
+        steps = p.sampling(args.steps)[0]
         check_steps(steps, p.config.objective.grid)
+        guidance = p.guidance(args.cfg, video=args.cfg_video, text=args.cfg_text, audio=args.cfg_audio)
     except ValueError as e:
         raise BadInput(str(e)) from None
-    reference = None
-    if args.audio is not None:
-        reference = decode_audio(args.audio, p.sample_rate, p.channels)
-        if reference.shape[0] > geo.latents * p.config.audio.hop:
-            raise BadInput(
-                f"{args.audio}: the reference lasts {reference.shape[0] / p.sample_rate:.2f} s, longer than "
-                f"the {geo.window_s:g} s window; use at most one window (or a longer --window)."
-            )
-        if args.audio_at < 0:
-            raise BadInput(f"--audio-at {args.audio_at:g} is not accepted; use a time >= 0 s.")
-        for job in jobs:
-            if job.declared is not None and args.audio_at >= job.declared:
-                raise BadInput(
-                    f"--audio-at {args.audio_at:g} s lies past the end of {job.video} ({job.declared:.2f} s)."
-                )
     size8, size24 = p.frame_sizes
+    if args.keep_audio or args.regenerate is not None:
+        return _edit(args, p, jobs, geo, steps, guidance, start_time)
+    references = _references(args, p, geo, jobs)
     clips, readers = [], []
     for job in jobs:
         r8 = VideoFrames(job.video, p.config.video.semantic_fps, size8)
         r24 = VideoFrames(job.video, p.config.video.sync_fps, size24)
-        clip = p.clip(r8, r24, args.text, reference, args.audio_at, None, None, args.seed, geo)
+        try:
+            clip = p.clip(r8, r24, args.text, None, 0.0, None, None, args.seed, geo, references)
+        except ValueError as e:
+            raise BadInput(str(e)) from None
         clip.seconds = _seconds_of(r24, job.video, geo.latent_rate)
         clips.append(clip)
         readers.append(r24)
+    timings: dict[str, float] = {}
+    events = long_form.run(
+        p, clips, geo=geo, steps=steps, guidance=guidance, batch=args.batch, timings=timings
+    )
     total = None
     if all(j.declared for j in jobs):
         total = sum(geo.num_windows(max(j.declared, 1 / geo.latent_rate)) for j in jobs)
+    return _write(args, p, jobs, geo, events, total, start_time, timings)
+
+
+def _references(args, p, geo, jobs) -> list[tuple[np.ndarray, float]]:
+    """The --audio / --audio-at pairs, decoded; BadInput for a count mismatch, a reference longer than
+    a window, or one placed before 0 s or past a video's end."""
+    from data_pipelines.media import decode_audio
+
+    audios, ats = args.audio or [], args.audio_at or []
+    if len(audios) == 1 and not ats:
+        ats = [0.0]
+    if len(ats) != len(audios):
+        raise BadInput(
+            f"give one --audio-at per --audio (got {len(audios)} --audio and {len(ats)} --audio-at)."
+        )
+    references = []
+    for path, at in zip(audios, ats, strict=True):
+        audio = decode_audio(path, p.sample_rate, p.channels)
+        if audio.shape[0] > geo.latents * p.config.audio.hop:
+            raise BadInput(
+                f"{path}: the reference lasts {audio.shape[0] / p.sample_rate:.2f} s, longer than "
+                f"the {geo.window_s:g} s window; use at most one window (or a longer --window)."
+            )
+        if at < 0:
+            raise BadInput(f"--audio-at {at:g} is not accepted; use a time >= 0 s.")
+        for job in jobs:
+            if job.declared is not None and at >= job.declared:
+                raise BadInput(
+                    f"--audio-at {at:g} s lies past the end of {job.video} ({job.declared:.2f} s)."
+                )
+        references.append((audio, at))
+    return references
+
+
+def _edit(args, p, jobs, geo, steps, guidance, start_time) -> list[str]:
+    """--keep-audio --regenerate: every video's ranges checked against its exact duration (one pass
+    over its frames) before anything is generated; then each video's edit windows in turn."""
+    from data_pipelines.media import VideoFrames, decode_audio
+    from data_pipelines.media import container as containers
+    from salsa.sampling import editing
+
+    if not args.keep_audio:
+        raise BadInput("--regenerate needs --keep-audio (the video's own audio, kept outside the ranges).")
+    if args.regenerate is None:
+        raise BadInput(
+            "--keep-audio needs --regenerate START:END[,START:END...], the ranges to generate anew."
+        )
+    if args.audio or args.audio_at:
+        raise BadInput(
+            "--audio cannot be combined with --keep-audio: the video's own audio is the reference."
+        )
+    try:
+        ranges = editing.parse_ranges(args.regenerate)
+    except ValueError as e:
+        raise BadInput(f"--regenerate: {e}") from None
+    size8, size24 = p.frame_sizes
+    durations = []
+    for job in jobs:
+        with containers.open_input(job.video) as c:
+            containers.pick_stream(c, "audio", job.video)  # MediaError when there is no sound to keep
+        reader = VideoFrames(job.video, p.config.video.sync_fps, size24)
+        for _ in reader:
+            pass
+        seconds = _seconds_of(reader, job.video, geo.latent_rate)()
+        try:
+            editing.plan(ranges, seconds, geo)
+        except ValueError as e:
+            raise BadInput(f"{job.video}: {e}") from None
+        durations.append(seconds)
+    timings: dict[str, float] = {}
+
+    def events():
+        for i, (job, seconds) in enumerate(zip(jobs, durations, strict=True)):
+            audio = decode_audio(job.video, p.sample_rate, p.channels)
+            r8 = VideoFrames(job.video, p.config.video.semantic_fps, size8)
+            r24 = VideoFrames(job.video, p.config.video.sync_fps, size24)
+            found, _ = p.edit_events(
+                r8,
+                r24,
+                audio,
+                ranges,
+                seconds=seconds,
+                text=args.text,
+                seed=args.seed,
+                steps=steps,
+                guidance=guidance,
+                window_s=args.window,
+                context_s=args.context,
+                index=i,
+                timings=timings,
+            )
+            yield from found
+
+    return _write(args, p, jobs, geo, events(), None, start_time, timings)
+
+
+def _write(args, p, jobs, geo, events, total, start_time, timings) -> list[str]:
+    """Decodes the window events, writes each video's sound (WAV, muxed video) and reports the totals."""
+    from data_pipelines.media import replace_audio
+    from salsa import pipeline as pipeline_lib
+
     bar = _progress(total)
     first_audio = None
-    timings: dict[str, float] = {}
     written = []
     try:
-        events = long_form.run(p, clips, geo=geo, steps=steps, cfg=cfg, batch=args.batch, timings=timings)
         counted = _counted(events, jobs, geo, bar, start_time)
         for i, audio, _, last in pipeline_lib.decode_windows(p, counted, geo, timings):
             job = jobs[i]

@@ -29,7 +29,7 @@ import shutil
 import sys
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import jax
 import ml_collections
@@ -41,7 +41,10 @@ from salsa.models.generator import Generator
 from salsa.models.siglip2 import Siglip, SiglipConfig
 from salsa.models.sync import SyncConfig, SyncModel
 from salsa.models.vae import VAE
-from salsa.sampling import defaults, long_form
+from salsa.sampling import editing, long_form
+from salsa.sampling import guidance as guidance_lib
+from salsa.sampling.euler import check_steps
+from salsa.sampling.guidance import Guidance
 
 FORMAT = 1
 FILE = "pipeline.json"
@@ -133,18 +136,25 @@ class Pipeline:
         reference: np.ndarray | None = None,
         reference_at: float = 0.0,
         reference_rate: int | None = None,
+        references: Sequence[tuple[np.ndarray, float]] = (),
         seconds=None,
         seed: int = 0,
         steps: int | None = None,
+        guidance: Guidance | None = None,
         cfg: float | None = None,
         window_s: float | None = None,
         context_s: float | None = None,
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Like `extend`, yielding (audio, new latents) pieces window by window, in order."""
+        if guidance is not None and cfg is not None:
+            raise ValueError(f"give guidance ({guidance}) or cfg ({cfg:g}), not both.")
+        guidance = guidance if guidance is not None else self.guidance(cfg)
         geo = long_form.geometry(self.config, window_s, context_s)
-        clip = self.clip(frames8, frames24, text, reference, reference_at, reference_rate, seconds, seed, geo)
-        steps, cfg = self.sampling(steps, cfg)
-        events = long_form.run(self, [clip], geo=geo, steps=steps, cfg=cfg)
+        clip = self.clip(
+            frames8, frames24, text, reference, reference_at, reference_rate, seconds, seed, geo, references
+        )
+        steps = self.sampling(steps)[0]
+        events = long_form.run(self, [clip], geo=geo, steps=steps, guidance=guidance)
         for _, audio, latents, _ in decode_windows(self, events, geo):
             yield audio, latents
 
@@ -153,9 +163,11 @@ class Pipeline:
 
         frames8 / frames24: (T, H, W, 3) uint8 at the config's semantic and sync rates (`read_video`).
         text: a prompt (needs the tokenizer). reference: audio (samples, channels) kept clean from
-        `reference_at` seconds, at `reference_rate` Hz (default the VAE's), at most one window long.
-        seconds: the video's duration (default len(frames24) / sync_fps). steps, cfg, window_s,
-        context_s default to the config's.
+        `reference_at` seconds, at `reference_rate` Hz (default the VAE's), at most one window long;
+        references: several such (audio, seconds) pairs, none overlapping another.
+        seconds: the video's duration (default len(frames24) / sync_fps). guidance: a
+        sampling.guidance.Guidance (per-condition scales) or cfg: one scale for all (`Pipeline.guidance`).
+        steps, guidance, window_s, context_s default to the config's.
         """
         pieces = list(self.stream(frames8, frames24, **kw))
         audio = np.concatenate([p[0] for p in pieces])
@@ -175,33 +187,159 @@ class Pipeline:
         """`generate` around a clean reference span: `reference` audio placed at `at` seconds."""
         return self.generate(frames8, frames24, reference=reference, reference_at=at, **kw)
 
-    def clip(self, frames8, frames24, text, reference, reference_at, reference_rate, seconds, seed, geo):
-        """The long_form.Clip for these inputs (text and reference encoded here)."""
-        ref = None
-        if reference is not None:
-            ref = self.reference_latents(reference, reference_rate)
-            if ref.shape[0] > geo.latents:
+    def clip(
+        self,
+        frames8,
+        frames24,
+        text,
+        reference,
+        reference_at,
+        reference_rate,
+        seconds,
+        seed,
+        geo,
+        references: Sequence[tuple[np.ndarray, float]] = (),
+    ) -> long_form.Clip:
+        """The long_form.Clip for these inputs (text and references encoded here); ValueError naming a
+        reference that is longer than a window, placed before 0 s, or overlapping another."""
+        pairs = [*references, *([] if reference is None else [(reference, reference_at)])]
+        spans = []
+        for audio, at in pairs:
+            z = self.reference_latents(audio, reference_rate)
+            if z.shape[0] > geo.latents:
                 raise ValueError(
-                    f"the reference lasts {ref.shape[0] / geo.latent_rate:.2f} s, longer than the "
+                    f"the reference at {at:g} s lasts {z.shape[0] / geo.latent_rate:.2f} s, longer than the "
                     f"{geo.window_s:g} s window; use a reference of at most one window."
                 )
-            if reference_at < 0:
-                raise ValueError(f"reference_at={reference_at:g} s is not accepted; use a time >= 0 s.")
+            if at < 0:
+                raise ValueError(f"a reference at {at:g} s is not accepted; use a time >= 0 s.")
+            spans.append((round(at * geo.latent_rate), z, at))
+        spans.sort(key=lambda span: span[0])
+        for (a0, z0, at0), (a1, _, at1) in zip(spans, spans[1:], strict=False):
+            if a1 < a0 + len(z0):
+                raise ValueError(
+                    f"the references at {at0:g} s ({len(z0) / geo.latent_rate:.2f} s long) and at {at1:g} s "
+                    "overlap; place them apart."
+                )
         return long_form.Clip(
             frames8=frames8,
             frames24=frames24,
             key=jax.random.key(seed),
             seconds=seconds,
             text=None if text is None else self.text_features(text),
-            reference=ref,
-            reference_start=round(reference_at * geo.latent_rate),
+            references=[(a, z) for a, z, _ in spans],
         )
 
+    def regenerate(
+        self,
+        frames8,
+        frames24,
+        audio: np.ndarray,
+        ranges: Sequence[tuple[float, float]],
+        *,
+        audio_rate: int | None = None,
+        text: str | None = None,
+        seconds: float | None = None,
+        seed: int = 0,
+        steps: int | None = None,
+        guidance: Guidance | None = None,
+        cfg: float | None = None,
+        window_s: float | None = None,
+        context_s: float | None = None,
+    ) -> Result:
+        """The video's own `audio` (samples, channels) at `audio_rate` (default the VAE's), kept as VAE
+        latents, with the time `ranges` [(start_s, end_s), ...] generated anew (salsa.sampling.editing).
+        ValueError naming a range that is reversed, outside the video, overlapping another or longer
+        than a window minus its context. seconds: the video's duration (default len(frames24) /
+        sync_fps); the rest as for `extend`."""
+        events, geo = self.edit_events(
+            frames8,
+            frames24,
+            audio,
+            ranges,
+            audio_rate=audio_rate,
+            text=text,
+            seconds=len(frames24) / self.config.video.sync_fps if seconds is None else seconds,
+            seed=seed,
+            steps=steps,
+            guidance=guidance,
+            cfg=cfg,
+            window_s=window_s,
+            context_s=context_s,
+        )
+        pieces = [(a, z) for _, a, z, _ in decode_windows(self, events, geo)]
+        return Result(
+            np.concatenate([p[0] for p in pieces]), np.concatenate([p[1] for p in pieces]), self.sample_rate
+        )
+
+    def edit_events(
+        self,
+        frames8,
+        frames24,
+        audio: np.ndarray,
+        ranges: Sequence[tuple[float, float]],
+        *,
+        seconds: float,
+        audio_rate: int | None = None,
+        text: str | None = None,
+        seed: int = 0,
+        steps: int | None = None,
+        guidance: Guidance | None = None,
+        cfg: float | None = None,
+        window_s: float | None = None,
+        context_s: float | None = None,
+        index: int = 0,
+        timings: dict | None = None,
+    ) -> tuple[Iterator[long_form.Window], long_form.Geometry]:
+        """(window events, geometry) of `regenerate`; the ranges and settings are checked here, before
+        any event is made."""
+        if guidance is not None and cfg is not None:
+            raise ValueError(f"give guidance ({guidance}) or cfg ({cfg:g}), not both.")
+        guidance = guidance if guidance is not None else self.guidance(cfg)
+        geo = long_form.geometry(self.config, window_s, context_s)
+        steps = self.sampling(steps)[0]
+        check_steps(steps, self.config.objective.grid)
+        windows = editing.plan(list(ranges), seconds, geo)
+        audio = np.asarray(audio, np.float32)
+        audio = audio[:, None] if audio.ndim == 1 else audio
+        need = math.ceil(seconds * (self.sample_rate if audio_rate is None else audio_rate))
+        if audio.shape[0] != need:  # the sound as long as the video: cut, or padded with silence
+            audio = np.pad(audio[:need], ((0, max(0, need - audio.shape[0])), (0, 0)))
+        kept = self.reference_latents(audio, audio_rate)
+        clip = self.clip(frames8, frames24, text, None, 0.0, None, seconds, seed, geo)
+        events = editing.run(
+            self,
+            clip,
+            kept,
+            windows,
+            geo=geo,
+            steps=steps,
+            guidance=guidance,
+            seconds=seconds,
+            index=index,
+            timings=timings,
+        )
+        return events, geo
+
     def sampling(self, steps: int | None = None, cfg: float | None = None) -> tuple[int, float]:
-        """(steps, cfg), the config's `sampling` where not given; cfg 1 (one branch per step) for a
-        generator with guidance baked in (salsa.sampling.defaults)."""
-        steps = int(self.config.sampling.steps if steps is None else steps)
-        return steps, float(defaults.default_cfg(self.config) if cfg is None else cfg)
+        """(steps, cfg), the config's `sampling` where not given (cfg 1 for a generator trained with
+        guidance baked in)."""
+        s = self.config.sampling
+        if cfg is None:
+            cfg = 1.0 if guidance_lib.baked(self.config) else s.cfg
+        return int(s.steps if steps is None else steps), float(cfg)
+
+    def guidance(
+        self,
+        cfg: float | None = None,
+        *,
+        video: float | None = None,
+        text: float | None = None,
+        audio: float | None = None,
+    ) -> Guidance:
+        """The guidance to sample with: `cfg` sets every scale, `video` / `text` / `audio` override one;
+        the rest from the config (guidance.from_config: config.sampling, or w = 1 when baked in)."""
+        return guidance_lib.from_config(self.config, cfg, video=video, text=text, audio=audio)
 
 
 def decode_windows(

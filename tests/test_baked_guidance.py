@@ -7,7 +7,7 @@ import pytest
 
 from salsa.objectives.baked_guidance import baked_targets
 from salsa.objectives.shortcut import flow_rows, sc_rows, shortcut_targets
-from salsa.sampling.defaults import default_cfg, guidance_baked
+from salsa.sampling.guidance import Guidance, baked, from_config
 from salsa.training.tasks.generator import GeneratorTask
 from tests.conftest import feature_batch, perturbed_generator
 
@@ -109,9 +109,9 @@ def test_a_generator_with_guidance_baked_in_samples_one_branch_per_step(tiny_con
     from salsa import pipeline
     from tests import tiny_pipeline
 
-    assert not guidance_baked(tiny_config) and default_cfg(tiny_config) == 4.0
+    assert not baked(tiny_config) and from_config(tiny_config) == Guidance.uniform(4.0)
     tiny_config.objective.sc_guidance = 4.0
-    assert guidance_baked(tiny_config) and default_cfg(tiny_config) == 1.0
+    assert baked(tiny_config) and from_config(tiny_config) == Guidance.uniform(1.0)
     p = pipeline.load(tiny_pipeline.build(str(tmp_path), tiny_config))  # the checkpoint records it
     assert p.sampling() == (8, 1.0)
     assert p.sampling(2, 4.0) == (2, 4.0)  # a scale given explicitly still applies

@@ -126,6 +126,107 @@ def test_a_reference_at_another_rate_and_channel_count_is_resampled(tiny_pipelin
     assert rc == 0, err
 
 
+def test_guidance_flags_reach_the_sampler(tiny_pipeline_dir, tmp_path, capsys, monkeypatch):
+    """--cfg sets every scale, --cfg-video/--cfg-text/--cfg-audio override one; the rest are the
+    config's (4.0). The network is replaced by zeros: only what reaches it matters here."""
+    from salsa.sampling import long_form
+    from salsa.sampling.guidance import Guidance
+
+    seen = []
+
+    def spy(model, cond, noise, reference, reference_mask, *, steps, guidance, grid):
+        seen.append(guidance)
+        return np.zeros(noise.shape, np.float32)
+
+    monkeypatch.setattr(long_form, "sample_windows", spy)
+    video = _video(tmp_path / "in.mp4", 1.0)
+    base = ["--video", video, "--checkpoint", tiny_pipeline_dir, "--out", tmp_path / "o.mp4", *FAST]
+    cases = [
+        ([], Guidance.uniform(4.0)),
+        (["--cfg", "2"], Guidance.uniform(2.0)),
+        (["--cfg", "2", "--cfg-audio", "6"], Guidance(2.0, 2.0, 6.0)),
+        (["--cfg-video", "1", "--cfg-text", "3"], Guidance(1.0, 3.0, 4.0)),
+    ]
+    for flags, want in cases:
+        seen.clear()
+        rc, err = _run([*base, *flags], capsys)
+        assert rc == 0 and seen == [want], (flags, err, seen)
+
+
+def _voiced(path, seconds: float) -> tuple[str, np.ndarray]:
+    """A video with its own sound (a tone and some noise), and that sound."""
+    rng = np.random.default_rng(5)
+    t = np.arange(round(seconds * 16000)) / 16000
+    sound = (0.3 * np.sin(2 * np.pi * 330 * t))[:, None] + 0.02 * rng.standard_normal((len(t), 1))
+    frames = rng.integers(0, 256, (round(seconds * 24), 32, 32, 3), dtype=np.uint8)
+    write_video(path, frames, 24, sound.astype(np.float32), 16000)
+    return str(path), sound
+
+
+def test_keep_audio_regenerates_only_the_ranges(tiny_pipeline_dir, tmp_path, capsys, monkeypatch):
+    """The video's sound stays (as its VAE round trip) outside --regenerate; inside it is new; the
+    windows without a range are not sampled; the output lasts as long as the video."""
+    from salsa import pipeline
+    from salsa.models import vae_codec
+    from salsa.sampling import long_form
+
+    video, _ = _voiced(tmp_path / "in.mp4", 5.0)
+    calls = []
+    real = long_form.sample_windows
+
+    def spy(*args, **kw):
+        calls.append(1)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(long_form, "sample_windows", spy)
+    wav = tmp_path / "out.wav"
+    argv = ["--video", video, "--checkpoint", tiny_pipeline_dir, "--out", tmp_path / "out.mp4", "--wav", wav]
+    rc, err = _run([*argv, "--keep-audio", "--regenerate", "1.0:1.5,3.25:3.5", *FAST], capsys)
+    assert rc == 0, err
+    assert len(calls) == 2  # of the 3 windows of plain generation over 5 s, with other starts
+    got = soundfile.read(wav)[0][:, None]
+    duration = _seconds(video)
+    assert abs(len(got) / 16000 - duration) <= LATENT_FRAME
+    p = pipeline.load(tiny_pipeline_dir)
+    original = decode_audio(video, 16000, 1)
+    z = p.reference_latents(np.pad(original, ((0, max(0, len(got) - len(original))), (0, 0)))[: len(got)])
+    trip = np.clip(vae_codec.decode(p.vae, vae_codec.denormalize(z, p.vae_stats))[: len(got)], -1, 1)
+    margin = (vae_codec.receptive_radius(p.vae.config)[1] + 1) * 256
+    far = np.ones(len(got), bool)
+    for a, b in ((1.0, 1.5), (3.25, 3.5)):
+        far[round(a * 16000) - margin : round(b * 16000) + margin] = False
+    np.testing.assert_allclose(got[far], trip[far], atol=4 / 32767)  # 16-bit rounding, chunked decoding
+    inside = slice(round(1.05 * 16000), round(1.45 * 16000))
+    assert np.abs(got[inside] - trip[inside]).max() > 0.05
+    assert decode_audio(tmp_path / "out.mp4", 16000, 1).shape[0] == pytest.approx(len(got), abs=256)
+
+
+def test_several_references_at_several_times(tiny_pipeline_dir, tmp_path, capsys):
+    """Each --audio is kept where its --audio-at puts it: there the sound is its VAE round trip."""
+    from salsa import pipeline
+    from salsa.models import vae_codec
+
+    video = _video(tmp_path / "in.mp4", 4.0)
+    t = np.arange(8000) / 16000
+    refs = {0.0: 0.3 * np.sin(2 * np.pi * 440 * t)[:, None], 2.5: 0.3 * np.sin(2 * np.pi * 150 * t)[:, None]}
+    argv = ["--video", video, "--checkpoint", tiny_pipeline_dir, "--out", tmp_path / "o.mp4"]
+    for i, (at, ref) in enumerate(refs.items()):
+        write_audio(tmp_path / f"{i}.wav", ref, 16000)
+        argv += ["--audio", tmp_path / f"{i}.wav", "--audio-at", at]
+    rc, err = _run([*argv, "--wav", tmp_path / "o.wav", *FAST], capsys)
+    assert rc == 0, err
+    sound = soundfile.read(tmp_path / "o.wav")[0][:, None]
+    p = pipeline.load(tiny_pipeline_dir)
+    margin = vae_codec.receptive_radius(p.vae.config)[1] * 256
+    for i, at in enumerate(refs):
+        z = p.reference_latents(decode_audio(tmp_path / f"{i}.wav", 16000, 1))
+        trip = vae_codec.decode(p.vae, vae_codec.denormalize(z, p.vae_stats))
+        start = round(at * 62.5) * 256
+        inner = slice(margin, len(z) * 256 - margin)
+        got = sound[start : start + len(z) * 256]
+        np.testing.assert_allclose(got[inner], np.clip(trip[inner], -1, 1), atol=4 / 32767)
+
+
 def _bad_inputs(tmp_path, ckpt: str) -> dict[str, tuple[list, str]]:
     good = _video(tmp_path / "good.mp4", 3.0)
     corrupt = tmp_path / "corrupt.mp4"
@@ -139,7 +240,24 @@ def _bad_inputs(tmp_path, ckpt: str) -> dict[str, tuple[list, str]]:
     meta = (broken / "pipeline.json").read_text().replace('"width": 64', '"width": 128')
     (broken / "pipeline.json").write_text(meta)
     video = ["--video", good, "--checkpoint", ckpt]
+    voiced = ["--video", _voiced(tmp_path / "voiced.mp4", 3.0)[0], "--checkpoint", ckpt, "--keep-audio"]
+    sound = tmp_path / "sound.wav"
     return {
+        "range outside": ([*voiced, "--regenerate", "2.5:3.5"], "range 2.5:3.5 lies outside the video"),
+        "ranges overlap": ([*voiced, "--regenerate", "0.5:1,0.8:1.2"], "ranges 0.5:1 and 0.8:1.2 overlap"),
+        "range reversed": ([*voiced, "--regenerate", "1.5:1"], "range 1.5:1 is reversed or empty"),
+        "range too long": ([*voiced, "--regenerate", "0:1.8"], "longer than the 1.5 s one window can"),
+        "range unreadable": ([*voiced, "--regenerate", "1-2"], "range '1-2' is not START:END"),
+        "no kept sound": ([*video, "--keep-audio", "--regenerate", "1:2"], "has no audio stream"),
+        "regenerate alone": ([*video, "--regenerate", "1:2"], "--regenerate needs --keep-audio"),
+        "unpaired references": (
+            [*video, "--audio", sound, "--audio", sound, "--audio-at", "0"],
+            "give one --audio-at per --audio",
+        ),
+        "overlapping references": (
+            [*video, "--audio", sound, "--audio-at", "0", "--audio", sound, "--audio-at", "0.5"],
+            "the references at 0 s (1.01 s long) and at 0.5 s overlap",
+        ),
         "missing video": (["--video", tmp_path / "nope.mp4", "--checkpoint", ckpt], "no such file"),
         "corrupt video": (["--video", corrupt, "--checkpoint", ckpt], "not a media file"),
         "no video stream": (["--video", tmp_path / "sound.wav", "--checkpoint", ckpt], "has no video stream"),
@@ -148,6 +266,7 @@ def _bad_inputs(tmp_path, ckpt: str) -> dict[str, tuple[list, str]]:
             "shorter than one latent frame",
         ),
         "long reference": ([*video, "--audio", tmp_path / "long.wav"], "longer than the 2 s window"),
+        "guidance scale": ([*video, "--cfg-text", "nan"], "the text guidance scale must be a finite number"),
         "unreadable checkpoint": (["--video", good, "--checkpoint", tmp_path / "notackpt"], "not a pipeline"),
         "mismatched checkpoint": (["--video", good, "--checkpoint", broken], "do not match its config"),
     }

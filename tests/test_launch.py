@@ -1,10 +1,11 @@
-"""launch/tpu.sh against a fake `gcloud` first on PATH.
+"""launch/tpu.sh against a fake `gcloud` first on PATH, run from a small git checkout the test makes.
 
 The fake appends each call's argv (one line, arguments joined by \\x1f) to a log and plays one TPU
 worker: `scp` copies into a temporary home and `ssh --command` runs the command there with bash, where a fake
 `python3` records its arguments and environment instead of training. So the tests check both the
 gcloud calls and that the remote command lines do what they say (unpack the code, start the trainer
-in the background with its pid and log file, stop it).
+in the background with its pid and log file, stop it). The checkout holds a copy of launch/tpu.sh and
+a few committed files, so what sync sends does not depend on the developer's own working tree.
 """
 
 from __future__ import annotations
@@ -57,8 +58,49 @@ def _written(path, timeout=20.0):
     return path.read_text()
 
 
+# git without the developer's global or system config (a global excludes file would hide untracked files).
+GIT_ENV = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+COMMITTED = {
+    "salsa/__init__.py": "",
+    "salsa/train.py": "print('train')\n",
+    "configs/large.py": "BATCH = 300\n",
+    "README.md": "# checkout\n",
+}
+
+
+def _git(cwd, *args):
+    env = {**os.environ, **GIT_ENV, "XDG_CONFIG_HOME": str(cwd)}
+    subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True)
+
+
 @pytest.fixture
-def fake(tmp_path):
+def checkout(tmp_path):
+    """A git checkout with launch/tpu.sh and the COMMITTED files, all committed."""
+    root = tmp_path / "checkout"
+    for path, text in COMMITTED.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    (root / "launch").mkdir()
+    shutil.copy2(SCRIPT, root / "launch" / "tpu.sh")
+    _git(root, "init", "-q")
+    _git(root, "add", ".")
+    _git(root, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "init")
+    return root
+
+
+def _make_sparse(path, size):
+    with open(path, "wb") as f:
+        f.truncate(size)
+
+
+def _sent(home):
+    """The files on the worker under ~/salsa, relative to it."""
+    root = home / "salsa"
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def fake(tmp_path, checkout):
     """Environment with the fake gcloud first on PATH; .calls() reads the logged argv lists."""
     bin_dir, worker_bin, home = tmp_path / "bin", tmp_path / "worker-bin", tmp_path / "worker-home"
     for d in (bin_dir, worker_bin, home):
@@ -76,15 +118,22 @@ def fake(tmp_path):
         FAKE_GCLOUD_HOME=str(home),
         FAKE_WORKER_PATH=f"{worker_bin}:{os.environ['PATH']}",
         SALSA_TPU_PROJECT="my-project",
+        XDG_CONFIG_HOME=str(tmp_path),
+        **GIT_ENV,
     )
 
     class Fake:
         def __init__(self):
-            self.env, self.home, self.log = env, home, log
+            self.env, self.home, self.log, self.checkout = env, home, log, checkout
+            self.script = str(checkout / "launch" / "tpu.sh")
 
         def run(self, *args, env=None, check=True):
             proc = subprocess.run(
-                [SCRIPT, *args], env={**self.env, **(env or {})}, capture_output=True, text=True, timeout=60
+                [self.script, *args],
+                env={**self.env, **(env or {})},
+                capture_output=True,
+                text=True,
+                timeout=60,
             )
             if check:
                 assert proc.returncode == 0, proc.stderr
@@ -136,10 +185,9 @@ def test_setup_sync_train_logs_stop_on_all_workers(fake):
     for call in (unpack, install):
         assert call[:5] == ["compute", "tpus", "tpu-vm", "ssh", "pod"] and "--worker=all" in call
     assert "pip install --user --quiet -e ~/salsa'[tpu,gcs]'" in install[-1]
-    # The worker got this checkout, tracked and untracked files alike, and nothing else.
-    with open(f"{REPO}/salsa/train.py") as f:
-        assert (fake.home / "salsa" / "salsa" / "train.py").read_text() == f.read()
-    assert (fake.home / "salsa" / "launch" / "tpu.sh").exists()
+    # The worker got the checkout's files and nothing else.
+    assert _sent(fake.home) == sorted([*COMMITTED, "launch/tpu.sh"])
+    assert (fake.home / "salsa" / "salsa" / "train.py").read_text() == COMMITTED["salsa/train.py"]
     assert sorted(os.listdir(fake.home)) == ["python3.argv", "python3.env", "salsa"]
 
     for name in ("gcloud.log", "worker-home/python3.argv", "worker-home/python3.env"):  # setup's
@@ -174,6 +222,151 @@ def test_setup_sync_train_logs_stop_on_all_workers(fake):
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     assert not (fake.home / "salsa-train.pid").exists()
+
+
+SERVICE_ACCOUNT_KEY = '{"type": "service_account", "private_key": "-----BEGIN ' + 'PRIVATE KEY-----\\nMII"}\n'
+
+
+@pytest.fixture
+def cluttered(checkout):
+    """The checkout as a user leaves it: a virtualenv, a big scratch file, a key, a .env, notes; one
+    tracked file edited, one deleted. None of it is ignored (the checkout has no .gitignore)."""
+    (checkout / ".venv" / "bin").mkdir(parents=True)
+    (checkout / ".venv" / "bin" / "python").write_text("#!venv\n")
+    (checkout / ".venv" / "pyvenv.cfg").write_text("home = /usr\n")
+    _make_sparse(checkout / "scratch.bin", 60_000_000)
+    (checkout / "key.json").write_text(SERVICE_ACCOUNT_KEY)
+    (checkout / ".env").write_text("TOKEN=abc\n")
+    (checkout / "notes.txt").write_text("notes\n")
+    (checkout / "salsa" / "train.py").write_text("print('edited')\n")
+    (checkout / "README.md").unlink()
+    return checkout
+
+
+def test_sync_sends_tracked_files_as_on_disk_and_no_untracked_file(fake, cluttered):
+    proc = fake.run("sync")
+    tracked = sorted([*COMMITTED, "launch/tpu.sh"])
+    tracked.remove("README.md")  # deleted here, so gone there
+    assert _sent(fake.home) == tracked
+    assert (fake.home / "salsa" / "salsa" / "train.py").read_text() == "print('edited')\n"
+    assert "sync: 4 files, " in proc.stderr and "(4 tracked, 0 untracked named" in proc.stderr
+    # What was left out is said, once, grouped by folder.
+    (line,) = [x for x in proc.stderr.splitlines() if "not sent" in x]
+    assert "6 untracked files (.env, .venv/ (2 files), key.json, notes.txt, scratch.bin)" in line
+    assert "--include PATH or in launch/sync-include" in line
+    assert sorted(os.listdir(fake.home)) == ["salsa"]  # the tarball is unpacked and removed
+
+
+def test_named_untracked_files_are_sent_ignored_ones_too(fake, cluttered):
+    (cluttered / ".gitignore").write_text("data/\n")
+    (cluttered / "data").mkdir()
+    (cluttered / "data" / "a.npz").write_text("a")
+    (cluttered / "data" / "b.npz").write_text("b")
+    (cluttered / "launch" / "sync-include").write_text("# extra files for the workers\n\ndata/*.npz\n")
+    proc = fake.run("sync", "--include", "notes.txt", "--include=.venv")
+    sent = set(_sent(fake.home))
+    assert {"notes.txt", ".venv/bin/python", ".venv/pyvenv.cfg", "data/a.npz", "data/b.npz"} <= sent
+    assert not sent & {"key.json", ".env", "scratch.bin", ".gitignore", "launch/sync-include"}
+    assert "sync: 9 files, " in proc.stderr and "(4 tracked, 5 untracked named" in proc.stderr
+
+
+def _tracked_pem(checkout):
+    (checkout / "deploy.txt").write_text("-----BEGIN RSA " + "PRIVATE KEY-----\n")
+    _git(checkout, "add", "deploy.txt")
+
+
+def _ssh_key(checkout):
+    (checkout / "keys").mkdir()
+    (checkout / "keys" / "id_rsa").write_text("x")
+
+
+@pytest.mark.parametrize(
+    "make, flags, shown",
+    [
+        (None, ["--include", "key.json"], "key.json"),  # by content: a service-account key
+        (None, ["--include", ".env"], ".env"),
+        (_ssh_key, ["--include", "keys"], "keys/id_rsa"),
+        (_tracked_pem, [], "deploy.txt (tracked)"),  # by content, and tracked
+    ],
+    ids=["service-account-json", "dotenv", "ssh-key", "tracked-pem-content"],
+)
+def test_files_that_look_like_secrets_are_refused_unless_allowed(fake, cluttered, make, flags, shown):
+    if make:
+        make(cluttered)
+    proc = fake.run("sync", *flags, check=False)
+    assert proc.returncode == 2 and fake.calls() == []  # nothing copied
+    refusal = proc.stderr.splitlines()[-1]
+    assert refusal.startswith(
+        "launch/tpu.sh: refusing to send 1 file(s) that look like secrets: " + shown + ";"
+    )
+    assert "--allow-secrets" in refusal
+    allowed = fake.run("sync", *flags, "--allow-secrets")
+    assert f"1 file(s) that look like secrets, as --allow-secrets says: {shown}." in allowed.stderr
+    assert shown.split(" ")[0] in _sent(fake.home)
+
+
+def test_bundle_over_the_size_limit_is_refused_unless_raised(fake, cluttered):
+    proc = fake.run("sync", "--include", "scratch.bin", check=False)  # 60 MB against the default 50
+    assert proc.returncode == 2 and fake.calls() == []
+    assert proc.stderr.splitlines()[-1] == (
+        "launch/tpu.sh: the bundle is 60.0 MB, over the 50 MB limit; see its files with --dry-run, and pass "
+        "--max-sync-mb 61 (or set SALSA_SYNC_MAX_MB) to send it anyway."
+    )
+    _make_sparse(cluttered / "scratch.bin", 2_000_000)
+    assert (
+        fake.run("sync", "--include", "scratch.bin", env={"SALSA_SYNC_MAX_MB": "1"}, check=False).returncode
+        == 2
+    )
+    fake.run("sync", "--include", "scratch.bin", "--max-sync-mb", "3")
+    assert (fake.home / "salsa" / "scratch.bin").stat().st_size == 2_000_000
+
+
+def test_sync_dry_run_lists_the_files_and_checks_them(fake, cluttered):
+    proc = fake.run("sync", "--dry-run", "--include", "notes.txt")
+    listed = [line.split()[1:] for line in proc.stderr.splitlines() if not line.startswith("launch/tpu.sh: ")]
+    assert listed == [
+        ["configs/large.py"],
+        ["launch/tpu.sh"],
+        ["notes.txt", "(untracked,", "named)"],
+        ["salsa/__init__.py"],
+        ["salsa/train.py"],
+    ]
+    assert len(proc.stdout.splitlines()) == 2 and fake.calls() == [] and not os.listdir(fake.home)
+    refused = fake.run("sync", "--dry-run", "--include", "key.json", check=False)
+    assert refused.returncode == 2 and "key.json  (untracked, named)  (looks like a secret)" in refused.stderr
+
+
+def test_include_that_matches_nothing_is_an_error(fake, cluttered):
+    proc = fake.run("sync", "--include", "dat", check=False)
+    assert proc.returncode == 2 and fake.calls() == []
+    assert proc.stderr == (
+        f"launch/tpu.sh: --include 'dat' matches no file in {cluttered} "
+        "(paths are relative to the checkout's root).\n"
+    )
+    fake.run("sync", "--include", "salsa/train.py")  # tracked: sent anyway, not an error
+    (cluttered / "launch" / "sync-include").write_text("nowhere/\n")
+    proc = fake.run("sync", check=False)
+    assert proc.returncode == 2 and "launch/sync-include's line 'nowhere/' matches no file" in proc.stderr
+
+
+def test_gitignore_covers_what_the_readme_makes(tmp_path):
+    shutil.copy(os.path.join(REPO, ".gitignore"), tmp_path / ".gitignore")
+    _git(tmp_path, "init", "-q")
+    made = [".venv/bin/python", "runs/tiny/config.json", "notebooks/.ipynb_checkpoints/a.ipynb", ".DS_Store"]
+    made += [".env", ".vscode/settings.json", "salsa/x.py~", "salsa/__pycache__/x.pyc"]
+    for path in made:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("x")
+    (tmp_path / "salsa" / "new.py").write_text("x")
+    env = {**os.environ, **GIT_ENV, "XDG_CONFIG_HOME": str(tmp_path)}
+    untracked = subprocess.run(
+        ["git", "ls-files", "--others", "--exclude-standard"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert untracked == [".gitignore", "salsa/new.py"]
 
 
 def test_single_host_trains_without_distributed_init(fake):
@@ -238,6 +431,11 @@ def test_dry_run_makes_no_call_and_prints_commands_that_paste_to_the_same_calls(
         (["create", "--sopt"], "unknown argument '--sopt'"),
         (["launch"], "unknown command 'launch'"),
         (["logs", "--worker", "1"], "--worker '1' must be a worker index from 0 to 0 of a v4-8."),
+        (
+            ["train", "--workdir", "/r", "--include", "data"],
+            "--include is a flag of sync and setup, not of train.",
+        ),
+        (["sync", "--max-sync-mb", "1.5"], "--max-sync-mb '1.5' must be a whole number of MB."),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(fake, args, message):

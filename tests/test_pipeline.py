@@ -219,3 +219,114 @@ def test_each_window_continues_from_the_previous_output(tiny):
         np.testing.assert_array_equal(ref[:overlap], seen[k - 1][2][-overlap:])
         np.testing.assert_array_equal(out[:overlap], seen[k - 1][2][-overlap:])  # returned bit-exact
     np.testing.assert_array_equal(np.concatenate([e.latents for e in events])[:125], seen[0][2])
+
+
+def test_the_api_takes_per_condition_guidance(tiny, monkeypatch):
+    from salsa.sampling.guidance import Guidance
+
+    seen = []
+
+    def spy(model, cond, noise, reference, reference_mask, *, steps, guidance, grid):
+        seen.append(guidance)
+        return np.zeros(noise.shape, np.float32)
+
+    monkeypatch.setattr(long_form, "sample_windows", spy)
+    frames = _frames(1.0, 8), _frames(1.0, 24)
+    for kw, want in (
+        ({}, Guidance.uniform(4.0)),
+        ({"cfg": 2.0}, Guidance.uniform(2.0)),
+        ({"guidance": tiny.guidance(3.0, audio=1.0)}, Guidance(3.0, 3.0, 1.0)),
+    ):
+        seen.clear()
+        out = tiny.generate(*frames, steps=1, **kw)
+        assert seen == [want] and out.audio.shape == (16000, 1)
+    with pytest.raises(ValueError, match="not both"):
+        tiny.generate(*frames, steps=1, cfg=2.0, guidance=Guidance.uniform(2.0))
+
+
+def _sound(seconds: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(round(seconds * 16000)) / 16000
+    tone = 0.3 * np.sin(2 * np.pi * 330 * t) * (1 + np.sin(2 * np.pi * 0.7 * t))
+    return (tone[:, None] + 0.02 * rng.standard_normal((len(t), 1))).astype(np.float32)
+
+
+def test_regenerate_keeps_the_rest_and_samples_only_windows_with_a_range(tiny, monkeypatch):
+    """Outside the ranges the latents are the kept audio's exactly (its audio the VAE round trip);
+    inside they are new; two ranges far apart take two windows of the four a 6 s video has."""
+    sec, audio = 6.0, _sound(6.0)
+    calls = []
+    real = long_form.sample_windows
+
+    def spy(*args, **kw):
+        calls.append(np.asarray(args[4]))  # the reference mask
+        return real(*args, **kw)
+
+    monkeypatch.setattr(long_form, "sample_windows", spy)
+    out = tiny.regenerate(_frames(sec, 8), _frames(sec, 24), audio, [(4.0, 5.0), (1.0, 1.5)], steps=1)
+    geo = long_form.geometry(tiny.config)
+    assert out.audio.shape == (round(sec * 16000), 1) and out.latents.shape == (geo.total_latents(sec), 16)
+    assert len(calls) == 2 and geo.num_windows(sec) == 4
+    kept = tiny.reference_latents(audio)
+    inside = np.zeros(len(kept), bool)
+    inside[62:94] = inside[250:313] = True  # 1.0–1.5 s and 4.0–5.0 s at 62.5 latent frames per second
+    np.testing.assert_array_equal(out.latents[~inside], kept[~inside])
+    assert np.abs(out.latents[inside] - kept[inside]).mean() > 0.1
+    for mask in calls:  # each range has clean kept latents on both sides in its window
+        generated = np.flatnonzero(~mask[0])
+        assert mask[0, : generated[0]].sum() >= 16 and mask[0, generated[-1] + 1 :].sum() >= 16
+    trip = vae_codec.decode(tiny.vae, vae_codec.denormalize(kept, tiny.vae_stats))[: len(out.audio)]
+    hop, margin = 256, vae_codec.receptive_radius(tiny.vae.config)[1]
+    far = np.ones(len(kept), bool)
+    for a, b in ((62, 94), (250, 313)):
+        far[a - margin : b + margin] = False
+    far = np.repeat(far, hop)[: len(out.audio)]
+    np.testing.assert_allclose(out.audio[far], trip[far], atol=1e-4 * np.abs(trip).max())
+    assert np.abs(out.audio[~far] - trip[~far]).max() > 0.05
+
+
+def test_several_references_each_kept_where_placed(tiny):
+    sec = 5.0
+    a, b = _sound(0.5, 1), _sound(0.75, 2)
+    out = tiny.extend(_frames(sec, 8), _frames(sec, 24), references=[(a, 0.5), (b, 3.0)], steps=1)
+    for ref, at in ((a, 0.5), (b, 3.0)):
+        z = tiny.reference_latents(ref)
+        start = round(at * 62.5)
+        np.testing.assert_array_equal(out.latents[start : start + len(z)], z)
+    with pytest.raises(ValueError, match=r"references at 0.5 s \(0.51 s long\) and at 0.8 s overlap"):
+        tiny.extend(_frames(sec, 8), _frames(sec, 24), references=[(a, 0.5), (b, 0.8)], steps=1)
+
+
+@pytest.mark.parametrize(
+    "ranges, needle",
+    [
+        ([(2.0, 1.0)], "range 2:1 is reversed or empty"),
+        ([(4.0, 6.5)], "range 4:6.5 lies outside the video (0 to 6.00 s)"),
+        ([(-0.5, 0.5)], "range -0.5:0.5 lies outside the video"),
+        ([(1.0, 2.0), (1.5, 2.5)], "ranges 1:2 and 1.5:2.5 overlap"),
+        ([(1.0, 2.6)], "range 1:2.6 lasts 1.6 s, longer than the 1.5 s one window can regenerate"),
+        ([], "no range to regenerate"),
+    ],
+)
+def test_bad_ranges_are_named(ranges, needle):
+    from salsa.sampling import editing
+
+    geo = long_form.geometry(get_config())  # 2 s windows, 1.5 s step
+    with pytest.raises(ValueError) as e:
+        editing.plan(ranges, 6.0, geo)
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_edit_windows_hold_their_ranges_in_order():
+    from salsa.sampling import editing
+
+    geo = long_form.geometry(get_config())
+    ranges = [(0.0, 0.3), (0.5, 1.2), (3.0, 4.5), (5.9, 6.0), (9.0, 9.99)]
+    windows = editing.plan(ranges, 10.0, geo)
+    assert [len(w.ranges) for w in windows] == [2, 1, 1, 1]  # the first two fit one window together
+    starts = [geo.starts_at(w.start_s)[0] for w in windows]
+    assert starts == sorted(starts)
+    for w, start in zip(windows, starts, strict=True):
+        assert (w.start_s * 8).is_integer()  # on the 1/8 s frame grid of 8 and 24 fps
+        assert all(start <= a and b <= start + geo.latents for a, b in w.ranges)
+    assert starts[-1] + geo.latents >= geo.total_latents(10.0)

@@ -1,4 +1,4 @@
-"""The feature record: one ArrayRecord record per clip, each an uncompressed `.npz` archive.
+"""The feature record: one ArrayRecord record per clip, a JSON header followed by raw arrays.
 
 A record holds the offline-extracted features of one clip (docs/records.md):
 
@@ -10,18 +10,27 @@ A record holds the offline-extracted features of one clip (docs/records.md):
     duration  float                      seconds
     id        str                        unique clip id
 
-A stream at rate r has round(duration * r) frames, give or take one. `.npz` is numpy's portable,
-self-describing archive; records are read with allow_pickle=False, so a record can never run code.
+A stream at rate r has round(duration * r) frames, give or take one.
+
+Bytes of a version-2 record (written by `encode`): b"SALSAREC", the version and the header length as
+little-endian uint32, a JSON header (id, caption, duration, and each array's name, dtype, shape and byte
+offset) padded with spaces so the array data starts on a 64-byte boundary, then the arrays as raw
+little-endian float32, each 64-byte aligned. Version 1 is the numpy `.npz` archive written before; `decode`
+reads both without `ast` or pickle (np.load parses .npy headers with ast.literal_eval, which CPython 3.11
+can fail on spuriously when threads parse at once, and grain decodes records in threads).
 """
 
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import re
 import shutil
+import struct
 import tempfile
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -38,33 +47,145 @@ _SHARD_RE = re.compile(r"features-(\d{5})-of-(\d{5})\.array_record")
 # group_size:1 keeps random access (shuffled reads) to one record per seek.
 _WRITER_OPTIONS = "group_size:1"
 
+MAGIC = b"SALSAREC"
+VERSION = 2  # written by encode; decode also reads version 1 (.npz)
+READABLE = "1 (.npz) and 2"
+_PREFIX = struct.Struct("<8sII")  # magic, version, header length (padding included)
+_ALIGN = 64
+_FLOAT32 = np.dtype("<f4")
+_NPZ_MAGIC = b"PK\x03\x04"
+_NPY_MAGIC = b"\x93NUMPY"
+# The header numpy writes for a plain array (keys sorted): a fixed grammar, so a regex reads it.
+_NPY_HEADER = re.compile(
+    r"\{'descr': '([<>|][fiubU]\d+)', 'fortran_order': (True|False), 'shape': \(([\d, ]*)\), \}[ \n]*"
+)
+
 
 class RecordError(ValueError):
     """A record does not match the format (the message names the field and what was expected)."""
 
 
 def encode(record: Mapping[str, Any]) -> bytes:
-    """Serialises one record (a dict of the fields above) to bytes."""
-    arrays = {}
-    for name in ARRAY_FIELDS:
-        if name in record and record[name] is not None:
-            arrays[name] = np.asarray(record[name], np.float32)
-    arrays["caption"] = np.asarray(str(record.get("caption", "")))
-    arrays["id"] = np.asarray(str(record["id"]))
-    arrays["duration"] = np.asarray(float(record["duration"]), np.float64)
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return buf.getvalue()
+    """Serialises one record (a dict of the fields above) to version-2 bytes."""
+    arrays = [
+        (name, np.ascontiguousarray(record[name], _FLOAT32))
+        for name in ARRAY_FIELDS
+        if record.get(name) is not None
+    ]
+    entries, offset = [], 0
+    for name, value in arrays:
+        entries.append({"name": name, "dtype": _FLOAT32.str, "shape": list(value.shape), "offset": offset})
+        offset += -(-value.nbytes // _ALIGN) * _ALIGN
+    header = json.dumps(
+        {
+            "id": str(record["id"]),
+            "caption": str(record.get("caption", "")),
+            "duration": float(record["duration"]),
+            "arrays": entries,
+        },
+        separators=(",", ":"),
+    ).encode()
+    header += b" " * (-(_PREFIX.size + len(header)) % _ALIGN)
+    out = bytearray(_PREFIX.pack(MAGIC, VERSION, len(header)) + header)
+    data_start = len(out)
+    for (_, value), entry in zip(arrays, entries, strict=True):
+        out += bytes(data_start + entry["offset"] - len(out))  # zero padding to the aligned offset
+        out += value.tobytes()
+    return bytes(out)
 
 
 def decode(data: bytes) -> Record:
-    """Parses the bytes of one record back into a dict (numpy arrays, `caption`/`id` str, float)."""
-    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-        record: Record = {name: npz[name] for name in npz.files}
+    """Parses the bytes of one record (version 1 or 2) into a dict: `caption`/`id` str, `duration` float,
+    and the arrays as read-only numpy views of `data` (copy one before writing to it).
+
+    Safe in any number of threads: no Python-syntax parsing (ast), no pickle.
+    """
+    data = bytes(data)
+    if data[:8] == MAGIC:
+        return _decode_v2(data)
+    if data[:4] == _NPZ_MAGIC:
+        return _decode_npz(data)
+    raise RecordError(
+        f"not a feature record: the bytes start with {data[:8]!r}, expected {MAGIC!r} (version 2) or "
+        f"{_NPZ_MAGIC!r} (version 1, .npz)."
+    )
+
+
+def _decode_v2(data: bytes) -> Record:
+    if len(data) < _PREFIX.size:
+        raise RecordError(f"feature record truncated: {len(data)} bytes.")
+    _, version, length = _PREFIX.unpack_from(data)
+    if version != VERSION:
+        raise RecordError(
+            f"feature record of version {version}; this salsa reads versions {READABLE}: update salsa, "
+            "or extract the features again with this one."
+        )
+    start = _PREFIX.size + length
+    rid = "<unknown>"
+    try:
+        header = json.loads(data[_PREFIX.size : start])
+        rid = header["id"]
+        record: Record = {
+            "id": str(rid),
+            "caption": str(header["caption"]),
+            "duration": float(header["duration"]),
+        }
+        for entry in header["arrays"]:
+            name, shape, offset = entry["name"], entry["shape"], entry["offset"]
+            if entry["dtype"] != _FLOAT32.str or name in record or min([offset, *shape]) < 0:
+                raise ValueError(f"bad array entry {entry}")
+            record[name] = np.frombuffer(data, _FLOAT32, math.prod(shape), start + offset).reshape(shape)
+    except (KeyError, TypeError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError included
+        raise RecordError(
+            f"record {rid}: not a valid version-2 feature record ({type(e).__name__}: {e})."
+        ) from None
+    return record
+
+
+def _decode_npz(data: bytes) -> Record:
+    """A version-1 record: a .npz (zip of .npy) read without np.load, whose header parser uses ast."""
+    record: Record = {}
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            for info in archive.infolist():
+                name = info.filename.removesuffix(".npy")
+                record[name] = _read_npy(archive.read(info), name)
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise RecordError(f"version-1 (.npz) feature record unreadable: {e}.") from None
+    rid = record.get("id", "<no id>")
+    for name in ("id", "duration"):
+        if name not in record:
+            raise RecordError(f"version-1 (.npz) feature record {rid}: missing field {name!r}.")
     record["caption"] = str(record.get("caption", ""))
     record["id"] = str(record["id"])
     record["duration"] = float(record["duration"])
     return record
+
+
+def _read_npy(raw: bytes, name: str) -> np.ndarray:
+    """One .npy member of a version-1 record, as a read-only view of `raw`."""
+    major = raw[6] if raw[:6] == _NPY_MAGIC and len(raw) > 10 else 0
+    if major == 1:
+        (length,), start = struct.unpack_from("<H", raw, 8), 10
+    elif major in (2, 3):
+        (length,), start = struct.unpack_from("<I", raw, 8), 12
+    else:
+        raise RecordError(f"version-1 (.npz) feature record: member {name!r} is not a .npy array.")
+    header = raw[start : start + length].decode("latin1")
+    match = _NPY_HEADER.fullmatch(header)
+    if match is None:
+        raise RecordError(
+            f"version-1 (.npz) feature record: member {name!r} has an unsupported .npy header {header!r} "
+            "(only plain numeric or unicode arrays are read)."
+        )
+    descr, fortran, dims = match.groups()
+    shape = tuple(int(d) for d in dims.split(",") if d.strip())
+    dtype = np.dtype(descr)
+    try:
+        flat = np.frombuffer(raw, dtype, math.prod(shape), start + length)
+    except ValueError:
+        raise RecordError(f"version-1 (.npz) feature record: member {name!r} is truncated.") from None
+    return flat.reshape(shape[::-1]).T if fortran == "True" else flat.reshape(shape)
 
 
 def frames(duration: float, rate: float) -> int:
@@ -203,7 +324,13 @@ def read_shard(path: str | os.PathLike) -> list[Record]:
     """All records of one shard file, in order."""
     reader = ArrayRecordReader(str(path))
     try:
-        return [decode(b) for b in reader.read_all()]
+        out = []
+        for i, data in enumerate(reader.read_all()):
+            try:
+                out.append(decode(data))
+            except RecordError as e:
+                raise RecordError(f"{path}, record {i}: {e}") from None
+        return out
     finally:
         reader.close()
 

@@ -22,11 +22,16 @@ def kl_divergence(reference_logits: np.ndarray, generated_logits: np.ndarray) ->
     of the other (the same video). This direction, the reference distribution as the expectation's
     weight, is the one V2A papers report with PaSST and PANNs: it penalises a generated clip for
     missing a class the reference has. Lower is better; 0 when the distributions agree."""
+    return float(np.mean(kl_per_clip(reference_logits, generated_logits)))
+
+
+def kl_per_clip(reference_logits: np.ndarray, generated_logits: np.ndarray) -> np.ndarray:
+    """(clips,) KL(p_ref || p_gen) of each clip pair; `kl_divergence` is their mean."""
     ref, gen = _logits("reference_logits", reference_logits), _logits("generated_logits", generated_logits)
     if ref.shape != gen.shape:
         raise ValueError(f"reference {ref.shape} and generated {gen.shape} logits must pair clip for clip.")
     log_p, log_q = log_softmax(ref, axis=1), log_softmax(gen, axis=1)
-    return float(np.mean(np.sum(np.exp(log_p) * (log_p - log_q), axis=1)))
+    return np.sum(np.exp(log_p) * (log_p - log_q), axis=1)
 
 
 def inception_score(logits: np.ndarray, splits: int = 1) -> tuple[float, float]:

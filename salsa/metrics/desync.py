@@ -143,12 +143,19 @@ def predict_offsets(
     )
 
 
-def desync(
+def desync_per_clip(
     model: nnx.Module, clips, audio_rate: int | None = None, params: DesyncParams = DesyncParams()
-) -> float:
-    """DeSync (s) over (frames, audio) pairs: each clip's mean |predicted offset| over its windows,
-    averaged over clips. Between 0 and max_offset_s; lower is better."""
+) -> np.ndarray:
+    """(clips,) seconds: each (frames, audio) pair's mean |predicted offset| over its windows."""
     per_clip = [np.mean(np.abs(predict_offsets(model, f, a, audio_rate, params))) for f, a in clips]
     if not per_clip:
         raise ValueError("DeSync needs at least one (frames, audio) clip.")
-    return float(np.mean(per_clip))
+    return np.asarray(per_clip, np.float64)
+
+
+def desync(
+    model: nnx.Module, clips, audio_rate: int | None = None, params: DesyncParams = DesyncParams()
+) -> float:
+    """DeSync (s) over (frames, audio) pairs: `desync_per_clip` averaged over clips. Between 0 and
+    max_offset_s; lower is better."""
+    return float(np.mean(desync_per_clip(model, clips, audio_rate, params)))

@@ -1,24 +1,23 @@
 """Few-step Euler sampling of a shortcut model with masked classifier-free guidance (paper A.1).
 
-N steps of size d = 1/N from noise (t = 0) to data (t = 1). Each step evaluates both CFG branches in
-one batched call: the conditional branch sees x̂_t (the clean reference spliced in, marked as
-reference) and every condition; the unconditional branch sees x_t with no reference and no condition.
+N steps of size d = 1/N from noise x_0 (t = 0) to data (t = 1). Each step evaluates the guidance
+branches (salsa.sampling.guidance) in one batched call. At reference positions x_t is put back on the
+noising path, (1 − t)·x_0 + t·x_1 with x_1 the clean reference, before every step: the branches that
+do not get the reference see a sample of the path the model was trained on there, never a state
+pushed by the network's outputs on reference tokens (which carry no loss, so they are arbitrary).
 The reference span is returned exactly as given.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 
 from salsa.objectives.masking import splice
 from salsa.objectives.shortcut import teacher_level
-from salsa.sampling.guidance import guided_velocity
+from salsa.sampling.guidance import PAPER, Guidance, Velocity, guided
 
-# velocity(x (n, T, C), t (n,), d (n,), reference (n, T) bool, uncond (n,) bool) -> (n, T, C)
-Velocity = Callable[[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array], jax.Array]
+__all__ = ["Velocity", "check_steps", "sample"]
 
 
 def check_steps(steps: int, grid: int) -> None:
@@ -33,13 +32,13 @@ def sample(
     *,
     reference: jax.Array | None = None,
     reference_mask: jax.Array | None = None,
-    cfg: float = 4.0,
+    guidance: Guidance = PAPER,
     grid: int = 128,
 ) -> jax.Array:
     """Latents (B, T, C) from `noise` (B, T, C) in `steps` Euler steps.
 
     `reference` (B, T, C) holds clean latents where `reference_mask` (B, T) is True (elsewhere
-    ignored). With cfg == 1 only the conditional branch is evaluated.
+    ignored). `guidance` decides which branches are evaluated (all scales 1: only the conditional one).
     """
     check_steps(steps, grid)
     batch, length = noise.shape[:2]
@@ -48,23 +47,11 @@ def sample(
         reference = jnp.zeros_like(noise)
     dt = 1.0 / steps
     d = jnp.full((batch,), teacher_level(jnp.asarray(dt), grid))
-    no_ref = jnp.zeros_like(reference_mask)
-    guided = cfg != 1.0
 
     def step(i, x):
-        t = jnp.full((batch,), i * dt)
-        x_hat = splice(x, reference, reference_mask)
-        if not guided:
-            v = velocity(x_hat, t, d, reference_mask, jnp.zeros((batch,), bool))
-        else:
-            both = velocity(
-                jnp.concatenate([x, x_hat]),
-                jnp.concatenate([t, t]),
-                jnp.concatenate([d, d]),
-                jnp.concatenate([no_ref, reference_mask]),
-                jnp.concatenate([jnp.ones((batch,), bool), jnp.zeros((batch,), bool)]),
-            )
-            v = guided_velocity(both[:batch], both[batch:], cfg)
+        t = i * dt
+        x = jnp.where(reference_mask[..., None], (1.0 - t) * noise + t * reference, x)  # the noising path
+        v = guided(velocity, x, jnp.full((batch,), t), d, reference, reference_mask, guidance)
         return x + dt * v
 
     x = jax.lax.fori_loop(0, steps, step, noise)

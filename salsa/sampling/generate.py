@@ -6,18 +6,19 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from salsa.models.generator import CONDITIONS, Conditions, Generator
+from salsa.models.generator import Conditions, Generator
 from salsa.sampling.euler import Velocity, sample
+from salsa.sampling.guidance import PAPER, Guidance
 
 
 def generator_velocity(model: Generator, cond: Conditions) -> Velocity:
-    """Velocity over n rows, n a multiple of the conditions' batch (CFG branches stacked on batch)."""
+    """Velocity over n rows, n a multiple of the conditions' batch (guidance branches stacked on batch)."""
     batch = cond["latent_mask"].shape[0]
 
-    def velocity(x, t, d, reference, uncond):
+    def velocity(x, t, d, reference, drop):
         reps = x.shape[0] // batch
-        tiled = jax.tree.map(lambda a: jnp.concatenate([a] * reps), cond)
-        return model(x, t, d, tiled, reference, {name: uncond for name in CONDITIONS})
+        tiled = cond if reps == 1 else jax.tree.map(lambda a: jnp.concatenate([a] * reps), cond)
+        return model(x, t, d, tiled, reference, drop)
 
     return velocity
 
@@ -28,7 +29,7 @@ def generate(
     key: jax.Array,
     *,
     steps: int,
-    cfg: float = 4.0,
+    guidance: Guidance = PAPER,
     grid: int = 128,
     reference: jax.Array | None = None,
     reference_mask: jax.Array | None = None,
@@ -41,7 +42,7 @@ def generate(
         cond,
         noise,
         steps=steps,
-        cfg=cfg,
+        guidance=guidance,
         grid=grid,
         reference=reference,
         reference_mask=reference_mask,
@@ -54,7 +55,7 @@ def generate_from_noise(
     noise: jax.Array,
     *,
     steps: int,
-    cfg: float = 4.0,
+    guidance: Guidance = PAPER,
     grid: int = 128,
     reference: jax.Array | None = None,
     reference_mask: jax.Array | None = None,
@@ -66,15 +67,22 @@ def generate_from_noise(
         steps,
         reference=reference,
         reference_mask=reference_mask,
-        cfg=cfg,
+        guidance=guidance,
         grid=grid,
     )
     return jnp.where(cond["latent_mask"][..., None], out, 0.0)
 
 
-@nnx.jit(static_argnames=("steps", "cfg", "grid"))
-def generate_jit(model, cond, key, reference=None, reference_mask=None, *, steps, cfg=4.0, grid=128):
-    """`generate` compiled once per (steps, cfg, shapes)."""
+@nnx.jit(static_argnames=("steps", "guidance", "grid"))
+def generate_jit(model, cond, key, reference=None, reference_mask=None, *, steps, guidance=PAPER, grid=128):
+    """`generate` compiled once per (steps, guidance, shapes)."""
     return generate(
-        model, cond, key, steps=steps, cfg=cfg, grid=grid, reference=reference, reference_mask=reference_mask
+        model,
+        cond,
+        key,
+        steps=steps,
+        guidance=guidance,
+        grid=grid,
+        reference=reference,
+        reference_mask=reference_mask,
     )

@@ -31,6 +31,8 @@ from salsa.features import encoders
 from salsa.models.generator import latent_rate_hz
 from salsa.sampling.euler import check_steps
 from salsa.sampling.generate import generate_from_noise
+from salsa.sampling.guidance import Guidance
+from salsa.sampling.guidance import from_config as guidance_from_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +50,14 @@ class Geometry:
 
     def latent_start(self, k: int) -> int:
         return round(k * self.step_s * self.latent_rate)
+
+    def starts_at(self, seconds: float) -> tuple[int, int, int]:
+        """(latent, semantic, sync) start frames of a window starting at `seconds` (on the frame grid)."""
+        return (
+            round(seconds * self.latent_rate),
+            round(seconds * self.semantic_fps),
+            round(seconds * self.sync_fps),
+        )
 
     def semantic_start(self, k: int) -> int:
         return round(k * self.step_s * self.semantic_fps)
@@ -159,6 +169,12 @@ class Clip:
     text: np.ndarray | None = None
     reference: np.ndarray | None = None
     reference_start: int = 0
+    references: list[tuple[int, np.ndarray]] = dataclasses.field(default_factory=list)
+
+    def spans(self) -> list[tuple[int, np.ndarray]]:
+        """Every clean reference span, (start latent frame, latents)."""
+        one = [] if self.reference is None else [(self.reference_start, self.reference)]
+        return [*self.references, *one]
 
 
 @dataclasses.dataclass
@@ -195,15 +211,17 @@ class _State:
         self.total = self.geo.total_latents(self.seconds)
 
 
-@nnx.jit(static_argnames=("steps", "cfg", "grid"))
-def sample_windows(model, cond, noise, reference, reference_mask, *, steps: int, cfg: float, grid: int):
+@nnx.jit(static_argnames=("steps", "guidance", "grid"))
+def sample_windows(
+    model, cond, noise, reference, reference_mask, *, steps: int, guidance: Guidance, grid: int
+):
     """Latents (B, Ta, C) from per-row noise; positions outside cond["latent_mask"] are zero."""
     return generate_from_noise(
         model,
         cond,
         noise,
         steps=steps,
-        cfg=cfg,
+        guidance=guidance,
         grid=grid,
         reference=reference,
         reference_mask=reference_mask,
@@ -219,28 +237,47 @@ def _padded(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return x, mask
 
 
+def window_frames(pipeline, buf8: FrameBuffer, buf24: FrameBuffer, geo: Geometry, s8: int, s24: int):
+    """The frames a window starting at s8 / s24 needs: (8 fps frames, 24 fps frames with one sync
+    snippet of margin on each side, offset of frame s24 in them)."""
+    margin = pipeline.sync.config.snippet_frames  # sync features see whole snippets at the edges
+    lo = max(0, s24 - margin)
+    return buf8.take(s8, s8 + geo.semantic), buf24.take(lo, s24 + geo.sync + margin), s24 - lo
+
+
+def window_conditions(pipeline, frames, geo: Geometry, timings: dict) -> dict[str, np.ndarray]:
+    """Semantic and sync features (and masks) of a window from its `window_frames`."""
+    f8, f24, offset = frames
+    config = pipeline.config
+    t0 = time.perf_counter()
+    sem = encoders.semantic(pipeline.siglip, f8) if len(f8) else np.zeros((0, config.features.semantic_dim))
+    if len(f24):
+        syn = encoders.sync(pipeline.sync, f24)[offset : offset + geo.sync]
+    else:
+        syn = np.zeros((0, config.features.sync_dim))
+    timings["encoders"] = timings.get("encoders", 0.0) + time.perf_counter() - t0
+    sem, sem_mask = _padded(sem.astype(np.float32), geo.semantic)
+    syn, syn_mask = _padded(syn.astype(np.float32), geo.sync)
+    return dict(semantic=sem, semantic_mask=sem_mask, sync=syn, sync_mask=syn_mask)
+
+
+def text_inputs(config, text: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The text condition of a clip: its embedding, or zeros marked absent (null text)."""
+    vector = text if text is not None else np.zeros((config.features.text_dim,), np.float32)
+    return dict(text=np.asarray(vector, np.float32), text_mask=np.asarray(text is not None))
+
+
 def _window_inputs(state: _State, pipeline, timings: dict[str, float]) -> dict[str, np.ndarray] | None:
     """The generator inputs of the clip's next window (numpy, unbatched), or None when it is complete."""
     geo, config, k = state.geo, pipeline.config, state.k
-    margin = pipeline.sync.config.snippet_frames  # sync features see whole snippets at the edges
     s8, s24, start = geo.semantic_start(k), geo.sync_start(k), geo.latent_start(k)
-    f8 = state.buf8.take(s8, s8 + geo.semantic)
-    lo = max(0, s24 - margin)
-    f24 = state.buf24.take(lo, s24 + geo.sync + margin)
+    frames = window_frames(pipeline, state.buf8, state.buf24, geo, s8, s24)
     if state.buf24.exhausted and state.total is None:
         state.learn_duration()
     valid = geo.latents if state.total is None else min(geo.latents, state.total - start)
     if valid <= 0:
         return None
-    t0 = time.perf_counter()
-    sem = encoders.semantic(pipeline.siglip, f8) if len(f8) else np.zeros((0, config.features.semantic_dim))
-    if len(f24):
-        syn = encoders.sync(pipeline.sync, f24)[s24 - lo : s24 - lo + geo.sync]
-    else:
-        syn = np.zeros((0, config.features.sync_dim))
-    timings["encoders"] += time.perf_counter() - t0
-    sem, sem_mask = _padded(sem.astype(np.float32), geo.semantic)
-    syn, syn_mask = _padded(syn.astype(np.float32), geo.sync)
+    features = window_conditions(pipeline, frames, geo, timings)
     c = config.audio.latent_dim
     reference = np.zeros((geo.latents, c), np.float32)
     ref_mask = np.zeros((geo.latents,), bool)
@@ -249,29 +286,53 @@ def _window_inputs(state: _State, pipeline, timings: dict[str, float]) -> dict[s
         overlap = prev_start + geo.latents - start
         reference[:overlap] = state.previous[start - prev_start :]
         ref_mask[:overlap] = True
-    clip = state.clip
-    if clip.reference is not None:  # the user's reference where it overlaps this window
-        a = max(start, clip.reference_start)
-        b = min(start + geo.latents, clip.reference_start + clip.reference.shape[0])
+    for span_start, span in state.clip.spans():  # the user's references where they overlap this window
+        a = max(start, span_start)
+        b = min(start + geo.latents, span_start + span.shape[0])
         if a < b:
-            reference[a - start : b - start] = clip.reference[
-                a - clip.reference_start : b - clip.reference_start
-            ]
+            reference[a - start : b - start] = span[a - span_start : b - span_start]
             ref_mask[a - start : b - start] = True
     latent_mask = np.arange(geo.latents) < valid
-    text = clip.text if clip.text is not None else np.zeros((config.features.text_dim,), np.float32)
     return dict(
         latent_mask=latent_mask,
-        semantic=sem,
-        semantic_mask=sem_mask,
-        sync=syn,
-        sync_mask=syn_mask,
-        text=np.asarray(text, np.float32),
-        text_mask=np.asarray(clip.text is not None),
+        **features,
+        **text_inputs(config, state.clip.text),
         reference=reference,
         reference_mask=ref_mask & latent_mask,
-        noise=np.asarray(jax.random.normal(jax.random.fold_in(clip.key, k), (geo.latents, c)), np.float32),
+        noise=window_noise(state.clip.key, k, geo.latents, c),
     )
+
+
+def window_noise(key: jax.Array, index: int, length: int, channels: int) -> np.ndarray:
+    """The noise of a clip's window `index`: fold_in(key, index), so it does not depend on batching."""
+    return np.asarray(jax.random.normal(jax.random.fold_in(key, index), (length, channels)), np.float32)
+
+
+def sample_rows(
+    pipeline, rows: list[dict], size: int, *, steps: int, guidance: Guidance, timings
+) -> np.ndarray:
+    """Samples window inputs (as made by _window_inputs), padded to `size` rows: (size, Ta, C) latents."""
+    padded = rows + [rows[0]] * (size - len(rows))
+    stacked = {key: np.stack([r[key] for r in padded]) for key in padded[0]}
+    cond = {
+        key: jnp.asarray(v)
+        for key, v in stacked.items()
+        if key not in ("reference", "reference_mask", "noise")
+    }
+    t0 = time.perf_counter()
+    out = sample_windows(
+        pipeline.generator,
+        cond,
+        jnp.asarray(stacked["noise"]),
+        jnp.asarray(stacked["reference"]),
+        jnp.asarray(stacked["reference_mask"]),
+        steps=steps,
+        guidance=guidance,
+        grid=pipeline.config.objective.grid,
+    )
+    out = np.asarray(out)
+    timings["network"] = timings.get("network", 0.0) + time.perf_counter() - t0
+    return out
 
 
 def run(
@@ -280,18 +341,24 @@ def run(
     *,
     geo: Geometry,
     steps: int,
-    cfg: float,
+    guidance: Guidance | None = None,
+    cfg: float | None = None,
     batch: int = 1,
     timings: dict[str, float] | None = None,
 ) -> Iterator[Window]:
     """Generates every clip window by window, `batch` clips per generator call; yields each window's
     new latents as soon as they exist (clips in order of progress, windows of a clip in order).
 
-    `pipeline` needs .config, .generator, .siglip and .sync. `timings` (if given) accumulates seconds
-    spent in "encoders" and "network".
+    `pipeline` needs .config, .generator, .siglip and .sync. `guidance` (or `cfg`, the same scale for
+    every condition) defaults to the config's (guidance.from_config). `timings` (if given) accumulates
+    seconds spent in "encoders" and "network".
     """
     grid = pipeline.config.objective.grid
     check_steps(steps, grid)
+    if guidance is not None and cfg is not None:
+        raise ValueError(f"give guidance ({guidance}) or cfg ({cfg:g}), not both.")
+    if guidance is None:
+        guidance = guidance_from_config(pipeline.config, cfg)
     timings = timings if timings is not None else {}
     timings.setdefault("encoders", 0.0)
     timings.setdefault("network", 0.0)
@@ -313,23 +380,9 @@ def run(
             rows.append((i, inputs))
         if not rows:
             continue
-        padded = [r[1] for r in rows] + [rows[0][1]] * (size - len(rows))
-        stacked = {key: np.stack([r[key] for r in padded]) for key in padded[0]}
-        cond = {key: jnp.asarray(v) for key, v in stacked.items() if key not in ("reference", "noise")}
-        cond.pop("reference_mask")
-        t0 = time.perf_counter()
-        out = sample_windows(
-            pipeline.generator,
-            cond,
-            jnp.asarray(stacked["noise"]),
-            jnp.asarray(stacked["reference"]),
-            jnp.asarray(stacked["reference_mask"]),
-            steps=steps,
-            cfg=float(cfg),
-            grid=grid,
+        out = sample_rows(
+            pipeline, [r[1] for r in rows], size, steps=steps, guidance=guidance, timings=timings
         )
-        out = np.asarray(out)
-        timings["network"] += time.perf_counter() - t0
         for row, (i, inputs) in enumerate(rows):
             state = active[i]
             start = geo.latent_start(state.k)
