@@ -57,7 +57,10 @@ def base_config() -> ml_collections.ConfigDict:
         t_logit_mean=0.0,
         t_logit_std=1.0,
         target_clip=4.0,
-        sc_guidance=0.0,  # >0: CFG scale baked into the self-consistency targets (off by default)
+        # > 0: classifier-free guidance at this scale baked into training (salsa/objectives/
+        # baked_guidance.py): the model learns the guided velocity and samples with one branch per step.
+        sc_guidance=0.0,
+        sc_guidance_mix=0.75,  # m of SoundVCM Eq. 16: share of the w-scaled target, the rest the teacher's
     )
 
     c.sampling = dict(steps=8, cfg=4.0)

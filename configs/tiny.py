@@ -1,14 +1,16 @@
 """The tiny pipeline: every stage of SALSA-V in miniature, trained on the synthetic world on CPU in under
 an hour (docs/tiny_pipeline.md).
 
-    python -m salsa.train --config=configs/tiny.py        # all stages into runs/tiny, resumable
+    python -m salsa.train --config=configs/tiny.py        # the default stages into runs/tiny, resumable
 
 runs the stages in WORKDIR/<stage>: the tiny VAE (configs/vae_tiny.py), sync model (configs/sync_tiny.py)
 and SigLIP towers (configs/siglip_tiny.py), feature extraction with their exports
 (configs/extract_tiny.py), the generator on the extracted features, a flow-only generator for the
 shortcut-vs-flow comparison, and the evaluation (salsa/evaluate.py). `--config.run=generator,evaluate`
-runs a subset; `--config.stages.vae.total_steps=50` overrides a stage's config; the generator's own
-settings are this config's top level (`--config.total_steps=...`).
+runs a subset; `--config.run=generator_guided,evaluate` after a default run adds the optional generator
+with guidance baked into training and its comparison to the evaluation; `--config.run=all` runs every
+stage. `--config.stages.vae.total_steps=50` overrides a stage's config; the generator's own settings are
+this config's top level (`--config.total_steps=...`).
 
 Given data, the config trains the generator alone in --workdir, as any single-task config:
 `--config.data.dir=OUT` on features extracted into OUT (docs/extraction.md), or
@@ -49,8 +51,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     del arg
     c = generator_config()
     c.workdir = "runs/tiny"  # salsa.train's default --workdir for this config
-    # Stages to run, in order, comma-separated; "all" is every stage (salsa.training.stages.ORDER).
-    c.run = "all"
+    # Stages to run, in order, comma-separated; "default" is every stage but the optional ones
+    # (salsa.training.stages.OPTIONAL: generator_guided), "all" every stage (stages.ORDER).
+    c.run = "default"
     c.stages = ml_collections.ConfigDict()
     c.stages.vae = vae_tiny.get_config()
     c.stages.sync = sync_tiny.get_config()
@@ -59,6 +62,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.stages.extract = extract_tiny.get_config()
     # The flow-only generator: the generator config with these settings (paper Table 2: no shortcut rows).
     c.stages.generator_flow = dict(objective=dict(sc_fraction=0.0))
+    # The optional generator with guidance baked into training at the sampler's scale (one branch per
+    # step at sampling), for the evaluation's baked-vs-CFG comparison; not in the default run.
+    c.stages.generator_guided = dict(objective=dict(sc_guidance=4.0))
     # salsa.evaluate.EvalSettings of the evaluate stage (fields absent here keep EvalSettings' defaults).
     c.evaluate = dict(
         split="test",
@@ -68,5 +74,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         long_seconds=60.0,
         reference_seconds=(0.25, 0.5, 1.0, 1.5),  # of the 2 s window; the rest is scored
         seed=0,
+        guided_steps=(1, 2, 4, 8),  # baked guidance vs CFG, when generator_guided has run
+        timing_repeats=3,
     )
     return c

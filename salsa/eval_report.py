@@ -6,6 +6,8 @@ long.png       onset F1 and SWSD per segment of long clips: iterative extension 
 reference.png  SWSD and FD of the generated section against the reference length (Fig. 6)
 Values in tables and plots carry their 95% bootstrap interval over clips (± half-width, error bars).
 compare.png    shortcut vs flow-only at equal steps (Table 2 in miniature), with --compare only
+guided.png     guidance baked into training (1 branch per step) vs CFG (2 branches): quality and
+               sampling time against steps, with --guided only
 """
 
 from __future__ import annotations
@@ -175,8 +177,71 @@ def markdown(r: dict) -> str:
             v = t["value"] if isinstance(t["value"], list) else [t["value"]]
             value = " / ".join(_cell(x, "{:.3g}") for x in v)
             lines.append(f"| {t['target']} | {value} | {'yes' if t['met'] else 'no'} |")
+    if r.get("guided_steps"):
+        lines += ["", *guided_section(r)]
     lines += ["", f"Plots: {', '.join(r['plots'])}. Evaluation took {r['seconds']:.0f} s.", ""]
     return "\n".join(lines)
+
+
+GUIDED_COLUMNS = [
+    ("f1", "F1", "{:.3f}"),
+    ("fd", "FD", "{:.3f}"),
+    ("desync", "DeSync s", "{:.2f}"),
+    ("swsd", "SWSD", "{:.4f}"),
+    ("material_accuracy", "material acc.", "{:.3f}"),
+    ("sampling_seconds_per_clip", "sampling ms/clip", "ms"),
+]
+
+
+def guided_verdict(g: dict) -> str:
+    """One sentence: at how many step counts the baked model at 1 branch matches CFG at 2 on F1, FD
+    and DeSync, and the sampling time it takes relative to CFG."""
+    rows = g["steps"].values()
+
+    def no_worse(key, higher_better):
+        pairs = [(x["baked"].get(key), x["cfg"].get(key)) for x in rows]
+        pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+        return sum((a >= b) if higher_better else (a <= b) for a, b in pairs), len(pairs)
+
+    parts = [
+        f"{k} {a} of {n}"
+        for k, (a, n) in (
+            ("F1", no_worse("f1", True)),
+            ("FD", no_worse("fd", False)),
+            ("DeSync", no_worse("desync", False)),
+        )
+        if n
+    ]
+    ratio = [x["baked"]["sampling_seconds_per_clip"] / x["cfg"]["sampling_seconds_per_clip"] for x in rows]
+    return (
+        f"Baked guidance is as good as or better than CFG at {', '.join(parts)} step counts, sampling in "
+        f"{min(ratio):.2f}–{max(ratio):.2f}× CFG's time per clip."
+    )
+
+
+def guided_section(r: dict) -> list[str]:
+    g = r["guided_steps"]
+    head = ["steps", "sampling", "branches/step", *[h for _, h, _ in GUIDED_COLUMNS]]
+    lines = [
+        "## Guidance baked into training vs CFG at sampling (issue 14)",
+        "",
+        f"Checkpoint with guidance baked in (objective.sc_guidance {g['baked_scale']:g}, mix "
+        f"{g['baked_mix']:g}): `{r['guided']}`, sampled with its default guidance, against this "
+        f"checkpoint with CFG at w = {r['settings']['cfg']:g}. Sampling time: the generator's sampling "
+        f"loop alone, compiled, best of {r['settings']['timing_repeats']} runs over {g['timing_clips']} "
+        "clips in one batch.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for k, sides in g["steps"].items():
+        for name, label in (("baked", "baked in"), ("cfg", f"CFG w={sides['cfg']['cfg']:g}")):
+            m = sides[name]
+            if name == "baked" and m["cfg"] != 1.0:
+                label = f"baked in + CFG w={m['cfg']:g}"
+            cells = [_cell(m.get(c), f) for c, _, f in GUIDED_COLUMNS]
+            lines.append("| " + " | ".join([k, label, str(m["branches"]), *cells]) + " |")
+    return lines + ["", guided_verdict(g)]
 
 
 def _steps_axis(ax, steps):
@@ -274,6 +339,26 @@ def plot_compare(r: dict, path: str) -> None:
     _save(fig, path)
 
 
+def plot_guided(r: dict, path: str) -> None:
+    g = r["guided_steps"]
+    steps = [int(k) for k in g["steps"]]
+    keys = (("f1", "onset F1 ↑"), ("fd", "FD ↓"), ("desync", "DeSync (s) ↓"))
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.8), layout="constrained")
+    for name, style, label in (("baked", "o-", "baked in, 1 branch"), ("cfg", "s--", "CFG, 2 branches")):
+        rows = {k: v[name] for k, v in g["steps"].items()}
+        for ax, (key, title) in zip(axes, keys, strict=False):
+            ax.plot(steps, _values(rows, key), style, label=label)
+            ax.set_title(title)
+        ms = [1e3 * v for v in _values(rows, "sampling_seconds_per_clip")]
+        axes[3].plot(steps, ms, style, label=label)
+    axes[3].set_title("sampling ms per clip ↓")
+    for ax in axes:
+        _steps_axis(ax, steps)
+    axes[0].legend()
+    fig.suptitle("Guidance baked into training vs CFG at sampling")
+    _save(fig, path)
+
+
 def _save(fig, path: str) -> None:
     fd, temp = tempfile.mkstemp(suffix=".png", dir=os.path.dirname(path))
     os.close(fd)
@@ -302,6 +387,8 @@ def write(out: str, result: dict) -> None:
         plots["long.png"] = plot_long
     if result.get("compare_steps"):
         plots["compare.png"] = plot_compare
+    if result.get("guided_steps"):
+        plots["guided.png"] = plot_guided
     result["plots"] = list(plots)
     result["targets"] = targets(result)
     for name, plot in plots.items():

@@ -1,12 +1,15 @@
 """Evaluation of a pipeline checkpoint on held-out synthetic-world clips (paper §4, Table 1-2, Fig. 5-6).
 
     python -m salsa.evaluate --checkpoint DIR --split test --steps 1,2,4,8,32 --out OUT \
-        [--compare FLOW_DIR] [--clips 32] [--long-clips 4] [--long-seconds 60] [--seed 0]
+        [--compare FLOW_DIR] [--guided BAKED_DIR] [--clips 32] [--long-clips 4] [--long-seconds 60] \
+        [--seed 0]
 
 Writes OUT/metrics.md, OUT/metrics.json and four PNG plots (salsa/eval_report.py): metrics against
 sampling steps (Fig. 5 left), against the position in long clips for iterative extension and one-shot
 generation (Fig. 5 right), against the length of a ground-truth reference (Fig. 6), and shortcut
-against flow-only training at equal steps (Table 2, with --compare). Every clip comes with the world's
+against flow-only training at equal steps (Table 2, with --compare), and a generator with guidance baked
+into training at one branch per step against the checkpoint's CFG at two (with --guided; quality and
+sampling time at each of `guided_steps`). Every clip comes with the world's
 exact events, so onsets and materials are scored against ground truth (docs/evaluation.md). Generated
 audio is cached under OUT/.cache, so a rerun after an interruption resumes.
 """
@@ -36,6 +39,7 @@ from data_pipelines.synthetic import WorldConfig, make_clip, material_probe
 from data_pipelines.synthetic.builder import SPLIT_SEEDS
 from salsa import pipeline as pipeline_lib
 from salsa.metrics import bootstrap, classifier, desync, frechet, onsets, swsd
+from salsa.sampling import guidance as guidance_lib
 from salsa.sampling import long_form
 from salsa.sampling.euler import check_steps
 
@@ -55,7 +59,8 @@ class EvalError(ValueError):
 class EvalSettings:
     """What to evaluate. cfg / fixed_steps None: the pipeline's config.sampling values. fixed_steps is
     the step count of the long-clip and reference experiments; segment_seconds the segment length of
-    the long-clip plot; batch the clips per generator call."""
+    the long-clip plot; batch the clips per generator call; guided_steps the step counts of the
+    baked-guidance comparison; timing_repeats the timed sampling runs per step count there (best kept)."""
 
     split: str = "test"
     steps: tuple[int, ...] = (1, 2, 4, 8, 32)
@@ -68,9 +73,12 @@ class EvalSettings:
     fixed_steps: int | None = None
     segment_seconds: float = 10.0
     batch: int = 16
+    guided_steps: tuple[int, ...] = (1, 2, 4, 8)
+    timing_repeats: int = 3
 
     def __post_init__(self):
         object.__setattr__(self, "steps", tuple(int(s) for s in self.steps))
+        object.__setattr__(self, "guided_steps", tuple(int(s) for s in self.guided_steps))
         object.__setattr__(self, "reference_seconds", tuple(float(r) for r in self.reference_seconds))
 
     def check(self) -> None:
@@ -86,6 +94,8 @@ class EvalSettings:
             ("fixed_steps", self.fixed_steps is None or self.fixed_steps >= 1, "a step count >= 1"),
             ("segment_seconds", self.segment_seconds > 0, "a length > 0 s"),
             ("batch", self.batch >= 1, "at least 1"),
+            ("guided_steps", bool(self.guided_steps) and min(self.guided_steps) >= 1, "step counts >= 1"),
+            ("timing_repeats", self.timing_repeats >= 1, "at least 1"),
         ]
         for name, ok, accepted in checks:
             if not ok:
@@ -182,6 +192,15 @@ def generate(
     step counts, checkpoints and batches see the same noise. reference_s > 0: the clip's first
     reference_s seconds of ground-truth audio are given as clean reference from 0 s."""
     geo = long_form.geometry(p.config, window_s)
+    inputs = _inputs(p, clips, seed, reference_s)
+    events = long_form.run(p, inputs, geo=geo, steps=steps, cfg=cfg, batch=batch)
+    pieces: list[list[np.ndarray]] = [[] for _ in clips]
+    for i, audio, _, _ in pipeline_lib.decode_windows(p, events, geo):
+        pieces[i].append(audio)
+    return [np.concatenate(a) for a in pieces]
+
+
+def _inputs(p, clips: Sequence[TestClip], seed: int, reference_s: float = 0.0) -> list[long_form.Clip]:
     inputs = []
     for c in clips:
         ref = None
@@ -196,11 +215,31 @@ def generate(
                 reference=ref,
             )
         )
-    events = long_form.run(p, inputs, geo=geo, steps=steps, cfg=cfg, batch=batch)
-    pieces: list[list[np.ndarray]] = [[] for _ in clips]
-    for i, audio, _, _ in pipeline_lib.decode_windows(p, events, geo):
-        pieces[i].append(audio)
-    return [np.concatenate(a) for a in pieces]
+    return inputs
+
+
+def sampling_seconds(
+    p: pipeline_lib.Pipeline,
+    clips: Sequence[TestClip],
+    *,
+    steps: int,
+    cfg: float,
+    seed: int,
+    batch: int,
+    repeats: int = 3,
+) -> float:
+    """Wall seconds per clip of the generator's sampling loop alone (no encoders, no VAE) over the
+    first `batch` clips in one call: compiled by a first, untimed run, then the best of `repeats`."""
+    inputs = _inputs(p, clips[:batch], seed)
+    geo = long_form.geometry(p.config)
+    best = math.inf
+    for i in range(repeats + 1):
+        timings: dict[str, float] = {}
+        for _ in long_form.run(p, inputs, geo=geo, steps=steps, cfg=cfg, batch=batch, timings=timings):
+            pass
+        if i:
+            best = min(best, timings["network"])
+    return best / len(inputs)
 
 
 class Cache:
@@ -413,9 +452,11 @@ def _geometry(p: pipeline_lib.Pipeline) -> dict:
     }
 
 
-def evaluate(checkpoint, out, *, compare=None, settings: EvalSettings = EvalSettings()) -> dict:
+def evaluate(checkpoint, out, *, compare=None, guided=None, settings: EvalSettings = EvalSettings()) -> dict:
     """checkpoint: a pipeline checkpoint dir (salsa/pipeline.py format). compare: optional second
-    pipeline checkpoint trained flow-only (objective.sc_fraction = 0) for Table 2 in miniature.
+    pipeline checkpoint trained flow-only (objective.sc_fraction = 0) for Table 2 in miniature. guided:
+    optional pipeline checkpoint trained with guidance baked in (objective.sc_guidance > 0), sampled at
+    its default (one branch per step) against `checkpoint` at its CFG scale (two branches).
     Writes out/metrics.md, out/metrics.json and PNG plots; returns the metrics.json dict.
     Re-running with the same arguments after an interruption reuses the generated audio of finished
     parts (out/.cache). EvalError (nothing written) on bad input."""
@@ -426,18 +467,25 @@ def evaluate(checkpoint, out, *, compare=None, settings: EvalSettings = EvalSett
     checkpoint, out = os.fspath(checkpoint), os.path.abspath(os.fspath(out))
     _check_out(out)
     flow = None if compare is None else _load(os.fspath(compare), "--compare")
+    baked = None if guided is None else _load(os.fspath(guided), "--guided")
     p = _load(checkpoint, "--checkpoint")
     steps, cfg = p.sampling(settings.fixed_steps, settings.cfg)
     grid = p.config.objective.grid
-    for s in (*settings.steps, steps):
+    for s in (*settings.steps, steps, *(settings.guided_steps if baked is not None else ())):
         try:
             check_steps(s, grid)
         except ValueError as e:
             raise EvalError(f"--steps: {e}") from None
-    if flow is not None and _geometry(flow) != _geometry(p):
+    for flag, other, path in (("--compare", flow, compare), ("--guided", baked, guided)):
+        if other is not None and _geometry(other) != _geometry(p):
+            raise EvalError(
+                f"{flag} {path}: its audio/video geometry {_geometry(other)} differs from the "
+                f"checkpoint's {_geometry(p)}; compare checkpoints made for the same data."
+            )
+    if baked is not None and not guidance_lib.baked(baked.config):
         raise EvalError(
-            f"--compare {compare}: its audio/video geometry {_geometry(flow)} differs from the "
-            f"checkpoint's {_geometry(p)}; compare checkpoints made for the same data."
+            f"--guided {guided}: its generator was trained without guidance baked in "
+            "(objective.sc_guidance is 0); give a checkpoint trained with objective.sc_guidance > 0."
         )
     os.makedirs(out, exist_ok=True)
 
@@ -448,11 +496,11 @@ def evaluate(checkpoint, out, *, compare=None, settings: EvalSettings = EvalSett
     clips = [test_clip(p, settings.split, i, window) for i in range(settings.clips)]
     common = dict(split=settings.split, clips=settings.clips, seconds=window, seed=settings.seed, cfg=cfg)
 
-    def run(model, name, sig, spec, **kw):
+    def run(model, name, sig, spec, cfg=cfg, **kw):
         log.info("%s: %s", name, spec)
         cache = Cache(out, sig)
         return cache.get_or_make(
-            {"part": name, **common, **spec},
+            {"part": name, **common, "cfg": cfg, **spec},
             lambda: generate(model, clips, cfg=cfg, seed=settings.seed, batch=settings.batch, **kw),
         )
 
@@ -461,6 +509,7 @@ def evaluate(checkpoint, out, *, compare=None, settings: EvalSettings = EvalSett
     result = {
         "checkpoint": os.path.abspath(checkpoint),
         "compare": None if compare is None else os.path.abspath(os.fspath(compare)),
+        "guided": None if guided is None else os.path.abspath(os.fspath(guided)),
         "settings": {**dataclasses.asdict(settings), "cfg": cfg, "fixed_steps": steps},
         "split": {
             "name": settings.split,
@@ -500,9 +549,52 @@ def evaluate(checkpoint, out, *, compare=None, settings: EvalSettings = EvalSett
         for s in settings.steps:
             audio = run(flow, "compare", flow_sig, {"steps": s}, steps=s)
             result["compare_steps"][str(s)] = score(audio, clips, p.sync)  # one sync model for both
+
+    result["guided_steps"] = None
+    if baked is not None:
+        result["guided_steps"] = _guided(p, baked, guided, settings, clips, cfg, sig, run, log)
     result["seconds"] = time.perf_counter() - start_time
     eval_report.write(out, result)
     return eval_report.jsonable(result)
+
+
+def _guided(p, baked, guided, settings: EvalSettings, clips, cfg: float, sig: str, run, log) -> dict:
+    """Issue 14 part 4: the generator with guidance baked in at its default guidance (one branch per
+    step) against the checkpoint with CFG at `cfg` (two branches), at each of settings.guided_steps:
+    every metric and the sampling seconds per clip. The CFG side reuses the steps experiment's audio."""
+    _, baked_cfg = baked.sampling()
+    baked_sig = checkpoint_signature(os.fspath(guided))
+    rows = {}
+    for s in settings.guided_steps:
+        sides = {}
+        for name, model, side_cfg, part, side_sig in (
+            ("baked", baked, baked_cfg, "guided", baked_sig),
+            ("cfg", p, cfg, "steps", sig),
+        ):
+            audio = run(model, part, side_sig, {"steps": s}, cfg=side_cfg, steps=s)
+            log.info("timing %s sampling at %d steps", name, s)
+            seconds = sampling_seconds(
+                model,
+                clips,
+                steps=s,
+                cfg=side_cfg,
+                seed=settings.seed,
+                batch=settings.batch,
+                repeats=settings.timing_repeats,
+            )
+            sides[name] = {
+                **score(audio, clips, p.sync),
+                "cfg": side_cfg,
+                "branches": len(guidance_lib.Guidance.uniform(side_cfg).terms()),
+                "sampling_seconds_per_clip": seconds,
+            }
+        rows[str(s)] = sides
+    return {
+        "baked_scale": float(baked.config.objective.sc_guidance),
+        "baked_mix": float(baked.config.objective.get("sc_guidance_mix", 1.0)),
+        "timing_clips": min(settings.batch, len(clips)),
+        "steps": rows,
+    }
 
 
 def _long(p, settings: EvalSettings, steps: int, cfg: float, sig: str, out: str, log) -> dict:
@@ -555,6 +647,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default=d.split, help=f"synthetic-world split: {', '.join(SPLITS)}")
     parser.add_argument("--steps", type=_steps, default=d.steps, help="sampling steps, e.g. 1,2,4,8,32")
     parser.add_argument("--compare", help="flow-only pipeline checkpoint (Table 2 in miniature)")
+    parser.add_argument(
+        "--guided", help="pipeline checkpoint trained with guidance baked in: 1 branch vs CFG's 2 per step"
+    )
     parser.add_argument("--clips", type=int, default=d.clips, help="window-length test clips")
     parser.add_argument("--long-clips", type=int, default=d.long_clips, help="long clips (0: skip)")
     parser.add_argument("--long-seconds", type=float, default=d.long_seconds, help="long clips' length")
@@ -570,7 +665,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
     )
     try:
-        evaluate(args.checkpoint, args.out, compare=args.compare, settings=settings)
+        evaluate(args.checkpoint, args.out, compare=args.compare, guided=args.guided, settings=settings)
     except EvalError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

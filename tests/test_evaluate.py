@@ -128,6 +128,40 @@ def test_rerun_reuses_the_cached_audio(evaluated, tiny_pipeline_dir):
     assert again["long"] is None and again["compare_steps"] is None
 
 
+def test_guided_compares_baked_guidance_at_one_branch_with_cfg_at_two(evaluated, tiny_pipeline_dir, tmp_path):
+    """The CFG side is the steps experiment's audio (from the cache); the baked side is new."""
+    from configs.tiny import generator_config
+    from tests import tiny_pipeline
+
+    out, result = evaluated
+    config = generator_config()
+    config.objective.sc_guidance = 4.0
+    baked = tiny_pipeline.build(str(tmp_path / "baked"), config)
+    cached = set(os.listdir(os.path.join(out, ".cache")))
+    settings = dataclasses.replace(
+        SETTINGS, long_clips=0, reference_seconds=(), guided_steps=(1, 2), timing_repeats=1
+    )
+    again = ev.evaluate(tiny_pipeline_dir, out, guided=baked, settings=settings)
+    new = set(os.listdir(os.path.join(out, ".cache"))) - cached
+    assert sorted(n.split("-")[0] for n in new) == ["guided", "guided"]
+    g = again["guided_steps"]
+    assert g["baked_scale"] == 4.0 and set(g["steps"]) == {"1", "2"}
+    for k, sides in g["steps"].items():
+        assert (sides["baked"]["cfg"], sides["baked"]["branches"]) == (1.0, 1)
+        assert (sides["cfg"]["cfg"], sides["cfg"]["branches"]) == (4.0, 2)
+        for side in sides.values():
+            assert side["sampling_seconds_per_clip"] > 0
+        assert {m: sides["cfg"][m] for m in METRICS} == {m: result["steps"][k][m] for m in METRICS}
+    with open(os.path.join(out, "metrics.md")) as f:
+        md = f.read()
+    assert "## Guidance baked into training vs CFG at sampling" in md and "| 2 | baked in | 1 |" in md
+    assert "Baked guidance is as good as or better than CFG at" in md
+    with open(os.path.join(out, "guided.png"), "rb") as f:
+        assert f.read(8) == PNG
+    with pytest.raises(ev.EvalError, match="--guided .* trained without guidance baked in"):
+        ev.evaluate(tiny_pipeline_dir, out, guided=tiny_pipeline_dir, settings=settings)
+
+
 @pytest.mark.parametrize(
     "args, words",
     [

@@ -6,6 +6,7 @@ runs every real stage with minimal sizes through `python -m salsa.train --config
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -78,14 +79,32 @@ def test_changed_settings_of_a_finished_stage_are_reported(tmp_path):
     assert calls == ["vae"] and any("finished with other settings" in line for line in logged)
 
 
+def test_a_finished_stage_that_reruns_on_changed_settings_runs_again(tmp_path):
+    calls: list[str] = []
+    first = stages.Stage(
+        "evaluate", lambda out: calls.append("first"), {"guided": None}, rerun_if_changed=True
+    )
+    stages.run([first], str(tmp_path))
+    stages.run([first], str(tmp_path))
+    assert calls == ["first"]  # same settings: skipped
+    second = dataclasses.replace(first, run=lambda out: calls.append("second"), settings={"guided": "g"})
+    summary = stages.run([second], str(tmp_path))
+    assert calls == ["first", "second"] and not summary["evaluate"]["skipped"]
+    with open(tmp_path / "eval" / "done.json") as f:
+        assert json.load(f)["settings"] == {"guided": "g"}
+
+
 def test_run_selects_stages_in_pipeline_order_and_rejects_unknown_names():
     config = tiny.get_config()
-    assert stages.selected(config) == list(stages.ORDER)
+    assert config.run == "default"
+    assert stages.selected(config) == [n for n in stages.ORDER if n != "generator_guided"]
+    config.run = "all"
+    assert stages.selected(config) == list(stages.ORDER) and "generator_guided" in stages.ORDER
     config.run = "evaluate, generator"
     assert stages.selected(config) == ["generator", "evaluate"]
     config.run = "generator,nonsense"
     with pytest.raises(
-        BadInput, match="unknown stage\\(s\\) 'nonsense'; give 'all' or a comma-separated subset"
+        BadInput, match="unknown stage\\(s\\) 'nonsense'; give 'default', 'all' or a comma-separated subset"
     ):
         stages.selected(config)
 
@@ -128,6 +147,29 @@ def test_tiny_pipeline_gives_each_training_stage_its_config_and_folder(tmp_path)
     assert extract["components"]["vae"] == str(tmp_path / "vae" / "vae")
     assert extract["components"]["tokenizer"] == str(tmp_path / "siglip" / "export" / "tokenizer.json")
     assert extract["features"] == tiny.generator_config().features.to_dict()
+
+
+def test_the_guided_generator_bakes_guidance_in_and_evaluate_records_what_it_compares(tmp_path):
+    for name in ("extract", "generator", "generator_flow"):  # a finished default run
+        os.makedirs(tmp_path / name)
+        (tmp_path / name / "done.json").write_text('{"seconds": 1.0}')
+    pipeline, trained, _ = _record(tmp_path, "generator_guided")
+    pipeline[0].run(stages.folder(str(tmp_path), "generator_guided"))
+    ((_, guided),) = trained
+    assert guided.objective.sc_guidance == tiny.get_config().sampling.cfg == 4.0
+    assert guided.objective.sc_fraction == 0.25 and guided.data.dir == str(tmp_path / "extract")
+
+    def evaluate_settings(run):
+        (stage,) = [s for s in _record(tmp_path, run)[0] if s.name == "evaluate"]
+        assert stage.rerun_if_changed
+        return stage.settings
+
+    before = evaluate_settings("evaluate")
+    assert before["checkpoint"] == str(tmp_path / "generator" / "pipeline")
+    assert before["compare"] == str(tmp_path / "generator_flow" / "pipeline") and before["guided"] is None
+    after = evaluate_settings("generator_guided,evaluate")
+    assert after["guided"] == str(tmp_path / "generator_guided" / "pipeline")
+    assert {**after, "guided": None} == before  # only the comparison changed: evaluate runs again
 
 
 def test_a_stage_whose_inputs_are_neither_selected_nor_finished_is_rejected_up_front(tmp_path):
@@ -183,6 +225,8 @@ _MINIMAL = {
     "evaluate.long_seconds": 4.0,
     "evaluate.steps": "(1,2)",
     "evaluate.reference_seconds": "(0.5,)",
+    "evaluate.guided_steps": "(1,2)",
+    "evaluate.timing_repeats": 1,
 }
 
 

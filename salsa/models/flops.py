@@ -52,9 +52,12 @@ def train_step_flops(config: ml_collections.ConfigDict) -> int:
     """FLOPs of one generator train step at config.batch_size and config.train_crop_s.
 
     Student forward + backward (3 forwards' worth) on every row, plus the EMA teacher's two
-    half-step forwards on the self-consistency rows (twice that with guidance baked into targets).
+    half-step forwards on the self-consistency rows and, with guidance baked into training, its
+    forwards on the flow rows (one branch, two with objective.sc_guidance_mix < 1).
     """
     o = config.objective
     per_row = generator_forward_flops(config, *window_tokens(config, config.train_crop_s))
-    teacher_rows = config.batch_size * o.sc_fraction * (2 if o.sc_guidance > 0 else 1)
-    return int(per_row * (3 * config.batch_size + 2 * teacher_rows))
+    teacher = 2 * config.batch_size * o.sc_fraction
+    if o.sc_guidance > 0:
+        teacher += config.batch_size * (1 - o.sc_fraction) * (1 if o.get("sc_guidance_mix", 1.0) == 1 else 2)
+    return int(per_row * (3 * config.batch_size + teacher))

@@ -44,6 +44,18 @@ def latent_rate_hz(config: ml_collections.ConfigDict) -> float:
     return config.audio.sample_rate / config.audio.hop
 
 
+def null_signals(cond: Conditions, drop: dict[str, jax.Array] | None = None) -> dict[str, jax.Array]:
+    """(B,) bool per condition name, True where the row sees the null embedding: dropped (`drop`), or
+    absent from the row (text_mask False, an all-False semantic_mask or sync_mask)."""
+    drop = drop or {}
+    present = {
+        "text": cond["text_mask"],
+        "semantic": cond["semantic_mask"].any(1),
+        "sync": cond["sync_mask"].any(1),
+    }
+    return {name: ~present[name] | drop.get(name, jnp.zeros_like(present[name])) for name in CONDITIONS}
+
+
 def _span(seconds: jax.Array, frames: int, fps: float) -> jax.Array:
     """(B, frames) True on the frames at times < seconds (B,), as the loader masks a clip's frames."""
     return jnp.arange(frames) < jnp.ceil(seconds[:, None] * fps - 1e-6)
@@ -116,18 +128,12 @@ class Generator(nnx.Module):
         `reference` (B, Ta) bool marks clean reference tokens. `drop[name]` (B,) bool replaces a
         condition ("text", "semantic", "sync") by its null embedding.
         """
-        batch, n_a = x.shape[:2]
-        drop = drop or {}
-
-        def use(name):
-            return ~drop.get(name, jnp.zeros((batch,), bool))
-
+        n_a = x.shape[1]
         # A dropped signal, or one the row lacks (text_mask False, an all-False frame mask: audio-only
         # data), is its null embedding at every frame inside the audio's duration, whatever the row's
         # own frames: the same input as the unconditional branch sees.
-        text_on = use("text") & cond["text_mask"]
-        sem_on = use("semantic") & cond["semantic_mask"].any(1)
-        sync_on = use("sync") & cond["sync_mask"].any(1)
+        null = null_signals(cond, drop)
+        text_on, sem_on, sync_on = ~null["text"], ~null["semantic"], ~null["sync"]
         seconds = cond["latent_mask"].sum(1) / self.latent_rate
         text = jnp.where(text_on[:, None], cond["text"], self.null_text.value)
         sem = jnp.where(sem_on[:, None, None], cond["semantic"], self.null_semantic.value)

@@ -36,6 +36,7 @@ class Targets(NamedTuple):
     reference: jax.Array  # (B, T) bool
     target: jax.Array  # (B, T, C)
     weight: jax.Array  # (B, T) 1 where the token counts in the loss
+    noise: jax.Array  # (B, T, C) x_0
 
 
 def rows_every(fraction: float) -> int:
@@ -49,6 +50,22 @@ def rows_every(fraction: float) -> int:
 def sc_rows(x: jax.Array, every: int) -> jax.Array:
     """The self-consistency rows (0, k, 2k, ...) of a batch-leading array."""
     return x.reshape(x.shape[0] // every, every, *x.shape[1:])[:, 0]
+
+
+def flow_rows(x: jax.Array, every: int | None) -> jax.Array:
+    """The flow-matching rows (all but 0, k, 2k, ...; every row when `every` is None) of a batch-leading
+    array, in order."""
+    if every is None:
+        return x
+    return x.reshape(x.shape[0] // every, every, *x.shape[1:])[:, 1:].reshape(-1, *x.shape[1:])
+
+
+def set_flow_rows(x: jax.Array, rows: jax.Array, every: int | None) -> jax.Array:
+    """x with its flow-matching rows (see `flow_rows`) replaced by `rows`."""
+    if every is None:
+        return rows
+    grouped = x.reshape(x.shape[0] // every, every, *x.shape[1:])
+    return grouped.at[:, 1:].set(rows.reshape(x.shape[0] // every, every - 1, *x.shape[1:])).reshape(x.shape)
 
 
 def _set_sc_rows(x: jax.Array, rows: jax.Array, every: int) -> jax.Array:
@@ -98,7 +115,7 @@ def shortcut_targets(
     d = jnp.zeros((batch,))
     if sc_fraction == 0:  # plain (masked) flow matching
         x_t = splice((1 - t[:, None, None]) * x0 + t[:, None, None] * x1, x1, reference)
-        return Targets(x_t=x_t, t=t, d=d, reference=reference, target=x1 - x0, weight=weight)
+        return Targets(x_t=x_t, t=t, d=d, reference=reference, target=x1 - x0, weight=weight, noise=x0)
 
     every = rows_every(sc_fraction)
     if batch % every:
@@ -131,7 +148,7 @@ def shortcut_targets(
     v_sc = jnp.clip(jax.lax.stop_gradient((v_first + v_second) / 2), -target_clip, target_clip)
 
     target = _set_sc_rows(x1 - x0, v_sc, every)
-    return Targets(x_t=x_t, t=t, d=d, reference=reference, target=target, weight=weight)
+    return Targets(x_t=x_t, t=t, d=d, reference=reference, target=target, weight=weight, noise=x0)
 
 
 def masked_mse(prediction: jax.Array, target: jax.Array, weight: jax.Array) -> jax.Array:

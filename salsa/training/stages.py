@@ -1,8 +1,9 @@
 """Runs a pipeline of stages in one workdir, each in WORKDIR/<stage>, skipping finished ones.
 
 A config with a `stages` section (configs/tiny.py) is a pipeline: `salsa.train` runs config.run (a
-comma-separated subset of ORDER, or "all") in order. Training stages go through salsa.training.loop, which
-resumes from the newest checkpoint in the stage's folder; extraction resumes from its progress folder.
+comma-separated subset of ORDER; "default", every stage but the OPTIONAL ones; or "all") in order.
+Training stages go through salsa.training.loop, which resumes from the newest checkpoint in the stage's
+folder; extraction resumes from its progress folder.
 A stage that finishes writes WORKDIR/<stage>/done.json (its wall time) and is skipped on later runs, so
 killing the command anywhere and running it again finishes the job. At the end the per-stage wall times
 are logged as a table and written to WORKDIR/stages.json.
@@ -18,9 +19,17 @@ Stages and what they read and write:
                                                         -> WORKDIR/generator/pipeline
     generator_flow  the same with config.stages.generator_flow applied (objective.sc_fraction = 0)
                                                         -> WORKDIR/generator_flow/pipeline
-    evaluate        salsa.evaluate.evaluate(generator, compare=generator_flow,
-                                            settings=EvalSettings(**config.evaluate))
+    generator_guided  (optional) the same with config.stages.generator_guided applied
+                    (objective.sc_guidance = 4: guidance baked into training)
+                                                        -> WORKDIR/generator_guided/pipeline
+    evaluate        salsa.evaluate.evaluate(generator, compare=generator_flow, guided=generator_guided,
+                                            settings=EvalSettings(**config.evaluate)), each comparison
+                    when its stage is selected or finished
                                                         -> WORKDIR/eval (metrics.md, metrics.json, plots)
+
+A finished stage whose settings changed is skipped with a note, except evaluate, which runs again (its
+audio cache keeps what it already generated): so `--config.run=generator_guided,evaluate` after a default
+run adds the baked-guidance comparison to the evaluation.
 """
 
 from __future__ import annotations
@@ -37,7 +46,9 @@ import ml_collections
 
 from salsa.training.setup import BadInput
 
-ORDER = ("vae", "sync", "siglip", "extract", "generator", "generator_flow", "evaluate")
+ORDER = ("vae", "sync", "siglip", "extract", "generator", "generator_flow", "generator_guided", "evaluate")
+# Stages that config.run = "default" leaves out (they lengthen the run; "all" or naming them runs them).
+OPTIONAL = ("generator_guided",)
 # A stage's folder under the workdir, where it differs from its name.
 FOLDERS = {"evaluate": "eval"}
 # What each stage reads: those stages must run before it or have finished already.
@@ -45,6 +56,7 @@ NEEDS = {
     "extract": ("vae", "sync", "siglip"),
     "generator": ("extract",),
     "generator_flow": ("extract",),
+    "generator_guided": ("extract",),
     "evaluate": ("generator",),
 }
 # Top-level keys of a pipeline config that are not the generator's.
@@ -56,11 +68,13 @@ PARTIAL = "partial.json"  # seconds spent in earlier, interrupted attempts at th
 @dataclasses.dataclass(frozen=True)
 class Stage:
     """One step of a pipeline: run(folder) does the work in `folder` and may be called again after an
-    interruption (it resumes); `settings` (JSON-able) are recorded in done.json."""
+    interruption (it resumes); `settings` (JSON-able) are recorded in done.json. A finished stage is
+    skipped, unless its settings changed and `rerun_if_changed`."""
 
     name: str
     run: Callable[[str], None]
     settings: dict = dataclasses.field(default_factory=dict)
+    rerun_if_changed: bool = False
 
 
 def is_pipeline(config: ml_collections.ConfigDict) -> bool:
@@ -87,15 +101,17 @@ def folder(workdir: str, name: str) -> str:
 
 def selected(config: ml_collections.ConfigDict) -> list[str]:
     """config.run as a list of stage names in ORDER; BadInput for an unknown name."""
-    run = str(config.get("run", "all")).strip()
+    run = str(config.get("run", "default")).strip()
     if run == "all":
         return list(ORDER)
+    if run == "default":
+        return [n for n in ORDER if n not in OPTIONAL]
     names = [n.strip() for n in run.split(",") if n.strip()]
     unknown = [n for n in names if n not in ORDER]
     if unknown or not names:
         raise BadInput(
             f"config.run {run!r} names unknown stage(s) {', '.join(map(repr, unknown))}; "
-            f"give 'all' or a comma-separated subset of {', '.join(ORDER)}."
+            f"give 'default', 'all' or a comma-separated subset of {', '.join(ORDER)}."
         )
     return [n for n in ORDER if n in names]
 
@@ -128,9 +144,13 @@ def run(stages: Sequence[Stage], workdir: str, log: Callable[[str], None] = logg
         out = folder(workdir, stage.name)
         done_path, partial_path = os.path.join(out, DONE), os.path.join(out, PARTIAL)
         done = _read_json(done_path)
+        changed = done is not None and done.get("settings") != json.loads(json.dumps(stage.settings))
+        if changed and stage.rerun_if_changed:
+            log(f"[{i}/{len(stages)}] {stage.name}: finished with other settings; running it again")
+            done = None
         if done is not None:
             log(f"[{i}/{len(stages)}] {stage.name}: done already ({done['seconds']:.0f} s; {out}/{DONE})")
-            if done.get("settings") != json.loads(json.dumps(stage.settings)):
+            if changed:
                 log(f"  {stage.name} finished with other settings; delete {out} to run it again with these")
             summary[stage.name] = dict(
                 seconds=done["seconds"], skipped=True, resumed=done.get("resumed", False)
@@ -194,12 +214,14 @@ def _merge(config: ml_collections.ConfigDict, overrides: dict, where: str) -> No
             config[key] = value
 
 
-def _generator_stage_config(config, workdir: str, overrides: dict | None = None):
+def _generator_stage_config(config, workdir: str, name: str = "generator"):
+    """The generator's config for stage `name`: config.stages.<name> (if any) applied to it."""
     c = generator_config(config)
     c.data.dir = folder(workdir, "extract")
     c.data.make_toy_if_missing = False
-    if overrides:
-        _merge(c, overrides, "config.stages.generator_flow")
+    overrides = config.stages.get(name)
+    if name != "generator" and overrides:
+        _merge(c, overrides.to_dict(), f"config.stages.{name}")
     return c
 
 
@@ -232,15 +254,31 @@ def _extract(config: ml_collections.ConfigDict, out: str) -> None:
         logging.warning("skipped %s: %s", s["source"], s["reason"])
 
 
-def _evaluate(config: ml_collections.ConfigDict, workdir: str, out: str) -> None:
+def _evaluate_inputs(config: ml_collections.ConfigDict, workdir: str, names: Sequence[str]) -> dict:
+    """The evaluate stage's checkpoints (each comparison when its stage is selected or finished) and
+    settings, as recorded in its done.json."""
+
+    def checkpoint(stage: str) -> str | None:
+        ok = stage in names or is_done(workdir, stage)
+        return os.path.join(folder(workdir, stage), "pipeline") if ok else None
+
+    return dict(
+        checkpoint=checkpoint("generator"),
+        compare=checkpoint("generator_flow"),
+        guided=checkpoint("generator_guided"),
+        settings=config.evaluate.to_dict(),
+    )
+
+
+def _evaluate(inputs: dict, out: str) -> None:
     from salsa import evaluate
 
-    settings = {k: tuple(v) if isinstance(v, list) else v for k, v in config.evaluate.to_dict().items()}
-    compare = os.path.join(folder(workdir, "generator_flow"), "pipeline")
+    settings = {k: tuple(v) if isinstance(v, list) else v for k, v in inputs["settings"].items()}
     evaluate.evaluate(
-        os.path.join(folder(workdir, "generator"), "pipeline"),
+        inputs["checkpoint"],
         out,
-        compare=compare if os.path.isdir(compare) else None,
+        compare=inputs["compare"],
+        guided=inputs["guided"],
         settings=evaluate.EvalSettings(**settings),
     )
 
@@ -266,18 +304,17 @@ def tiny_pipeline(
     stage_configs: dict[str, ml_collections.ConfigDict] = {}
     for name in ("vae", "sync", "siglip"):
         stage_configs[name] = config.stages[name]
-    stage_configs["generator"] = _generator_stage_config(config, workdir)
-    stage_configs["generator_flow"] = _generator_stage_config(
-        config, workdir, config.stages.get("generator_flow", ml_collections.ConfigDict()).to_dict()
-    )
+    for name in ("generator", "generator_flow", "generator_guided"):
+        stage_configs[name] = _generator_stage_config(config, workdir, name)
     stages = []
     for name in names:
         if name == "extract":
             c = _extract_config(config, workdir)
             stages.append(Stage(name, lambda out, c=c: _extract(c, out), settings=c.to_dict()))
         elif name == "evaluate":
+            inputs = _evaluate_inputs(config, workdir, names)
             stages.append(
-                Stage(name, lambda out: _evaluate(config, workdir, out), settings=config.evaluate.to_dict())
+                Stage(name, lambda out, i=inputs: _evaluate(i, out), settings=inputs, rerun_if_changed=True)
             )
         else:
             c = stage_configs[name]

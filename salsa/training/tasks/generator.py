@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from salsa.models.generator import CONDITIONS, Conditions, Generator
-from salsa.objectives.shortcut import masked_mse, rows_every, sc_rows, shortcut_targets
-from salsa.sampling.generate import generator_velocity
-from salsa.sampling.guidance import guided_velocity
+from salsa.models.generator import CONDITIONS, Conditions, Generator, null_signals
+from salsa.objectives.baked_guidance import baked_targets
+from salsa.objectives.shortcut import flow_rows, masked_mse, rows_every, sc_rows, shortcut_targets
 
 COND_KEYS = ("latent_mask", "semantic", "semantic_mask", "sync", "sync_mask", "text", "text_mask")
 
@@ -57,25 +58,11 @@ class GeneratorTask:
         k_drop, k_targets = jax.random.split(key)
         drop = condition_dropout(k_drop, size, *dropout_rates(o))
         teacher_model = model if ema is None else ema
+        every = rows_every(o.sc_fraction) if o.sc_fraction > 0 else None
 
-        def teacher(x, t, d, reference):
-            every = rows_every(o.sc_fraction)
-            rows_cond = jax.tree.map(lambda a: sc_rows(a, every), cond)
-            if o.sc_guidance > 0:  # guidance baked into the self-consistency targets
-                velocity = generator_velocity(teacher_model, rows_cond)
-                n = x.shape[0]
-                both = velocity(
-                    jnp.concatenate([x, x]),
-                    jnp.concatenate([t, t]),
-                    jnp.concatenate([d, d]),
-                    jnp.concatenate([jnp.zeros_like(reference), reference]),
-                    {name: jnp.arange(2 * n) < n for name in CONDITIONS},
-                )
-                v = guided_velocity(both[:n], both[n:], o.sc_guidance)
-            else:
-                rows_drop = jax.tree.map(lambda a: sc_rows(a, every), drop)
-                v = teacher_model(x, t, d, rows_cond, reference, rows_drop)
-            return jax.lax.stop_gradient(v)
+        def teacher(x, t, d, reference):  # the self-consistency rows, with their conditions and dropout
+            rows_cond, rows_drop = (jax.tree.map(lambda a: sc_rows(a, every), c) for c in (cond, drop))
+            return jax.lax.stop_gradient(teacher_model(x, t, d, rows_cond, reference, rows_drop))
 
         tg = shortcut_targets(
             k_targets,
@@ -91,6 +78,10 @@ class GeneratorTask:
             t_logit_std=o.t_logit_std,
             target_clip=o.target_clip,
         )
+        if o.sc_guidance > 0:
+            tg = tg._replace(
+                target=self._baked_targets(teacher_model, tg, batch["latents"], cond, drop, every)
+            )
         v = model(tg.x_t, tg.t, tg.d, cond, tg.reference, drop)
         loss = masked_mse(v, tg.target, tg.weight)
         is_sc = (tg.d > 0).astype(jnp.float32)[:, None] * tg.weight
@@ -101,6 +92,30 @@ class GeneratorTask:
             "reference_tokens": tg.reference.mean(),
         }
         return loss, metrics
+
+    def _baked_targets(self, teacher_model, tg, x1, cond, drop, every) -> jax.Array:
+        """tg.target with objective.sc_guidance baked into the flow rows of rows that keep a condition
+        (salsa/objectives/baked_guidance.py); rows with every condition null keep unguided targets."""
+        o = self.config.objective
+        rows_cond, rows_drop = (jax.tree.map(lambda a: flow_rows(a, every), c) for c in (cond, drop))
+
+        def flow_teacher(x, t, reference, uncond):  # branches stacked on the flow rows
+            reps = x.shape[0] // rows_cond["latent_mask"].shape[0]
+            tiled = jax.tree.map(lambda a: jnp.concatenate([a] * reps), (rows_cond, rows_drop))
+            branch_drop = {name: d | uncond for name, d in tiled[1].items()}
+            v = teacher_model(x, t, jnp.zeros_like(t), tiled[0], reference, branch_drop)
+            return jax.lax.stop_gradient(v)
+
+        conditional = ~functools.reduce(jnp.logical_and, null_signals(cond, drop).values())
+        return baked_targets(
+            tg,
+            x1,
+            conditional,
+            flow_teacher,
+            scale=o.sc_guidance,
+            mix=o.get("sc_guidance_mix", 1.0),
+            every=every,
+        )
 
     def export(self, params: dict, workdir: str) -> None:
         """WORKDIR/pipeline/: a full pipeline checkpoint when the features came with an extraction.json
