@@ -239,7 +239,7 @@ def guided_section(r: dict) -> list[str]:
             m = sides[name]
             if name == "baked" and m["cfg"] != 1.0:
                 label = f"baked in + CFG w={m['cfg']:g}"
-            cells = [_cell(m.get(c), f) for c, _, f in GUIDED_COLUMNS]
+            cells = [_cell(m.get(c), f, m.get("interval", {}).get(c)) for c, _, f in GUIDED_COLUMNS]
             lines.append("| " + " | ".join([k, label, str(m["branches"]), *cells]) + " |")
     return lines + ["", guided_verdict(g)]
 
