@@ -53,14 +53,13 @@ def _speed(size: str, steps_list: list[int], repeats: int) -> list[dict]:
 
     from configs.small import get_config as small_config
     from configs.tiny import generator_config as tiny_config
-    from salsa.features import encoders
-    from salsa.models import siglip2 as siglip_lib
-    from salsa.models import sync as sync_lib
-    from salsa.models import vae_codec
-    from salsa.models.bundle import materialize
-    from salsa.models.generator import Generator
-    from salsa.models.vae import VAE, preset
-    from salsa.sampling import long_form
+    from salsa.bundle import materialize
+    from salsa.inference import codec as vae_codec
+    from salsa.inference import encoders, long_form
+    from salsa.models.encoders import siglip2 as siglip_lib
+    from salsa.models.encoders import sync as sync_lib
+    from salsa.models.generator.model import Generator
+    from salsa.models.vae.model import VAE, preset
     from salsa.sampling.guidance import PAPER
     from tests.tiny_pipeline import random_params
 

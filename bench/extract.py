@@ -24,8 +24,8 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "e
 def _stages(comps, config, decode) -> dict[str, float]:
     """Seconds per stage for one clip (after compilation)."""
     from data_pipelines.extract import sources
-    from salsa.features import encoders
-    from salsa.models import vae_codec
+    from salsa.inference import codec as vae_codec
+    from salsa.inference import encoders
 
     source = sources.make(config.source.to_dict())
     out = {}

@@ -3,7 +3,7 @@
     python bench/generator_forward.py [--configs small,large] [--dtype float32] [--repeats 3]
 
 For each config: seconds per network evaluation (one CFG branch, batch 1, a config.window_s window),
-achieved FLOP/s from the analytic count (salsa/models/flops.py), and that as a fraction of a plain
+achieved FLOP/s from the analytic count (salsa/models/generator/flops.py), and that as a fraction of a plain
 matmul's FLOP/s measured in the same run. Prints one table and writes it to
 bench/results/generator_forward.json.
 """
@@ -20,8 +20,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from salsa.models.flops import generator_forward_flops, window_tokens
-from salsa.models.generator import Generator
+from salsa.models.generator.flops import generator_forward_flops, window_tokens
+from salsa.models.generator.model import Generator
 
 
 def _best_of(fn, repeats: int) -> float:

@@ -35,9 +35,9 @@ def _rank(jumps: np.ndarray, bounds: list[int]) -> tuple[list[float], float]:
 
 def main(argv):
     del argv
-    from salsa import evaluate, pipeline
-    from salsa.models import vae_codec
-    from salsa.sampling import long_form
+    from salsa import evaluate
+    from salsa.inference import codec as vae_codec
+    from salsa.inference import long_form, pipeline
 
     p = pipeline.load(_CHECKPOINT.value)
     geo = long_form.geometry(p.config)

@@ -23,7 +23,7 @@ import optax
 from flax import nnx
 
 from salsa.metrics.wasserstein import sliced_wasserstein
-from salsa.models.embeddings import ScalarEmbedder
+from salsa.models.generator.embeddings import ScalarEmbedder
 from salsa.objectives.shortcut import masked_mse, shortcut_targets
 from salsa.sampling.euler import sample
 from salsa.sampling.guidance import Guidance

@@ -34,8 +34,9 @@ def rss_mib() -> float:
 
 
 def one(preset: str, seconds: float, direction: str, chunk_frames: int, channels: int = 0) -> dict:
-    from salsa.models import vae as vae_lib
-    from salsa.models import vae_bundle, vae_codec
+    from salsa import vae_bundle
+    from salsa.inference import codec as vae_codec
+    from salsa.models.vae import model as vae_lib
 
     narrow = dict(encoder_channels=channels, decoder_channels=channels) if channels else {}
     config = vae_lib.preset(preset, **narrow)

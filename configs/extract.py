@@ -22,8 +22,8 @@ def extract_base(generator: ml_collections.ConfigDict) -> ml_collections.ConfigD
     c.audio = generator.audio.to_dict()
     c.video = generator.video.to_dict()
     c.features = generator.features.to_dict()
-    # Paths of the component bundles (salsa/models/vae_bundle.py with latent statistics, and
-    # salsa/models/bundle.py kinds "siglip2" and "sync"); tokenizer: a tokenizer.json, or "" for no text.
+    # Paths of the component bundles (salsa/vae_bundle.py with latent statistics, and
+    # salsa/bundle.py kinds "siglip2" and "sync"); tokenizer: a tokenizer.json, or "" for no text.
     c.components = dict(vae="", siglip="", sync="", tokenizer="")
     c.source = dict(kind="folder", dir="")
     c.num_shards = 64  # shard files; several processes split them (process p takes shards s % n == p)

@@ -23,7 +23,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from salsa import sharding
-from salsa.models.flops import train_step_flops
+from salsa.models.generator.flops import train_step_flops
 from salsa.training import state as state_lib
 from salsa.training import tasks
 from salsa.training.step import batch_sharding, make_train_step

@@ -24,7 +24,8 @@ import numpy as np
 
 from data_pipelines.media import MediaError, decode_audio, write_audio
 from data_pipelines.media.encode import atomic_output
-from salsa.models import vae_bundle, vae_codec
+from salsa import vae_bundle
+from salsa.inference import codec as vae_codec
 
 
 def _stats_or_fail(stats, checkpoint: str) -> dict[str, np.ndarray]:

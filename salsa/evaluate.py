@@ -37,10 +37,10 @@ from scipy.special import log_softmax
 from data_pipelines.extract.sources import pick_frames, resize
 from data_pipelines.synthetic import WorldConfig, make_clip, material_probe
 from data_pipelines.synthetic.builder import SPLIT_SEEDS
-from salsa import pipeline as pipeline_lib
+from salsa.inference import long_form
+from salsa.inference import pipeline as pipeline_lib
 from salsa.metrics import bootstrap, classifier, desync, frechet, onsets, swsd
 from salsa.sampling import guidance as guidance_lib
-from salsa.sampling import long_form
 from salsa.sampling.euler import check_steps
 
 SPLITS = ("test", "validation")  # the builder's held-out splits; "train" shares seed 0 with training
@@ -453,7 +453,7 @@ def _geometry(p: pipeline_lib.Pipeline) -> dict:
 
 
 def evaluate(checkpoint, out, *, compare=None, guided=None, settings: EvalSettings = EvalSettings()) -> dict:
-    """checkpoint: a pipeline checkpoint dir (salsa/pipeline.py format). compare: optional second
+    """checkpoint: a pipeline checkpoint dir (salsa/inference/pipeline.py format). compare: optional second
     pipeline checkpoint trained flow-only (objective.sc_fraction = 0) for Table 2 in miniature. guided:
     optional pipeline checkpoint trained with guidance baked in (objective.sc_guidance > 0), sampled at
     its default (one branch per step) against `checkpoint` at its CFG scale (two branches).

@@ -5,7 +5,7 @@
         [--cfg-video W] [--cfg-text W] [--cfg-audio W] [--window 10] [--context 0.5] [--wav out.wav] \\
         [--stream] [--batch 4]
 
-Generates by iterative extension (salsa.sampling.long_form), decodes with the VAE piece by piece and
+Generates by iterative extension (salsa.inference.long_form), decodes with the VAE piece by piece and
 writes the video with the new sound track (the video packets are copied, not re-encoded). --video may
 be a folder: every video in it, windows of several videos in one generator call, outputs under the
 --out folder with the same names (WAVs under --wav, a folder too). The seed applies to each video, so
@@ -22,7 +22,7 @@ Guidance (salsa.sampling.guidance): --cfg W sets the scale of every condition (W
 network evaluation per step); --cfg-video / --cfg-text / --cfg-audio override one of them.
 
 --audio / --audio-at are repeatable pairs: several references, each kept where it is placed.
---keep-audio --regenerate 3.0:5.5,12:13 edits the video's own sound instead (salsa.sampling.editing):
+--keep-audio --regenerate 3.0:5.5,12:13 edits the video's own sound instead (salsa.inference.editing):
 kept as VAE latents outside the ranges, generated anew inside them, one window per range or group of
 close ranges; windows without a range are not sampled.
 """
@@ -101,7 +101,9 @@ class Job:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m salsa.extend", description=__doc__.split("\n")[0])
     p.add_argument("--video", required=True, help="a video file, or a folder of videos")
-    p.add_argument("--checkpoint", required=True, help="pipeline checkpoint folder (salsa.pipeline)")
+    p.add_argument(
+        "--checkpoint", required=True, help="pipeline checkpoint folder (salsa.inference.pipeline)"
+    )
     p.add_argument("--out", required=True, help="output video (a folder when --video is a folder)")
     p.add_argument("--text", help="text prompt (needs the checkpoint's tokenizer)")
     p.add_argument(
@@ -197,8 +199,8 @@ def _progress(total: int | None):
 
 def run(args) -> list[str]:
     from data_pipelines.media import VideoFrames
-    from salsa import pipeline as pipeline_lib
-    from salsa.sampling import long_form
+    from salsa.inference import long_form
+    from salsa.inference import pipeline as pipeline_lib
     from salsa.sampling.euler import check_steps
 
     start_time = time.perf_counter()
@@ -272,7 +274,7 @@ def _edit(args, p, jobs, geo, steps, guidance, start_time) -> list[str]:
     over its frames) before anything is generated; then each video's edit windows in turn."""
     from data_pipelines.media import VideoFrames, decode_audio
     from data_pipelines.media import container as containers
-    from salsa.sampling import editing
+    from salsa.inference import editing
 
     if not args.keep_audio:
         raise BadInput("--regenerate needs --keep-audio (the video's own audio, kept outside the ranges).")
@@ -332,7 +334,7 @@ def _edit(args, p, jobs, geo, steps, guidance, start_time) -> list[str]:
 def _write(args, p, jobs, geo, events, total, start_time, timings) -> list[str]:
     """Decodes the window events, writes each video's sound (WAV, muxed video) and reports the totals."""
     from data_pipelines.media import replace_audio
-    from salsa import pipeline as pipeline_lib
+    from salsa.inference import pipeline as pipeline_lib
 
     bar = _progress(total)
     first_audio = None
@@ -418,7 +420,7 @@ def _finish(job: Job, replace_audio, p) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from data_pipelines.media import MediaError
-    from salsa.pipeline import PipelineError
+    from salsa.inference.pipeline import PipelineError
 
     try:
         for path in run(args):

@@ -15,7 +15,7 @@ from absl import app
 from flax import nnx
 from ml_collections import config_flags
 
-from salsa.models.generator import Generator, latent_rate_hz
+from salsa.models.generator.model import Generator, latent_rate_hz
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).", lock_config=True)
 

@@ -15,7 +15,7 @@ import pytest  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from configs.tiny import generator_config  # noqa: E402
-from salsa.models.generator import Generator  # noqa: E402
+from salsa.models.generator.model import Generator  # noqa: E402
 
 
 def feature_batch(config, batch: int, key: jax.Array, seconds: float | None = None) -> dict[str, jax.Array]:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 
-from salsa.models import bundle, siglip2, vae_bundle
-from salsa.models import sync as sync_lib
-from salsa.models import vae as vae_lib
-from salsa.models.vae_codec import latent_stats
+from salsa import bundle, vae_bundle
+from salsa.inference.codec import latent_stats
+from salsa.models.encoders import siglip2
+from salsa.models.encoders import sync as sync_lib
+from salsa.models.vae import model as vae_lib
 
 CAPTION_WORDS = (
     "a an the of on and with in glass metal rubber wood ball box cube bounces bounce hits hit floor wall "

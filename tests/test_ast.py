@@ -10,10 +10,10 @@ transformers = pytest.importorskip("transformers")
 
 import jax.numpy as jnp  # noqa: E402
 
+from salsa import bundle  # noqa: E402
 from salsa.convert import __main__ as convert_cli  # noqa: E402
-from salsa.models import bundle  # noqa: E402
-from salsa.models.ast import Ast, AstConfig, pooled  # noqa: E402
-from salsa.models.ast_frontend import FrontendConfig, log_mel, mel_filterbank, mel_power  # noqa: E402
+from salsa.models.encoders.ast import Ast, AstConfig, pooled  # noqa: E402
+from salsa.models.encoders.ast_frontend import FrontendConfig, log_mel, mel_filterbank, mel_power  # noqa: E402
 
 
 def test_ast_parity(tmp_path):

@@ -106,7 +106,7 @@ def test_the_task_leaves_rows_whose_conditions_are_all_null_unguided(tiny_config
 
 
 def test_a_generator_with_guidance_baked_in_samples_one_branch_per_step(tiny_config, tmp_path):
-    from salsa import pipeline
+    from salsa.inference import pipeline
     from tests import tiny_pipeline
 
     assert not baked(tiny_config) and from_config(tiny_config) == Guidance.uniform(4.0)

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from salsa import evaluate as ev
-from salsa import pipeline
+from salsa.inference import pipeline
 
 SETTINGS = ev.EvalSettings(
     steps=(1, 2),

@@ -129,7 +129,7 @@ def test_a_reference_at_another_rate_and_channel_count_is_resampled(tiny_pipelin
 def test_guidance_flags_reach_the_sampler(tiny_pipeline_dir, tmp_path, capsys, monkeypatch):
     """--cfg sets every scale, --cfg-video/--cfg-text/--cfg-audio override one; the rest are the
     config's (4.0). The network is replaced by zeros: only what reaches it matters here."""
-    from salsa.sampling import long_form
+    from salsa.inference import long_form
     from salsa.sampling.guidance import Guidance
 
     seen = []
@@ -166,9 +166,8 @@ def _voiced(path, seconds: float) -> tuple[str, np.ndarray]:
 def test_keep_audio_regenerates_only_the_ranges(tiny_pipeline_dir, tmp_path, capsys, monkeypatch):
     """The video's sound stays (as its VAE round trip) outside --regenerate; inside it is new; the
     windows without a range are not sampled; the output lasts as long as the video."""
-    from salsa import pipeline
-    from salsa.models import vae_codec
-    from salsa.sampling import long_form
+    from salsa.inference import codec as vae_codec
+    from salsa.inference import long_form, pipeline
 
     video, _ = _voiced(tmp_path / "in.mp4", 5.0)
     calls = []
@@ -203,8 +202,8 @@ def test_keep_audio_regenerates_only_the_ranges(tiny_pipeline_dir, tmp_path, cap
 
 def test_several_references_at_several_times(tiny_pipeline_dir, tmp_path, capsys):
     """Each --audio is kept where its --audio-at puts it: there the sound is its VAE round trip."""
-    from salsa import pipeline
-    from salsa.models import vae_codec
+    from salsa.inference import codec as vae_codec
+    from salsa.inference import pipeline
 
     video = _video(tmp_path / "in.mp4", 4.0)
     t = np.arange(8000) / 16000

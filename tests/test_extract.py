@@ -22,8 +22,8 @@ from data_pipelines.media.encode import write_video
 from data_pipelines.media.errors import MediaError
 from data_pipelines.synthetic.clip import make_clip
 from data_pipelines.synthetic.config import WorldConfig
-from salsa.features import encoders
-from salsa.models import vae_codec
+from salsa.inference import codec as vae_codec
+from salsa.inference import encoders
 from tests import extract_bundles
 from tests.train_cli import REPO, system_flags
 

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from salsa.models import rope
-from salsa.models.generator import Generator
+from salsa.models.generator import rope
+from salsa.models.generator.model import Generator
 from salsa.training.tasks.generator import conditions
 from tests.conftest import feature_batch, perturbed_generator
 

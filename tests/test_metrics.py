@@ -14,10 +14,10 @@ from flax import nnx
 from scipy import signal
 
 from data_pipelines.synthetic import WorldConfig, make_clip
+from salsa import bundle
 from salsa.metrics import classifier, desync, frechet, onsets, swsd
 from salsa.metrics.wasserstein import sliced_wasserstein
-from salsa.models import bundle
-from salsa.models.sync import SyncModel, variant
+from salsa.models.encoders.sync import SyncModel, variant
 
 SR = 16000  # the tiny generator's audio rate
 WORLD = WorldConfig(seconds=8.0, sample_rate=SR, channels=1, height=32, width=32)

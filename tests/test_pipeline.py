@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from configs.tiny import get_config
-from salsa import pipeline
-from salsa.models import bundle, vae_codec
-from salsa.models.generator import Generator
-from salsa.sampling import long_form
+from salsa import bundle
+from salsa.inference import codec as vae_codec
+from salsa.inference import long_form, pipeline
+from salsa.models.generator.model import Generator
 from tests import tiny_pipeline
 
 
@@ -309,7 +309,7 @@ def test_several_references_each_kept_where_placed(tiny):
     ],
 )
 def test_bad_ranges_are_named(ranges, needle):
-    from salsa.sampling import editing
+    from salsa.inference import editing
 
     geo = long_form.geometry(get_config())  # 2 s windows, 1.5 s step
     with pytest.raises(ValueError) as e:
@@ -318,7 +318,7 @@ def test_bad_ranges_are_named(ranges, needle):
 
 
 def test_edit_windows_hold_their_ranges_in_order():
-    from salsa.sampling import editing
+    from salsa.inference import editing
 
     geo = long_form.geometry(get_config())
     ranges = [(0.0, 0.3), (0.5, 1.2), (3.0, 4.5), (5.9, 6.0), (9.0, 9.99)]

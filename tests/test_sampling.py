@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from salsa.models.generator import CONDITIONS
+from salsa.models.generator.model import CONDITIONS
 from salsa.objectives.masking import splice
 from salsa.objectives.shortcut import teacher_level
 from salsa.sampling import guidance as guidance_lib

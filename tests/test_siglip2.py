@@ -10,9 +10,9 @@ transformers = pytest.importorskip("transformers")
 
 import jax.numpy as jnp  # noqa: E402
 
+from salsa import bundle  # noqa: E402
 from salsa.convert import __main__ as convert_cli  # noqa: E402
-from salsa.models import bundle  # noqa: E402
-from salsa.models.siglip2 import Siglip, SiglipConfig, naflex_size, preprocess, preprocess_naflex  # noqa: E402
+from salsa.models.encoders.siglip2 import Siglip, SiglipConfig, naflex_size, preprocess, preprocess_naflex  # noqa: E402
 
 TOWER = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4)
 TEXT = dict(TOWER, vocab_size=100, max_position_embeddings=12)

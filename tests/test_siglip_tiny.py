@@ -12,9 +12,9 @@ import pytest
 from configs.siglip_tiny import get_config
 from data_pipelines.synthetic import WorldConfig
 from data_pipelines.synthetic.captioned import CaptionedClips, build_tokenizer, encode
-from salsa.features import encoders
-from salsa.models import bundle
-from salsa.models.siglip2 import Siglip, SiglipConfig
+from salsa import bundle
+from salsa.inference import encoders
+from salsa.models.encoders.siglip2 import Siglip, SiglipConfig
 from salsa.training import loop, tasks
 from salsa.training.tasks.siglip import SiglipTask, retrieval_top1
 

@@ -234,7 +234,7 @@ _MINIMAL = {
 def test_tiny_pipeline_runs_end_to_end_and_its_pipeline_loads(tmp_path):
     """The real stages at minimal sizes (random-ish weights after 2 steps: this tests wiring, not
     quality); evaluate runs when salsa/evaluate.py exists. A second run skips every stage."""
-    from salsa import pipeline
+    from salsa.inference import pipeline
 
     run = ",".join(n for n in stages.ORDER if n != "evaluate" or importlib.util.find_spec("salsa.evaluate"))
     command = [sys.executable, "-m", "salsa.train", "--config=configs/tiny.py", f"--workdir={tmp_path}"]

@@ -15,14 +15,13 @@ from configs import sync as sync_paper
 from configs.sync_tiny import get_config
 from data_pipelines.synthetic import WorldConfig
 from data_pipelines.synthetic.snippets import ClipSource, SnippetSpec, ratio_ok, snippet_batch
-from salsa import sharding
-from salsa.features import encoders
+from salsa import bundle, sharding
+from salsa.inference import encoders
 from salsa.metrics.sync_offset import shift_top1
-from salsa.models import ast as ast_lib
-from salsa.models import bundle
-from salsa.models import siglip2 as siglip_lib
-from salsa.models import videoprism as vp_lib
-from salsa.models.sync import SyncConfig, SyncModel, variant
+from salsa.models.encoders import ast as ast_lib
+from salsa.models.encoders import siglip2 as siglip_lib
+from salsa.models.encoders import videoprism as vp_lib
+from salsa.models.encoders.sync import SyncConfig, SyncModel, variant
 from salsa.objectives.siglip_loss import siglip_loss
 from salsa.training import loop
 from salsa.training import state as state_lib

@@ -12,10 +12,9 @@ import pytest
 import soundfile
 from flax import nnx
 
-from salsa import codec
+from salsa import codec, vae_bundle
 from salsa.convert import __main__ as convert_main
-from salsa.models import vae as vae_lib
-from salsa.models import vae_bundle
+from salsa.models.vae import model as vae_lib
 
 SMALL = vae_lib.VAEConfig(
     encoder_channels=4, decoder_channels=4, latent_dim=4, multiples=(1, 2), strides=(2, 4), audio_channels=2

@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from salsa import vae_bundle
 from salsa.convert import vae as convert
-from salsa.models import vae as vae_lib
-from salsa.models import vae_bundle, vae_codec
+from salsa.inference import codec as vae_codec
+from salsa.models.vae import model as vae_lib
 
 torch = pytest.importorskip("torch")
 diffusers = pytest.importorskip("diffusers")

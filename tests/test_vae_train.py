@@ -12,8 +12,8 @@ from flax import nnx
 
 from configs.vae_tiny import get_config
 from data_pipelines.audio.crops import SyntheticAudio
-from salsa.models import vae as vae_lib
-from salsa.models import vae_bundle
+from salsa import vae_bundle
+from salsa.models.vae import model as vae_lib
 from salsa.objectives.stft_losses import multi_resolution_stft_loss, stft
 from salsa.training import loop
 from salsa.training.step import grouped_value_and_grad

@@ -5,10 +5,10 @@ from __future__ import annotations
 import jax
 import numpy as np
 
+from salsa import bundle
 from salsa.convert import __main__ as convert_cli
 from salsa.convert import videoprism_npz
-from salsa.models import bundle
-from salsa.models.videoprism import VideoPrism, VideoPrismConfig, variant
+from salsa.models.encoders.videoprism import VideoPrism, VideoPrismConfig, variant
 
 
 def test_npz_loader_reproduces_outputs(tmp_path):

@@ -15,12 +15,12 @@ import numpy as np
 from flax import nnx
 
 from configs.tiny import generator_config
-from salsa import pipeline
-from salsa.models import bundle, vae_bundle
-from salsa.models import siglip2 as siglip_lib
-from salsa.models import sync as sync_lib
-from salsa.models.generator import Generator
-from salsa.models.vae import VAE, preset
+from salsa import bundle, vae_bundle
+from salsa.inference import pipeline
+from salsa.models.encoders import siglip2 as siglip_lib
+from salsa.models.encoders import sync as sync_lib
+from salsa.models.generator.model import Generator
+from salsa.models.vae.model import VAE, preset
 
 WORDS = ["<pad>", "<unk>", "rain", "on", "a", "tin", "roof", "glass", "wood", "metal", "bounce"]
 

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from salsa.models import bundle, siglip2, vae_bundle
-from salsa.models import sync as sync_lib
+from salsa import bundle, vae_bundle
+from salsa.models.encoders import siglip2
+from salsa.models.encoders import sync as sync_lib
 
 
 class ComponentError(ValueError):

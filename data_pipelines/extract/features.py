@@ -1,6 +1,6 @@
 """One decoded clip -> one feature record (data_pipelines/features/records.py): the four encoders.
 
-Each encoder works in fixed-size chunks (salsa.features.encoders, salsa.models.vae_codec), so memory is
+Each encoder works in fixed-size chunks (salsa.inference.encoders, salsa.inference.codec), so memory is
 bounded by the clip's decoded frames and audio and every chunk size compiles once.
 """
 
@@ -12,8 +12,8 @@ import numpy as np
 
 from data_pipelines.extract.components import Components
 from data_pipelines.extract.sources import Media
-from salsa.features import encoders
-from salsa.models import vae_codec
+from salsa.inference import codec as vae_codec
+from salsa.inference import encoders
 
 
 def record(components: Components, media: Media, clip_id: str, duration: float, chunks: Any) -> dict:

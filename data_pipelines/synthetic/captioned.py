@@ -30,7 +30,7 @@ def build_tokenizer(captions: Sequence[str]):
 
 
 def encode(tok, captions: Sequence[str], length: int) -> np.ndarray:
-    """(N, length) int32 token ids, cut or padded with <pad> (as `salsa.features.encoders.tokenize`)."""
+    """(N, length) int32 token ids, cut or padded with <pad> (as `salsa.inference.encoders.tokenize`)."""
     pad = tok.token_to_id(PAD)
     ids = np.full((len(captions), length), pad, np.int32)
     for i, c in enumerate(captions):

@@ -12,10 +12,10 @@ import argparse
 
 import numpy as np
 
+from salsa import bundle
 from salsa.convert.hf import ConvertError, block, count_layers, norm, read_folder
-from salsa.models import bundle
-from salsa.models.ast import AstConfig
-from salsa.models.vit import VitConfig
+from salsa.models.encoders.ast import AstConfig
+from salsa.models.encoders.vit import VitConfig
 
 _NAMES = dict(
     ln1="layernorm_before",

@@ -52,7 +52,7 @@ def norm(w: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
 
 
 def block(w: dict[str, np.ndarray], p: str, names: dict[str, str]) -> dict:
-    """One pre-LN block `p` into salsa.models.vit.Block's layout; `names` gives the checkpoint's
+    """One pre-LN block `p` into salsa.models.encoders.vit.Block's layout; `names` gives the checkpoint's
     sub-module names for ln1, q, k, v, out, ln2, fc1, fc2."""
     n = names
     return {

@@ -13,10 +13,10 @@ import argparse
 
 import numpy as np
 
+from salsa import bundle
 from salsa.convert.hf import ConvertError, block, count_layers, linear, norm, read_folder
-from salsa.models import bundle
-from salsa.models.siglip2 import SiglipConfig
-from salsa.models.vit import VitConfig
+from salsa.models.encoders.siglip2 import SiglipConfig
+from salsa.models.encoders.vit import VitConfig
 
 _NAMES = dict(
     ln1="layer_norm1",
@@ -69,7 +69,7 @@ def config_from_hf(cfg: dict) -> SiglipConfig:
 
 
 def params_from_hf(cfg: dict, w: dict[str, np.ndarray]) -> dict:
-    """Nested params for salsa.models.siglip2.Siglip from the checkpoint's tensors."""
+    """Nested params for salsa.models.encoders.siglip2.Siglip from the checkpoint's tensors."""
     vp, tp = "vision_model", "text_model"
     patch_w = w[f"{vp}.embeddings.patch_embedding.weight"]
     # Conv2d (out, in, kh, kw) -> Linear over (kh, kw, in) patches; Siglip2's Linear is (out, in).

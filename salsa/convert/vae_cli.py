@@ -8,9 +8,9 @@ import os
 
 from flax import nnx
 
+from salsa import vae_bundle
 from salsa.convert import vae as convert
-from salsa.models import vae as vae_lib
-from salsa.models import vae_bundle
+from salsa.models.vae import model as vae_lib
 
 HELP = "Oobleck VAE (Stable Audio): stable-audio-tools checkpoint or diffusers AutoencoderOobleck folder."
 

@@ -27,10 +27,10 @@ import os
 
 import numpy as np
 
+from salsa import bundle
 from salsa.convert.hf import ConvertError
-from salsa.models import bundle
-from salsa.models.videoprism import VideoPrismConfig
-from salsa.models.vit import VitConfig
+from salsa.models.encoders.videoprism import VideoPrismConfig
+from salsa.models.encoders.vit import VitConfig
 
 _STACK = "transformers_stack/x_layers"
 
@@ -86,7 +86,7 @@ def _encoder(flat: dict[str, np.ndarray], name: str) -> tuple[dict, VitConfig]:
 
 
 def from_npz(flat: dict[str, np.ndarray]) -> tuple[VideoPrismConfig, dict]:
-    """(config, params for salsa.models.videoprism.VideoPrism) from the released flat layout."""
+    """(config, params for salsa.models.encoders.videoprism.VideoPrism) from the released flat layout."""
     spatial, s_cfg = _encoder(flat, "spatial_encoder")
     temporal, t_cfg = _encoder(flat, "temporal_encoder")
     kernel = _get(flat, "patch_projection/linear/kernel")

@@ -14,7 +14,7 @@ from flax import nnx
 
 from data_pipelines.synthetic import WorldConfig, make_clip
 from data_pipelines.synthetic.snippets import SnippetSpec, cut
-from salsa.models.sync import SyncModel
+from salsa.models.encoders.sync import SyncModel
 
 SHIFTS_S = (-1.0, -0.6, -0.2, 0.0, 0.2, 0.6, 1.0)
 

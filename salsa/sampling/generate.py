@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from salsa.models.generator import Conditions, Generator
+from salsa.models.generator.model import Conditions, Generator
 from salsa.sampling.euler import Velocity, sample
 from salsa.sampling.guidance import PAPER, Guidance
 

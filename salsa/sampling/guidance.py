@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from salsa.models.generator import CONDITIONS
+from salsa.models.generator.model import CONDITIONS
 from salsa.objectives.masking import splice
 
 # velocity(x (n, T, C), t (n,), d (n,), reference (n, T) bool, drop {condition: (n,) bool}) -> (n, T, C)

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from salsa.models.generator import CONDITIONS, Conditions, Generator, null_signals
+from salsa.models.generator.model import CONDITIONS, Conditions, Generator, null_signals
 from salsa.objectives.baked_guidance import baked_targets
 from salsa.objectives.shortcut import flow_rows, masked_mse, rows_every, sc_rows, shortcut_targets
 
@@ -119,8 +119,8 @@ class GeneratorTask:
 
     def export(self, params: dict, workdir: str) -> None:
         """WORKDIR/pipeline/: a full pipeline checkpoint when the features came with an extraction.json
-        naming their VAE and encoders, else the generator bundle alone (salsa.pipeline.export)."""
-        from salsa import pipeline
+        naming their VAE and encoders, else the generator bundle alone (salsa.inference.pipeline.export)."""
+        from salsa.inference import pipeline
 
         pipeline.export(self.config, params, workdir)
 

@@ -4,7 +4,7 @@ The tiny pipeline's text conditioning: tiny image and text towers trained on fra
 world and their captions (`configs/siglip_tiny.py`). Rows whose captions are the same text are positives
 of each other. AdamW, cosine schedule with linear warmup from 0. `export` writes the towers as a
 'siglip2' bundle with the word-level tokenizer built from the training captions (tokenizer.json) in
-WORKDIR/export, the files `salsa.features.encoders` reads.
+WORKDIR/export, the files `salsa.inference.encoders` reads.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import numpy as np
 import optax
 from flax import nnx
 
-from salsa.models import bundle
-from salsa.models.siglip2 import Siglip, SiglipConfig, variant
+from salsa import bundle
+from salsa.models.encoders.siglip2 import Siglip, SiglipConfig, variant
 from salsa.objectives.siglip_loss import siglip_loss
 
 
@@ -32,7 +32,7 @@ def retrieval_top1(model: Siglip, images: np.ndarray, tokens: np.ndarray) -> tup
     """Image -> caption retrieval over N pairs: (top-1, chance). images (N, H, W, 3) uint8, tokens
     (N, text_len); a pick is right when its caption is the same text as the image's own. Chance is the
     mean share of the N captions that are right for an image."""
-    from salsa.features import encoders
+    from salsa.inference import encoders
 
     v = encoders.semantic(model, images)
     t = encoders.text(model, tokens)
@@ -113,7 +113,7 @@ class SiglipTask:
         )
 
     def export(self, params: dict, workdir: str) -> None:
-        """Writes WORKDIR/export: the 'siglip2' bundle (salsa.models.bundle) and its tokenizer.json."""
+        """Writes WORKDIR/export: the 'siglip2' bundle (salsa.bundle) and its tokenizer.json."""
         out = os.path.join(workdir, "export")
         params = jax.tree.map(jax.device_get, params)
         tokenizer = {"tokenizer.json": self.tokenizer().to_str()}

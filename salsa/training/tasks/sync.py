@@ -16,8 +16,8 @@ import ml_collections
 import optax
 from flax import nnx
 
-from salsa.models import bundle
-from salsa.models.sync import SyncConfig, SyncModel, variant
+from salsa import bundle
+from salsa.models.encoders.sync import SyncConfig, SyncModel, variant
 from salsa.objectives.siglip_loss import siglip_loss
 
 # Top-level module name -> parameter group (learning rate); everything else is a new layer.
@@ -134,7 +134,7 @@ class SyncTask:
         )
 
     def export(self, params: dict, workdir: str) -> None:
-        """Writes the trained model as a 'sync' bundle (salsa.models.bundle) in WORKDIR/export."""
+        """Writes the trained model as a 'sync' bundle (salsa.bundle) in WORKDIR/export."""
         out = os.path.join(workdir, "export")
         bundle.save(out, "sync", self.model_config.to_dict(), jax.tree.map(jax.device_get, params))
         logging.info("exported the sync model to %s", out)

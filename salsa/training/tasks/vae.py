@@ -28,9 +28,10 @@ import numpy as np
 import optax
 from flax import nnx
 
-from salsa.models import vae as vae_lib
-from salsa.models import vae_bundle, vae_codec
-from salsa.models.stft_discriminator import MultiScaleSTFTDiscriminator
+from salsa import vae_bundle
+from salsa.inference import codec as vae_codec
+from salsa.models.vae import model as vae_lib
+from salsa.models.vae.discriminator import MultiScaleSTFTDiscriminator
 from salsa.objectives import stft_losses
 from salsa.training.state import make_optimizer
 from salsa.training.step import group_labels

@@ -27,8 +27,8 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from salsa.features import encoders
-from salsa.models.generator import latent_rate_hz
+from salsa.inference import encoders
+from salsa.models.generator.model import latent_rate_hz
 from salsa.sampling.euler import check_steps
 from salsa.sampling.generate import generate_from_noise
 from salsa.sampling.guidance import Guidance

@@ -16,10 +16,10 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from salsa.models import ast as ast_lib
-from salsa.models import videoprism as vp_lib
-from salsa.models.ast_frontend import FrontendConfig, log_mel
-from salsa.models.vit import Encoder, MapHead
+from salsa.models.encoders import ast as ast_lib
+from salsa.models.encoders import videoprism as vp_lib
+from salsa.models.encoders.ast_frontend import FrontendConfig, log_mel
+from salsa.models.encoders.vit import Encoder, MapHead
 
 
 @dataclasses.dataclass(frozen=True)

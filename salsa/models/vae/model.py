@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from salsa.models import oobleck
+from salsa.models.vae import oobleck
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,7 +120,7 @@ def receptive_radius(config: VAEConfig) -> tuple[int, int]:
     """(encoder, decoder) context in latent frames on each side beyond which an output frame cannot see.
 
     Counts every layer's one-sided reach in input samples (encoder) or latent frames (decoder), so that
-    chunks overlapping by this much reproduce the whole-clip result (salsa.models.vae_codec).
+    chunks overlapping by this much reproduce the whole-clip result (salsa.inference.codec).
     """
     res = 3 * (1 + 3 + 9)  # three residual units: kernel 7, dilations 1, 3, 9
     enc, scale = 3, 1  # first conv, kernel 7

@@ -17,12 +17,12 @@ import jax
 import numpy as np
 from flax import nnx
 
-from salsa.models.bundle import (
+from salsa.bundle import (
     atomic_directory,
     flatten,
     unflatten,  # noqa: F401 (re-exported for callers)
 )
-from salsa.models.vae import VAE, VAEConfig
+from salsa.models.vae.model import VAE, VAEConfig
 
 CONFIG_FILE = "vae.json"
 PARAMS_FILE = "params.npz"

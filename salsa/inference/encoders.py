@@ -16,8 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from salsa.models.siglip2 import Siglip, preprocess, preprocess_naflex
-from salsa.models.sync import SyncModel
+from salsa.models.encoders.siglip2 import Siglip, preprocess, preprocess_naflex
+from salsa.models.encoders.sync import SyncModel
 
 
 @functools.partial(nnx.jit, static_argnums=(2, 3))

@@ -21,7 +21,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from salsa.models.vae import VAE, receptive_radius
+from salsa.models.vae.model import VAE, receptive_radius
 
 
 def windows(total: int, core: int, context: int) -> Iterator[tuple[int, int, int, int]]:

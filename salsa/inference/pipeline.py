@@ -3,8 +3,8 @@
     DIR/pipeline.json   {"format": 1, "generator_config": {...},
                          "components": {"generator": "generator", "vae": "vae", "siglip": "siglip",
                                         "sync": "sync", "tokenizer": "tokenizer.json" | null}}
-    DIR/generator/      salsa.models.bundle bundle, kind "generator" (EMA parameters)
-    DIR/vae/            VAE bundle (salsa.models.vae_bundle, with latent statistics)
+    DIR/generator/      salsa.bundle bundle, kind "generator" (EMA parameters)
+    DIR/vae/            VAE bundle (salsa.vae_bundle, with latent statistics)
     DIR/siglip/         bundle kind "siglip2";  DIR/sync/  bundle kind "sync"
     DIR/tokenizer.json  optional (Hugging Face `tokenizers` format)
 
@@ -35,13 +35,13 @@ import jax
 import ml_collections
 import numpy as np
 
-from salsa.features import encoders
-from salsa.models import bundle, vae_bundle, vae_codec
-from salsa.models.generator import Generator
-from salsa.models.siglip2 import Siglip, SiglipConfig
-from salsa.models.sync import SyncConfig, SyncModel
-from salsa.models.vae import VAE
-from salsa.sampling import editing, long_form
+from salsa import bundle, vae_bundle
+from salsa.inference import codec as vae_codec
+from salsa.inference import editing, encoders, long_form
+from salsa.models.encoders.siglip2 import Siglip, SiglipConfig
+from salsa.models.encoders.sync import SyncConfig, SyncModel
+from salsa.models.generator.model import Generator
+from salsa.models.vae.model import VAE
 from salsa.sampling import guidance as guidance_lib
 from salsa.sampling.euler import check_steps
 from salsa.sampling.guidance import Guidance
@@ -248,7 +248,7 @@ class Pipeline:
         context_s: float | None = None,
     ) -> Result:
         """The video's own `audio` (samples, channels) at `audio_rate` (default the VAE's), kept as VAE
-        latents, with the time `ranges` [(start_s, end_s), ...] generated anew (salsa.sampling.editing).
+        latents, with the time `ranges` [(start_s, end_s), ...] generated anew (salsa.inference.editing).
         ValueError naming a range that is reversed, outside the video, overlapping another or longer
         than a window minus its context. seconds: the video's duration (default len(frames24) /
         sync_fps); the rest as for `extend`."""

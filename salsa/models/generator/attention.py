@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from salsa.models import rope
+from salsa.models.generator import rope
 
 
 def _init(names):

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from salsa.sampling import long_form
+from salsa.inference import long_form
 from salsa.sampling.guidance import Guidance
 
 

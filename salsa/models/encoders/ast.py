@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from salsa.models.vit import Encoder, VitConfig, layer_norm, resize_positions
+from salsa.models.encoders.vit import Encoder, VitConfig, layer_norm, resize_positions
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from salsa.models.attention import QKV, Out, attend
+from salsa.models.generator.attention import QKV, Out, attend
 from salsa.models.layers import Mlp, Modulation, layer_norm, modulate
 from salsa.sharding import constrain
 

@@ -18,11 +18,11 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from salsa.models import rope
-from salsa.models.blocks import DiTBlock, JointBlock
-from salsa.models.embeddings import ScalarEmbedder
+from salsa.models.generator import rope
+from salsa.models.generator.blocks import DiTBlock, JointBlock
+from salsa.models.generator.embeddings import ScalarEmbedder
+from salsa.models.generator.sync_upsampler import SyncUpsampler
 from salsa.models.layers import Mlp, Modulation, dense, layer_norm, modulate
-from salsa.models.sync_upsampler import SyncUpsampler
 from salsa.sharding import constrain
 
 CONDITIONS = ("text", "semantic", "sync")

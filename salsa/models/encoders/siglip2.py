@@ -15,8 +15,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from salsa.models.encoders.vit import Encoder, MapHead, VitConfig, layer_norm, patchify, resize_positions
 from salsa.models.layers import dense
-from salsa.models.vit import Encoder, MapHead, VitConfig, layer_norm, patchify, resize_positions
 
 
 @dataclasses.dataclass(frozen=True)

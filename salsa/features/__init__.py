@@ -1,1 +1,0 @@
-"""Conditioning features for any clip length: semantic (SigLIP frames), text (SigLIP captions), sync."""
