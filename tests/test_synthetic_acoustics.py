@@ -104,3 +104,15 @@ def test_probes_read_room_microphone_and_pitch_from_held_out_audio_well_above_ch
     assert scores["room"][0] >= 0.6 and scores["room"][1] >= 30, scores
     assert scores["microphone"][0] >= 0.8 and scores["microphone"][1] == 40, scores
     assert scores["pitch"][0] >= 0.85 and scores["pitch"][1] >= 30, scores
+
+
+@pytest.mark.parametrize("microphone", acoustics.MICROPHONES, ids=lambda m: m.name)
+def test_microphone_curves_reach_their_stated_gains_far_from_their_corners(microphone):
+    low = sum(g for kind, hz, g in microphone.shelves if kind == "low")
+    high = sum(g for kind, hz, g in microphone.shelves if kind == "high")
+    response = np.ones(2, complex)
+    for kind, corner, gain in microphone.shelves:
+        response *= signal.sosfreqz(
+            acoustics.shelf(kind, corner, gain, 44100), worN=[40.0, 18000.0], fs=44100
+        )[1]
+    np.testing.assert_allclose(20 * np.log10(np.abs(response)), [low, high], atol=1.0)
