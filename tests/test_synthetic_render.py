@@ -23,8 +23,19 @@ def test_render_writes_watchable_clips_with_ground_truth(tmp_path):
     assert abs(len(decode_audio(tmp_path / "clip_0001.mp4", 44100)) - 88200) <= 44
 
 
-@pytest.mark.parametrize("args", [["--seconds", "1"], ["--channels", "5"], ["--n", "0"]])
+def test_render_hidden_acoustics_records_them_and_names_them_in_captions(tmp_path):
+    args = ["--n", "1", "--seconds", "2", "--size", "32", "32", "--out", str(tmp_path)]
+    assert render.main([*args, "--hidden-acoustics", "--hidden-caption-fraction", "1"]) == 0
+    truth = json.loads((tmp_path / "clip_0000.json").read_text())
+    assert {"room", "microphone", "pitch", "words", "in_caption"} <= set(truth["acoustics"])
+    assert truth["caption"].endswith(truth["acoustics"]["words"])
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--seconds", "1"], ["--channels", "5"], ["--n", "0"], ["--hidden-caption-fraction", "0.5"]],
+)
 def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys, args):
     assert render.main(["--out", str(tmp_path / "x"), *args]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "\n" not in err and args[0].lstrip("-") in err
+    assert err.startswith("error: ") and "\n" not in err and args[0].lstrip("-").replace("-", "_") in err

@@ -9,6 +9,7 @@ from data_pipelines.synthetic.clip import make_clip
 from data_pipelines.synthetic.config import WorldConfig, WorldConfigError
 from data_pipelines.synthetic.materials import MATERIALS
 from data_pipelines.synthetic.scene import sample_scene
+from salsa.errors import UserError
 
 SHORT = WorldConfig(seconds=4.0)
 
@@ -54,25 +55,43 @@ def test_same_seed_same_clip_and_other_index_differs():
     assert np.abs(a.audio).max() < 1.0
 
 
-def test_impacts_start_at_their_sample_and_every_strong_onset_is_annotated():
-    """Every impact with no other impact within 15 ms (the detector cannot split closer ones) has an
-    onset within 1 ms of its time; every strong onset (energy doubling) is within 1 ms of an impact."""
+def _onset_errors(config: WorldConfig, clips: int) -> tuple[list[float], list[float], int, int]:
+    """Over clips 0..clips-1 of seed 1: the distance from each impact with no other impact within 15 ms
+    (the detector cannot split closer ones) to the nearest detected onset, the strong onsets (energy
+    doubling) more than 1 ms from any impact, and how many impacts were checked out of how many."""
     errors, unexplained, checked, total = [], [], 0, 0
-    for index in range(6):
-        clip = make_clip(SHORT, 1, index)
+    for index in range(clips):
+        clip = make_clip(config, 1, index)
         times = np.unique([e["time"] for e in clip.annotation["events"] if e["kind"] == "impact"])
-        onsets, strengths = detect_onsets(clip.audio, SHORT.sample_rate)
+        onsets, strengths = detect_onsets(clip.audio, config.sample_rate)
         total += len(times)
         for t in times:
             if np.sum(np.abs(times - t) < 0.015) > 1:
                 continue
             checked += 1
-            errors.append(np.min(np.abs(onsets - t)))
+            errors.append(np.min(np.abs(onsets - t), initial=np.inf))
         unexplained += [
             o for o, s in zip(onsets, strengths, strict=True) if s >= 2 and np.min(np.abs(times - o)) > 1e-3
         ]
+    return errors, unexplained, checked, total
+
+
+def test_impacts_start_at_their_sample_and_every_strong_onset_is_annotated():
+    """Every isolated impact has an onset within 1 ms of its time; every strong onset is an impact's."""
+    errors, unexplained, checked, total = _onset_errors(SHORT, 6)
     assert checked > 0.6 * total and checked >= 50, (checked, total)
     assert max(errors) <= 1e-3, f"worst onset error {max(errors) * 1e3:.2f} ms over {checked} impacts"
+    assert not unexplained, f"onsets without an impact: {unexplained}"
+
+
+def test_rooms_and_microphones_never_move_an_onset():
+    """With hidden acoustics, every onset the detector finds within 15 ms of an isolated impact is within
+    1 ms of it, and no strong onset lacks an impact; a large hall's tail or a muffled microphone may
+    hide some weak impacts from the detector (7.5% of 429 on seed 1, docs/synthetic_world.md)."""
+    errors, unexplained, checked, _ = _onset_errors(SHORT.replace(hidden_acoustics=True), 8)
+    found = [e for e in errors if e < 0.015]
+    assert checked >= 50 and len(found) >= 0.85 * checked, (len(found), checked)
+    assert max(found) <= 1e-3, f"worst onset error {max(found) * 1e3:.2f} ms over {len(found)} impacts"
     assert not unexplained, f"onsets without an impact: {unexplained}"
 
 
@@ -147,7 +166,18 @@ def test_annotation_has_every_field_and_a_caption_naming_the_materials():
         assert MATERIALS[material].adjective in a["caption"]
 
 
-@pytest.mark.parametrize("change", [dict(seconds=1.0), dict(seconds=121.0), dict(channels=3), dict(fps=0.0)])
+@pytest.mark.parametrize(
+    "change",
+    [
+        dict(seconds=1.0),
+        dict(seconds=121.0),
+        dict(channels=3),
+        dict(fps=0.0),
+        dict(hidden_caption_fraction=0.5),  # without hidden_acoustics it would do nothing
+        dict(hidden_caption_fraction=1.5, hidden_acoustics=True),
+    ],
+)
 def test_bad_settings_are_refused_by_name(change):
-    with pytest.raises(WorldConfigError, match=next(iter(change))):
+    with pytest.raises(WorldConfigError, match=next(iter(change))) as raised:
         WorldConfig(**change)
+    assert isinstance(raised.value, UserError)  # commands print it as one line and exit 2

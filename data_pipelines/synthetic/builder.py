@@ -84,6 +84,12 @@ class SyntheticWorld(tfds.core.GeneratorBasedBuilder):
     BUILDER_CONFIGS = [
         SyntheticWorldConfig(name="clips8s", description="1,000 clips of 8 s, 24 fps, 128x128, 44.1 kHz."),
         SyntheticWorldConfig(
+            name="hidden8s",
+            description="1,000 clips of 8 s with hidden acoustics (room, microphone, pitch in the "
+            "annotation's 'acoustics'), half of the captions naming them.",
+            world=WorldConfig(hidden_acoustics=True, hidden_caption_fraction=0.5),
+        ),
+        SyntheticWorldConfig(
             name="tiny",
             description="12 clips of 2 s, for tests.",
             world=WorldConfig(seconds=2.0),

@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from data_pipelines.synthetic import caption, materials, physics, picture, sound
+from data_pipelines.synthetic import acoustics, caption, materials, physics, picture, sound
 from data_pipelines.synthetic.config import WorldConfig
 from data_pipelines.synthetic.scene import sample_scene
 
@@ -41,8 +41,17 @@ def _event(config: WorldConfig, kind: str, time: float, body, x: float, y: float
     }
 
 
-def annotate(scene, motion: physics.Motion, config: WorldConfig, seed: int, index: int) -> dict:
-    """The ground truth: settings, objects, events in time order, and a caption.
+def annotate(
+    scene,
+    motion: physics.Motion,
+    config: WorldConfig,
+    seed: int,
+    index: int,
+    heard: acoustics.Heard | None = None,
+) -> dict:
+    """The ground truth: settings, objects, events in time order, a caption and, with `heard`, the
+    hidden acoustics under "acoustics" (acoustics.Heard.annotation); the caption then ends with their
+    words when `heard.in_caption`.
 
     Event kinds: "impact" (audible contact; strength = normal speed in m/s, surface = floor, wall,
     ceiling or object, other = the other object's id or -1), "roll" and "slide" (continuous sound from
@@ -91,7 +100,10 @@ def annotate(scene, motion: physics.Motion, config: WorldConfig, seed: int, inde
         }
         for b in bodies
     ]
-    return {
+    sentence = caption.caption(objects, events, scene.ambience)
+    if heard is not None and heard.in_caption:
+        sentence = f"{sentence}, {heard.words}"
+    truth = {
         "duration": config.seconds,
         "fps": config.fps,
         "sample_rate": config.sample_rate,
@@ -100,18 +112,28 @@ def annotate(scene, motion: physics.Motion, config: WorldConfig, seed: int, inde
         "height": config.height,
         "seed": seed,
         "index": index,
-        "caption": caption.caption(objects, events, scene.ambience),
+        "caption": sentence,
         "ambience": {"kind": scene.ambience, "level": scene.ambience_level},
         "objects": objects,
         "events": events,
     }
+    if heard is not None:
+        truth["acoustics"] = heard.annotation()
+    return truth
 
 
 def make_clip(config: WorldConfig, seed: int, index: int) -> Clip:
-    """Clip number `index` of the world seeded by `seed`; the same pair always gives the same clip."""
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence([seed, index]).spawn(5)]
+    """Clip number `index` of the world seeded by `seed`; the same pair always gives the same clip.
+
+    Streams: scene, impact clicks, rolling noise, ambience, picture and (with hidden acoustics) the
+    hidden draw; the first five do not depend on whether the sixth is used, so the frames and events of
+    a clip are the same with hidden acoustics on or off."""
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence([seed, index]).spawn(6)]
     scene = sample_scene(config, streams[0])
+    heard = acoustics.draw(config, streams[5]) if config.hidden_acoustics else None
+    if heard is not None:
+        scene = acoustics.repitch(scene, heard.pitch)
     motion = physics.simulate(scene, config)
-    audio = sound.soundtrack(scene, motion, config, (streams[1], streams[2], streams[3]))
+    audio = sound.soundtrack(scene, motion, config, (streams[1], streams[2], streams[3], streams[5]), heard)
     frames = picture.frames(scene, motion, config, streams[4])
-    return Clip(frames=frames, audio=audio, annotation=annotate(scene, motion, config, seed, index))
+    return Clip(frames=frames, audio=audio, annotation=annotate(scene, motion, config, seed, index, heard))

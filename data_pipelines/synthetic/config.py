@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
+from salsa.errors import UserError
+
 _MATERIALS = {"glass", "metal", "rubber", "wood"}  # data_pipelines.synthetic.materials.MATERIALS
 
 
-class WorldConfigError(ValueError):
+class WorldConfigError(UserError):
     """A world setting is outside what the renderer accepts; the message names it."""
 
 
@@ -37,6 +39,14 @@ class WorldConfig:
     reference_speed: float = 4.0
     impact_gain: float = 0.15
     ambient_gain: float = 0.02
+    # Hidden acoustics (acoustics.py), off by default: each clip also draws a room (reverberation), a
+    # microphone (an EQ curve plus its self-noise) and a pitch class of its objects, none of which the
+    # picture shows; the frames stay exactly those of the world without them. With it off, every clip
+    # is bit-identical to the world before these fields existed.
+    hidden_acoustics: bool = False
+    # Fraction of clips whose caption ends with their hidden acoustics in words ("heard in a large hall
+    # through a muffled microphone, with high-pitched sounds"); needs hidden_acoustics.
+    hidden_caption_fraction: float = 0.0
 
     def __post_init__(self):
         checks = [
@@ -54,6 +64,12 @@ class WorldConfig:
                 "materials",
                 bool(self.materials) and set(self.materials) <= _MATERIALS,
                 f"some of {sorted(_MATERIALS)}",
+            ),
+            (
+                "hidden_caption_fraction",
+                0.0 <= self.hidden_caption_fraction <= 1.0
+                and (self.hidden_acoustics or self.hidden_caption_fraction == 0.0),
+                "a fraction in [0, 1], above 0 only with hidden_acoustics=True",
             ),
         ]
         for name, ok, accepted in checks:

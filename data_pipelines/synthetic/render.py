@@ -2,22 +2,24 @@
 DIR/clip_0000.json (duration, fps, sample_rate, caption, events, ...).
 
     python -m data_pipelines.synthetic.render --n 4 --seconds 10 --seed 0 --out DIR
+    python -m data_pipelines.synthetic.render --n 4 --hidden-acoustics --hidden-caption-fraction 0.5 --out DIR
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 
 import tqdm
 
-from data_pipelines.media.encode import atomic_output, write_video
+from data_pipelines.media.encode import write_video
 from data_pipelines.media.errors import MediaError
 from data_pipelines.synthetic.clip import make_clip
 from data_pipelines.synthetic.config import WorldConfig, WorldConfigError
+from salsa import cli, io
+from salsa.errors import UserError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,6 +36,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, nargs=2, default=(d.height, d.width), metavar=("HEIGHT", "WIDTH"))
     p.add_argument("--sample-rate", type=int, default=d.sample_rate)
     p.add_argument("--channels", type=int, default=d.channels, help="1 (mono) or 2 (stereo)")
+    p.add_argument(
+        "--hidden-acoustics",
+        action="store_true",
+        help="draw a room, a microphone and a pitch class per clip: heard, not seen",
+    )
+    p.add_argument(
+        "--hidden-caption-fraction",
+        type=float,
+        default=d.hidden_caption_fraction,
+        help="fraction of captions that name the hidden acoustics (needs --hidden-acoustics)",
+    )
     return p
 
 
@@ -45,34 +58,37 @@ def render(config: WorldConfig, seed: int, indices: range, out: str) -> list[str
         clip = make_clip(config, seed, index)
         stem = os.path.join(out, f"clip_{index:04d}")
         write_video(stem + ".mp4", clip.frames, config.fps, clip.audio, config.sample_rate)
-        with atomic_output(stem + ".json") as temp, open(temp, "w") as f:
-            json.dump(clip.annotation, f, indent=1)
+        io.write_json(stem + ".json", clip.annotation, indent=1)
         paths.append(stem + ".mp4")
     return paths
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.n < 1 or args.first < 0:
+        raise WorldConfigError(f"--n={args.n} --first={args.first} are not accepted; use n >= 1, first >= 0.")
+    config = WorldConfig(
+        seconds=args.seconds,
+        fps=args.fps,
+        height=args.size[0],
+        width=args.size[1],
+        sample_rate=args.sample_rate,
+        channels=args.channels,
+        hidden_acoustics=args.hidden_acoustics,
+        hidden_caption_fraction=args.hidden_caption_fraction,
+    )
     try:
-        if args.n < 1 or args.first < 0:
-            raise WorldConfigError(
-                f"--n={args.n} --first={args.first} are not accepted; use n >= 1, first >= 0."
-            )
-        config = WorldConfig(
-            seconds=args.seconds,
-            fps=args.fps,
-            height=args.size[0],
-            width=args.size[1],
-            sample_rate=args.sample_rate,
-            channels=args.channels,
-        )
         paths = render(config, args.seed, range(args.first, args.first + args.n), args.out)
-    except (WorldConfigError, MediaError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except MediaError as e:
+        raise UserError(str(e)) from e
     logging.info("wrote %d clips to %s", len(paths), args.out)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command: 0 on success; a bad setting or an unwritable output is one line on stderr and 2."""
+    return cli.run(_main, argv)
 
 
 if __name__ == "__main__":

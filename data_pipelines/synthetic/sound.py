@@ -14,7 +14,7 @@ import math
 import numpy as np
 from scipy import signal
 
-from data_pipelines.synthetic import materials
+from data_pipelines.synthetic import acoustics, materials
 from data_pipelines.synthetic.config import WorldConfig
 from data_pipelines.synthetic.physics import Motion
 from data_pipelines.synthetic.scene import Scene
@@ -164,10 +164,20 @@ def ambience(scene: Scene, config: WorldConfig, rng: np.random.Generator) -> np.
 
 
 def soundtrack(
-    scene: Scene, motion: Motion, config: WorldConfig, rngs: tuple[np.random.Generator, ...]
+    scene: Scene,
+    motion: Motion,
+    config: WorldConfig,
+    rngs: tuple[np.random.Generator, ...],
+    heard: acoustics.Heard | None = None,
 ) -> np.ndarray:
-    """(num_samples, channels) float32 in (-1, 1); `rngs` are independent (impacts, motion, ambience)."""
+    """(num_samples, channels) float32 in (-1, 1); `rngs` are independent (impacts, motion, ambience and,
+    with `heard`, the microphone's noise). With `heard`, the box's sounds ring in its room and the whole
+    mix is recorded through its microphone (acoustics.py)."""
     mix = impacts(scene, motion, config, rngs[0])
     mix += continuous(scene, motion, config, rngs[1])
+    if heard is not None:
+        mix = acoustics.reverberate(mix, heard.room, config.sample_rate)
     mix += ambience(scene, config, rngs[2])
+    if heard is not None:
+        mix = acoustics.record(mix, heard.microphone, config.sample_rate, rngs[3])
     return np.tanh(mix).astype(np.float32)  # soft limiter: linear for quiet sounds, no hard clipping
