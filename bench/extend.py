@@ -51,24 +51,24 @@ def _speed(size: str, steps_list: list[int], repeats: int) -> list[dict]:
     import jax
     import jax.numpy as jnp
 
-    from configs.small import get_config as small_config
-    from configs.tiny import generator_config as tiny_config
+    from configs.generator import get_config as generator_config
     from salsa.bundle import materialize
     from salsa.inference import codec as vae_codec
     from salsa.inference import encoders, long_form
     from salsa.models.encoders import siglip2 as siglip_lib
     from salsa.models.encoders import sync as sync_lib
-    from salsa.models.generator.model import Generator
+    from salsa.models.generator.model import Generator, GeneratorConfig
     from salsa.models.vae.model import VAE, preset
     from salsa.sampling.guidance import PAPER
     from tests.tiny_pipeline import random_params
 
-    config = tiny_config() if size == "tiny" else small_config()
+    config = generator_config(size)
     repeats = repeats if size == "tiny" else 1  # a small window takes tens of seconds on 2 CPU cores
     config.model.dtype = "float32"
     geo = long_form.geometry(config)
     new_s = geo.step_s
-    gen = materialize(Generator, config, random_params(Generator, config, 0))
+    gen_config = GeneratorConfig.from_config(config)
+    gen = materialize(Generator, gen_config, random_params(Generator, gen_config, 0))
     vae_config = (
         preset("tiny", audio_channels=config.audio.channels, sample_rate=config.audio.sample_rate)
         if size == "tiny"

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from salsa.models.generator.flops import generator_forward_flops, window_tokens
-from salsa.models.generator.model import Generator
+from salsa.models.generator.model import Generator, GeneratorConfig
 
 
 def _best_of(fn, repeats: int) -> float:
@@ -43,7 +43,7 @@ def matmul_flops_per_s(dtype: str, repeats: int, n: int = 2048) -> float:
 
 def forward_seconds(config, repeats: int) -> float:
     with nnx.use_eager_sharding(False):
-        graphdef, state = nnx.split(Generator(config, nnx.Rngs(0)))
+        graphdef, state = nnx.split(Generator(GeneratorConfig.from_config(config), nnx.Rngs(0)))
     n_audio, n_visual = window_tokens(config, config.window_s)
     n_sync = int(round(config.window_s * config.video.sync_fps))
     f = config.features

@@ -61,7 +61,7 @@ def train(sc_fraction: float, steps: int, batch: int, seed: int, ema_decay: floa
     @nnx.jit
     def step(model, ema, opt, x1, key):
         def loss_fn(model):
-            teacher = lambda x, t, d, ref: ema(x, t, d)
+            teacher = lambda x, t, d, ref, cond: ema(x, t, d)
             tg = shortcut_targets(
                 key, x1, jnp.ones(x1.shape[:2], bool), teacher, sc_fraction=sc_fraction, ref_fraction=0.0
             )

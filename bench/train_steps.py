@@ -36,7 +36,7 @@ def measure(config, workdir: str, steps: int) -> dict:
         toy.write(config, config.data.dir, n=config.data.get("toy_clips", 512))
     task = tasks.get(config.task)(config)
     mesh = sharding.make_mesh(dict(config.mesh))
-    tx, schedule = state_lib.task_optimizer(task, config)
+    tx, schedule = task.optimizer()
     spec = state_lib.spec(task, tx, config, mesh)
     state = state_lib.create(task, tx, config, spec)
     data = task.dataset(0, 1)

@@ -1,4 +1,4 @@
-"""Feature extraction from real videos for the full-size generator (configs/common.py geometry).
+"""Feature extraction from real videos for the full-size generator (configs/generator.py geometry).
 
     python -m data_pipelines.extract --config=configs/extract.py --workdir=OUT \
         --config.source.dir=VIDEOS --config.components.vae=VAE --config.components.siglip=SIGLIP \
@@ -13,7 +13,7 @@ features sections must equal the generator config's that will train on the outpu
 
 import ml_collections
 
-from configs.common import base_config
+from configs.generator import base_config
 
 
 def extract_base(generator: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

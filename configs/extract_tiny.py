@@ -1,4 +1,4 @@
-"""Feature extraction for the tiny generator (configs/tiny.py) from the synthetic world.
+"""Feature extraction for the tiny generator (configs/generator.py:tiny) from the synthetic world.
 
     python -m data_pipelines.extract --config=configs/extract_tiny.py --workdir=OUT \
         --config.components.vae=VAE_DIR --config.components.siglip=SIGLIP_DIR \
@@ -13,12 +13,12 @@ result (the tiny pipeline, configs/tiny.py, runs this extraction as its stage `e
 
 import ml_collections
 
-from configs import tiny
+from configs import generator
 from configs.extract import extract_base
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    c = extract_base(tiny.generator_config())
+    c = extract_base(generator.get_config("tiny"))
     # 4 s clips of the world at the tiny encoders' 32 x 32 pixels; training crops are 2 s.
     c.source = dict(kind="synthetic", clips=512, seed=0, first=0, seconds=4.0, size=32)
     if arg == "folder":

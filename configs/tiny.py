@@ -15,41 +15,19 @@ this config's top level (`--config.total_steps=...`).
 Given data, the config trains the generator alone in --workdir, as any single-task config:
 `--config.data.dir=OUT` on features extracted into OUT (docs/extraction.md), or
 `--config.data.make_toy_if_missing=true` on the toy feature set (data_pipelines/features/toy.py) built in
-<workdir>/data. `generator_config()` is the generator alone.
+<workdir>/data. The generator alone is configs/generator.py:tiny.
 """
 
 import ml_collections
 
-from configs import extract_tiny, siglip_tiny, sync_tiny, vae_tiny
-from configs.common import base_config
-
-
-def generator_config() -> ml_collections.ConfigDict:
-    """The tiny generator: trains usefully in minutes on 2 CPU cores (small features, small model)."""
-    c = base_config()
-    # Audio geometry of the tiny VAE (salsa.models.vae.model preset "tiny", configs/vae_tiny.py: 16 kHz mono,
-    # hop 256 -> 62.5 latent frames/s, 16 channels) and the widths of the tiny SigLIP and sync encoders.
-    c.audio = dict(sample_rate=16000, hop=256, channels=1, latent_dim=16)
-    c.features = dict(semantic_dim=64, sync_dim=64, text_dim=64)
-    c.train_crop_s = 2.0
-    c.window_s = 2.0
-    c.context_s = 0.5
-    c.model.update(width=64, heads=2, mlp_dim=256, n_mm=2, n_x=1, n_dit=2, freq_dim=64)
-    c.batch_size = 32  # the smallest multiple of 4 whose 1/4 self-consistency rows cover all 7 levels
-    c.total_steps = 1000
-    c.log_every = 25
-    c.checkpoint_every = 250
-    c.optim.lr = 1e-3
-    c.optim.warmup_steps = 50
-    c.optim.ema = 0.99
-    return c
+from configs import extract_tiny, generator, siglip_tiny, sync_tiny, vae_tiny
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    """The generator config plus the stages (salsa/training/stages.py reads workdir, run, stages and
-    evaluate; the generator stages train this config without them)."""
+    """The tiny generator (configs/generator.py:tiny) plus the stages (salsa/training/stages.py reads
+    workdir, run, stages and evaluate; the generator stages train this config without them)."""
     del arg
-    c = generator_config()
+    c = generator.get_config("tiny")
     c.workdir = "runs/tiny"  # salsa.train's default --workdir for this config
     # Stages to run, in order, comma-separated; "default" is every stage but the optional ones
     # (salsa.training.stages.OPTIONAL: generator_guided), "all" every stage (stages.ORDER).

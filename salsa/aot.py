@@ -14,15 +14,15 @@ import json
 import math
 import os
 import re
-import sys
 
 import jax
 import jax.numpy as jnp
 import ml_collections
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
-from salsa import sharding
+from salsa import cli, sharding
+from salsa.errors import UserError
 from salsa.models.generator.flops import train_step_flops
 from salsa.training import state as state_lib
 from salsa.training import tasks
@@ -47,7 +47,7 @@ def topology_devices(name: str) -> list:
 
     match = re.fullmatch(r"v4-(\d+)", name)
     if not match or int(match.group(1)) not in V4_GRIDS:
-        raise ValueError(
+        raise UserError(
             f"--topology {name!r} is not supported; use one of v4-{', v4-'.join(map(str, V4_GRIDS))}."
         )
     grid = "x".join(map(str, V4_GRIDS[int(match.group(1))]))
@@ -93,7 +93,7 @@ def compile_report(config: ml_collections.ConfigDict, topology: str) -> dict:
     devices = topology_devices(topology)
     mesh = sharding.make_mesh(dict(config.mesh), devices)
     task = tasks.get(config.task)(config)
-    tx, schedule = state_lib.task_optimizer(task, config)
+    tx, schedule = task.optimizer()
     spec = state_lib.spec(task, tx, config, mesh)
     step = make_train_step(task, tx, schedule, config, mesh, spec)
     batch = abstract_batch(config, batch_sharding(mesh, config.sharding_rules))
@@ -139,11 +139,7 @@ def main(argv: list[str]) -> None:
     config = _CONFIG.value
     if _BATCH.value is not None:
         config.batch_size = _BATCH.value
-    try:
-        report = compile_report(config, _TOPOLOGY.value)
-    except ValueError as e:
-        print(f"salsa.aot: {e}", file=sys.stderr)
-        sys.exit(2)
+    report = compile_report(config, _TOPOLOGY.value)
     gib = 2**30
     r = report
     print(f"{config.task} on {r['topology']} ({r['chips']} chips, mesh {r['mesh']}), batch {r['batch']}")
@@ -162,4 +158,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run_absl(main)

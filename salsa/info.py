@@ -15,7 +15,8 @@ from absl import app
 from flax import nnx
 from ml_collections import config_flags
 
-from salsa.models.generator.model import Generator, latent_rate_hz
+from salsa import cli
+from salsa.models.generator.model import Generator, GeneratorConfig, latent_rate_hz
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).", lock_config=True)
 
@@ -23,7 +24,7 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/
 def generator_params(config: ml_collections.ConfigDict) -> int:
     """Exact parameter count from the abstract model (jax.eval_shape; no memory is allocated)."""
     with nnx.use_eager_sharding(False):
-        abstract = nnx.eval_shape(lambda: Generator(config, nnx.Rngs(0)))
+        abstract = nnx.eval_shape(lambda: Generator(GeneratorConfig.from_config(config), nnx.Rngs(0)))
     return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(abstract, nnx.Param)))
 
 
@@ -57,4 +58,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run_absl(main)

@@ -16,6 +16,8 @@ import numpy as np
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from salsa.errors import UserError
+
 MESH_AXES = ("data", "fsdp", "tensor")
 
 Rules = Sequence[tuple[str, str | tuple[str, ...] | None]]
@@ -30,14 +32,14 @@ def make_mesh(shape: dict[str, int], devices: Sequence[jax.Device] | None = None
     devices = list(jax.devices() if devices is None else devices)
     sizes = [int(shape.get(a, 1)) for a in MESH_AXES]
     if sizes.count(-1) > 1:
-        raise ValueError(f"mesh {dict(shape)}: at most one axis may be -1.")
+        raise UserError(f"mesh {dict(shape)}: at most one axis may be -1.")
     known = int(np.prod([s for s in sizes if s != -1]))
     if -1 in sizes:
         if len(devices) % known:
-            raise ValueError(f"mesh {dict(shape)} does not divide {len(devices)} devices.")
+            raise UserError(f"mesh {dict(shape)} does not divide {len(devices)} devices.")
         sizes[sizes.index(-1)] = len(devices) // known
     if int(np.prod(sizes)) != len(devices):
-        raise ValueError(
+        raise UserError(
             f"mesh {dict(zip(MESH_AXES, sizes, strict=True))} needs {int(np.prod(sizes))} devices, "
             f"but {len(devices)} are available."
         )

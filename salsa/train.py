@@ -7,6 +7,10 @@ ones (salsa/training/stages.py, docs/tiny_pipeline.md); its --workdir defaults t
 
     python -m salsa.train --config=configs/tiny.py [--config.run=generator,evaluate]
 
+Any other config's --workdir defaults to runs/<config name> (runs/large for configs/large.py,
+runs/generator_small for configs/generator.py:small). A bad flag, config or data folder ends the command
+with one line, `error: ...`, and exit code 2.
+
 Run the same command on every host of a multi-host job (see salsa/training/distributed.py for the
 environment variables). Outputs in the workdir: checkpoints/, tb/ (TensorBoard), metrics.jsonl,
 config.json, and data/ when the toy feature set is built there.
@@ -16,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 
 import jax
 from absl import app, flags
@@ -24,15 +27,16 @@ from absl import logging as absl_logging
 from ml_collections import config_flags
 from tqdm import tqdm
 
+from salsa import cli
 from salsa.training import distributed, loop, stages
-from salsa.training.setup import BadInput, check_config, check_storage, prepare_data
+from salsa.training.setup import BadInput, check_config, check_storage, default_workdir, prepare_data
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/tiny.py[:variant].")
 _WORKDIR = flags.DEFINE_string(
     "workdir",
     None,
-    "Run directory for checkpoints and logs: a local path or gs://bucket/path. Optional for a config that "
-    "names a default (config.workdir).",
+    "Run directory for checkpoints and logs: a local path or gs://bucket/path. Default: the config's "
+    "config.workdir if it names one, else runs/<config name> (runs/large for configs/large.py).",
 )
 flags.mark_flags_as_required(["config"])
 
@@ -72,40 +76,29 @@ def _train(config, workdir: str) -> None:
     loop.train(config, workdir, hooks=hooks)
 
 
-def _fail(message: str) -> None:
-    print(f"salsa.train: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     absl_logging.get_absl_handler().addFilter(_QuietOrbax())
     config, workdir = _CONFIG.value, _WORKDIR.value
-    pipeline = None
-    try:
-        distributed.maybe_initialize()  # before anything touches a JAX backend
-        if stages.is_pipeline(config):
-            workdir = os.path.abspath(workdir or config.workdir)
-            pipeline = stages.tiny_pipeline(config, workdir, train=_train, check=_check)
-        else:
-            if "stages" in config:  # given data: the generator alone, without the pipeline's keys
-                config = stages.generator_config(config)
-            if not workdir:
-                raise BadInput("--workdir is required when this config trains one task.")
-            _check(config, workdir)
-            prepare_data(config, workdir)
-    except (BadInput, distributed.DistributedEnvError) as e:
-        _fail(str(e))
-    if pipeline is not None:
-        try:
-            stages.run(pipeline, workdir)
-        except BadInput as e:  # a stage's own check, e.g. features that do not match its config
-            _fail(str(e))
+    distributed.maybe_initialize()  # before anything touches a JAX backend
+    default = config.get("workdir") or default_workdir(flags.FLAGS["config"].config_filename)
+    if stages.is_pipeline(config):
+        workdir = os.path.abspath(workdir or default)
+        stages.run(stages.tiny_pipeline(config, workdir, train=_train, check=_check), workdir)
         return
-    hooks = [_progress_hook(config.total_steps, config.log_every)] if jax.process_index() == 0 else []
-    loop.train(config, workdir, hooks=hooks)
+    if "stages" in config:  # given data: the generator alone, without the pipeline's keys
+        if not workdir:
+            raise BadInput(
+                f"--workdir is required when this config trains the generator alone on data.dir or the toy "
+                f"set ({default} is its pipeline's folder)."
+            )
+        config = stages.generator_config(config)
+    if not workdir:
+        workdir = default
+        logging.info("workdir (default for this config): %s", os.path.abspath(workdir))
+    _train(config, workdir)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run_absl(main)

@@ -14,8 +14,8 @@ import jax.numpy as jnp  # noqa: E402
 import pytest  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from configs.tiny import generator_config  # noqa: E402
-from salsa.models.generator.model import Generator  # noqa: E402
+from configs import generator  # noqa: E402
+from salsa.models.generator.model import Generator, GeneratorConfig  # noqa: E402
 
 
 def feature_batch(config, batch: int, key: jax.Array, seconds: float | None = None) -> dict[str, jax.Array]:
@@ -45,7 +45,7 @@ def feature_batch(config, batch: int, key: jax.Array, seconds: float | None = No
 def perturbed_generator(config, seed: int = 0):
     """A tiny Generator whose parameters are all non-zero (a fresh one outputs exactly zero)."""
     with nnx.use_eager_sharding(False):
-        model = Generator(config, nnx.Rngs(seed))
+        model = Generator(GeneratorConfig.from_config(config), nnx.Rngs(seed))
     # adaLN-Zero makes a fresh model output zeros; perturb every parameter to test real paths.
     state = nnx.state(model, nnx.Param)
     keys = iter(jax.random.split(jax.random.key(seed + 1), len(jax.tree.leaves(state))))
@@ -55,7 +55,7 @@ def perturbed_generator(config, seed: int = 0):
 
 @pytest.fixture
 def tiny_config():
-    return generator_config()
+    return generator.get_config("tiny")
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,13 @@ def _targets():
     x1 = jax.random.normal(jax.random.key(1), (B, T, C))
     valid = jnp.ones((B, T), bool)
     tg = shortcut_targets(
-        jax.random.key(2), x1, valid, lambda x, t, d, r: 0.3 * x, sc_fraction=0.25, grid=4, ref_fraction=1.0
+        jax.random.key(2),
+        x1,
+        valid,
+        lambda x, t, d, r, c: 0.3 * x,
+        sc_fraction=0.25,
+        grid=4,
+        ref_fraction=1.0,
     )
     assert tg.reference.any()
     return x1, tg
@@ -30,8 +36,8 @@ class Recorder:
     def __init__(self):
         self.calls = []
 
-    def __call__(self, x, t, reference, uncond):
-        self.calls.append((x, t, reference, uncond))
+    def __call__(self, x, t, reference, uncond, rows=None):
+        self.calls.append((x, t, reference, uncond, rows))
         return jnp.sin(x) + t[:, None, None] + 2.0 * uncond[:, None, None] + reference[..., None]
 
 
@@ -39,9 +45,10 @@ def test_flow_rows_get_the_guided_target_and_rows_without_conditions_the_plain_o
     x1, tg = _targets()
     conditional = jnp.arange(B) % 3 != 0
     teacher = Recorder()
-    target = baked_targets(tg, x1, conditional, teacher, scale=4.0, mix=1.0, every=4)
+    target = baked_targets(tg, x1, conditional, teacher, {"row": jnp.arange(B)}, scale=4.0, mix=1.0, every=4)
 
-    ((x, t, reference, uncond),) = teacher.calls  # one call, the unconditional branch only
+    ((x, t, reference, uncond, rows),) = teacher.calls  # one call, the unconditional branch only
+    np.testing.assert_array_equal(rows["row"], flow_rows(jnp.arange(B), 4))  # the conditions of its rows
     plain, ft = flow_rows(tg.target, 4), flow_rows(tg.t, 4)[:, None, None]
     # the noising path everywhere, the reference positions included; no reference mark; no condition
     np.testing.assert_allclose(x, (1 - ft) * flow_rows(tg.noise, 4) + ft * flow_rows(x1, 4), atol=1e-6)
@@ -57,9 +64,10 @@ def test_flow_rows_get_the_guided_target_and_rows_without_conditions_the_plain_o
 def test_mix_adds_the_teachers_conditional_branch_on_the_students_input():
     x1, tg = _targets()
     teacher = Recorder()
-    target = baked_targets(tg, x1, jnp.ones((B,), bool), teacher, scale=4.0, mix=0.75, every=4)
-    ((x, t, reference, uncond),) = teacher.calls  # both branches in one call
+    target = baked_targets(tg, x1, jnp.ones((B,), bool), teacher, jnp.arange(B), scale=4.0, mix=0.75, every=4)
+    ((x, t, reference, uncond, rows),) = teacher.calls  # both branches in one call
     n = B - B // 4
+    np.testing.assert_array_equal(rows, jnp.tile(flow_rows(jnp.arange(B), 4), 2))  # stacked as x is
     assert x.shape[0] == 2 * n and bool(uncond[:n].all()) and not bool(uncond[n:].any())
     np.testing.assert_array_equal(x[n:], flow_rows(tg.x_t, 4))  # clean reference spliced in
     np.testing.assert_array_equal(reference[n:], flow_rows(tg.reference, 4))
@@ -72,7 +80,7 @@ def test_mix_adds_the_teachers_conditional_branch_on_the_students_input():
 
 
 def _loss(config, model, batch, key):
-    return GeneratorTask(config).loss(model, None, batch, key)[0]
+    return GeneratorTask(config).loss(model, None, batch, key, 0)[0]
 
 
 def test_scale_one_trains_exactly_as_without_guidance(tiny_config):
@@ -95,7 +103,7 @@ def test_the_task_leaves_rows_whose_conditions_are_all_null_unguided(tiny_config
     batch = feature_batch(tiny_config, 8, jax.random.key(0))
     batch["text_mask"] = batch["text_mask"].at[5].set(False)  # row 5: dropped video, no caption
     x1 = batch["latents"]
-    tg = shortcut_targets(jax.random.key(3), x1, batch["latent_mask"], lambda x, t, d, r: x, grid=2)
+    tg = shortcut_targets(jax.random.key(3), x1, batch["latent_mask"], lambda x, t, d, r, c: x, grid=2)
     every_null = jnp.arange(8) == 1
     drop = {"text": every_null, "semantic": every_null | (jnp.arange(8) == 5), "sync": every_null}
     drop["sync"] = drop["sync"].at[5].set(True)

@@ -8,7 +8,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from configs.common import base_config
+from configs.generator import base_config
 from salsa.training.tasks.generator import condition_dropout, conditions, dropout_rates
 from tests.conftest import feature_batch, perturbed_generator
 

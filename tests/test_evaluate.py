@@ -130,11 +130,11 @@ def test_rerun_reuses_the_cached_audio(evaluated, tiny_pipeline_dir):
 
 def test_guided_compares_baked_guidance_at_one_branch_with_cfg_at_two(evaluated, tiny_pipeline_dir, tmp_path):
     """The CFG side is the steps experiment's audio (from the cache); the baked side is new."""
-    from configs.tiny import generator_config
+    from configs import generator
     from tests import tiny_pipeline
 
     out, result = evaluated
-    config = generator_config()
+    config = generator.get_config("tiny")
     config.objective.sc_guidance = 4.0
     baked = tiny_pipeline.build(str(tmp_path / "baked"), config)
     cached = set(os.listdir(os.path.join(out, ".cache")))

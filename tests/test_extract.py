@@ -14,7 +14,8 @@ import sys
 import numpy as np
 import pytest
 
-from configs import extract_tiny, tiny
+from configs import extract_tiny
+from configs import generator as generator_configs
 from data_pipelines.extract import components as components_lib
 from data_pipelines.extract import run, sources
 from data_pipelines.features import extraction, loader, records
@@ -70,7 +71,7 @@ def reference(bundles, comps, tmp_path_factory):
 
 
 def test_records_validate_and_load_through_the_loader(reference, bundles):
-    generator = tiny.generator_config()
+    generator = generator_configs.get_config("tiny")
     shards = _by_shard(reference)
     assert len(shards) == SHARDS
     assert [r["id"] for r in shards[1]] == ["synthetic-0-000001", "synthetic-0-000004"]  # clip i -> i % 3
@@ -187,7 +188,7 @@ def test_unreadable_clips_are_skipped_and_reported(bundles, comps, tmp_path):
     assert "text" not in got["a_good"] and got["a_good"]["caption"] == ""  # no caption: no text
     assert got["b_good"]["caption"] == "a glass ball bounces" and got["b_good"]["text"].shape == (64,)
     for rec in got.values():
-        records.validate(rec, tiny.generator_config())
+        records.validate(rec, generator_configs.get_config("tiny"))
 
 
 def test_vggsound_layout_source_reads_rows_labels_and_missing_videos(tmp_path):
@@ -208,7 +209,7 @@ def test_vggsound_layout_source_reads_rows_labels_and_missing_videos(tmp_path):
 
 
 def test_loader_refuses_features_extracted_for_another_config(reference):
-    generator = tiny.generator_config()
+    generator = generator_configs.get_config("tiny")
     generator.data.dir, generator.batch_size = reference, 4
     generator.audio.latent_dim = 32
     with pytest.raises(extraction.ExtractionMismatch, match=r"audio\.latent_dim=16 .* audio\.latent_dim=32"):
@@ -234,7 +235,7 @@ def test_tiny_generator_trains_on_extracted_features(reference, tmp_path):
     """`salsa.train` with configs/tiny.py (shrunk as in tests/train_cli.py) on an extraction output."""
     from salsa.training import setup
 
-    mismatched = tiny.generator_config()
+    mismatched = generator_configs.get_config("tiny")
     mismatched.data.dir, mismatched.features.text_dim = reference, 32
     with pytest.raises(setup.BadInput, match=r"features\.text_dim=64 .* features\.text_dim=32"):
         setup.prepare_data(mismatched, str(tmp_path / "bad"))

@@ -6,7 +6,7 @@ import numpy as np
 from flax import nnx
 
 from salsa.models.generator import rope
-from salsa.models.generator.model import Generator
+from salsa.models.generator.model import Generator, GeneratorConfig
 from salsa.training.tasks.generator import conditions
 from tests.conftest import feature_batch, perturbed_generator
 
@@ -19,7 +19,7 @@ def _call(model, batch, ref=None, drop=None, t=0.3):
 
 def test_fresh_model_predicts_zero_velocity(tiny_config):
     with nnx.use_eager_sharding(False):
-        model = Generator(tiny_config, nnx.Rngs(0))
+        model = Generator(GeneratorConfig.from_config(tiny_config), nnx.Rngs(0))
     batch = feature_batch(tiny_config, 2, jax.random.key(0))
     out = _call(model, batch)
     assert out.shape == batch["latents"].shape

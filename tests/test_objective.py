@@ -16,7 +16,7 @@ from tests.conftest import feature_batch
 def _targets(key, batch=32, length=50, teacher=None, valid=None, **kw):
     x1 = jax.random.normal(jax.random.key(99), (batch, length, 4))
     valid = jnp.ones((batch, length), bool) if valid is None else valid
-    teacher = teacher or (lambda x, t, d, ref: jnp.ones_like(x))
+    teacher = teacher or (lambda x, t, d, ref, cond: jnp.ones_like(x))
     return x1, shortcut_targets(key, x1, valid, teacher, **kw)
 
 
@@ -39,12 +39,15 @@ def test_too_small_a_batch_is_a_clear_error():
 def test_self_consistency_target_is_the_mean_of_two_teacher_half_steps():
     calls = []
 
-    def teacher(x, t, d, ref):
-        calls.append((t, d))
+    def teacher(x, t, d, ref, cond):
+        calls.append((t, d, cond))
         return 2.0 * x + t[:, None, None]  # a linear field with a known two-step answer
 
-    x1, tg = _targets(jax.random.key(1), teacher=teacher, ref_fraction=0.0)
-    (t1, d1), (t2, d2) = calls
+    rows = {"row": jnp.arange(32)}  # the caller's conditions reach the teacher cut to its rows
+    x1, tg = _targets(jax.random.key(1), teacher=teacher, ref_fraction=0.0, conditions=rows)
+    (t1, d1, c1), (t2, d2, c2) = calls
+    np.testing.assert_array_equal(c1["row"], jnp.arange(0, 32, 4))
+    np.testing.assert_array_equal(c2["row"], jnp.arange(0, 32, 4))
     half = sc_rows(tg.d, 4) / 2
     np.testing.assert_allclose(t2, t1 + half, rtol=1e-6)
     # the finest half-step (1/128) queries the flow level d = 0
@@ -83,7 +86,7 @@ def test_reference_spans_follow_the_paper():
 def test_reference_tokens_stay_clean_in_both_half_steps():
     seen = []
 
-    def teacher(x, t, d, ref):
+    def teacher(x, t, d, ref, cond):
         seen.append((x, ref))
         return 100.0 * jnp.ones_like(x)
 
@@ -104,7 +107,9 @@ def test_reference_and_padded_targets_change_neither_loss_nor_gradient(tiny_conf
         model = task.create_model(nnx.Rngs(0))
     batch = feature_batch(tiny_config, 32, jax.random.key(0), seconds=1.3)
     key = jax.random.key(5)
-    tg = shortcut_targets(key, batch["latents"], batch["latent_mask"], lambda x, t, d, r: x, ref_fraction=1.0)
+    tg = shortcut_targets(
+        key, batch["latents"], batch["latent_mask"], lambda x, t, d, r, c: x, ref_fraction=1.0
+    )
     assert tg.reference.any() and (~batch["latent_mask"]).any()
     cond = {k: batch[k] for k in batch if k != "latents"}
 

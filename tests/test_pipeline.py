@@ -18,7 +18,7 @@ from configs.tiny import get_config
 from salsa import bundle
 from salsa.inference import codec as vae_codec
 from salsa.inference import long_form, pipeline
-from salsa.models.generator.model import Generator
+from salsa.models.generator.model import Generator, GeneratorConfig
 from tests import tiny_pipeline
 
 
@@ -105,7 +105,7 @@ def test_load_names_each_problem_in_one_sentence(tiny_pipeline_dir, tmp_path):
 
 def test_export_writes_a_pipeline_or_only_the_generator(tiny_pipeline_dir, tmp_path):
     config = get_config()
-    params = tiny_pipeline.random_params(Generator, config, 5)
+    params = tiny_pipeline.random_params(Generator, GeneratorConfig.from_config(config), 5)
     toy = tmp_path / "toy"
     config.data.dir = str(toy / "data")
     assert pipeline.export(config, params, str(toy)) == str(toy / "pipeline" / "generator")

@@ -34,7 +34,7 @@ def _child(workdir: str) -> None:
     task = tasks.get(config.task)(config)
     it = task.dataset(0, 1)
     batches = [next(it) for _ in range(STEPS)]
-    tx, schedule = state_lib.task_optimizer(task, config)
+    tx, schedule = task.optimizer()
     results, specs = {}, {}
     for name, shape in MESHES.items():
         devices = jax.devices()[: 1 if name == "single" else 8]

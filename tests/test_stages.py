@@ -15,6 +15,7 @@ import sys
 
 import pytest
 
+from configs import generator as generator_sizes
 from configs import tiny
 from salsa.training import stages
 from salsa.training.setup import BadInput
@@ -146,7 +147,7 @@ def test_tiny_pipeline_gives_each_training_stage_its_config_and_folder(tmp_path)
     extract = next(s for s in pipeline if s.name == "extract").settings
     assert extract["components"]["vae"] == str(tmp_path / "vae" / "vae")
     assert extract["components"]["tokenizer"] == str(tmp_path / "siglip" / "export" / "tokenizer.json")
-    assert extract["features"] == tiny.generator_config().features.to_dict()
+    assert extract["features"] == generator_sizes.get_config("tiny").features.to_dict()
 
 
 def test_the_guided_generator_bakes_guidance_in_and_evaluate_records_what_it_compares(tmp_path):
@@ -193,7 +194,7 @@ def test_cli_unknown_stage_is_one_line_and_exit_code_2(tmp_path):
     )
     assert proc.returncode == 2, proc.stderr[-2000:]
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("salsa.train: config.run 'vae,nonsense' names unknown stage(s) 'nonsense'")
+    assert last.startswith("error: config.run 'vae,nonsense' names unknown stage(s) 'nonsense'")
     assert os.listdir(tmp_path) == []  # nothing ran
 
 

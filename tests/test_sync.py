@@ -94,7 +94,7 @@ def test_paper_config_starts_from_backbone_bundles(tmp_path):
     config.sync.init.update(videoprism=str(tmp_path / "vp"), ast=str(tmp_path / "ast"))
     task = SyncTask(config)
     mesh = sharding.make_mesh(dict(config.mesh))
-    tx, _ = state_lib.task_optimizer(task, config)
+    tx, _ = task.optimizer()
     state = state_lib.create(task, tx, config, state_lib.spec(task, tx, config, mesh))  # as loop.train
     got = bundle.flatten(jax.device_get(state.params))
     want = bundle.flatten({"video_backbone": vp, "audio": ast})

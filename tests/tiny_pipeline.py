@@ -14,12 +14,12 @@ import os
 import numpy as np
 from flax import nnx
 
-from configs.tiny import generator_config
+from configs import generator
 from salsa import bundle, vae_bundle
 from salsa.inference import pipeline
 from salsa.models.encoders import siglip2 as siglip_lib
 from salsa.models.encoders import sync as sync_lib
-from salsa.models.generator.model import Generator
+from salsa.models.generator.model import Generator, GeneratorConfig
 from salsa.models.vae.model import VAE, preset
 
 WORDS = ["<pad>", "<unk>", "rain", "on", "a", "tin", "roof", "glass", "wood", "metal", "bounce"]
@@ -62,7 +62,7 @@ def tokenizer_file(path: str) -> str:
 
 def components(root: str, config=None) -> dict[str, str]:
     """Writes the VAE, SigLIP and sync bundles and a tokenizer under `root`; returns their paths."""
-    config = config or generator_config()
+    config = config or generator.get_config("tiny")
     os.makedirs(root, exist_ok=True)
     vae_config = preset("tiny", audio_channels=config.audio.channels, sample_rate=config.audio.sample_rate)
     stats = {
@@ -85,8 +85,8 @@ def components(root: str, config=None) -> dict[str, str]:
 
 def build(root: str, config=None, seed: int = 0) -> str:
     """The component bundles under `root` and the pipeline checkpoint at root/ckpt (returned)."""
-    config = config or generator_config()
+    config = config or generator.get_config("tiny")
     parts = components(root, config)
     out = os.path.join(root, "ckpt")
-    pipeline.save(out, config, random_params(Generator, config, seed), **parts)
+    pipeline.save(out, config, random_params(Generator, GeneratorConfig.from_config(config), seed), **parts)
     return out

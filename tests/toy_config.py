@@ -2,7 +2,7 @@
 
 import ml_collections
 
-from configs.common import base_config
+from configs.generator import base_config
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

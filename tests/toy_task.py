@@ -15,6 +15,7 @@ import numpy as np
 from flax import nnx
 
 from data_pipelines.features import loader
+from salsa.training.task import Task
 
 
 class MLP(nnx.Module):
@@ -31,9 +32,9 @@ class MLP(nnx.Module):
         return self.fc2(nnx.gelu(self.fc1(x)))
 
 
-class ToyTask:
+class ToyTask(Task):
     def __init__(self, config: ml_collections.ConfigDict):
-        self.config = config
+        super().__init__(config)
         window = loader.Window.from_config(config)
         n = window.lengths
         t = np.arange(n["latents"]) / window.latent_rate
@@ -56,7 +57,8 @@ class ToyTask:
             axis=-1,
         )
 
-    def loss(self, model, ema, batch, key):
+    def loss(self, model, ema, batch, key, step):
+        del step
         x = self._inputs(batch)
         x = x + 0.01 * jax.random.normal(key, x.shape)
         mask = batch["latent_mask"][..., None].astype(jnp.float32)

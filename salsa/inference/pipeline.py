@@ -40,7 +40,7 @@ from salsa.inference import codec as vae_codec
 from salsa.inference import editing, encoders, long_form
 from salsa.models.encoders.siglip2 import Siglip, SiglipConfig
 from salsa.models.encoders.sync import SyncConfig, SyncModel
-from salsa.models.generator.model import Generator
+from salsa.models.generator.model import Generator, GeneratorConfig
 from salsa.models.vae.model import VAE
 from salsa.sampling import guidance as guidance_lib
 from salsa.sampling.euler import check_steps
@@ -452,7 +452,7 @@ def save(
     sync_config, _ = _read_bundle(sync, "sync", SyncConfig.from_dict)
     _check_dims(generator_config, vae_config, stats, siglip_config, sync_config, directory)
     try:
-        abstract = bundle.abstract(Generator, generator_config)
+        abstract = bundle.abstract(Generator, GeneratorConfig.from_config(generator_config))
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         raise PipelineError(
             f"{directory}: the generator config cannot build a model ({_reason(e)})."
@@ -511,7 +511,7 @@ def load(directory: str | os.PathLike) -> Pipeline:
     sync_config, sync_params = _read_bundle(part("sync"), "sync", SyncConfig.from_dict)
     _check_dims(config, vae_config, stats, siglip_config, sync_config, directory)
     _, gen_params = _read_bundle(part("generator"), "generator", ml_collections.ConfigDict)
-    generator = _materialize(Generator, config, gen_params, part("generator"))
+    generator = _materialize(Generator, GeneratorConfig.from_config(config), gen_params, part("generator"))
     siglip = _materialize(Siglip, siglip_config, siglip_params, part("siglip"))
     sync = _materialize(SyncModel, sync_config, sync_params, part("sync"))
     vae = _materialize(VAE, vae_config, vae_params, part("vae"))

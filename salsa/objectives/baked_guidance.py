@@ -22,15 +22,18 @@ null), so every shortcut level learns guided steps, and there is no second guida
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
+from salsa.errors import UserError
 from salsa.objectives.shortcut import Targets, flow_rows, set_flow_rows
 
-# teacher(x (n, T, C), t (n,), reference (n, T) bool, uncond (n,) bool) -> velocity (n, T, C) at d = 0
-# of rows stacked from the flow rows: uncond True is the unconditional branch (every condition null).
-FlowTeacher = Callable[[jax.Array, jax.Array, jax.Array, jax.Array], jax.Array]
+# teacher(x (n, T, C), t (n,), reference (n, T) bool, uncond (n,) bool, conditions) -> velocity (n, T, C)
+# at d = 0 of rows stacked from the flow rows: uncond True is the unconditional branch (every condition
+# null); `conditions` is the caller's per-row pytree cut to the flow rows and stacked as x is.
+FlowTeacher = Callable[[jax.Array, jax.Array, jax.Array, jax.Array, Any], jax.Array]
 
 
 def cfg_target(flow_target: jax.Array, v_uncond: jax.Array, scale: float) -> jax.Array:
@@ -43,6 +46,7 @@ def baked_targets(
     x1: jax.Array,
     conditional: jax.Array,
     teacher: FlowTeacher,
+    conditions: Any = None,
     *,
     scale: float,
     mix: float = 1.0,
@@ -50,9 +54,10 @@ def baked_targets(
 ) -> jax.Array:
     """tg.target (B, T, C) with guidance at `scale` baked into its flow rows (`flow_rows(·, every)`)
     where `conditional` (B,) holds, i.e. the row keeps at least one condition; one batched teacher call
-    (two branches when mix < 1). Self-consistency rows are returned unchanged."""
+    (two branches when mix < 1) that gets `conditions` (a pytree of (B, ...) arrays) of the rows it
+    computes. Self-consistency rows are returned unchanged."""
     if not 0.0 <= mix <= 1.0:
-        raise ValueError(f"objective.sc_guidance_mix={mix} is not accepted; use a value in [0, 1].")
+        raise UserError(f"objective.sc_guidance_mix={mix} is not accepted; use a value in [0, 1].")
     t = flow_rows(tg.t, every)
     n = t.shape[0]
     plain = flow_rows(tg.target, every)
@@ -61,8 +66,9 @@ def baked_targets(
     s = t[:, None, None]
     path = (1 - s) * flow_rows(tg.noise, every) + s * flow_rows(x1, every)  # no reference spliced in
     no_ref = jnp.zeros(path.shape[:2], bool)
+    rows = jax.tree.map(lambda a: flow_rows(a, every), conditions)
     if mix == 1.0:
-        v_uncond = teacher(path, t, no_ref, jnp.ones((n,), bool))
+        v_uncond = teacher(path, t, no_ref, jnp.ones((n,), bool), rows)
         target = cfg_target(plain, v_uncond, scale)
     else:
         both = teacher(
@@ -70,6 +76,7 @@ def baked_targets(
             jnp.concatenate([t, t]),
             jnp.concatenate([no_ref, flow_rows(tg.reference, every)]),
             jnp.arange(2 * n) < n,
+            jax.tree.map(lambda a: jnp.concatenate([a, a]), rows),
         )
         target = mix * cfg_target(plain, both[:n], scale) + (1 - mix) * both[n:]
     target = jax.lax.stop_gradient(target)

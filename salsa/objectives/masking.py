@@ -10,6 +10,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from salsa.errors import UserError
+
 
 def reference_spans(
     key: jax.Array, valid: jax.Array, fraction: float, min_tokens: int, max_tokens: int
@@ -19,7 +21,7 @@ def reference_spans(
     A span never covers a whole row: at least one valid token is left to generate.
     """
     if not 1 <= min_tokens <= max_tokens:
-        raise ValueError(
+        raise UserError(
             f"reference span bounds must satisfy 1 <= min <= max, got {min_tokens}, {max_tokens}."
         )
     batch, length = valid.shape

@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from salsa.errors import UserError
 from salsa.objectives.masking import reference_spans, splice
 
-# teacher(x (n, T, C), t (n,), d (n,), reference (n, T) bool) -> velocity (n, T, C), for the
-# self-consistency rows (see `sc_rows`).
-Teacher = Callable[[jax.Array, jax.Array, jax.Array, jax.Array], jax.Array]
+# teacher(x (n, T, C), t (n,), d (n,), reference (n, T) bool, conditions) -> velocity (n, T, C), for the
+# self-consistency rows (see `sc_rows`); `conditions` is the caller's per-row pytree (batch-leading
+# arrays, e.g. the model's conditions and their dropout) cut to those rows.
+Teacher = Callable[[jax.Array, jax.Array, jax.Array, jax.Array, Any], jax.Array]
 
 
 class Targets(NamedTuple):
@@ -43,7 +45,7 @@ def rows_every(fraction: float) -> int:
     """k such that every k-th row is a self-consistency row; fraction must be 1/k."""
     k = round(1 / fraction)
     if not 0 < fraction <= 1 or not math.isclose(k * fraction, 1.0):
-        raise ValueError(f"objective.sc_fraction must be 1/k for an integer k, got {fraction}.")
+        raise UserError(f"objective.sc_fraction must be 1/k for an integer k, got {fraction}.")
     return k
 
 
@@ -81,7 +83,7 @@ def teacher_level(d: jax.Array, grid: int) -> jax.Array:
 def stratified_levels(key: jax.Array, n: int, n_levels: int) -> jax.Array:
     """n level indices covering every level in [0, n_levels) as evenly as possible, shuffled."""
     if n < n_levels:
-        raise ValueError(
+        raise UserError(
             f"{n} self-consistency rows cannot cover {n_levels} shortcut levels; "
             f"raise batch_size or lower objective.grid."
         )
@@ -93,6 +95,7 @@ def shortcut_targets(
     x1: jax.Array,
     valid: jax.Array,
     teacher: Teacher,
+    conditions: Any = None,
     *,
     sc_fraction: float = 0.25,
     grid: int = 128,
@@ -103,7 +106,8 @@ def shortcut_targets(
     t_logit_std: float = 1.0,
     target_clip: float = 4.0,
 ) -> Targets:
-    """Inputs and targets for one batch of data latents x1 (B, T, C) with valid mask (B, T)."""
+    """Inputs and targets for one batch of data latents x1 (B, T, C) with valid mask (B, T); `conditions`
+    (a pytree of (B, ...) arrays) reaches the teacher cut to the self-consistency rows."""
     batch = x1.shape[0]
     k_ref, k_noise, k_t, k_level, k_grid = jax.random.split(key, 5)
     reference = reference_spans(k_ref, valid, ref_fraction, ref_min_tokens, ref_max_tokens)
@@ -119,15 +123,15 @@ def shortcut_targets(
 
     every = rows_every(sc_fraction)
     if batch % every:
-        raise ValueError(f"batch_size {batch} must be a multiple of 1/sc_fraction = {every}.")
+        raise UserError(f"batch_size {batch} must be a multiple of 1/sc_fraction = {every}.")
     n_levels = int(math.log2(grid))
     if 2**n_levels != grid:
-        raise ValueError(f"objective.grid must be a power of two, got {grid}.")
+        raise UserError(f"objective.grid must be a power of two, got {grid}.")
 
     # Self-consistency rows: a 2d level per row, t on that level's grid so that t + 2d <= 1.
     n_sc = batch // every
     if n_sc < n_levels:
-        raise ValueError(
+        raise UserError(
             f"batch_size {batch} with sc_fraction {sc_fraction} gives {n_sc} self-consistency rows, fewer "
             f"than the {n_levels} shortcut levels of grid {grid}; use batch_size >= {n_levels * every}."
         )
@@ -141,10 +145,11 @@ def shortcut_targets(
     x_t = splice((1 - t[:, None, None]) * x0 + t[:, None, None] * x1, x1, reference)
 
     x_sc, x1_sc, ref_sc = sc_rows(x_t, every), sc_rows(x1, every), sc_rows(reference, every)
+    cond_sc = jax.tree.map(lambda a: sc_rows(a, every), conditions)
     d_query = teacher_level(half, grid)
-    v_first = teacher(x_sc, t_sc, d_query, ref_sc)
+    v_first = teacher(x_sc, t_sc, d_query, ref_sc, cond_sc)
     x_mid = splice(x_sc + half[:, None, None] * v_first, x1_sc, ref_sc)
-    v_second = teacher(x_mid, t_sc + half, d_query, ref_sc)
+    v_second = teacher(x_mid, t_sc + half, d_query, ref_sc, cond_sc)
     v_sc = jnp.clip(jax.lax.stop_gradient((v_first + v_second) / 2), -target_clip, target_clip)
 
     target = _set_sc_rows(x1 - x0, v_sc, every)

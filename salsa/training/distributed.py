@@ -22,8 +22,10 @@ from collections.abc import Mapping
 
 import jax
 
+from salsa.errors import UserError
 
-class DistributedEnvError(ValueError):
+
+class DistributedEnvError(UserError):
     """The multi-process environment variables are inconsistent."""
 
 

@@ -40,7 +40,7 @@ def train(
     """
     task = tasks.get(config.task)(config)
     mesh = sharding.make_mesh(dict(config.mesh))
-    tx, schedule = state_lib.task_optimizer(task, config)
+    tx, schedule = task.optimizer()
     state_spec = state_lib.spec(task, tx, config, mesh)
     data = task.dataset(jax.process_index(), jax.process_count())
     mngr = checkpoints.manager(workdir, config)
@@ -80,9 +80,8 @@ def train(
         checkpoints.save(mngr, config.total_steps, state, data, force=True)
     mngr.wait_until_finished()
     mngr.close()
-    export = getattr(task, "export", None)  # optional: write an inference artefact (e.g. the VAE bundle)
-    if export is not None and jax.process_index() == 0:
-        export(jax.device_get(state.params if state.ema is None else state.ema), workdir)
+    if jax.process_index() == 0:  # the inference artefact, e.g. the VAE bundle
+        task.export(jax.device_get(state.params if state.ema is None else state.ema), workdir)
     if writer is not None:
         writer.close()
     return state

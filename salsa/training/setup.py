@@ -6,17 +6,27 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 
 import jax
 from jax.experimental import multihost_utils
 
 from data_pipelines.features import extraction, records, toy
 from salsa import sharding
+from salsa.errors import UserError
 from salsa.training import tasks
 
 
-class BadInput(Exception):
-    """A user error: reported as one line, exit code 2."""
+class BadInput(UserError):
+    """A training config, flag or data folder that cannot be trained on as given."""
+
+
+def default_workdir(config_file: str) -> str:
+    """runs/<config name> for a --config value: runs/large for configs/large.py, runs/generator_small for
+    configs/generator.py:small."""
+    path, _, arg = config_file.partition(":")
+    name = os.path.splitext(os.path.basename(path))[0]
+    return os.path.join("runs", f"{name}_{arg}" if arg else name)
 
 
 def prepare_data(config, workdir: str) -> None:

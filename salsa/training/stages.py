@@ -44,6 +44,7 @@ from collections.abc import Callable, Sequence
 
 import ml_collections
 
+from salsa import io
 from salsa.training.setup import BadInput
 
 ORDER = ("vae", "sync", "siglip", "extract", "generator", "generator_flow", "generator_guided", "evaluate")
@@ -120,13 +121,6 @@ def is_done(workdir: str, name: str) -> bool:
     return os.path.exists(os.path.join(folder(workdir, name), DONE))
 
 
-def _write_json(path: str, doc) -> None:
-    temp = f"{path}.tmp-{os.getpid()}"
-    with open(temp, "w") as f:
-        json.dump(doc, f, indent=2)  # in stage order
-    os.replace(temp, path)
-
-
 def _read_json(path: str, default=None):
     try:
         with open(path) as f:
@@ -168,10 +162,10 @@ def run(stages: Sequence[Stage], workdir: str, log: Callable[[str], None] = logg
         try:
             stage.run(out)
         except BaseException:  # interrupted or failed: keep the time spent for the final tally
-            _write_json(partial_path, {"seconds": earlier + time.perf_counter() - start})
+            io.write_json(partial_path, {"seconds": earlier + time.perf_counter() - start})
             raise
         seconds = earlier + time.perf_counter() - start
-        _write_json(
+        io.write_json(
             done_path,
             {"stage": stage.name, "seconds": seconds, "resumed": resumed, "settings": stage.settings},
         )
@@ -179,7 +173,7 @@ def run(stages: Sequence[Stage], workdir: str, log: Callable[[str], None] = logg
             os.remove(partial_path)
         log(f"==== {stage.name} done in {seconds:.0f} s ====")
         summary[stage.name] = dict(seconds=seconds, skipped=False, resumed=resumed)
-    _write_json(os.path.join(workdir, "stages.json"), summary)
+    io.write_json(os.path.join(workdir, "stages.json"), summary)
     log(table(summary))
     return summary
 

@@ -25,6 +25,7 @@ from flax import nnx, struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from salsa import sharding
+from salsa.errors import UserError
 from salsa.training.task import Task
 
 
@@ -44,26 +45,6 @@ class StateSpec:
     graphdef: nnx.GraphDef
     abstract: TrainState  # leaves are jax.ShapeDtypeStruct carrying their sharding
     shardings: TrainState  # leaves are NamedSharding
-
-
-def make_optimizer(optim: ml_collections.ConfigDict) -> tuple[optax.GradientTransformation, optax.Schedule]:
-    """Adam with optional linear warmup from 0 and global-norm clipping; returns (tx, lr schedule)."""
-    if optim.name != "adam":
-        raise ValueError(f"config.optim.name must be 'adam', got {optim.name!r}.")
-    schedule = optax.constant_schedule(optim.lr)
-    if optim.warmup_steps > 0:
-        warmup = optax.linear_schedule(0.0, optim.lr, optim.warmup_steps)
-        schedule = optax.join_schedules([warmup, schedule], [optim.warmup_steps])
-    parts = [optax.clip_by_global_norm(optim.grad_clip)] if optim.grad_clip > 0 else []
-    parts.append(optax.adam(schedule, b1=optim.b1, b2=optim.b2))
-    return optax.chain(*parts), schedule
-
-
-def task_optimizer(task: Task, config: ml_collections.ConfigDict):
-    """The task's own optimizer when it defines `optimizer()` (e.g. per-module learning rates), else
-    `make_optimizer(config.optim)`; returns (tx, lr schedule)."""
-    custom = getattr(task, "optimizer", None)
-    return custom() if custom is not None else make_optimizer(config.optim)
 
 
 def _split(model: nnx.Module) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
@@ -121,8 +102,7 @@ def create(
     """A freshly initialised train state, created directly in its shardings."""
     use_ema = config.optim.ema > 0
     state = jax.jit(lambda: _create(task, tx, config.seed, use_ema), out_shardings=state_spec.shardings)()
-    init = getattr(task, "initial_params", None)
-    pretrained = init() if init is not None else {}
+    pretrained = task.initial_params()
     if not pretrained:
         return state
     # Pretrained parts (nested dict of host arrays, a subset of params) replace the fresh ones.
@@ -130,7 +110,7 @@ def create(
     shardings = nnx.traversals.flatten_mapping(state_spec.shardings.params)
     for path, value in nnx.traversals.flatten_mapping(pretrained).items():
         if path not in flat or flat[path].shape != np.shape(value):
-            raise ValueError(f"initial parameter {'/'.join(map(str, path))} does not fit the model.")
+            raise UserError(f"initial parameter {'/'.join(map(str, path))} does not fit the model.")
         flat[path] = jax.device_put(np.asarray(value, flat[path].dtype), shardings[path])
     params = nnx.traversals.unflatten_mapping(flat)
     return state.replace(params=params, ema=jax.tree.map(jnp.copy, params) if use_ema else None)

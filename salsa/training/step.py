@@ -3,8 +3,8 @@
 One step consumes the global batch and returns the new state (the old one is donated) and scalar
 metrics. The step's random key is fold_in(base_key, state.step), so a resumed run draws the same keys.
 
-Parameter groups (e.g. a GAN's generator and discriminator): a task that defines
-`param_group(path) -> str` returns its loss as a dict {group: scalar}. Each group's parameters are then
+Parameter groups (e.g. a GAN's generator and discriminator): a task that sets `groups` (and
+`param_group(path) -> str`) returns its loss as a dict {group: scalar}. Each group's parameters are then
 trained on that group's loss only: one forward pass, one vector-Jacobian product per group, each masked
 to its group's parameters, summed into one gradient tree for the optimizer (per-group learning rates:
 the task's `optimizer()`, e.g. optax.multi_transform over `group_labels`).
@@ -43,11 +43,18 @@ def ema_update(ema, params, decay: float):
     return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
 
 
+def _key(entry) -> object:
+    """A dict key or list index of a path into a params tree."""
+    if isinstance(entry, jax.tree_util.DictKey):
+        return entry.key
+    if isinstance(entry, jax.tree_util.SequenceKey):
+        return entry.idx
+    return entry
+
+
 def group_labels(task: Task, params) -> dict:
     """The tree of `task.param_group(path)` for every parameter; path is a tuple of dict keys."""
-    return jax.tree_util.tree_map_with_path(
-        lambda path, _: task.param_group(tuple(getattr(k, "key", getattr(k, "idx", k)) for k in path)), params
-    )
+    return jax.tree_util.tree_map_with_path(lambda path, _: task.param_group(tuple(map(_key, path))), params)
 
 
 def grouped_value_and_grad(loss_fn, params, labels):
@@ -82,7 +89,7 @@ def make_train_step(
     decay = float(config.optim.ema)
     base_key = train_key(config.seed)
     graphdef = state_spec.graphdef
-    labels = group_labels(task, state_spec.abstract.params) if hasattr(task, "param_group") else None
+    labels = group_labels(task, state_spec.abstract.params) if task.groups else None
 
     def step_fn(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
         key = jax.random.fold_in(base_key, state.step)
@@ -90,13 +97,10 @@ def make_train_step(
         def loss_fn(params):
             model = nnx.merge(graphdef, params, state.rest)
             ema = None if state.ema is None else nnx.merge(graphdef, state.ema, state.rest)
-            # A task whose loss changes with training progress (e.g. a GAN's adversarial warm-up) declares
-            # `loss_takes_step` and receives the step count as a traced int32 scalar.
-            extra = {"step": state.step} if getattr(task, "loss_takes_step", False) else {}
             with sharding.use_mesh(mesh, rules):
-                return task.loss(model, ema, batch, key, **extra)
+                return task.loss(model, ema, batch, key, state.step)
 
-        if hasattr(task, "param_group"):
+        if labels is not None:
             (losses, metrics), grads = grouped_value_and_grad(loss_fn, state.params, labels)
             metrics = {**metrics, **{f"loss_{g}": v for g, v in losses.items()}}
             loss = sum(losses.values())

@@ -1,43 +1,51 @@
-"""What a training task provides to the shared training loop.
+"""What a training task provides to the shared training loop: a subclass of `Task`.
 
 A task (generator, vae, sync, ...) is named by `config.task`; `salsa.training.tasks.get(name)` returns
-its class. The loop owns everything else: mesh and sharding, optimizer, EMA, checkpoints (including
-the data iterator), logging and resumption.
+its class. The loop owns everything else: mesh and sharding, EMA, checkpoints (including the data
+iterator), logging and resumption. A subclass must define `create_model`, `loss` and `dataset`; the rest
+has defaults that it overrides where it needs to:
+
+    optimizer()          Adam of config.optim (salsa.training.optimizer.make_optimizer)
+    groups, param_group  one parameter group, trained on the scalar loss
+    initial_params()     none: every parameter starts from its fresh initialisation
+    export(...)          nothing is written when training ends
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 import jax
 import ml_collections
+import optax
 from flax import nnx
+
+from salsa.training.optimizer import make_optimizer
 
 Batch = dict[str, jax.Array]
 
 
-class Task(Protocol):
-    config: ml_collections.ConfigDict
+class Task:
+    # Parameter groups (e.g. a GAN's ("gen", "disc")): empty, every parameter is trained on the scalar
+    # loss. Otherwise `param_group` names each parameter's group, `loss` returns {group: scalar}, and each
+    # group's parameters are trained on that group's loss only (salsa.training.step).
+    groups: tuple[str, ...] = ()
 
-    def __init__(self, config: ml_collections.ConfigDict) -> None: ...
+    def __init__(self, config: ml_collections.ConfigDict):
+        self.config = config
 
     def create_model(self, rngs: nnx.Rngs) -> nnx.Module:
         """A freshly initialised model; parameters carry logical axis names."""
+        raise NotImplementedError(f"{type(self).__name__} defines no create_model.")
 
     def loss(
-        self, model: nnx.Module, ema: nnx.Module | None, batch: Batch, key: jax.Array
-    ) -> tuple[jax.Array, dict[str, jax.Array]]:
-        """Scalar loss to minimise and scalar metrics to log; `ema` is the EMA model or None."""
+        self, model: nnx.Module, ema: nnx.Module | None, batch: Batch, key: jax.Array, step: jax.Array
+    ) -> tuple[jax.Array | dict[str, jax.Array], dict[str, jax.Array]]:
+        """(loss, scalar metrics to log): the scalar to minimise, or {group: scalar} when `groups` is set.
 
-    # Optional: `optimizer(self) -> (optax.GradientTransformation, optax.Schedule)` replaces the default
-    # Adam of config.optim (see salsa.training.state.task_optimizer).
-
-    # Optional: `param_group(self, path) -> str` with `loss` returning {group: scalar}: each group's
-    # parameters are trained on its own loss only (salsa.training.step, e.g. GAN generator/discriminator).
-    # Optional: `loss_takes_step = True`: `loss` is also called with `step=` (int32 scalar, steps taken).
-    # Optional: `export(self, params, workdir)`, called once on process 0 when training ends.
-    # Optional: `initial_params(self) -> dict`, a subset of the params tree as host arrays (e.g. pretrained
-    # backbones) that replaces the fresh initialisation when training starts (not on resumption).
+        `ema` is the EMA model or None; `step` (int32 scalar) the optimizer steps taken so far, for a
+        loss that changes with training progress (e.g. a GAN's adversarial warm-up)."""
+        raise NotImplementedError(f"{type(self).__name__} defines no loss.")
 
     def dataset(self, shard_index: int, shard_count: int) -> Any:
         """A checkpointable grain iterator over this process's share of the data.
@@ -45,3 +53,23 @@ class Task(Protocol):
         Yields dicts of numpy arrays whose leading axis is the process-local batch
         (config.batch_size // shard_count).
         """
+        raise NotImplementedError(f"{type(self).__name__} defines no dataset.")
+
+    def optimizer(self) -> tuple[optax.GradientTransformation, optax.Schedule]:
+        """(optimizer, learning-rate schedule); the default is Adam of config.optim."""
+        return make_optimizer(self.config.optim)
+
+    def param_group(self, path: tuple) -> str:
+        """The group (one of `groups`) of the parameter at `path` (a tuple of dict keys); asked only
+        when `groups` is set."""
+        raise NotImplementedError(f"{type(self).__name__} sets groups {self.groups} but no param_group.")
+
+    def initial_params(self) -> dict:
+        """A subset of the params tree as host arrays (e.g. pretrained backbones) that replaces the fresh
+        initialisation when training starts (not on resumption); the default replaces nothing."""
+        return {}
+
+    def export(self, params: dict, workdir: str) -> None:
+        """Writes the inference artefact (e.g. a bundle) of `params` (host arrays: the EMA when kept)
+        under `workdir`; called once, on process 0, when training ends. The default writes nothing."""
+        del params, workdir

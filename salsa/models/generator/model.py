@@ -11,6 +11,7 @@ replaced by its learned null embedding (dropout in training, the unconditional C
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TypedDict
 
 import jax
@@ -44,6 +45,53 @@ def latent_rate_hz(config: ml_collections.ConfigDict) -> float:
     return config.audio.sample_rate / config.audio.hop
 
 
+@dataclasses.dataclass(frozen=True)
+class GeneratorConfig:
+    """What the network's shapes and numerics depend on: its own section of a training config, built by
+    `from_config` from the config's model, audio, video and features sections."""
+
+    latent_dim: int  # audio latent channels C
+    latent_rate: float  # audio latent frames per second
+    semantic_dim: int
+    sync_dim: int
+    text_dim: int
+    semantic_fps: float
+    sync_fps: float
+    width: int
+    heads: int
+    mlp_dim: int
+    n_mm: int  # joint MMDiT-X blocks, the first n_x with audio self-attention
+    n_x: int
+    n_dit: int  # audio-only DiT blocks
+    freq_dim: int  # sinusoidal embedding size for t and d
+    rope_theta: float
+    dtype: str = "float32"  # compute dtype
+    param_dtype: str = "float32"
+    remat: bool = False  # rematerialise each block in the backward pass
+
+    @classmethod
+    def from_config(cls, config: ml_collections.ConfigDict) -> GeneratorConfig:
+        """The generator section of a training config (configs/generator.py)."""
+        m, f = config.model, config.features
+        return cls(
+            latent_dim=int(config.audio.latent_dim),
+            latent_rate=latent_rate_hz(config),
+            semantic_dim=int(f.semantic_dim),
+            sync_dim=int(f.sync_dim),
+            text_dim=int(f.text_dim),
+            semantic_fps=float(config.video.semantic_fps),
+            sync_fps=float(config.video.sync_fps),
+            **{k.name: m[k.name] for k in dataclasses.fields(cls) if k.name in m},
+        )
+
+    @classmethod
+    def from_dict(cls, d: dict) -> GeneratorConfig:
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
 def null_signals(cond: Conditions, drop: dict[str, jax.Array] | None = None) -> dict[str, jax.Array]:
     """(B,) bool per condition name, True where the row sees the null embedding: dropped (`drop`), or
     absent from the row (text_mask False, an all-False semantic_mask or sync_mask)."""
@@ -66,51 +114,51 @@ def _null(dim: int) -> nnx.Param:
 
 
 class Generator(nnx.Module):
-    def __init__(self, config: ml_collections.ConfigDict, rngs: nnx.Rngs):
-        m, f = config.model, config.features
-        kw = dict(dtype=jnp.dtype(m.dtype), param_dtype=jnp.dtype(m.param_dtype))
-        if not 0 <= m.n_x <= m.n_mm:
-            raise ValueError(f"model.n_x={m.n_x} must lie in [0, model.n_mm={m.n_mm}].")
-        width, c = m.width, config.audio.latent_dim
+    def __init__(self, config: GeneratorConfig, rngs: nnx.Rngs):
+        g = config
+        kw = dict(dtype=jnp.dtype(g.dtype), param_dtype=jnp.dtype(g.param_dtype))
+        if not 0 <= g.n_x <= g.n_mm:
+            raise ValueError(f"model.n_x={g.n_x} must lie in [0, model.n_mm={g.n_mm}].")
+        width, c = g.width, g.latent_dim
         self.dtype = kw["dtype"]
-        self.remat = m.remat
-        self.head_dim = width // m.heads
-        self.rope_theta = m.rope_theta
-        self.latent_rate = latent_rate_hz(config)
-        self.semantic_fps = config.video.semantic_fps
-        self.sync_fps = config.video.sync_fps
+        self.remat = g.remat
+        self.head_dim = width // g.heads
+        self.rope_theta = g.rope_theta
+        self.latent_rate = g.latent_rate
+        self.semantic_fps = g.semantic_fps
+        self.sync_fps = g.sync_fps
 
         self.audio_in = dense(c, width, ("features", "embed"), rngs, **kw)
-        self.visual_in = dense(f.semantic_dim, width, ("features", "embed"), rngs, **kw)
+        self.visual_in = dense(g.semantic_dim, width, ("features", "embed"), rngs, **kw)
         # Row 0 marks tokens to generate, row 1 clean reference tokens.
         self.mask_tokens = nnx.Param(
             jax.random.normal(rngs.params(), (2, width)) * 0.02, out_sharding=(None, "embed")
         )
-        self.t_embed = ScalarEmbedder(width, m.freq_dim, rngs, **kw)
-        self.d_embed = ScalarEmbedder(width, m.freq_dim, rngs, **kw)
-        self.text_mlp = Mlp(f.text_dim, width, width, rngs, in_names=("features", "embed"), **kw)
-        self.pooled_mlp = Mlp(f.semantic_dim, width, width, rngs, in_names=("features", "embed"), **kw)
-        self.sync_up = SyncUpsampler(f.sync_dim, config.video.sync_fps, self.latent_rate, rngs, **kw)
-        self.sync_proj = dense(f.sync_dim, width, ("features", "embed"), rngs, **kw)
-        self.null_text = _null(f.text_dim)
-        self.null_semantic = _null(f.semantic_dim)
-        self.null_sync = _null(f.sync_dim)
+        self.t_embed = ScalarEmbedder(width, g.freq_dim, rngs, **kw)
+        self.d_embed = ScalarEmbedder(width, g.freq_dim, rngs, **kw)
+        self.text_mlp = Mlp(g.text_dim, width, width, rngs, in_names=("features", "embed"), **kw)
+        self.pooled_mlp = Mlp(g.semantic_dim, width, width, rngs, in_names=("features", "embed"), **kw)
+        self.sync_up = SyncUpsampler(g.sync_dim, g.sync_fps, self.latent_rate, rngs, **kw)
+        self.sync_proj = dense(g.sync_dim, width, ("features", "embed"), rngs, **kw)
+        self.null_text = _null(g.text_dim)
+        self.null_semantic = _null(g.semantic_dim)
+        self.null_sync = _null(g.sync_dim)
 
         self.joint = nnx.List(
             [
                 JointBlock(
                     width,
-                    m.heads,
-                    m.mlp_dim,
+                    g.heads,
+                    g.mlp_dim,
                     rngs,
-                    audio_self_attn=i < m.n_x,
-                    update_visual=i < m.n_mm - 1,
+                    audio_self_attn=i < g.n_x,
+                    update_visual=i < g.n_mm - 1,
                     **kw,
                 )
-                for i in range(m.n_mm)
+                for i in range(g.n_mm)
             ]
         )
-        self.dit = nnx.List([DiTBlock(width, m.heads, m.mlp_dim, rngs, **kw) for _ in range(m.n_dit)])
+        self.dit = nnx.List([DiTBlock(width, g.heads, g.mlp_dim, rngs, **kw) for _ in range(g.n_dit)])
         self.final_mod = Modulation(width, 2, rngs, **kw)
         self.final = dense(width, c, ("embed", "features"), rngs, zero_init=True, **kw)
 

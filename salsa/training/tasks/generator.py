@@ -9,9 +9,11 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from salsa.models.generator.model import CONDITIONS, Conditions, Generator, null_signals
+from salsa.errors import UserError
+from salsa.models.generator.model import CONDITIONS, Conditions, Generator, GeneratorConfig, null_signals
 from salsa.objectives.baked_guidance import baked_targets
-from salsa.objectives.shortcut import flow_rows, masked_mse, rows_every, sc_rows, shortcut_targets
+from salsa.objectives.shortcut import masked_mse, rows_every, shortcut_targets
+from salsa.training.task import Task
 
 COND_KEYS = ("latent_mask", "semantic", "semantic_mask", "sync", "sync_mask", "text", "text_mask")
 
@@ -40,18 +42,16 @@ def dropout_rates(objective: ml_collections.ConfigDict) -> tuple[float, float]:
     rates = (float(objective.get("cond_dropout_joint", 0.0)), float(objective.cond_dropout))
     for name, p in zip(("cond_dropout_joint", "cond_dropout"), rates, strict=True):
         if not 0.0 <= p <= 1.0:
-            raise ValueError(f"objective.{name}={p} is not a probability; use a value in [0, 1].")
+            raise UserError(f"objective.{name}={p} is not a probability; use a value in [0, 1].")
     return rates
 
 
-class GeneratorTask:
-    def __init__(self, config: ml_collections.ConfigDict):
-        self.config = config
-
+class GeneratorTask(Task):
     def create_model(self, rngs: nnx.Rngs) -> Generator:
-        return Generator(self.config, rngs)
+        return Generator(GeneratorConfig.from_config(self.config), rngs)
 
-    def loss(self, model: Generator, ema: Generator | None, batch: dict, key: jax.Array):
+    def loss(self, model: Generator, ema: Generator | None, batch: dict, key: jax.Array, step: jax.Array):
+        del step  # the objective does not change with training progress
         o = self.config.objective
         cond = conditions(batch)
         size = batch["latents"].shape[0]
@@ -60,8 +60,8 @@ class GeneratorTask:
         teacher_model = model if ema is None else ema
         every = rows_every(o.sc_fraction) if o.sc_fraction > 0 else None
 
-        def teacher(x, t, d, reference):  # the self-consistency rows, with their conditions and dropout
-            rows_cond, rows_drop = (jax.tree.map(lambda a: sc_rows(a, every), c) for c in (cond, drop))
+        def teacher(x, t, d, reference, rows):  # rows: the conditions and dropout of the rows computed
+            rows_cond, rows_drop = rows
             return jax.lax.stop_gradient(teacher_model(x, t, d, rows_cond, reference, rows_drop))
 
         tg = shortcut_targets(
@@ -69,6 +69,7 @@ class GeneratorTask:
             batch["latents"],
             batch["latent_mask"],
             teacher,
+            (cond, drop),
             sc_fraction=o.sc_fraction,
             grid=o.grid,
             ref_fraction=o.ref_fraction,
@@ -97,13 +98,11 @@ class GeneratorTask:
         """tg.target with objective.sc_guidance baked into the flow rows of rows that keep a condition
         (salsa/objectives/baked_guidance.py); rows with every condition null keep unguided targets."""
         o = self.config.objective
-        rows_cond, rows_drop = (jax.tree.map(lambda a: flow_rows(a, every), c) for c in (cond, drop))
 
-        def flow_teacher(x, t, reference, uncond):  # branches stacked on the flow rows
-            reps = x.shape[0] // rows_cond["latent_mask"].shape[0]
-            tiled = jax.tree.map(lambda a: jnp.concatenate([a] * reps), (rows_cond, rows_drop))
-            branch_drop = {name: d | uncond for name, d in tiled[1].items()}
-            v = teacher_model(x, t, jnp.zeros_like(t), tiled[0], reference, branch_drop)
+        def flow_teacher(x, t, reference, uncond, rows):  # branches stacked on the flow rows
+            rows_cond, rows_drop = rows
+            branch_drop = {name: d | uncond for name, d in rows_drop.items()}
+            v = teacher_model(x, t, jnp.zeros_like(t), rows_cond, reference, branch_drop)
             return jax.lax.stop_gradient(v)
 
         conditional = ~functools.reduce(jnp.logical_and, null_signals(cond, drop).values())
@@ -112,6 +111,7 @@ class GeneratorTask:
             x1,
             conditional,
             flow_teacher,
+            (cond, drop),
             scale=o.sc_guidance,
             mix=o.get("sc_guidance_mix", 1.0),
             every=every,

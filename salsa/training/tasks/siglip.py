@@ -20,8 +20,10 @@ import optax
 from flax import nnx
 
 from salsa import bundle
+from salsa.errors import UserError
 from salsa.models.encoders.siglip2 import Siglip, SiglipConfig, variant
 from salsa.objectives.siglip_loss import siglip_loss
+from salsa.training.task import Task
 
 
 def siglip_config(config: ml_collections.ConfigDict) -> SiglipConfig:
@@ -43,9 +45,9 @@ def retrieval_top1(model: Siglip, images: np.ndarray, tokens: np.ndarray) -> tup
     return float(same[np.arange(len(picks)), picks].mean()), float(same.mean(axis=1).mean())
 
 
-class SiglipTask:
+class SiglipTask(Task):
     def __init__(self, config: ml_collections.ConfigDict):
-        self.config = config
+        super().__init__(config)
         self.model_config = siglip_config(config)
         self._tokenizer = None
 
@@ -66,8 +68,8 @@ class SiglipTask:
         parts.append(optax.adamw(schedule, b1=o.b1, b2=o.b2, weight_decay=o.weight_decay))
         return optax.chain(*parts), schedule
 
-    def loss(self, model: Siglip, ema, batch: dict, key: jax.Array):
-        del ema, key  # deterministic: no dropout, no EMA teacher
+    def loss(self, model: Siglip, ema, batch: dict, key: jax.Array, step: jax.Array):
+        del ema, key, step  # deterministic: no dropout, no EMA teacher, the same loss throughout
         images = batch["image"].astype(jnp.float32) / 127.5 - 1.0  # siglip2.preprocess at native size
         tokens = batch["tokens"]
         v, t = model.embed_images(images), model.embed_texts(tokens)
@@ -102,7 +104,7 @@ class SiglipTask:
 
         c = self.config
         if c.batch_size % shard_count:
-            raise ValueError(f"batch_size {c.batch_size} must be divisible by the {shard_count} processes.")
+            raise UserError(f"batch_size {c.batch_size} must be divisible by the {shard_count} processes.")
 
         def source():
             clips = self.clips()

@@ -17,8 +17,10 @@ import optax
 from flax import nnx
 
 from salsa import bundle
+from salsa.errors import UserError
 from salsa.models.encoders.sync import SyncConfig, SyncModel, variant
 from salsa.objectives.siglip_loss import siglip_loss
+from salsa.training.task import Task
 
 # Top-level module name -> parameter group (learning rate); everything else is a new layer.
 GROUPS = {"video_backbone": "frozen", "audio": "backbone"}
@@ -39,9 +41,9 @@ def param_groups(params: dict, train_video_backbone: bool = False) -> dict:
     return out
 
 
-class SyncTask:
+class SyncTask(Task):
     def __init__(self, config: ml_collections.ConfigDict):
-        self.config = config
+        super().__init__(config)
         self.model_config = sync_config(config)
 
     def create_model(self, rngs: nnx.Rngs) -> SyncModel:
@@ -76,8 +78,8 @@ class SyncTask:
         tx = optax.chain(*parts)
         return tx, schedule(o.lr)
 
-    def loss(self, model: SyncModel, ema, batch: dict, key: jax.Array):
-        del ema, key  # deterministic: no dropout, no EMA teacher
+    def loss(self, model: SyncModel, ema, batch: dict, key: jax.Array, step: jax.Array):
+        del ema, key, step  # deterministic: no dropout, no EMA teacher, the same loss throughout
         video = batch["video"].astype(jnp.float32) / 255.0
         v, a = model.embed(video, batch["audio"])
         loss = siglip_loss(v, a, model.log_temperature[...], model.bias[...])
@@ -102,14 +104,14 @@ class SyncTask:
             path = init.get(field, "")
             if not path:
                 if init.get("required", False):
-                    raise ValueError(
+                    raise UserError(
                         f"config.sync.init.{field} names no bundle; these settings start from a converted "
                         f"{field} bundle (python -m salsa.convert {field} --src ... --out DIR)."
                     )
                 continue
             _, config, params = bundle.load(path, field)
             if type(want).from_dict(config) != want:
-                raise ValueError(
+                raise UserError(
                     f"bundle {path!r} holds a {field} model of another geometry than sync variant "
                     f"{self.config.sync.variant!r} expects ({config} vs {want.to_dict()})."
                 )
@@ -122,7 +124,7 @@ class SyncTask:
 
         c, m = self.config, self.model_config
         if c.sync.videos % shard_count:
-            raise ValueError(f"sync.videos {c.sync.videos} must be divisible by the {shard_count} processes.")
+            raise UserError(f"sync.videos {c.sync.videos} must be divisible by the {shard_count} processes.")
         world = WorldConfig(**dict(c.data.world))
         spec = SnippetSpec(c.sync.videos // shard_count, c.sync.snippets, m.snippet_frames, m.snippet_samples)
         return snippet_dataset(

@@ -29,12 +29,14 @@ import optax
 from flax import nnx
 
 from salsa import vae_bundle
+from salsa.errors import UserError
 from salsa.inference import codec as vae_codec
 from salsa.models.vae import model as vae_lib
 from salsa.models.vae.discriminator import MultiScaleSTFTDiscriminator
 from salsa.objectives import stft_losses
-from salsa.training.state import make_optimizer
+from salsa.training.optimizer import make_optimizer
 from salsa.training.step import group_labels
+from salsa.training.task import Task
 
 
 class VAEGAN(nnx.Module):
@@ -57,20 +59,20 @@ def vae_config(config: ml_collections.ConfigDict) -> vae_lib.VAEConfig:
 def set_initial_posterior_std(model: vae_lib.VAE, std: float) -> None:
     """Sets the scale half of the encoder's output bias so that softplus(bias) + 1e-4 starts at `std`."""
     if not std > 1e-4:
-        raise ValueError(f"vae.initial_posterior_std must be above 1e-4 (the std's floor), got {std}.")
+        raise UserError(f"vae.initial_posterior_std must be above 1e-4 (the std's floor), got {std}.")
     bias = model.encoder.conv2.bias
     latent = model.config.latent_dim
     bias[...] = bias[...].at[latent:].set(float(np.log(np.expm1(std - 1e-4))))
 
 
-class VaeTask:
-    loss_takes_step = True
+class VaeTask(Task):
+    groups = ("gen", "disc")
 
     def __init__(self, config: ml_collections.ConfigDict):
-        self.config = config
+        super().__init__(config)
         self.vae_config = vae_config(config)
         if config.crop_samples % self.vae_config.hop:
-            raise ValueError(
+            raise UserError(
                 f"crop_samples {config.crop_samples} must be a multiple of the hop {self.vae_config.hop}."
             )
 
@@ -99,7 +101,7 @@ class VaeTask:
             {"gen": gen_tx, "disc": disc_tx}, lambda p: group_labels(self, p)
         ), schedule
 
-    def loss(self, model: VAEGAN, ema, batch: dict, key: jax.Array, step: jax.Array | int = 0):
+    def loss(self, model: VAEGAN, ema, batch: dict, key: jax.Array, step: jax.Array | int):
         w = self.config.loss
         gan_on = (jnp.asarray(step) >= int(w.get("adversarial_start", 0))).astype(jnp.float32)
         audio = batch["audio"]

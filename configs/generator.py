@@ -1,0 +1,127 @@
+"""The generator configs: one per size (tiny, small, large), over the paper's settings.
+
+    python -m salsa.train --config=configs/generator.py:large --workdir=...   # as configs/large.py
+
+Rates, feature sizes and the objective follow the paper (§3, A.4); model widths are ours
+(DESIGN.md: parameter counts within ±3% of the paper's, widths multiples of 128). The generator network
+is built from the config's generator section (salsa.models.generator.model.GeneratorConfig.from_config:
+model, audio latent size and rate, video rates, feature sizes). Sizes:
+
+  tiny   trains usefully in minutes on 2 CPU cores: the tiny VAE's audio (configs/vae_tiny.py: 16 kHz
+         mono, hop 256 -> 62.5 latent frames/s, 16 channels), the 64-wide tiny SigLIP and sync encoders,
+         2 s crops; the tiny pipeline's generator (configs/tiny.py).
+  small  paper A.4: 4 joint blocks (first 2 with audio self-attention) + 4 DiT blocks; width 1280 with
+         10 heads of 128 and MLP 4096 gives 345.4M parameters (paper: 347M, -0.5%).
+  large  paper A.4: 6 joint blocks (first 3 with audio self-attention) + 6 DiT blocks; width 1536 with
+         12 heads of 128 and MLP 3072 gives 647.3M parameters (paper: 643M, +0.7%); every width is a
+         multiple of 128 for the TPU MXU and the head count divides common tensor-parallel sizes.
+"""
+
+import ml_collections
+
+from configs.common import SHARDING_RULES
+
+SIZES = ("tiny", "small", "large")
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """The paper's settings at full-size geometry, before a size is chosen (extraction uses its
+    audio/video/features sections)."""
+    c = ml_collections.ConfigDict()
+    c.task = "generator"
+    c.seed = 0
+
+    c.audio = dict(sample_rate=44100, hop=1024, channels=2, latent_dim=64)
+    c.video = dict(semantic_fps=8.0, sync_fps=24.0)
+    c.features = dict(semantic_dim=1152, sync_dim=768, text_dim=1152)
+    c.window_s = 10.0  # inference window
+    c.context_s = 0.5  # long-form extension context
+    c.train_crop_s = 10.0  # training crops (<= 15 s); shorter clips are padded and masked
+
+    c.model = dict(
+        width=1024,
+        heads=16,
+        mlp_dim=4096,
+        n_mm=6,
+        n_x=3,
+        n_dit=6,
+        freq_dim=256,  # sinusoidal embedding size for t and d
+        rope_theta=10000.0,
+        dtype="float32",  # compute dtype: bfloat16 on TPU/GPU, float32 on CPU
+        param_dtype="float32",
+        remat=False,  # rematerialise each block in the backward pass
+    )
+
+    c.objective = dict(
+        sc_fraction=0.25,  # rows with self-consistency targets
+        grid=128,  # M: shortcut levels 1, 1/2, ..., 1/M
+        ref_fraction=0.25,  # rows with a clean reference span
+        ref_min_tokens=1,
+        ref_max_tokens=88,
+        # Conditioning dropout to the null embeddings: all of text, semantic and sync together in 10% of
+        # rows (trains the unconditional branch, paper A.4), and each alone, independently, in 5% more.
+        cond_dropout_joint=0.1,
+        cond_dropout=0.05,
+        t_logit_mean=0.0,
+        t_logit_std=1.0,
+        target_clip=4.0,
+        # > 0: classifier-free guidance at this scale baked into training (salsa/objectives/
+        # baked_guidance.py): the model learns the guided velocity and samples with one branch per step.
+        sc_guidance=0.0,
+        sc_guidance_mix=0.75,  # m of SoundVCM Eq. 16: share of the w-scaled target, the rest the teacher's
+    )
+
+    c.sampling = dict(steps=8, cfg=4.0)
+
+    c.optim = dict(name="adam", lr=1e-4, b1=0.9, b2=0.999, warmup_steps=0, grad_clip=1.0, ema=0.999)
+    c.batch_size = 300
+    c.total_steps = 1_000_000
+    c.log_every = 100
+    c.checkpoint_every = 5000
+    c.keep_checkpoints = 3
+
+    c.data = dict(dir="", make_toy_if_missing=False, shuffle_seed=0, worker_count=0)
+    c.data.toy_clips = 512  # size and seed of the toy feature set built when make_toy_if_missing
+    c.data.toy_seed = 0
+
+    c.mesh = dict(data=-1, fsdp=1, tensor=1)
+    c.sharding_rules = SHARDING_RULES
+    return c
+
+
+def _tiny(c: ml_collections.ConfigDict) -> None:
+    c.audio = dict(sample_rate=16000, hop=256, channels=1, latent_dim=16)
+    c.features = dict(semantic_dim=64, sync_dim=64, text_dim=64)
+    c.train_crop_s = 2.0
+    c.window_s = 2.0
+    c.context_s = 0.5
+    c.model.update(width=64, heads=2, mlp_dim=256, n_mm=2, n_x=1, n_dit=2, freq_dim=64)
+    c.batch_size = 32  # the smallest multiple of 4 whose 1/4 self-consistency rows cover all 7 levels
+    c.total_steps = 1000
+    c.log_every = 25
+    c.checkpoint_every = 250
+    c.optim.lr = 1e-3
+    c.optim.warmup_steps = 50
+    c.optim.ema = 0.99
+
+
+def _paper(c: ml_collections.ConfigDict, **model) -> None:
+    c.model.update(**model)
+    c.model.dtype = "bfloat16"
+    c.model.remat = True  # per-block rematerialisation: activations of batch 300 do not fit otherwise
+    c.batch_size = 300
+    c.mesh = dict(data=1, fsdp=-1, tensor=1)
+
+
+def get_config(size: str | None = None) -> ml_collections.ConfigDict:
+    """The generator of `size` (one of SIZES)."""
+    c = base_config()
+    if size == "tiny":
+        _tiny(c)
+    elif size == "small":
+        _paper(c, width=1280, heads=10, mlp_dim=4096, n_mm=4, n_x=2, n_dit=4)
+    elif size == "large":
+        _paper(c, width=1536, heads=12, mlp_dim=3072, n_mm=6, n_x=3, n_dit=6)
+    else:
+        raise ValueError(f"configs/generator.py takes a size, one of {', '.join(SIZES)}; got {size!r}.")
+    return c
