@@ -27,7 +27,7 @@ from configs.common import base_config
 def generator_config() -> ml_collections.ConfigDict:
     """The tiny generator: trains usefully in minutes on 2 CPU cores (small features, small model)."""
     c = base_config()
-    # Audio geometry of the tiny VAE (salsa.models.vae.model preset "tiny", configs/vae_tiny.py: 16 kHz mono,
+    # Audio geometry of the tiny VAE (salsa.models.vae.model variant "tiny", configs/vae_tiny.py: 16 kHz mono,
     # hop 256 -> 62.5 latent frames/s, 16 channels) and the widths of the tiny SigLIP and sync encoders.
     c.audio = dict(sample_rate=16000, hop=256, channels=1, latent_dim=16)
     c.features = dict(semantic_dim=64, sync_dim=64, text_dim=64)
