@@ -11,7 +11,6 @@ FLAC). Prints one table and writes it to bench/results/synthetic_build.json.
 from __future__ import annotations
 
 import io
-import json
 import os
 import tempfile
 import time
@@ -24,6 +23,7 @@ from data_pipelines.media.encode import write_video
 from data_pipelines.synthetic import builder, physics, picture, sound
 from data_pipelines.synthetic.config import WorldConfig
 from data_pipelines.synthetic.scene import sample_scene
+from salsa.io import write_json
 
 _CLIPS = flags.DEFINE_integer("clips", 200, "Clips to build with the tfds builder.")
 _WORKERS = flags.DEFINE_integer("workers", 0, "Builder processes; 0: one per CPU.")
@@ -85,9 +85,7 @@ def main(argv: list[str]) -> None:
     }
     width = max(len(k) for k in row)
     print("\n".join(f"{k:<{width}}  {v}" for k, v in row.items()))
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS, "w") as f:
-        json.dump(row, f, indent=2)
+    write_json(RESULTS, row)
 
 
 if __name__ == "__main__":
