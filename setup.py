@@ -19,7 +19,6 @@ setup(
         "importlib_resources>=6",  # tfds needs it (through etils.epath) when TensorFlow is absent
         "ml-collections>=1.0",
         "absl-py>=2.0",
-        "einops>=0.8",
         "numpy>=1.26",
         "scipy>=1.12",
         "librosa>=0.11",

@@ -35,6 +35,8 @@ import time
 
 import numpy as np
 
+from salsa.io import write_json
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "bench", "results", "extend.json")
 
@@ -58,9 +60,9 @@ def _speed(size: str, steps_list: list[int], repeats: int) -> list[dict]:
     from salsa.models.encoders import siglip2 as siglip_lib
     from salsa.models.encoders import sync as sync_lib
     from salsa.models.generator.model import Generator, GeneratorConfig
-    from salsa.models.vae.model import VAE, preset
+    from salsa.models.vae.model import VAE, variant
     from salsa.sampling.guidance import PAPER
-    from tests.tiny_pipeline import random_params
+    from salsa.testing import random_params
 
     config = generator_config(size)
     repeats = repeats if size == "tiny" else 1  # a small window takes tens of seconds on 2 CPU cores
@@ -70,9 +72,9 @@ def _speed(size: str, steps_list: list[int], repeats: int) -> list[dict]:
     gen_config = GeneratorConfig.from_config(config)
     gen = materialize(Generator, gen_config, random_params(Generator, gen_config, 0))
     vae_config = (
-        preset("tiny", audio_channels=config.audio.channels, sample_rate=config.audio.sample_rate)
+        variant("tiny", audio_channels=config.audio.channels, sample_rate=config.audio.sample_rate)
         if size == "tiny"
-        else preset("sao43")
+        else variant("sao43")
     )
     vae = materialize(VAE, vae_config, random_params(VAE, vae_config, 1))
     rng = np.random.default_rng(0)
@@ -136,12 +138,13 @@ def _speed(size: str, steps_list: list[int], repeats: int) -> list[dict]:
 
 def _memory(minutes: float, workdir: str) -> dict:
     """Runs salsa.extend on a `minutes`-long video in a child process; its peak RSS and wall time."""
+    from configs.tiny import generator_config
     from data_pipelines.media import write_video
-    from tests import tiny_pipeline
+    from salsa import testing
 
     ckpt = os.path.join(workdir, "ckpt")
     if not os.path.isdir(ckpt):
-        tiny_pipeline.build(workdir)
+        testing.tiny_pipeline(workdir, generator_config())
     video = os.path.join(workdir, f"{minutes:g}min.mp4")
     frames = np.random.default_rng(0).integers(0, 256, (round(minutes * 60 * 24), 32, 32, 3), dtype=np.uint8)
     write_video(video, frames, 24, preset="ultrafast")
@@ -211,10 +214,7 @@ def main() -> None:
         doc["speed"] = [r for r in old.get("speed", []) if r["config"] not in args.speed] + doc["speed"]
         doc["memory"] = [r for r in old.get("memory", []) if r["minutes"] not in args.minutes] + doc["memory"]
         doc["earlier_runs_load_average"] = old.get("load_average_at_start")
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS + ".tmp", "w") as f:
-        json.dump(doc, f, indent=2)
-    os.replace(RESULTS + ".tmp", RESULTS)
+    write_json(RESULTS, doc)
     print(
         json.dumps(
             {

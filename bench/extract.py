@@ -2,7 +2,7 @@
 
     JAX_PLATFORMS=cpu PYTHONPATH=. python bench/extract.py [--clips 32] [--seconds 4]
 
-Random-weight tiny bundles (tests/extract_bundles.py; speed does not depend on the values). One warm-up
+Random-weight tiny bundles (salsa/testing.py; speed does not depend on the values). One warm-up
 clip compiles every encoder first; then `--clips` synthetic clips of configs/extract_tiny.py run through
 data_pipelines.extract.run.extract (render, encode, write, one process). Also times each stage on one clip.
 The machine is shared: the 1-minute load average before and after is recorded with the numbers.
@@ -12,11 +12,12 @@ Prints one table and writes bench/results/extract.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import tempfile
 import time
+
+from salsa.io import write_json
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "extract.json")
 
@@ -55,12 +56,12 @@ def main() -> None:
     args = p.parse_args()
     from configs import extract_tiny
     from data_pipelines.extract import components, run
-    from tests import extract_bundles
+    from salsa import testing
 
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         config = extract_tiny.get_config()
-        config.components.update(extract_bundles.make(os.path.join(tmp, "bundles")))
+        config.components.update(testing.extraction_bundles(os.path.join(tmp, "bundles")))
         config.source.update(seconds=args.seconds, clips=1)
         comps = components.load(config)
         run.extract(config, os.path.join(tmp, "warm"), components=comps)  # compiles every encoder
@@ -86,10 +87,7 @@ def main() -> None:
         "stage_s_per_clip": stages,
         "load_average_1min": [load_before, load_after],
     }
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS + ".tmp", "w") as f:
-        json.dump(doc, f, indent=2)
-    os.replace(RESULTS + ".tmp", RESULTS)
+    write_json(RESULTS, doc)
 
 
 if __name__ == "__main__":

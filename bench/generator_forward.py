@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import pathlib
 import time
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from salsa.io import write_json
 from salsa.models.generator.flops import generator_forward_flops, window_tokens
 from salsa.models.generator.model import Generator, GeneratorConfig
 
@@ -103,10 +103,8 @@ def main() -> None:
             f"{r['config']:>8} {r['seconds_per_nfe']:>8.3f} {r['gflop_per_nfe']:>10.1f} "
             f"{r['achieved_gflop_s']:>9.1f} {r['fraction_of_matmul']:>10.2f}"
         )
-    out = pathlib.Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     result = dict(device=jax.devices()[0].device_kind, dtype=args.dtype, matmul_gflop_s=peak / 1e9, rows=rows)
-    out.write_text(json.dumps(result, indent=1))
+    write_json(args.out, result, indent=1)
     print(json.dumps(result))
 
 

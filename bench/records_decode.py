@@ -14,7 +14,6 @@ read-only views of the record's bytes; `v2_copied` adds a copy of every array, a
 from __future__ import annotations
 
 import io
-import json
 import os
 import time
 
@@ -22,6 +21,7 @@ import numpy as np
 from absl import app, flags
 
 from data_pipelines.features import records
+from salsa.io import write_json
 
 _RECORDS = flags.DEFINE_integer("records", 200, "Records per timed pass.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed passes; the best counts.")
@@ -117,9 +117,7 @@ def main(argv: list[str]) -> None:
         "repeats": _REPEATS.value,
         "rows": rows,
     }
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS, "w") as f:
-        json.dump(result, f, indent=2)
+    write_json(RESULTS, result)
 
 
 if __name__ == "__main__":

@@ -15,11 +15,10 @@ neither stands out; this needs a trained checkpoint.
 
 from __future__ import annotations
 
-import json
-import os
-
 import numpy as np
 from absl import app, flags
+
+from salsa.io import write_json
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", "runs/tiny/generator/pipeline", "Pipeline checkpoint.")
 _CLIPS = flags.DEFINE_integer("clips", 4, "Held-out clips.")
@@ -79,13 +78,11 @@ def main(argv):
             f"{r['clip']:4d} {r['decode']:30} {r['boundaries']:5d} {r['median_rank']:10.1f} "
             f"{r['above_p999']:7d}"
         )
-    os.makedirs("bench/results", exist_ok=True)
-    with open("bench/results/seams.json", "w") as f:
-        json.dump(
-            {"checkpoint": _CHECKPOINT.value, "seconds": _SECONDS.value, "steps": _STEPS.value, "rows": rows},
-            f,
-            indent=1,
-        )
+    write_json(
+        "bench/results/seams.json",
+        {"checkpoint": _CHECKPOINT.value, "seconds": _SECONDS.value, "steps": _STEPS.value, "rows": rows},
+        indent=1,
+    )
 
 
 if __name__ == "__main__":

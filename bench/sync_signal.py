@@ -11,13 +11,11 @@ Prints one table and writes bench/results/sync_signal.json.
 
 from __future__ import annotations
 
-import json
-import os
-
 import numpy as np
 from absl import app, flags
 
 from data_pipelines.synthetic import WorldConfig, make_clip
+from salsa.io import write_json
 from salsa.metrics.sync_offset import SHIFTS_S
 
 _CLIPS = flags.DEFINE_integer("clips", 100, "held-out clips (seed 12345)")
@@ -58,9 +56,7 @@ def main(argv):
     print("| " + " | ".join(result) + " |")
     print("|" + "---|" * len(result))
     print("| " + " | ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in result.values()) + " |")
-    os.makedirs("bench/results", exist_ok=True)
-    with open("bench/results/sync_signal.json", "w") as f:
-        json.dump(result, f, indent=2)
+    write_json("bench/results/sync_signal.json", result)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from data_pipelines.media.encode import write_video
 from data_pipelines.synthetic import acoustics, builder, physics, picture, sound
 from data_pipelines.synthetic.config import WorldConfig
 from data_pipelines.synthetic.scene import sample_scene
-from salsa import io as salsa_io
+from salsa.io import write_json
 
 _CLIPS = flags.DEFINE_integer("clips", 200, "Clips to build with the tfds builder.")
 _WORKERS = flags.DEFINE_integer("workers", 0, "Builder processes; 0: one per CPU.")
@@ -91,7 +91,7 @@ def main(argv: list[str]) -> None:
     }
     width = max(len(k) for k in row)
     print("\n".join(f"{k:<{width}}  {v}" for k, v in row.items()))
-    salsa_io.write_json(RESULTS.format("_hidden" if world.hidden_acoustics else ""), row)
+    write_json(RESULTS.format("_hidden" if world.hidden_acoustics else ""), row)
 
 
 if __name__ == "__main__":

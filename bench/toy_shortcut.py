@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import pathlib
 import time
 
 import jax
@@ -22,6 +21,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from salsa.io import write_json
 from salsa.metrics.wasserstein import sliced_wasserstein
 from salsa.models.generator.embeddings import ScalarEmbedder
 from salsa.objectives.shortcut import masked_mse, shortcut_targets
@@ -117,9 +117,7 @@ def main() -> None:
     for s in STEPS_EVAL:
         print(f"{s:>6} {results['shortcut'][str(s)]:>10.4f} {results['flow'][str(s)]:>10.4f}")
     print(f"train+eval seconds: shortcut {seconds['shortcut']:.1f}, flow {seconds['flow']:.1f}")
-    out = pathlib.Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1))
+    write_json(args.out, results, indent=1)
     print(json.dumps(results))
 
 

@@ -18,6 +18,7 @@ from ml_collections import config_flags
 
 from data_pipelines.features import records, toy
 from salsa import sharding
+from salsa.io import write_json
 from salsa.training import checkpoints, tasks
 from salsa.training import state as state_lib
 from salsa.training.loop import global_batch
@@ -91,14 +92,12 @@ def main(argv: list[str]) -> None:
         row = measure(_CONFIG.value, _WORKDIR.value or tmp, _STEPS.value)
     width = max(len(k) for k in row)
     print("\n".join(f"{k:<{width}}  {v}" for k, v in row.items()))
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     results = {}
     if os.path.exists(RESULTS):
         with open(RESULTS) as f:
             results = json.load(f)
     results[row["config"]] = row  # one row per measured config, the newest winning
-    with open(RESULTS, "w") as f:
-        json.dump(results, f, indent=2)
+    write_json(RESULTS, results)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Encode/decode speed and peak memory of the VAE codec on CPU (float32).
 
-    JAX_PLATFORMS=cpu python bench/vae_codec.py [--preset sao43] [--seconds 10 600] [--chunk-frames 256]
+    JAX_PLATFORMS=cpu python bench/vae_codec.py [--variant sao43] [--seconds 10 600] [--chunk-frames 256]
         [--channels C]
 
 Random weights (speed and memory do not depend on their values). Each (duration, direction) runs in its
@@ -24,6 +24,8 @@ import time
 
 import numpy as np
 
+from salsa.io import write_json
+
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "vae_codec.json")
 
 
@@ -33,13 +35,13 @@ def rss_mib() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def one(preset: str, seconds: float, direction: str, chunk_frames: int, channels: int = 0) -> dict:
+def one(variant: str, seconds: float, direction: str, chunk_frames: int, channels: int = 0) -> dict:
     from salsa import vae_bundle
     from salsa.inference import codec as vae_codec
     from salsa.models.vae import model as vae_lib
 
     narrow = dict(encoder_channels=channels, decoder_channels=channels) if channels else {}
-    config = vae_lib.preset(preset, **narrow)
+    config = vae_lib.variant(variant, **narrow)
     model = vae_bundle.build(config, seed=0)
     frames = int(np.ceil(seconds * config.sample_rate / config.hop))
     window = min(frames, chunk_frames + 2 * max(vae_lib.receptive_radius(config)))
@@ -60,7 +62,7 @@ def one(preset: str, seconds: float, direction: str, chunk_frames: int, channels
     wall = time.perf_counter() - start
     audio_s = frames * config.hop / config.sample_rate
     return {
-        "preset": preset + (f"/c{channels}" if channels else ""),
+        "variant": variant + (f"/c{channels}" if channels else ""),
         "direction": direction,
         "audio_s": audio_s,
         "wall_s": wall,
@@ -73,14 +75,18 @@ def one(preset: str, seconds: float, direction: str, chunk_frames: int, channels
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--preset", default="sao43")
+    p.add_argument("--variant", default="sao43")
     p.add_argument("--seconds", type=float, nargs="+", default=[10.0, 600.0])
     p.add_argument("--chunk-frames", type=int, default=256)
-    p.add_argument("--channels", type=int, default=0, help="encoder/decoder channels (default: the preset's)")
+    p.add_argument(
+        "--channels", type=int, default=0, help="encoder/decoder channels (default: the variant's)"
+    )
     p.add_argument("--one", nargs=2, metavar=("DIRECTION", "SECONDS"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
-        print(json.dumps(one(args.preset, float(args.one[1]), args.one[0], args.chunk_frames, args.channels)))
+        print(
+            json.dumps(one(args.variant, float(args.one[1]), args.one[0], args.chunk_frames, args.channels))
+        )
         return
     rows = []
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the child imports salsa from here
@@ -94,8 +100,8 @@ def main() -> None:
             cmd = [
                 sys.executable,
                 __file__,
-                "--preset",
-                args.preset,
+                "--variant",
+                args.variant,
                 "--chunk-frames",
                 str(args.chunk_frames),
                 "--channels",
@@ -109,7 +115,7 @@ def main() -> None:
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             r = rows[-1]
             print(
-                f"{r['preset']:9} {r['direction']:6} {r['audio_s']:8.1f} s audio  {r['wall_s']:8.1f} s  "
+                f"{r['variant']:9} {r['direction']:6} {r['audio_s']:8.1f} s audio  {r['wall_s']:8.1f} s  "
                 f"RTF {r['rtf']:7.3f}  peak {r['peak_rss_mib']:6.0f} MiB  after warm-up "
                 f"{r['rss_after_warmup_mib']:6.0f} MiB  io {r['io_mib']:6.0f} MiB  "
                 f"peak-io {r['peak_rss_mib'] - r['io_mib']:6.0f} MiB",
@@ -122,18 +128,15 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         "machine": platform.processor() or platform.machine(),
         "chunk_frames": args.chunk_frames,
-        "channels": args.channels or "preset",
+        "channels": args.channels or "variant",
         "rows": rows,
     }
-    results = RESULTS  # the default (sao43) run; other presets and widths get their own file
-    if args.preset != "sao43" or args.channels:
+    results = RESULTS  # the default (sao43) run; other variants and widths get their own file
+    if args.variant != "sao43" or args.channels:
         results = RESULTS.replace(
-            ".json", f"_{args.preset}" + (f"_c{args.channels}" if args.channels else "") + ".json"
+            ".json", f"_{args.variant}" + (f"_c{args.channels}" if args.channels else "") + ".json"
         )
-    os.makedirs(os.path.dirname(results), exist_ok=True)
-    with open(results + ".tmp", "w") as f:
-        json.dump(doc, f, indent=2)
-    os.replace(results + ".tmp", results)
+    write_json(results, doc)
 
 
 if __name__ == "__main__":

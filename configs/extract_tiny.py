@@ -4,7 +4,7 @@
         --config.components.vae=VAE_DIR --config.components.siglip=SIGLIP_DIR \
         --config.components.sync=SYNC_DIR [--config.components.tokenizer=tokenizer.json]
 
-The bundles are the tiny stages' exports (VAE preset "tiny" at 16 kHz mono with latent statistics,
+The bundles are the tiny stages' exports (VAE variant "tiny" at 16 kHz mono with latent statistics,
 SigLIP variant "tiny", sync variant "tiny"); the audio/video/features sections are the tiny generator's,
 so `python -m salsa.train --config=configs/tiny.py --workdir=W --config.data.dir=OUT` trains on the
 result (the tiny pipeline, configs/tiny.py, runs this extraction as its stage `extract`).

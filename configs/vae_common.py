@@ -12,7 +12,7 @@ def vae_base_config() -> ml_collections.ConfigDict:
     c.seed = 0
     c.audio = dict(sample_rate=44100, channels=2)
     # overrides: VAEConfig fields, e.g. {"latent_dim": 32}; initial_posterior_std: 0 keeps softplus(0)
-    c.vae = dict(preset="sao43", overrides={}, initial_posterior_std=0.0)
+    c.vae = dict(variant="sao43", overrides={}, initial_posterior_std=0.0)
     c.init_bundle = ""
     c.crop_samples = 65536
     c.loss = dict(

@@ -13,7 +13,7 @@ from configs.vae_common import vae_base_config
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = vae_base_config()
-    c.vae.preset = "sao43"
+    c.vae.variant = "sao43"
     c.init_bundle = ""  # a converted `sao` bundle; every layer with an unchanged shape is loaded
     c.crop_samples = 65536  # 1.49 s, 64 latent frames
     c.batch_size = 128  # paper

@@ -1,7 +1,7 @@
 """Tiny audio VAE: trains on the synthetic world on CPU in minutes (python -m salsa.train ...).
 
 16 kHz mono and short crops keep a step near half a second on two CPU cores; the geometry (hop 256) is
-the `tiny` preset's. Crops are the loudest of four random windows (the world is mostly quiet); the
+the `tiny` variant's. Crops are the loudest of four random windows (the world is mostly quiet); the
 posterior std starts at 0.05 so the latent carries information from the first step (docs/vae.md), and the
 GAN terms switch on for the last 200 steps, once the reconstruction has converged enough for a
 discriminator to be useful. Direct training without GAN terms reached, on held-out clips, onset F1 0.80
@@ -15,7 +15,7 @@ from configs.vae_common import vae_base_config
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = vae_base_config()
-    c.vae.preset = "tiny"
+    c.vae.variant = "tiny"
     c.vae.initial_posterior_std = 0.05  # lets the latent carry information from the first step
     c.audio.sample_rate, c.audio.channels = 16000, 1
     c.crop_samples = 4096  # 0.26 s at 16 kHz, 16 latent frames at hop 256

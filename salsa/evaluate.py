@@ -34,7 +34,7 @@ import numpy as np
 from flax import nnx
 from scipy.special import log_softmax
 
-from data_pipelines.extract.sources import pick_frames, resize
+from data_pipelines.media import pick_frames, resize
 from data_pipelines.synthetic import WorldConfig, make_clip, material_probe
 from data_pipelines.synthetic.builder import SPLIT_SEEDS
 from salsa.inference import long_form

@@ -39,7 +39,7 @@ import time
 
 import numpy as np
 
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
+from data_pipelines.media import VIDEO_EXTENSIONS
 
 
 class BadInput(ValueError):

@@ -60,7 +60,7 @@ def tiny_config():
 
 @pytest.fixture(scope="session")
 def tiny_pipeline_dir(tmp_path_factory):
-    """A pipeline checkpoint of random-weight tiny components (tests/tiny_pipeline.py), built once."""
-    from tests import tiny_pipeline
+    """A pipeline checkpoint of random-weight tiny components (salsa/testing.py), built once."""
+    from salsa import testing
 
-    return tiny_pipeline.build(str(tmp_path_factory.mktemp("tiny_pipeline")))
+    return testing.tiny_pipeline(str(tmp_path_factory.mktemp("tiny_pipeline")), generator.get_config("tiny"))

@@ -114,12 +114,12 @@ def test_the_task_leaves_rows_whose_conditions_are_all_null_unguided(tiny_config
 
 
 def test_a_generator_with_guidance_baked_in_samples_one_branch_per_step(tiny_config, tmp_path):
+    from salsa import testing
     from salsa.inference import pipeline
-    from tests import tiny_pipeline
 
     assert not baked(tiny_config) and from_config(tiny_config) == Guidance.uniform(4.0)
     tiny_config.objective.sc_guidance = 4.0
     assert baked(tiny_config) and from_config(tiny_config) == Guidance.uniform(1.0)
-    p = pipeline.load(tiny_pipeline.build(str(tmp_path), tiny_config))  # the checkpoint records it
+    p = pipeline.load(testing.tiny_pipeline(str(tmp_path), tiny_config))  # the checkpoint records it
     assert p.sampling() == (8, 1.0)
     assert p.sampling(2, 4.0) == (2, 4.0)  # a scale given explicitly still applies

@@ -1,4 +1,4 @@
-"""`python -m salsa.evaluate` on the random-weight tiny pipeline (tests/tiny_pipeline.py).
+"""`python -m salsa.evaluate` on the random-weight tiny pipeline (salsa/testing.py).
 
 The weights are random, so the generated audio is noise-like and its scores are meaningless; what is
 tested is the mechanics: every file and every metric for every step count, ground truth scored through
@@ -131,12 +131,12 @@ def test_rerun_reuses_the_cached_audio(evaluated, tiny_pipeline_dir):
 def test_guided_compares_baked_guidance_at_one_branch_with_cfg_at_two(evaluated, tiny_pipeline_dir, tmp_path):
     """The CFG side is the steps experiment's audio (from the cache); the baked side is new."""
     from configs import generator
-    from tests import tiny_pipeline
+    from salsa import testing
 
     out, result = evaluated
     config = generator.get_config("tiny")
     config.objective.sc_guidance = 4.0
-    baked = tiny_pipeline.build(str(tmp_path / "baked"), config)
+    baked = testing.tiny_pipeline(str(tmp_path / "baked"), config)
     cached = set(os.listdir(os.path.join(out, ".cache")))
     settings = dataclasses.replace(
         SETTINGS, long_clips=0, reference_seconds=(), guided_steps=(1, 2), timing_repeats=1

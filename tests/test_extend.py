@@ -1,6 +1,6 @@
 """`python -m salsa.extend` end to end: durations, folders, streaming and every bad input.
 
-The checkpoint holds random-weight tiny components (tests/tiny_pipeline.py): the sound is meaningless,
+The checkpoint holds random-weight tiny components (salsa/testing.py): the sound is meaningless,
 but durations, batching, files and errors are the real ones. Runs use 2 s windows and 1 sampling step
 to stay fast; most call `main` in-process (one compiled model for all), one runs the module.
 """

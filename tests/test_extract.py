@@ -1,6 +1,6 @@
 """Offline feature extraction (data_pipelines/extract): records, resume, process shares, skipped clips.
 
-The component bundles have random weights (tests/extract_bundles.py): the features mean nothing, but
+The component bundles have random weights (salsa/testing.py): the features mean nothing, but
 their shapes, rates, determinism and bookkeeping are what these tests check.
 """
 
@@ -23,9 +23,9 @@ from data_pipelines.media.encode import write_video
 from data_pipelines.media.errors import MediaError
 from data_pipelines.synthetic.clip import make_clip
 from data_pipelines.synthetic.config import WorldConfig
+from salsa import testing
 from salsa.inference import codec as vae_codec
 from salsa.inference import encoders
-from tests import extract_bundles
 from tests.train_cli import REPO, system_flags
 
 CLIPS, SHARDS, SECONDS = 5, 3, 2.0
@@ -53,7 +53,7 @@ def _assert_same_records(a: list[list[dict]], b: list[list[dict]]) -> None:
 
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory):
-    return extract_bundles.make(str(tmp_path_factory.mktemp("bundles")))
+    return testing.extraction_bundles(str(tmp_path_factory.mktemp("bundles")))
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,15 @@
 """The grain feature loader: static shapes, masks, aligned crops, disjoint per-process shares."""
 
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from data_pipelines.features import loader, records, toy
+from salsa.errors import UserError
 from tests.toy_config import get_config
 
 
@@ -114,5 +118,26 @@ def test_iterator_state_restores_the_same_batches(config):
 def test_missing_data_dir_is_named(config, tmp_path):
     c = config.copy_and_resolve_references()
     c.data.dir = str(tmp_path / "nowhere")
-    with pytest.raises(FileNotFoundError, match="nowhere"):
+    with pytest.raises(UserError, match="nowhere"):
         loader.feature_iterator(c, 0, 1)
+
+
+def test_a_share_that_cannot_be_split_is_a_user_error(config):
+    with pytest.raises(UserError, match=r"shard_index must be in \[0, 3\), got 3"):
+        loader.feature_iterator(config, 3, 3)
+    with pytest.raises(UserError, match="batch_size .* is not divisible by the 5 data shards"):
+        loader.feature_iterator(config, 0, 5)
+
+
+def test_make_toy_refuses_a_folder_with_shards_in_one_line(config):
+    """`python -m data_pipelines.features.make_toy` ends through salsa.cli: `error: ...`, exit 2."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "data_pipelines.features.make_toy", f"--out={config.data.dir}", "--n=1"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: --out {config.data.dir} already holds feature shards; choose an empty directory."
+    )

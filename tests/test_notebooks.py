@@ -1,7 +1,7 @@
 """The notebooks in notebooks/ run from top to bottom and show what they promise.
 
 Each is executed with nbclient in a kernel of this Python, from the repository root, against the
-random-weight tiny pipeline checkpoint (tests/tiny_pipeline.py: the sound is noise, every shape, rate
+random-weight tiny pipeline checkpoint (salsa/testing.py: the sound is noise, every shape, rate
 and window is real) with SALSA_NOTEBOOK_QUICK=1, which shortens the long-form video to a few seconds.
 """
 

@@ -1,6 +1,6 @@
 """The pipeline checkpoint (save, load, assemble, export) and the Python API's window mechanics.
 
-Components have random weights (tests/tiny_pipeline.py): enough to check shapes, rates, splices and
+Components have random weights (salsa/testing.py): enough to check shapes, rates, splices and
 errors, not sound quality.
 """
 
@@ -15,11 +15,10 @@ import numpy as np
 import pytest
 
 from configs.tiny import get_config
-from salsa import bundle
+from salsa import bundle, testing
 from salsa.inference import codec as vae_codec
 from salsa.inference import long_form, pipeline
 from salsa.models.generator.model import Generator, GeneratorConfig
-from tests import tiny_pipeline
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +104,7 @@ def test_load_names_each_problem_in_one_sentence(tiny_pipeline_dir, tmp_path):
 
 def test_export_writes_a_pipeline_or_only_the_generator(tiny_pipeline_dir, tmp_path):
     config = get_config()
-    params = tiny_pipeline.random_params(Generator, GeneratorConfig.from_config(config), 5)
+    params = testing.random_params(Generator, GeneratorConfig.from_config(config), 5)
     toy = tmp_path / "toy"
     config.data.dir = str(toy / "data")
     assert pipeline.export(config, params, str(toy)) == str(toy / "pipeline" / "generator")

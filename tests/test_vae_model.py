@@ -132,12 +132,12 @@ def test_not_an_autoencoder_is_refused():
         convert.convert_state_dict({"model.weight": np.zeros(3, np.float32)})
 
 
-def test_presets_geometry():
-    assert vae_lib.preset("sao").hop == 2048 and round(vae_lib.preset("sao").latent_rate, 1) == 21.5
-    sao43 = vae_lib.preset("sao43")
+def test_variants_geometry():
+    assert vae_lib.variant("sao").hop == 2048 and round(vae_lib.variant("sao").latent_rate, 1) == 21.5
+    sao43 = vae_lib.variant("sao43")
     assert sao43.hop == 1024 and round(sao43.latent_rate, 2) == 43.07 and sao43.latent_dim == 64
-    with pytest.raises(ValueError, match="preset"):
-        vae_lib.preset("nope")
+    with pytest.raises(ValueError, match="variant"):
+        vae_lib.variant("nope")
     with pytest.raises(ValueError, match="strides"):
         vae_lib.VAEConfig(strides=(3, 4), multiples=(1, 2))
 

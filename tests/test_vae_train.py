@@ -37,7 +37,7 @@ def test_each_group_learns_from_its_own_loss_only():
 
 
 def test_vae_task_grads_through_the_shared_step_equal_direct_grads():
-    """The shared step's per-group gradients of the VAE task (random weights; the tiny preset cut to two
+    """The shared step's per-group gradients of the VAE task (random weights; the tiny variant cut to two
     blocks to keep compilation short; GAN terms on) equal jax.grad of that group's own loss, for every
     parameter matched by its path: the VAE's from the generator loss, the discriminator's from the
     discriminator loss."""
@@ -198,7 +198,7 @@ def test_tiny_vae_fits_synthetic_audio():
     """The tiny geometry learns: 60 Adam steps of MRSTFT + KL on a fixed synthetic batch (16 kHz mono)."""
     import optax
 
-    config = vae_lib.preset("tiny", sample_rate=16000, audio_channels=1)
+    config = vae_lib.variant("tiny", sample_rate=16000, audio_channels=1)
     model = vae_bundle.build(config)
     source = SyntheticAudio(4, 0, 2.0, 16000, 1)
     audio = jnp.asarray(np.stack([source[i][:4096] for i in range(4)]))

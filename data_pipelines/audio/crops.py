@@ -18,8 +18,9 @@ import grain
 import numpy as np
 
 from data_pipelines.media import decode_audio
-from data_pipelines.prefetch import prefetched
+from data_pipelines.prefetch import prefetched, process_share
 from data_pipelines.synthetic import WorldConfig, make_clip
+from salsa.errors import UserError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".opus", ".mp4", ".mkv", ".webm")
 
@@ -45,7 +46,7 @@ class AudioFiles:
 
     def __init__(self, folder: str, sample_rate: int, channels: int):
         if not os.path.isdir(folder):
-            raise ValueError(f"audio folder {folder!r} does not exist.")
+            raise UserError(f"audio folder {folder!r} does not exist.")
         self.paths = sorted(
             os.path.join(root, f)
             for root, _, files in os.walk(folder)
@@ -53,7 +54,7 @@ class AudioFiles:
             if f.lower().endswith(AUDIO_EXTENSIONS)
         )
         if not self.paths:
-            raise ValueError(
+            raise UserError(
                 f"audio folder {folder!r} holds no files ending in {', '.join(AUDIO_EXTENSIONS)}."
             )
         self.sample_rate, self.channels = sample_rate, channels
@@ -101,17 +102,10 @@ def source(config: Any):
 
 def crop_dataset(config: Any, shard_index: int, shard_count: int) -> grain.IterDataset:
     """Shuffled, endlessly repeated crops of config.crop_samples, batched per process."""
-    if not 0 <= shard_index < shard_count:
-        raise ValueError(f"shard_index must be in [0, {shard_count}), got {shard_index}.")
-    if config.batch_size % shard_count:
-        raise ValueError(f"batch_size {config.batch_size} is not divisible by the {shard_count} data shards.")
-    src = source(config)
-    if len(src) < shard_count:
-        raise ValueError(f"{len(src)} clips cannot be shared by {shard_count} processes.")
+    share = process_share(source(config), shard_index, shard_count, config.batch_size, "clips")
     seed = int(config.data.shuffle_seed)
     ds = (
-        grain.MapDataset.source(src)[shard_index::shard_count]
-        .shuffle(seed=seed)
+        share.shuffle(seed=seed)
         .random_map(_Crop(int(config.crop_samples), int(config.data.get("crop_tries", 1))), seed=seed + 1)
         .repeat(None)
         .batch(config.batch_size // shard_count, drop_remainder=True)

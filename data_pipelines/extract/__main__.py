@@ -4,14 +4,14 @@
         [--config.components.vae=DIR ...] [--process-index=I --process-count=N]
 
 Run it on every host (or as N processes with the flags): process I takes the shards s with s % N == I.
-Restarting the same command resumes where it stopped. Prints the clips it skipped and why; exits 2 on
-bad input (a missing or mismatched bundle, an unknown source, a workdir begun with other settings).
+Restarting the same command resumes where it stopped. Prints the clips it skipped and why; bad input (a
+missing or mismatched bundle, an unknown source, a workdir begun with other settings) is one line,
+`error: ...`, and exit code 2 (salsa.cli).
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 import time
 
 import jax
@@ -20,6 +20,7 @@ from ml_collections import config_flags
 from tqdm import tqdm
 
 from data_pipelines.extract import run
+from salsa import cli
 from salsa.training import distributed
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/extract_tiny.py.")
@@ -27,11 +28,6 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Output folder for the record sh
 _INDEX = flags.DEFINE_integer("process-index", None, "This process's index (default: jax.process_index()).")
 _COUNT = flags.DEFINE_integer("process-count", None, "Number of processes (default: jax.process_count()).")
 flags.mark_flags_as_required(["config", "workdir"])
-
-
-def _fail(message: str) -> None:
-    print(f"data_pipelines.extract: {message}", file=sys.stderr)
-    sys.exit(2)
 
 
 def main(argv: list[str]) -> None:
@@ -44,7 +40,7 @@ def main(argv: list[str]) -> None:
         else:
             index, count = _INDEX.value or 0, _COUNT.value or 1
     except distributed.DistributedEnvError as e:
-        _fail(str(e))
+        raise run.ExtractError(str(e)) from None
     bar = tqdm(desc=f"extract {index}/{count}", unit="clip", dynamic_ncols=True)
 
     def on_clip(clip_id: str, skip: dict | None) -> None:
@@ -55,10 +51,8 @@ def main(argv: list[str]) -> None:
     start = time.perf_counter()
     try:
         result = run.extract(_CONFIG.value, _WORKDIR.value, index, count, on_clip)
-    except ValueError as e:  # ComponentError, ExtractError, bad source settings: one sentence each
+    finally:
         bar.close()
-        _fail(str(e))
-    bar.close()
     seconds = time.perf_counter() - start
     rate = result.done_now / seconds if seconds > 0 else 0.0
     print(f"process {index}/{count}: {result.done_now} clips in {seconds:.1f} s ({rate:.2f} clips/s)")
@@ -76,4 +70,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run_absl(main)

@@ -14,11 +14,12 @@ from typing import Any
 import numpy as np
 
 from salsa import bundle, vae_bundle
+from salsa.errors import UserError
 from salsa.models.encoders import siglip2
 from salsa.models.encoders import sync as sync_lib
 
 
-class ComponentError(ValueError):
+class ComponentError(UserError):
     """A component bundle is missing, unreadable or does not fit the config; the message names it."""
 
 

@@ -5,19 +5,18 @@ contents depend only on the source and the config, never on how many processes r
 was restarted. Each process writes only its own shards. Progress lives in WORKDIR/progress/:
 
     plan.json                       what this folder is being extracted with; a restart must match it
-    shard-S-of-N/CLIP.rec           a finished clip's record bytes (written atomically)
+    shard-S-of-N/CLIP.rec           a finished clip's record bytes (written atomically, salsa.io)
     shard-S-of-N/CLIP.skip.json     an unusable clip and why
     shard-S-of-N.json               shard S finished: its clips, written and skipped
 
-A shard is assembled from its clips once all are done (temporary name, renamed), then its clip folder
-is removed. The process that completes the last shard writes WORKDIR/extraction.json
+A shard is assembled from its clips once all are done (salsa.io.atomic_file), then its clip folder is
+removed. The process that completes the last shard writes WORKDIR/extraction.json
 (data_pipelines/features/extraction.py); until then the folder holds no complete set and reads as empty.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import glob
 import hashlib
 import json
 import logging
@@ -32,12 +31,14 @@ from data_pipelines.extract import components as components_lib
 from data_pipelines.extract import features, sources
 from data_pipelines.features import extraction, records
 from data_pipelines.media.errors import MediaError
+from salsa import io
+from salsa.errors import UserError
 
 PROGRESS = "progress"
 _WRITER_OPTIONS = "group_size:1"  # as records.write_shards: random access to one record per seek
 
 
-class ExtractError(ValueError):
+class ExtractError(UserError):
     """The workdir or the run's settings do not allow extraction; the message says why."""
 
 
@@ -51,15 +52,13 @@ class Result:
     report: dict[str, Any] | None
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-    temp = f"{path}.tmp-{os.getpid()}"
-    with open(temp, "wb") as f:
+def _write_bytes(path: str, data: bytes) -> None:
+    with io.atomic_file(path) as temp, open(temp, "wb") as f:
         f.write(data)
-    os.replace(temp, path)
 
 
-def _json_bytes(doc: Any) -> bytes:
-    return json.dumps(doc, indent=2, sort_keys=True).encode()
+def _write_json(path: str, doc: Any) -> None:
+    io.write_text(path, json.dumps(doc, indent=2, sort_keys=True))
 
 
 def decoding(config: Any, comps: components_lib.Components) -> sources.Decoding:
@@ -101,7 +100,7 @@ def _check_workdir(workdir: str, plan: dict[str, Any]) -> None:
                 f"workdir {workdir} already holds feature shards from something else; choose an empty folder."
             )
         os.makedirs(progress, exist_ok=True)
-        _write_atomic(path, _json_bytes(plan))
+        _write_json(path, plan)
         return
     with open(path) as f:
         old = json.load(f)
@@ -148,13 +147,13 @@ def _extract_clip(config, comps, source, decode, index: int, folder: str) -> dic
         records.validate(rec, config)
     except records.RecordError as e:  # e.g. a decoder's frame count off by more than one
         return _skip(folder, index, clip_id, str(e))
-    _write_atomic(os.path.join(folder, f"{index:08d}.rec"), records.encode(rec))
+    _write_bytes(os.path.join(folder, f"{index:08d}.rec"), records.encode(rec))
     return None
 
 
 def _skip(folder: str, index: int, clip_id: str, reason: str) -> dict[str, str]:
     skip = {"source": clip_id, "reason": reason}
-    _write_atomic(os.path.join(folder, f"{index:08d}.skip.json"), _json_bytes(skip))
+    _write_json(os.path.join(folder, f"{index:08d}.skip.json"), skip)
     return skip
 
 
@@ -177,29 +176,22 @@ def _extract_shard(config, comps, source, decode, workdir: str, shard: int, on_c
         if on_clip is not None:
             on_clip(source.id(index), skip)
     written, skipped = [], []
-    path = os.path.join(workdir, name)
-    for stale in glob.glob(glob.escape(path) + ".tmp-*"):  # left by a run killed while assembling
-        os.remove(stale)
-    temp = f"{path}.tmp-{os.getpid()}"
-    writer = ArrayRecordWriter(temp, _WRITER_OPTIONS)
-    try:
-        for index in clips:
-            rec_path = os.path.join(folder, f"{index:08d}.rec")
-            if os.path.exists(rec_path):
-                with open(rec_path, "rb") as f:
-                    writer.write(f.read())
-                written.append(source.id(index))
-            else:
-                with open(os.path.join(folder, f"{index:08d}.skip.json")) as f:
-                    skipped.append(json.load(f))
-        writer.close()
-    except BaseException:
-        writer.close()
-        os.remove(temp)
-        raise
-    os.replace(temp, path)
+    with io.atomic_file(os.path.join(workdir, name)) as temp:
+        writer = ArrayRecordWriter(temp, _WRITER_OPTIONS)
+        try:
+            for index in clips:
+                rec_path = os.path.join(folder, f"{index:08d}.rec")
+                if os.path.exists(rec_path):
+                    with open(rec_path, "rb") as f:
+                        writer.write(f.read())
+                    written.append(source.id(index))
+                else:
+                    with open(os.path.join(folder, f"{index:08d}.skip.json")) as f:
+                        skipped.append(json.load(f))
+        finally:
+            writer.close()
     summary = {"shard": shard, "clips": len(clips), "written": written, "skipped": skipped}
-    _write_atomic(folder + ".json", _json_bytes(summary))
+    _write_json(folder + ".json", summary)
     shutil.rmtree(folder)
     return done_now
 
@@ -227,7 +219,8 @@ def extract(
 
     on_clip(clip_id, skip entry or None) is called after each clip extracted now (for progress bars).
     components: already loaded ones (components.load(config)) to reuse across calls; loaded when None.
-    Raises ComponentError / ExtractError / ValueError (one sentence) on bad settings, before any clip.
+    Raises a UserError (ComponentError, ExtractError, a bad source setting), one sentence, on bad settings
+    before any clip.
     """
     if not 0 <= process_index < process_count:
         raise ExtractError(f"process index {process_index} is not in [0, {process_count}).")

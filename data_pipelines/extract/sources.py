@@ -2,7 +2,8 @@
 
 A source is an indexed list of clips, the same on every process: `len(source)`, `source.id(i)` and
 `source.load(i, decoding)` -> `Media` (frames at both rates, audio at the VAE's rate, caption), which
-raises MediaError for a clip that cannot be used (the extractor skips and reports it).
+raises MediaError for a clip that cannot be used (the extractor skips and reports it); settings that
+do not describe a source raise UserError.
 
     synthetic  clips rendered from (seed, index) by data_pipelines/synthetic at the sync frame rate, the
                VAE's sample rate and channel count; caption = the world's caption
@@ -22,11 +23,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from data_pipelines.media.audio import decode_audio
-from data_pipelines.media.errors import MediaError
-from data_pipelines.media.video import decode_video
-
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")
+from data_pipelines.media import VIDEO_EXTENSIONS, MediaError, decode_audio, decode_video, pick_frames, resize
+from salsa.errors import UserError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,25 +57,6 @@ class Source(Protocol):
     def id(self, index: int) -> str: ...
 
     def load(self, index: int, decoding: Decoding) -> Media: ...
-
-
-def pick_frames(frames: np.ndarray, source_fps: float, fps: float, count: int) -> np.ndarray:
-    """Frames at `fps` from frames at `source_fps`: frame k is the last source frame shown at k / fps."""
-    index = np.floor(np.arange(count) * source_fps / fps + 1e-6).astype(int)
-    return frames[np.minimum(index, len(frames) - 1)]
-
-
-def resize(frames: np.ndarray, size: int) -> np.ndarray:
-    """(T, H, W, 3) uint8 -> (T, size, size, 3) uint8 (area-averaging bilinear); unchanged if already so."""
-    if frames.shape[1:3] == (size, size):
-        return frames
-    import jax
-    import jax.numpy as jnp
-
-    x = jax.image.resize(
-        jnp.asarray(frames, jnp.float32), (frames.shape[0], size, size, 3), "linear", antialias=True
-    )
-    return np.asarray(jnp.clip(jnp.round(x), 0, 255)).astype(np.uint8)
 
 
 class SyntheticSource:
@@ -128,7 +107,7 @@ class FolderSource:
 
     def __init__(self, dir: str, captions: str = "captions.csv"):
         if not os.path.isdir(dir):
-            raise ValueError(f"source.dir {dir!r} is not a folder of videos.")
+            raise UserError(f"source.dir {dir!r} is not a folder of videos.")
         self.dir = dir
         self.files = sorted(
             os.path.relpath(os.path.join(root, name), dir)
@@ -142,7 +121,7 @@ class FolderSource:
             with open(table, newline="") as f:
                 for row in csv.DictReader(f):
                     if "file" not in row or "caption" not in row:
-                        raise ValueError(f"{table}: expected the columns 'file,caption', got {list(row)}.")
+                        raise UserError(f"{table}: expected the columns 'file,caption', got {list(row)}.")
                     self.captions[os.path.normpath(row["file"])] = row["caption"].strip()
 
     def __len__(self) -> int:
@@ -164,7 +143,7 @@ class VggsoundSource:
 
         table = os.path.join(dir, "vggsound.csv")
         if not os.path.isfile(table):
-            raise ValueError(f"source.dir {dir!r} has no vggsound.csv (data_pipelines/real/vggsound.py).")
+            raise UserError(f"source.dir {dir!r} has no vggsound.csv (data_pipelines/real/vggsound.py).")
         self.dir = dir
         self.rows = [r for r in read_rows(table) if not split or r[3] == split]
 
@@ -191,11 +170,11 @@ def make(source: Any) -> Source:
     kind = settings.pop("kind", None)
     kinds = {"synthetic": SyntheticSource, "folder": FolderSource, "vggsound": VggsoundSource}
     if kind not in kinds:
-        raise ValueError(f"source.kind {kind!r} is not known; use one of {', '.join(kinds)}.")
+        raise UserError(f"source.kind {kind!r} is not known; use one of {', '.join(kinds)}.")
     try:
         return kinds[kind](**settings)
     except TypeError as e:
-        raise ValueError(f"source settings {settings} do not fit source.kind={kind!r} ({e}).") from None
+        raise UserError(f"source settings {settings} do not fit source.kind={kind!r} ({e}).") from None
 
 
 def trim(media: Media, decoding: Decoding) -> tuple[Media, float]:

@@ -18,12 +18,15 @@ import json
 import os
 from typing import Any
 
+from salsa import io
+from salsa.errors import UserError
+
 FILE = "extraction.json"
 FORMAT = 1
 SECTIONS = ("audio", "video", "features")
 
 
-class ExtractionMismatch(ValueError):
+class ExtractionMismatch(UserError):
     """A record folder's extraction.json disagrees with the config that wants to train on it."""
 
 
@@ -43,12 +46,9 @@ def read(directory: str | os.PathLike) -> dict[str, Any] | None:
 
 
 def write(directory: str | os.PathLike, doc: dict[str, Any]) -> str:
-    """Writes `doc` as DIR/extraction.json atomically (temporary name in DIR, then rename)."""
+    """Writes `doc` as DIR/extraction.json atomically (salsa.io); returns its path."""
     path = os.path.join(os.fspath(directory), FILE)
-    temp = f"{path}.tmp-{os.getpid()}"
-    with open(temp, "w") as f:
-        json.dump(doc, f, indent=2)
-    os.replace(temp, path)
+    io.write_json(path, doc)
     return path
 
 

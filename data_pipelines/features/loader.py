@@ -21,7 +21,8 @@ import grain
 import numpy as np
 
 from data_pipelines.features import extraction, records
-from data_pipelines.prefetch import prefetched
+from data_pipelines.prefetch import prefetched, process_share
+from salsa.errors import UserError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,23 +113,15 @@ def feature_dataset(config: Any, shard_index: int, shard_count: int) -> grain.It
     """The pipeline as a grain IterDataset (see module docstring)."""
     paths = records.shard_paths(config.data.dir)
     if not paths:
-        raise FileNotFoundError(
-            f"data.dir {config.data.dir!r} holds no feature shards (features-*.array_record)."
-        )
+        raise UserError(f"data.dir {config.data.dir!r} holds no feature shards (features-*.array_record).")
     extraction.check(config, config.data.dir)  # extracted features must match the config's geometry
-    if not 0 <= shard_index < shard_count:
-        raise ValueError(f"shard_index must be in [0, {shard_count}), got {shard_index}.")
-    if config.batch_size % shard_count:
-        raise ValueError(f"batch_size {config.batch_size} is not divisible by the {shard_count} data shards.")
     source = grain.sources.ArrayRecordDataSource(paths)
-    if len(source) < shard_count:
-        raise ValueError(
-            f"{len(source)} records in {config.data.dir} cannot be shared by {shard_count} processes."
-        )
+    share = process_share(
+        source, shard_index, shard_count, config.batch_size, f"records in {config.data.dir}"
+    )
     seed = int(config.data.shuffle_seed)
     ds = (
-        grain.MapDataset.source(source)[shard_index::shard_count]
-        .shuffle(seed=seed)
+        share.shuffle(seed=seed)
         .map(_Decode())
         .random_map(_Crop(Window.from_config(config)), seed=seed + 1)
         .repeat(None)

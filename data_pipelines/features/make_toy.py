@@ -6,12 +6,13 @@ python -m data_pipelines.features.make_toy --out DIR [--n 512] [--seed 0] [--con
 from __future__ import annotations
 
 import logging
-import sys
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from data_pipelines.features import records, toy
+from salsa import cli
+from salsa.errors import UserError
 
 _OUT = flags.DEFINE_string("out", None, "Directory for the record shards.", required=True)
 _N = flags.DEFINE_integer("n", 512, "Number of clips.")
@@ -22,20 +23,15 @@ _CONFIG = config_flags.DEFINE_config_file(
 )
 
 
-def _fail(message: str) -> None:
-    print(f"make_toy: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
 def main(argv: list[str]) -> None:
     del argv
     if records.shard_paths(_OUT.value):
-        _fail(f"--out {_OUT.value} already holds feature shards; choose an empty directory.")
+        raise UserError(f"--out {_OUT.value} already holds feature shards; choose an empty directory.")
     if _N.value < 1 or _SHARDS.value < 1:
-        _fail(f"--n and --shards must be >= 1, got --n={_N.value} --shards={_SHARDS.value}.")
+        raise UserError(f"--n and --shards must be >= 1, got --n={_N.value} --shards={_SHARDS.value}.")
     paths = toy.write(_CONFIG.value, _OUT.value, n=_N.value, seed=_SEED.value, num_shards=_SHARDS.value)
     logging.info("wrote %d toy clips into %d shards in %s", _N.value, len(paths), _OUT.value)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run_absl(main)

@@ -22,6 +22,7 @@ can fail on spuriously when threads parse at once, and grain decodes records in 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -37,6 +38,9 @@ from typing import Any
 import numpy as np
 from array_record.python.array_record_module import ArrayRecordReader, ArrayRecordWriter
 from etils import epath
+
+from salsa.errors import UserError
+from salsa.io import atomic_file
 
 Record = dict[str, Any]
 
@@ -61,7 +65,7 @@ _NPY_HEADER = re.compile(
 )
 
 
-class RecordError(ValueError):
+class RecordError(UserError):
     """A record does not match the format (the message names the field and what was expected)."""
 
 
@@ -133,7 +137,7 @@ def _decode_v2(data: bytes) -> Record:
         for entry in header["arrays"]:
             name, shape, offset = entry["name"], entry["shape"], entry["offset"]
             if entry["dtype"] != _FLOAT32.str or name in record or min([offset, *shape]) < 0:
-                raise ValueError(f"bad array entry {entry}")
+                raise RecordError(f"bad array entry {entry}")
             record[name] = np.frombuffer(data, _FLOAT32, math.prod(shape), start + offset).reshape(shape)
     except (KeyError, TypeError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError included
         raise RecordError(
@@ -275,8 +279,9 @@ def write_shards(
 ) -> list[str]:
     """Validates and writes records round-robin into `num_shards` files; returns their paths.
 
-    Files are written under per-process temporary names and renamed once complete, so a crash leaves no
-    shard and processes that write the same deterministic data into one directory do not collide.
+    Files are written under unique temporary names and renamed once complete (salsa.io.atomic_file), so a
+    crash leaves no shard and processes that write the same deterministic data into one directory do not
+    collide.
     A gs:// `out_dir` (ArrayRecord writes local files only) gets shards written in a local temporary
     directory and then uploaded, each upload appearing whole under its final name.
     """
@@ -302,21 +307,16 @@ def _write_local(
 ) -> list[str]:
     os.makedirs(out_dir, exist_ok=True)
     paths = [os.path.join(out_dir, FILE_PATTERN.format(index=i, count=num_shards)) for i in range(num_shards)]
-    tmp_paths = [f"{p}.tmp-{os.getpid()}" for p in paths]
-    writers = [ArrayRecordWriter(p, _WRITER_OPTIONS) for p in tmp_paths]
-    try:
-        for i, record in enumerate(records):
-            validate(record, config)
-            writers[i % num_shards].write(encode(record))
-    except BaseException:
-        for w, tmp in zip(writers, tmp_paths, strict=True):
-            w.close()
-            os.remove(tmp)
-        raise
-    for w in writers:
-        w.close()
-    for tmp, path in zip(tmp_paths, paths, strict=True):
-        os.replace(tmp, path)
+    with contextlib.ExitStack() as stack:
+        temps = [stack.enter_context(atomic_file(p)) for p in paths]
+        writers = [ArrayRecordWriter(t, _WRITER_OPTIONS) for t in temps]
+        try:
+            for i, record in enumerate(records):
+                validate(record, config)
+                writers[i % num_shards].write(encode(record))
+        finally:
+            for w in writers:
+                w.close()
     return paths
 
 

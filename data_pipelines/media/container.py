@@ -10,6 +10,15 @@ import av
 
 from data_pipelines.media.errors import MediaError
 
+VIDEO_EXTENSIONS = (
+    ".mp4",
+    ".mkv",
+    ".webm",
+    ".mov",
+    ".avi",
+    ".m4v",
+)  # what a folder of videos is searched for
+
 
 @contextlib.contextmanager
 def open_input(path: str | os.PathLike) -> Iterator[av.container.InputContainer]:

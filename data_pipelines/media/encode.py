@@ -1,7 +1,7 @@
 """Writing media: new mp4s from frames and sound, a new sound track on an existing video, wav/flac.
 
-Every writer goes through `atomic_output`: the file is written under a hidden temporary name in the
-destination folder and renamed at the end, so a failure never leaves a partial file behind.
+Every writer goes through `atomic_output` (salsa.io.atomic_file, with a MediaError for a missing
+folder): the file appears complete at its name or not at all, so a failure never leaves a partial file.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import contextlib
 import fractions
 import io
 import os
-import tempfile
 from collections.abc import Iterator
 
 import av
@@ -19,6 +18,7 @@ import soundfile
 
 from data_pipelines.media import container as containers
 from data_pipelines.media.errors import MediaError
+from salsa.io import atomic_file
 
 AUDIO_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
 _BLOCK = 1 << 16  # samples per block when a sound track is read from a file
@@ -26,23 +26,15 @@ _BLOCK = 1 << 16  # samples per block when a sound track is read from a file
 
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[str]:
-    """Yields a temporary path next to `path` (same extension); renames it to `path` on success."""
+    """salsa.io.atomic_file for media: a temporary path next to `path` (same extension, so the container
+    follows the suffix), renamed to `path` on success; a MediaError when the folder does not exist
+    (a media writer never creates folders)."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise MediaError(f"{path}: folder {folder} does not exist.")
-    stem, ext = os.path.splitext(os.path.basename(path))
-    fd, temp = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".partial{ext}", dir=folder)
-    os.close(fd)
-    try:
+    with atomic_file(path) as temp:
         yield temp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # mkstemp makes it private; give it a normal file's mode
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
 
 
 def _rate(fps: float) -> fractions.Fraction:

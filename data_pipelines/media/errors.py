@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from salsa.errors import UserError
 
-class MediaError(ValueError):
-    """A media file cannot be read or written as asked. Command lines turn it into exit code 2."""
+
+class MediaError(UserError):
+    """A media file cannot be read or written as asked. Command lines print it as one line, exit 2."""
 
 
 class CorruptMediaError(MediaError):

@@ -1,2 +1,3 @@
-"""tfds builders for real data the user already has on disk (tfds manual_dir): VGGSound-style video
-clips with labels, and WavCaps/AudioSetCaps-style audio with captions. Nothing is downloaded."""
+"""Real data the user already has on disk (nothing is downloaded): the VGGSound layout that extraction
+reads (vggsound.py), and a tfds builder for WavCaps/AudioSetCaps-style audio with captions
+(audio_text.py, tfds manual_dir)."""

@@ -1,4 +1,4 @@
-"""Building blocks shared by the generator's blocks: annotated dense layers, MLP, adaLN modulation."""
+"""Building blocks shared by the models: annotated dense layers; the generator's MLP and adaLN modulation."""
 
 from __future__ import annotations
 
@@ -58,8 +58,9 @@ class Modulation(nnx.Module):
         return jnp.split(self.proj(jax.nn.silu(c)), self.n, axis=-1)
 
 
-def layer_norm(x: jax.Array, eps: float = 1e-6) -> jax.Array:
-    """LayerNorm without affine parameters (adaLN supplies scale and shift), computed in f32."""
+def standardize(x: jax.Array, eps: float = 1e-6) -> jax.Array:
+    """LayerNorm's normalisation without affine parameters (adaLN supplies scale and shift), over the last
+    axis, computed in f32."""
     x32 = x.astype(jnp.float32)
     mean = x32.mean(-1, keepdims=True)
     var = jnp.square(x32 - mean).mean(-1, keepdims=True)
@@ -67,4 +68,5 @@ def layer_norm(x: jax.Array, eps: float = 1e-6) -> jax.Array:
 
 
 def modulate(x: jax.Array, shift: jax.Array, scale: jax.Array) -> jax.Array:
+    """adaLN: x * (1 + scale) + shift."""
     return x * (1 + scale) + shift

@@ -14,7 +14,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from salsa.models.encoders.vit import Encoder, VitConfig, layer_norm, resize_positions
+from salsa.errors import UserError
+from salsa.models.encoders.vit import Transformer, VitConfig, norm_layer, resize_positions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +58,7 @@ def variant(name: str, **overrides) -> AstConfig:
         vit = VitConfig(width=64, depth=2, mlp_dim=128, heads=2, eps=1e-12, gelu_approximate=False)
         c = AstConfig(vit=vit, num_mel_bins=32, max_length=64, patch=8, frequency_stride=8, time_stride=4)
     else:
-        raise ValueError(f"unknown AST variant {name!r}; use 'base' or 'tiny'.")
+        raise UserError(f"unknown AST variant {name!r}; use 'base' or 'tiny'.")
     return dataclasses.replace(c, **overrides)
 
 
@@ -79,8 +80,8 @@ class Ast(nnx.Module):
         init = nnx.initializers.normal(0.02)
         self.cls = nnx.Param(init(rngs.params(), (2, w)), out_sharding=(None, "embed"))  # CLS, DIST
         self.pos = nnx.Param(init(rngs.params(), (2 + f * t, w)), out_sharding=(None, "embed"))
-        self.encoder = Encoder(c.vit, rngs)
-        self.norm = layer_norm(w, c.vit.eps, rngs)
+        self.encoder = Transformer(c.vit, rngs)
+        self.norm = norm_layer(w, c.vit.eps, rngs)
 
     def __call__(self, mel: jax.Array) -> jax.Array:
         """mel (batch, frames, num_mel_bins), normalised as in `ast_frontend` -> tokens

@@ -15,7 +15,16 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from salsa.models.encoders.vit import Encoder, MapHead, VitConfig, layer_norm, patchify, resize_positions
+from salsa.errors import UserError
+from salsa.models.encoders.vit import (
+    MapHead,
+    Transformer,
+    VitConfig,
+    l2_normalize,
+    norm_layer,
+    patchify,
+    resize_positions,
+)
 from salsa.models.layers import dense
 
 
@@ -53,7 +62,7 @@ def variant(name: str, **overrides) -> SiglipConfig:
             image=tower, text=tower, patch=8, image_size=32, vocab_size=512, text_len=32, text_proj=64
         )
     else:
-        raise ValueError(f"unknown SigLIP variant {name!r}; use 'so400m' or 'tiny'.")
+        raise UserError(f"unknown SigLIP variant {name!r}; use 'so400m' or 'tiny'.")
     return dataclasses.replace(c, **overrides)
 
 
@@ -67,8 +76,8 @@ class ImageTower(nnx.Module):
         self.patch, self.grid = c.patch, c.grid
         self.embed = dense(c.patch * c.patch * 3, c.image.width, (None, "embed"), rngs)
         self.pos = _positions(c.grid * c.grid, c.image.width, rngs)
-        self.encoder = Encoder(c.image, rngs)
-        self.norm = layer_norm(c.image.width, c.image.eps, rngs)
+        self.encoder = Transformer(c.image, rngs)
+        self.norm = norm_layer(c.image.width, c.image.eps, rngs)
         self.head = MapHead(c.image, rngs)
 
     def __call__(self, images: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -90,8 +99,8 @@ class TextTower(nnx.Module):
             rngs=rngs,
         )
         self.pos = _positions(c.text_len, c.text.width, rngs)
-        self.encoder = Encoder(c.text, rngs)
-        self.norm = layer_norm(c.text.width, c.text.eps, rngs)
+        self.encoder = Transformer(c.text, rngs)
+        self.norm = norm_layer(c.text.width, c.text.eps, rngs)
         self.head = dense(c.text.width, c.text_proj, ("embed", None), rngs)
 
     def __call__(self, tokens: jax.Array) -> jax.Array:
@@ -117,15 +126,11 @@ class Siglip(nnx.Module):
 
     def embed_images(self, images: jax.Array) -> jax.Array:
         """(batch, H, W, 3) in [-1, 1] -> L2-normalised (batch, width)."""
-        return _normalize(self.image(images)[0])
+        return l2_normalize(self.image(images)[0])
 
     def embed_texts(self, tokens: jax.Array) -> jax.Array:
         """(batch, text_len) -> L2-normalised (batch, text_proj)."""
-        return _normalize(self.text(tokens))
-
-
-def _normalize(x: jax.Array) -> jax.Array:
-    return x / jnp.linalg.norm(x, axis=-1, keepdims=True)
+        return l2_normalize(self.text(tokens))
 
 
 def preprocess(frames: jax.Array, size: int) -> jax.Array:

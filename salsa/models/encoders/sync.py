@@ -16,10 +16,11 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from salsa.errors import UserError
 from salsa.models.encoders import ast as ast_lib
 from salsa.models.encoders import videoprism as vp_lib
 from salsa.models.encoders.ast_frontend import FrontendConfig, log_mel
-from salsa.models.encoders.vit import Encoder, MapHead
+from salsa.models.encoders.vit import MapHead, Transformer, l2_normalize
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,12 +83,12 @@ def variant(name: str, **overrides) -> SyncConfig:
             embedding="sequence",
         )
     else:
-        raise ValueError(f"unknown sync variant {name!r}; use 'base' or 'tiny'.")
+        raise UserError(f"unknown sync variant {name!r}; use 'base' or 'tiny'.")
     c = dataclasses.replace(c, **overrides)
     if c.video_input not in ("frames", "motion"):
-        raise ValueError(f"video_input={c.video_input!r} is not accepted; use 'frames' or 'motion'.")
+        raise UserError(f"video_input={c.video_input!r} is not accepted; use 'frames' or 'motion'.")
     if c.embedding not in ("mean", "sequence"):
-        raise ValueError(f"embedding={c.embedding!r} is not accepted; use 'mean' or 'sequence'.")
+        raise UserError(f"embedding={c.embedding!r} is not accepted; use 'mean' or 'sequence'.")
     if c.video.spatial.width != c.audio.vit.width:
         raise ValueError(
             f"video width {c.video.spatial.width} and audio width {c.audio.vit.width} must agree."
@@ -99,8 +100,10 @@ class SyncModel(nnx.Module):
     def __init__(self, c: SyncConfig, rngs: nnx.Rngs):
         self.config = c
         self.video_backbone = vp_lib.VideoPrism(c.video, rngs)  # frozen unless train_video_backbone
-        self.video_spatial = Encoder(dataclasses.replace(c.video.spatial, depth=c.spatial_layers), rngs)
-        self.video_temporal = Encoder(dataclasses.replace(c.video.temporal, depth=c.temporal_layers), rngs)
+        self.video_spatial = Transformer(dataclasses.replace(c.video.spatial, depth=c.spatial_layers), rngs)
+        self.video_temporal = Transformer(
+            dataclasses.replace(c.video.temporal, depth=c.temporal_layers), rngs
+        )
         self.video_pool = MapHead(c.video.spatial, rngs)
         self.audio = ast_lib.Ast(c.audio, rngs)
         self.audio_pool = MapHead(c.audio.vit, rngs)
@@ -133,10 +136,6 @@ class SyncModel(nnx.Module):
         (batch, frames * width) for `embedding="sequence"`."""
         v, a = self.video_features(video), self.audio_features(audio)
         if self.config.embedding == "mean":
-            return _normalize(v.mean(axis=1)), _normalize(a.mean(axis=1))
+            return l2_normalize(v.mean(axis=1)), l2_normalize(a.mean(axis=1))
         a = jax.image.resize(a, (a.shape[0], *v.shape[1:]), method="linear")  # AST patches -> frame times
-        return _normalize(v.reshape(v.shape[0], -1)), _normalize(a.reshape(a.shape[0], -1))
-
-
-def _normalize(x: jax.Array) -> jax.Array:
-    return x / jnp.linalg.norm(x, axis=-1, keepdims=True)
+        return l2_normalize(v.reshape(v.shape[0], -1)), l2_normalize(a.reshape(a.shape[0], -1))

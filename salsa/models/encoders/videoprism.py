@@ -16,7 +16,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from salsa.models.encoders.vit import Encoder, VitConfig, layer_norm, patchify, resize_positions
+from salsa.errors import UserError
+from salsa.models.encoders.vit import Transformer, VitConfig, norm_layer, patchify, resize_positions
 from salsa.models.layers import dense
 
 
@@ -56,7 +57,7 @@ def variant(name: str, **overrides) -> VideoPrismConfig:
 
         c = VideoPrismConfig(spatial=vit(2), temporal=vit(1), patch=8, image_size=32)
     else:
-        raise ValueError(f"unknown VideoPrism variant {name!r}; use 'base' or 'tiny'.")
+        raise UserError(f"unknown VideoPrism variant {name!r}; use 'base' or 'tiny'.")
     return dataclasses.replace(c, **overrides)
 
 
@@ -67,11 +68,11 @@ class VideoPrism(nnx.Module):
         init = nnx.initializers.normal(1.0 / math.sqrt(w))
         self.patch_embed = dense(c.patch * c.patch * 3, w, (None, "embed"), rngs)
         self.spatial_pos = nnx.Param(init(rngs.params(), (c.grid * c.grid, w)), out_sharding=(None, "embed"))
-        self.spatial = Encoder(c.spatial, rngs)
-        self.spatial_norm = layer_norm(w, c.spatial.eps, rngs)
+        self.spatial = Transformer(c.spatial, rngs)
+        self.spatial_norm = norm_layer(w, c.spatial.eps, rngs)
         self.temporal_pos = nnx.Param(init(rngs.params(), (c.num_frames, w)), out_sharding=(None, "embed"))
-        self.temporal = Encoder(c.temporal, rngs)
-        self.temporal_norm = layer_norm(w, c.temporal.eps, rngs)
+        self.temporal = Transformer(c.temporal, rngs)
+        self.temporal_norm = norm_layer(w, c.temporal.eps, rngs)
 
     def __call__(self, video: jax.Array) -> jax.Array:
         """video (batch, frames, H, W, 3) in [0, 1] -> tokens (batch, frames, H/p * W/p, width)."""

@@ -28,7 +28,8 @@ class VitConfig:
     gelu_approximate: bool = True  # SigLIP: tanh GELU; AST: exact
 
 
-def _norm(width: int, eps: float, rngs: nnx.Rngs) -> nnx.LayerNorm:
+def norm_layer(width: int, eps: float, rngs: nnx.Rngs) -> nnx.LayerNorm:
+    """The LayerNorm every encoder here uses (affine, f32 statistics), with logical axis names."""
     return nnx.LayerNorm(
         width,
         epsilon=eps,
@@ -63,7 +64,9 @@ class Attention(nnx.Module):
         return self.out(o.reshape(*o.shape[:-2], -1))
 
 
-class Mlp(nnx.Module):
+class VitMlp(nnx.Module):
+    """The ViT block's GELU MLP (fc1, fc2: the released checkpoints' layout): (..., width) -> (..., width)."""
+
     def __init__(self, width: int, hidden: int, rngs: nnx.Rngs, gelu_approximate: bool):
         self.approximate = gelu_approximate
         self.fc1 = dense(width, hidden, ("embed", "mlp"), rngs)
@@ -75,17 +78,17 @@ class Mlp(nnx.Module):
 
 class Block(nnx.Module):
     def __init__(self, c: VitConfig, rngs: nnx.Rngs):
-        self.ln1 = _norm(c.width, c.eps, rngs)
+        self.ln1 = norm_layer(c.width, c.eps, rngs)
         self.attn = Attention(c.width, c.heads, rngs)
-        self.ln2 = _norm(c.width, c.eps, rngs)
-        self.mlp = Mlp(c.width, c.mlp_dim, rngs, c.gelu_approximate)
+        self.ln2 = norm_layer(c.width, c.eps, rngs)
+        self.mlp = VitMlp(c.width, c.mlp_dim, rngs, c.gelu_approximate)
 
     def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
         x = x + self.attn(self.ln1(x), mask=mask)
         return x + self.mlp(self.ln2(x))
 
 
-class Encoder(nnx.Module):
+class Transformer(nnx.Module):
     """`depth` blocks over (..., length, width); leading axes are folded into the batch."""
 
     def __init__(self, c: VitConfig, rngs: nnx.Rngs):
@@ -108,8 +111,8 @@ class MapHead(nnx.Module):
         init = nnx.initializers.normal(0.02)
         self.probe = nnx.Param(init(rngs.params(), (1, c.width)), out_sharding=(None, "embed"))
         self.attn = Attention(c.width, c.heads, rngs)
-        self.ln = _norm(c.width, c.eps, rngs)
-        self.mlp = Mlp(c.width, c.mlp_dim, rngs, c.gelu_approximate)
+        self.ln = norm_layer(c.width, c.eps, rngs)
+        self.mlp = VitMlp(c.width, c.mlp_dim, rngs, c.gelu_approximate)
 
     def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
         lead = x.shape[:-2]
@@ -120,11 +123,6 @@ class MapHead(nnx.Module):
         y = self.attn(probe, x, mask)
         y = y + self.mlp(self.ln(y))
         return y[:, 0].reshape(*lead, -1)
-
-
-def layer_norm(width: int, eps: float, rngs: nnx.Rngs) -> nnx.LayerNorm:
-    """The LayerNorm every encoder here uses (affine, f32 statistics), with logical axis names."""
-    return _norm(width, eps, rngs)
 
 
 def resize_positions(pos: jax.Array, grid: tuple[int, ...], new_grid: tuple[int, ...]) -> jax.Array:
@@ -145,3 +143,8 @@ def patchify(images: jax.Array, patch: int) -> jax.Array:
     x = images.reshape(*lead, h // patch, patch, w // patch, patch, c)
     x = jnp.moveaxis(x, -4, -3)  # (..., h/p, w/p, p, p, c)
     return x.reshape(*lead, (h // patch) * (w // patch), patch * patch * c)
+
+
+def l2_normalize(x: jax.Array) -> jax.Array:
+    """Embeddings (..., dim) scaled to unit length along the last axis."""
+    return x / jnp.linalg.norm(x, axis=-1, keepdims=True)

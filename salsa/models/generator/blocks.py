@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from salsa.models.generator.attention import QKV, Out, attend
-from salsa.models.layers import Mlp, Modulation, layer_norm, modulate
+from salsa.models.layers import Mlp, Modulation, modulate, standardize
 from salsa.sharding import constrain
 
 ACT = ("batch", "length", "embed")
@@ -59,12 +59,15 @@ class JointBlock(nnx.Module):
         mask_v: jax.Array,
     ) -> tuple[jax.Array, jax.Array]:
         """a (B, Ta, W), v (B, Tv, W), c_local (B, Ta, W), c_global (B, W) -> updated (a, v)."""
-        ma = self.mod_a(c_local)
-        mv = self.mod_v(c_global[:, None])
-        na, nv = layer_norm(a), layer_norm(v)
+        # adaLN chunks, in the order the modulation's projection was trained with.
+        shift_attn_a, scale_attn_a, gate_attn_a, shift_mlp_a, scale_mlp_a, gate_mlp_a, *self_attn_mod = (
+            self.mod_a(c_local)
+        )
+        shift_attn_v, scale_attn_v, *visual_rest = self.mod_v(c_global[:, None])
+        na, nv = standardize(a), standardize(v)
 
-        qa, ka, va = self.qkv_a(modulate(na, ma[0], ma[1]), ang_a)
-        qv, kv, vv = self.qkv_v(modulate(nv, mv[0], mv[1]), ang_v)
+        qa, ka, va = self.qkv_a(modulate(na, shift_attn_a, scale_attn_a), ang_a)
+        qv, kv, vv = self.qkv_v(modulate(nv, shift_attn_v, scale_attn_v), ang_v)
         keys_mask = jnp.concatenate([mask_a, mask_v], axis=1)
         k, val = jnp.concatenate([ka, kv], axis=1), jnp.concatenate([va, vv], axis=1)
         n_a = a.shape[1]
@@ -74,15 +77,17 @@ class JointBlock(nnx.Module):
         else:
             oa = attend(qa, k, val, keys_mask)
 
-        a = a + ma[2] * self.out_a(oa)
+        a = a + gate_attn_a * self.out_a(oa)
         if self.audio_self_attn:
-            qx, kx, vx = self.qkv_x(modulate(na, ma[6], ma[7]), ang_a)
-            a = a + ma[8] * self.out_x(attend(qx, kx, vx, mask_a))
-        a = a + ma[5] * self.mlp_a(modulate(layer_norm(a), ma[3], ma[4]))
+            shift_self_a, scale_self_a, gate_self_a = self_attn_mod
+            qx, kx, vx = self.qkv_x(modulate(na, shift_self_a, scale_self_a), ang_a)
+            a = a + gate_self_a * self.out_x(attend(qx, kx, vx, mask_a))
+        a = a + gate_mlp_a * self.mlp_a(modulate(standardize(a), shift_mlp_a, scale_mlp_a))
 
         if self.update_visual:
-            v = v + mv[2] * self.out_v(ov)
-            v = v + mv[5] * self.mlp_v(modulate(layer_norm(v), mv[3], mv[4]))
+            gate_attn_v, shift_mlp_v, scale_mlp_v, gate_mlp_v = visual_rest
+            v = v + gate_attn_v * self.out_v(ov)
+            v = v + gate_mlp_v * self.mlp_v(modulate(standardize(v), shift_mlp_v, scale_mlp_v))
         return constrain(a, ACT), constrain(v, ACT)
 
 
@@ -95,8 +100,8 @@ class DiTBlock(nnx.Module):
 
     def __call__(self, a: jax.Array, c_local: jax.Array, ang: jax.Array, mask: jax.Array) -> jax.Array:
         """a (B, Ta, W), c_local (B, Ta, W) -> (B, Ta, W)."""
-        m = self.mod(c_local)
-        q, k, v = self.qkv(modulate(layer_norm(a), m[0], m[1]), ang)
-        a = a + m[2] * self.out(attend(q, k, v, mask))
-        a = a + m[5] * self.mlp(modulate(layer_norm(a), m[3], m[4]))
+        shift_attn, scale_attn, gate_attn, shift_mlp, scale_mlp, gate_mlp = self.mod(c_local)
+        q, k, v = self.qkv(modulate(standardize(a), shift_attn, scale_attn), ang)
+        a = a + gate_attn * self.out(attend(q, k, v, mask))
+        a = a + gate_mlp * self.mlp(modulate(standardize(a), shift_mlp, scale_mlp))
         return constrain(a, ACT)

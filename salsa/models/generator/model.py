@@ -23,7 +23,7 @@ from salsa.models.generator import rope
 from salsa.models.generator.blocks import DiTBlock, JointBlock
 from salsa.models.generator.embeddings import ScalarEmbedder
 from salsa.models.generator.sync_upsampler import SyncUpsampler
-from salsa.models.layers import Mlp, Modulation, dense, layer_norm, modulate
+from salsa.models.layers import Mlp, Modulation, dense, modulate, standardize
 from salsa.sharding import constrain
 
 CONDITIONS = ("text", "semantic", "sync")
@@ -218,4 +218,4 @@ class Generator(nnx.Module):
             a = call(a, c_l, ang_a, mask_a)
 
         shift, scale = self.final_mod(c_l)
-        return self.final(modulate(layer_norm(a), shift, scale)).astype(jnp.float32)
+        return self.final(modulate(standardize(a), shift, scale)).astype(jnp.float32)

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from salsa.errors import UserError
 from salsa.models.vae import oobleck
 
 
@@ -62,7 +63,7 @@ class VAEConfig:
         return cls(**d)
 
 
-PRESETS = {
+VARIANTS = {
     "sao": VAEConfig(),
     "sao43": VAEConfig(strides=(1, 4, 4, 8, 8)),
     "tiny": VAEConfig(
@@ -71,11 +72,11 @@ PRESETS = {
 }
 
 
-def preset(name: str, **overrides) -> VAEConfig:
+def variant(name: str, **overrides) -> VAEConfig:
     """A named geometry, optionally with fields replaced (e.g. audio_channels=1 for mono)."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown VAE preset {name!r}; known: {', '.join(PRESETS)}.")
-    return dataclasses.replace(PRESETS[name], **overrides)
+    if name not in VARIANTS:
+        raise UserError(f"unknown VAE variant {name!r}; known: {', '.join(VARIANTS)}.")
+    return dataclasses.replace(VARIANTS[name], **overrides)
 
 
 def gaussian(moments: jax.Array) -> tuple[jax.Array, jax.Array]:

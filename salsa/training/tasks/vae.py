@@ -46,10 +46,10 @@ class VAEGAN(nnx.Module):
 
 
 def vae_config(config: ml_collections.ConfigDict) -> vae_lib.VAEConfig:
-    """The preset named by config.vae.preset at config.audio's rate and channel count."""
+    """The variant named by config.vae.variant at config.audio's rate and channel count."""
     overrides = dict(config.vae.get("overrides", {}))
-    return vae_lib.preset(
-        config.vae.preset,
+    return vae_lib.variant(
+        config.vae.variant,
         sample_rate=config.audio.sample_rate,
         audio_channels=config.audio.channels,
         **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()},

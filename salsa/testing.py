@@ -1,0 +1,131 @@
+"""Small random-weight bundles and pipeline checkpoints, for tests and benchmarks of the mechanics.
+
+Tiny pipeline: the generator of the config given (configs/generator.py's `get_config("tiny")` in the tests),
+VAE variant 'tiny' at the config's rate and channels (hop 256, as configs/vae_tiny.py), SigLIP and sync
+variant 'tiny', a word-level tokenizer.json built with `tokenizers`. Weights are drawn with numpy at each
+parameter's shape, every one non-zero, so outputs depend on every input; drawing them instead of running
+the modules' initializers keeps this instant. Extraction bundles: the tiny geometry at 16 kHz mono
+(configs/extract_tiny.py) from the modules' own initializers, with the VAE's latent statistics measured
+on two synthetic clips. Nothing here is trained: the sound is meaningless, but every shape, rate, window
+and splice is the real one, which is all the tests and the throughput benchmarks need.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from salsa import bundle, vae_bundle
+from salsa.inference import pipeline
+from salsa.models.encoders import siglip2 as siglip_lib
+from salsa.models.encoders import sync as sync_lib
+from salsa.models.generator.model import Generator, GeneratorConfig
+from salsa.models.vae import model as vae_lib
+
+PIPELINE_WORDS = ("rain", "on", "a", "tin", "roof", "glass", "wood", "metal", "bounce")
+CAPTION_WORDS = (
+    "a an the of on and with in glass metal rubber wood ball box cube bounces bounce hits hit floor wall "
+    "ceiling rolls roll slides slide rain wind hum room quiet small large object objects against each other"
+)
+
+
+def random_params(cls, config, seed: int) -> dict:
+    """Parameters for `cls(config)`: kernels N(0, 1/fan_in), scales/gains near 1, the rest near 0."""
+    with nnx.use_eager_sharding(False):
+        abstract = nnx.eval_shape(lambda: cls(config, nnx.Rngs(0)))
+    rng = np.random.default_rng(seed)
+
+    def draw(tree):
+        out = {}
+        for k, v in tree.items():
+            if isinstance(v, dict):
+                out[k] = draw(v)
+                continue
+            shape = tuple(v.shape)
+            x = rng.standard_normal(shape).astype(np.float32)
+            if len(shape) >= 2:
+                x /= np.sqrt(np.prod(shape[:-1]))
+            elif k in ("scale", "g"):
+                x = 1.0 + 0.05 * x
+            else:
+                x = 0.05 * x
+            out[k] = x
+        return out
+
+    return draw(nnx.state(abstract, nnx.Param).to_pure_dict())
+
+
+def word_tokenizer(path: str, words: Iterable[str]) -> str:
+    """Writes a word-level tokenizer.json over `words` (pad id 0, <unk> 1, then the words in order, each
+    once) to `path`, offline; returns `path`."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {"<pad>": 0, "<unk>": 1}
+    for word in words:
+        vocab.setdefault(word, len(vocab))
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.save(path)
+    return path
+
+
+def tiny_components(root: str, config: ml_collections.ConfigDict) -> dict[str, str]:
+    """Writes random-weight VAE, SigLIP and sync bundles and a tokenizer under `root` for the generator
+    `config`; returns their paths by component."""
+    os.makedirs(root, exist_ok=True)
+    vae_config = vae_lib.variant(
+        "tiny", audio_channels=config.audio.channels, sample_rate=config.audio.sample_rate
+    )
+    stats = {
+        "mean": np.zeros(vae_config.latent_dim, np.float32),
+        "std": np.full(vae_config.latent_dim, 0.5, np.float32),
+    }
+    paths = {name: os.path.join(root, name) for name in ("vae", "siglip", "sync")}
+    vae_params = random_params(vae_lib.VAE, vae_config, 1)
+    vae_params["decoder"]["conv2"]["g"] *= (
+        0.01  # the last layer: sound mostly in [-1, 1], as 16-bit files need
+    )
+    vae_bundle.save(paths["vae"], vae_config, vae_params, stats)
+    sig = siglip_lib.variant("tiny")
+    bundle.save(paths["siglip"], "siglip2", sig.to_dict(), random_params(siglip_lib.Siglip, sig, 2))
+    syn = sync_lib.variant("tiny")
+    bundle.save(paths["sync"], "sync", syn.to_dict(), random_params(sync_lib.SyncModel, syn, 3))
+    paths["tokenizer"] = word_tokenizer(os.path.join(root, "tokenizer.json"), PIPELINE_WORDS)
+    return paths
+
+
+def tiny_pipeline(root: str, config: ml_collections.ConfigDict, seed: int = 0) -> str:
+    """The component bundles under `root` and a pipeline checkpoint of the generator `config` at
+    root/ckpt (returned)."""
+    parts = tiny_components(root, config)
+    out = os.path.join(root, "ckpt")
+    pipeline.save(out, config, random_params(Generator, GeneratorConfig.from_config(config), seed), **parts)
+    return out
+
+
+def extraction_bundles(folder: str, seed: int = 0) -> dict[str, str]:
+    """Writes vae/, siglip/, sync/ and tokenizer.json of the tiny extraction geometry into `folder`;
+    returns their paths by component (the keys of an extraction config's `components`)."""
+    from data_pipelines.synthetic.clip import make_clip
+    from data_pipelines.synthetic.config import WorldConfig
+    from salsa.inference.codec import latent_stats
+
+    os.makedirs(folder, exist_ok=True)
+    paths = {n: os.path.join(folder, n) for n in ("vae", "siglip", "sync")}
+    config = vae_lib.variant("tiny", sample_rate=16000, audio_channels=1)  # configs/vae_tiny.py
+    vae = vae_bundle.build(config, seed=seed)
+    world = WorldConfig(seconds=2.0, height=16, width=16, sample_rate=16000, channels=1)
+    stats = latent_stats(vae, [make_clip(world, 99, i).audio for i in range(2)])
+    vae_bundle.save(paths["vae"], config, bundle.params_of(vae), stats, meta={"weights": "random"})
+    siglip_config = siglip_lib.variant("tiny")
+    siglip = bundle.build(siglip_lib.Siglip, siglip_config, seed)
+    bundle.save(paths["siglip"], "siglip2", siglip_config.to_dict(), bundle.params_of(siglip))
+    sync_config = sync_lib.variant("tiny")
+    sync = bundle.build(sync_lib.SyncModel, sync_config, seed)
+    bundle.save(paths["sync"], "sync", sync_config.to_dict(), bundle.params_of(sync))
+    paths["tokenizer"] = word_tokenizer(os.path.join(folder, "tokenizer.json"), CAPTION_WORDS.split())
+    return paths
