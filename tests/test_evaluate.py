@@ -284,3 +284,16 @@ def test_guided_verdict_counts_step_counts_by_intervals():
     text = guided_verdict(g)
     assert text.startswith("Baked guidance is as good as or better than CFG at F1 2 of 3 step counts")
     assert "shown better at F1 1;" in text and "0.40–0.50×" in text
+
+
+def test_held_out_clips_render_at_a_given_geometry_from_held_out_seeds():
+    from data_pipelines.synthetic import heldout
+
+    geometry = heldout.ClipGeometry(
+        sample_rate=16000, channels=1, sync_fps=24.0, semantic_fps=8.0, sync_size=32, semantic_size=16
+    )
+    clip = heldout.test_clip(geometry, "validation", 3, 1.5)  # shorter than the world's 2 s: cut
+    assert clip.frames24.shape == (36, 32, 32, 3) and clip.frames8.shape == (12, 16, 16, 3)
+    assert clip.audio.shape == (24000, 1) and all(e["time"] < 1.5 for e in clip.annotation["events"])
+    with pytest.raises(ValueError, match="'train' is not held out"):
+        heldout.world_seed("train")
