@@ -18,7 +18,7 @@ import time
 import numpy as np
 from absl import app, flags
 
-from data_pipelines.synthetic import WorldConfig, make_clip
+from data_pipelines.synthetic import WorldConfig, make_clip, material_probe
 from salsa.metrics import onsets
 
 _CLIPS = flags.DEFINE_integer("clips", 8, "8 s clips per setting")
@@ -51,7 +51,10 @@ def main(argv):
                 ("silence", np.zeros_like),
             ):
                 start = time.perf_counter()
-                events = [onsets.clip_events(edit(c.audio), sample_rate, c.annotation) for c in clips]
+                probe = material_probe.fit(sample_rate)
+                events = [
+                    onsets.clip_events(edit(c.audio), sample_rate, c.annotation, probe=probe) for c in clips
+                ]
                 pooled = onsets.pool_events(events)
                 rows.append(
                     {

@@ -4,7 +4,7 @@ at a window boundary an ordinary one?
     JAX_PLATFORMS=cpu python bench/seams.py --checkpoint runs/tiny/generator/pipeline [--clips 4]
         [--seconds 20] [--steps 8]
 
-Each held-out test clip (salsa.evaluate's split) is extended window by window (Pipeline.extend); the
+Each held-out test clip (synthetic/heldout.py) is extended window by window (Pipeline.extend); the
 audio is decoded from the whole latent sequence, so a seam could only come from the latents. For every
 boundary (where a window's new latents follow its context) the |sample jump| there is ranked among the
 clip's jumps inside windows. As a contrast the same is done for audio whose windows are decoded one by
@@ -34,7 +34,7 @@ def _rank(jumps: np.ndarray, bounds: list[int]) -> tuple[list[float], float]:
 
 def main(argv):
     del argv
-    from salsa import evaluate
+    from salsa.evaluation import generation
     from salsa.inference import codec as vae_codec
     from salsa.inference import long_form, pipeline
 
@@ -43,7 +43,7 @@ def main(argv):
     hop = int(p.config.audio.hop)
     rows = []
     for i in range(_CLIPS.value):
-        clip = evaluate.test_clip(p, "test", i, _SECONDS.value)
+        (clip,) = generation.test_clips(p, "test", [i], _SECONDS.value)
         out = p.extend(clip.frames8, clip.frames24, steps=_STEPS.value, seed=i)
         n = geo.num_windows(clip.seconds)
         bounds = [(geo.latent_start(k - 1) + geo.latents) * hop - 1 for k in range(1, n)]

@@ -4,7 +4,7 @@
 
 Scores each time-shifted audio snippet by the correlation of its per-frame onset strength (rise of log
 energy over 1/24 s) with the video's per-frame change of motion (summed |second difference| of grey
-frames), on the same clips and shifts as `salsa.metrics.sync_offset`. Above-chance top-1 means the data
+frames), on the same clips and shifts as `heldout.shift_snippets`. Above-chance top-1 means the data
 carry the timing and a sync model that stays at chance has a model or optimisation problem.
 """
 
@@ -14,8 +14,8 @@ import numpy as np
 from absl import app, flags
 
 from data_pipelines.synthetic import WorldConfig
+from data_pipelines.synthetic.heldout import SHIFTS_S, shift_snippets
 from data_pipelines.synthetic.snippets import SnippetSpec
-from salsa.metrics.sync_offset import SHIFTS_S, shift_snippets
 
 _CLIPS = flags.DEFINE_integer("clips", 100, "held-out clips (seed 12345)")
 

@@ -2,7 +2,7 @@
 
     python -m bench.sync_signal [--clips=100]
 
-On the clips and shifts of `salsa.metrics.sync_offset` (4 s, 32 x 32, seed 12345): audible impacts per
+On the clips and shifts of `heldout.shift_snippets` (4 s, 32 x 32, seed 12345): audible impacts per
 16-frame video window; the top-1 of an oracle that matches ground-truth impact frames of the video
 window against each shifted audio window (ties split); and how much larger the whole frame's
 |second difference| (what a pixel model sees of a contact) is at contact frames than elsewhere.
@@ -15,8 +15,8 @@ import numpy as np
 from absl import app, flags
 
 from data_pipelines.synthetic import WorldConfig, make_clip
+from data_pipelines.synthetic.heldout import SHIFTS_S
 from salsa.io import write_json
-from salsa.metrics.sync_offset import SHIFTS_S
 
 _CLIPS = flags.DEFINE_integer("clips", 100, "held-out clips (seed 12345)")
 

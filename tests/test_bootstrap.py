@@ -82,3 +82,14 @@ def test_intervals_cover_the_value_and_shrink_with_more_clips():
     assert lo < 0.005 < hi  # the clips' mean is uniform(0, 0.01)'s
     with pytest.raises(ValueError, match="at least one clip"):
         bootstrap.counts(0)
+
+
+def test_a_segment_is_resampled_as_the_whole_set_is():
+    """A segment's F1 and SWSD intervals from its per-clip counts are the set's own when the segment
+    holds every onset: the same draws for the same clip count."""
+    parts = _parts(np.random.default_rng(3), 20)
+    whole = bootstrap.intervals(parts, draws=300)
+    segment = bootstrap.segment_intervals(
+        parts.references, parts.estimates, parts.matched, parts.swsd, draws=300
+    )
+    assert segment == {"f1": whole["f1"], "swsd": whole["swsd"]}

@@ -17,10 +17,16 @@ import sys
 import numpy as np
 import pytest
 
-from salsa import evaluate as ev
+from data_pipelines.synthetic.heldout import LONG_FIRST
+from salsa import cli
+from salsa import evaluate as evaluate_cli
+from salsa.evaluation import generation, targets
+from salsa.evaluation.run import evaluate
+from salsa.evaluation.scoring import score
+from salsa.evaluation.settings import MIN_GENERATED_S, EvalError, EvalSettings
 from salsa.inference import pipeline
 
-SETTINGS = ev.EvalSettings(
+SETTINGS = EvalSettings(
     steps=(1, 2),
     clips=2,
     long_clips=1,
@@ -37,7 +43,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def evaluated(tiny_pipeline_dir, tmp_path_factory):
     """One evaluation with the checkpoint compared against itself (as the flow-only one)."""
     out = str(tmp_path_factory.mktemp("eval") / "out")
-    result = ev.evaluate(tiny_pipeline_dir, out, compare=tiny_pipeline_dir, settings=SETTINGS)
+    result = evaluate(tiny_pipeline_dir, out, compare=tiny_pipeline_dir, settings=SETTINGS)
     return out, result
 
 
@@ -57,7 +63,7 @@ def test_writes_every_metric_for_every_step_and_the_plots(evaluated):
         "name": "test",
         "world_seed": 2,
         "clip_indices": [0, 2],
-        "long_clip_indices": [ev.LONG_FIRST, ev.LONG_FIRST + 1],
+        "long_clip_indices": [LONG_FIRST, LONG_FIRST + 1],
     }
     for name in ("steps.png", "long.png", "reference.png", "compare.png"):
         with open(os.path.join(out, name), "rb") as f:
@@ -66,7 +72,7 @@ def test_writes_every_metric_for_every_step_and_the_plots(evaluated):
         md = f.read()
     assert "| ground truth |" in md and "| 2 |" in md and "Table 2" in md
     # a 2 s reference leaves nothing of a 2 s window (configs/tiny.py) to generate
-    fits = saved["geometry"]["window_s"] - 2.0 >= ev.MIN_GENERATED_S
+    fits = saved["geometry"]["window_s"] - 2.0 >= MIN_GENERATED_S
     assert set(saved["reference"]["lengths"]) == ({"0", "0.5", "2"} if fits else {"0", "0.5"})
     assert saved["reference"]["skipped"] == ([] if fits else [2.0])
     long = saved["long"]
@@ -82,8 +88,8 @@ def test_ground_truth_scored_through_the_same_code_is_the_ceiling(evaluated, tin
     assert result["long"]["ground_truth"]["f1"] >= 0.8
 
     p = pipeline.load(tiny_pipeline_dir)
-    clips = [ev.test_clip(p, "test", i, p.config.window_s) for i in range(2)]
-    again = ev.score([c.audio for c in clips], clips, p.sync)
+    clips = generation.test_clips(p, "test", range(2), p.config.window_s)
+    again = score([c.audio for c in clips], clips, p.sync)
     interval = again.pop("interval")
     assert again == pytest.approx({k: v for k, v in gt.items() if k != "interval"}, nan_ok=True)
     # every metric carries a bootstrap interval around its value (FD of identical sets: 0 up to round-off)
@@ -99,7 +105,7 @@ def test_ground_truth_scored_through_the_same_code_is_the_ceiling(evaluated, tin
     )
     late = [e["time"] - 0.5 for e in c.annotation["events"] if e["time"] >= 0.5]
     assert [e["time"] for e in s.annotation["events"]] == pytest.approx(late) and late
-    silence = ev.score([np.zeros_like(c.audio) for c in clips], clips, p.sync, with_desync=False)
+    silence = score([np.zeros_like(c.audio) for c in clips], clips, p.sync, with_desync=False)
     assert silence["f1"] == 0.0 and silence["detected"] == 0 and silence["swsd"] > 1e-3
     assert silence["desync"] is None
 
@@ -111,10 +117,11 @@ def test_compare_adds_the_flow_only_table(evaluated):
     with open(os.path.join(out, "metrics.md")) as f:
         md = f.read()
     assert "| 1 shortcut |" in md and "| 2 flow-only |" in md
-    # equal scores are not "shortcut better than flow-only": the issue's target reads as not met
+    # equal scores do not show "shortcut better than flow-only" (nor contradict it): identical intervals
     versus = [t for t in result["targets"] if t["target"].startswith("shortcut F1 > flow-only")]
-    assert len(versus) == 2 and not any(t["met"] for t in versus)
-    assert "## Targets (issue 7)" in md
+    assert [t["verdict"] for t in versus] == ["not shown", "not shown"]
+    assert versus[0]["interval"][0] == versus[0]["interval"][1] is not None
+    assert "## Targets (docs/targets.json)" in md and "| not shown |" in md
 
 
 def test_rerun_reuses_the_cached_audio(evaluated, tiny_pipeline_dir):
@@ -122,7 +129,7 @@ def test_rerun_reuses_the_cached_audio(evaluated, tiny_pipeline_dir):
     cached = sorted(os.listdir(os.path.join(out, ".cache")))
     assert len(cached) == 8  # 2 steps, 2 references, 2 long methods, 2 compare steps
     fewer = dataclasses.replace(SETTINGS, long_clips=0, reference_seconds=())  # scores less, same audio
-    again = ev.evaluate(tiny_pipeline_dir, out, settings=fewer)
+    again = evaluate(tiny_pipeline_dir, out, settings=fewer)
     assert sorted(os.listdir(os.path.join(out, ".cache"))) == cached
     assert again["steps"] == result["steps"] and again["ground_truth"] == result["ground_truth"]
     assert again["long"] is None and again["compare_steps"] is None
@@ -141,7 +148,7 @@ def test_guided_compares_baked_guidance_at_one_branch_with_cfg_at_two(evaluated,
     settings = dataclasses.replace(
         SETTINGS, long_clips=0, reference_seconds=(), guided_steps=(1, 2), timing_repeats=1
     )
-    again = ev.evaluate(tiny_pipeline_dir, out, guided=baked, settings=settings)
+    again = evaluate(tiny_pipeline_dir, out, guided=baked, settings=settings)
     new = set(os.listdir(os.path.join(out, ".cache"))) - cached
     assert sorted(n.split("-")[0] for n in new) == ["guided", "guided"]
     g = again["guided_steps"]
@@ -158,8 +165,8 @@ def test_guided_compares_baked_guidance_at_one_branch_with_cfg_at_two(evaluated,
     assert "Baked guidance is as good as or better than CFG at" in md
     with open(os.path.join(out, "guided.png"), "rb") as f:
         assert f.read(8) == PNG
-    with pytest.raises(ev.EvalError, match="--guided .* trained without guidance baked in"):
-        ev.evaluate(tiny_pipeline_dir, out, guided=tiny_pipeline_dir, settings=settings)
+    with pytest.raises(EvalError, match="--guided .* trained without guidance baked in"):
+        evaluate(tiny_pipeline_dir, out, guided=tiny_pipeline_dir, settings=settings)
 
 
 @pytest.mark.parametrize(
@@ -180,7 +187,7 @@ def test_bad_input_is_one_line_and_exit_2(args, words, tiny_pipeline_dir, tmp_pa
     paths = dict(missing=str(tmp_path / "nope"), out=str(tmp_path / "out"), ckpt=tiny_pipeline_dir)
     paths["file"] = str(tmp_path / "file")
     try:
-        code = ev.main([a.format(**paths) for a in args])
+        code = cli.run(evaluate_cli.main, [a.format(**paths) for a in args])
     except SystemExit as e:  # argparse's own errors
         code = e.code
     err = capsys.readouterr().err
@@ -202,3 +209,91 @@ def test_command_line_exit_status(tmp_path):
     )
     assert r.returncode == 2 and r.stderr.strip().endswith("no such checkpoint folder."), r.stderr
     assert os.listdir(tmp_path) == []
+
+
+def _row(value, lo=None, hi=None, metric="f1"):
+    return {metric: value, "interval": {} if lo is None else {metric: [lo, hi]}}
+
+
+@pytest.mark.parametrize(
+    "left, right, comparison, verdict",
+    [
+        ((0.85, 0.9), (0.8, 0.8), ">=", "shown"),  # the whole interval above the threshold
+        ((0.8, 0.9), (0.8, 0.8), ">=", "shown"),
+        ((0.8, 0.9), (0.8, 0.8), ">", "not shown"),
+        ((0.7, 0.9), (0.8, 0.8), ">=", "not shown"),  # the point value may be above: still not shown
+        ((0.6, 0.7), (0.8, 0.8), ">=", "contradicted"),
+        ((0.1, 0.2), (0.3, 0.4), "<", "shown"),
+        ((0.3, 0.4), (0.1, 0.2), "<", "contradicted"),
+        ((0.5, 0.5), (0.5, 0.5), ">", "not shown"),  # equal: not above, but not separated below
+        (None, (0.8, 0.8), ">=", "not shown"),  # no interval: nothing is shown
+    ],
+)
+def test_target_verdicts_come_from_the_intervals(left, right, comparison, verdict):
+    assert targets.separation(left, right, comparison) == verdict
+
+
+def test_targets_file_rows_factor_and_chains():
+    result = {
+        "steps": {"8": _row(0.9, 0.85, 0.95), "32": _row(0.92, 0.8, 0.99)},
+        "reference": {"lengths": {"0": _row(3.0, 2.9, 3.1, "swsd"), "0.5": _row(2.0, 1.9, 2.1, "swsd")}},
+        "long": {"iterative": {"segments": [_row(0.5)]}},  # one segment, no interval
+    }
+    goals = targets.load()  # docs/targets.json
+    checked = {t["target"]: t for t in targets.check_all(goals, result)}
+    # not evaluated: 1 and 2 steps, --compare, a second segment; the rest judged
+    assert set(checked) == {
+        "onset F1 >= 0.8 at 8 steps",
+        "8-step F1 within 5% of 32-step (8 / 32)",
+        "SWSD decreasing with reference length (0 s first)",
+    }
+    assert checked["onset F1 >= 0.8 at 8 steps"]["verdict"] == "shown"
+    within = checked["8-step F1 within 5% of 32-step (8 / 32)"]
+    assert within["value"] == [0.9, 0.92] and within["verdict"] == "not shown"  # 0.85 < 0.95 * 0.99
+    assert checked["SWSD decreasing with reference length (0 s first)"]["verdict"] == "shown"
+    result["reference"]["lengths"]["1"] = _row(2.5, 2.4, 2.6, "swsd")  # rises again: one pair contradicts
+    chain = targets.check_all(goals, result)[-1]
+    assert chain["value"] == [3.0, 2.0, 2.5] and chain["verdict"] == "contradicted"
+
+
+def test_a_malformed_targets_file_is_one_error_naming_it(tmp_path):
+    path = tmp_path / "targets.json"
+    path.write_text(
+        '{"targets": [{"claim": "x", "metric": "f1", "left": "steps.8", "source": "s",'
+        ' "comparison": "about"}]}'
+    )
+    with pytest.raises(EvalError, match=r"targets\.json: target 0 has comparison 'about'"):
+        targets.load(path)
+    with pytest.raises(EvalError, match="unreadable"):
+        targets.load(tmp_path / "none.json")
+
+
+def test_guided_verdict_counts_step_counts_by_intervals():
+    from salsa.evaluation.report import guided_verdict
+
+    def side(f1, lo, hi, seconds):
+        return {"f1": f1, "interval": {"f1": [lo, hi]}, "sampling_seconds_per_clip": seconds}
+
+    g = {
+        "steps": {
+            "1": {"baked": side(0.5, 0.4, 0.6, 1.0), "cfg": side(0.9, 0.8, 1.0, 2.0)},  # CFG shown better
+            "2": {"baked": side(0.6, 0.5, 0.7, 1.0), "cfg": side(0.55, 0.4, 0.7, 2.5)},  # overlap
+            "4": {"baked": side(0.9, 0.85, 0.95, 1.0), "cfg": side(0.5, 0.4, 0.6, 2.0)},  # baked shown better
+        }
+    }
+    text = guided_verdict(g)
+    assert text.startswith("Baked guidance is as good as or better than CFG at F1 2 of 3 step counts")
+    assert "shown better at F1 1;" in text and "0.40–0.50×" in text
+
+
+def test_held_out_clips_render_at_a_given_geometry_from_held_out_seeds():
+    from data_pipelines.synthetic import heldout
+
+    geometry = heldout.ClipGeometry(
+        sample_rate=16000, channels=1, sync_fps=24.0, semantic_fps=8.0, sync_size=32, semantic_size=16
+    )
+    clip = heldout.test_clip(geometry, "validation", 3, 1.5)  # shorter than the world's 2 s: cut
+    assert clip.frames24.shape == (36, 32, 32, 3) and clip.frames8.shape == (12, 16, 16, 3)
+    assert clip.audio.shape == (24000, 1) and all(e["time"] < 1.5 for e in clip.annotation["events"])
+    with pytest.raises(ValueError, match="'train' is not held out"):
+        heldout.world_seed("train")

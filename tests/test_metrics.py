@@ -13,7 +13,7 @@ import pytest
 from flax import nnx
 from scipy import signal
 
-from data_pipelines.synthetic import WorldConfig, make_clip
+from data_pipelines.synthetic import WorldConfig, make_clip, material_probe
 from salsa import bundle
 from salsa.metrics import classifier, desync, frechet, onsets, swsd
 from salsa.metrics.wasserstein import sliced_wasserstein
@@ -253,7 +253,8 @@ def world_clips():
 
 
 def test_ground_truth_audio_scores_onset_f1_and_material_accuracy_near_one(world_clips):
-    events = [onsets.clip_events(c.audio, SR, c.annotation) for c in world_clips]
+    probe = material_probe.fit(SR)
+    events = [onsets.clip_events(c.audio, SR, c.annotation, probe=probe) for c in world_clips]
     pooled = onsets.pool_events(events)
     assert pooled["onsets"]["references"] > 80
     assert pooled["onsets"]["f1"] >= 0.95, pooled["onsets"]
@@ -269,7 +270,7 @@ def test_ground_truth_audio_scores_onset_f1_and_material_accuracy_near_one(world
         "events": [{**e, "material": rename[e["material"]]} for e in c.annotation["events"]],
     }
     estimated = onsets.detect_onsets(c.audio, SR)
-    accuracy, count = onsets.material_accuracy(c.audio, SR, swapped, estimated)
+    accuracy, count = onsets.material_accuracy(c.audio, SR, swapped, estimated, probe)
     assert count > 5 and accuracy < 0.2
 
 
@@ -277,12 +278,12 @@ def test_late_audio_scores_near_zero_and_silence_has_no_recall():
     """Single-object clips: with several objects impacts are so dense (bounces, collisions) that audio
     100 ms late still meets unrelated impacts within ±50 ms by chance (pooled F1 about 0.3)."""
     world = WORLD.replace(min_objects=1, max_objects=1)
-    late, silent = [], []
+    late, silent, probe = [], [], material_probe.fit(SR)
     for i in range(6):
         clip = make_clip(world, 21, i)
         ref, _ = onsets.reference_onsets(clip.annotation)
         late.append(onsets.onset_scores(ref, onsets.detect_onsets(_shift(clip.audio, 0.1), SR)))
-        silent.append(onsets.clip_events(np.zeros_like(clip.audio), SR, clip.annotation))
+        silent.append(onsets.clip_events(np.zeros_like(clip.audio), SR, clip.annotation, probe=probe))
     assert onsets.OnsetScores.pool(late).f1 < 0.15
     pooled = onsets.pool_events(silent)
     s = pooled["onsets"]

@@ -13,7 +13,7 @@ from flax import nnx
 
 from configs import sync as sync_paper
 from configs.sync_tiny import get_config
-from data_pipelines.synthetic import WorldConfig
+from data_pipelines.synthetic import WorldConfig, heldout
 from data_pipelines.synthetic.snippets import ClipSource, SnippetSpec, ratio_ok, snippet_batch
 from salsa import bundle, sharding
 from salsa.inference import encoders
@@ -160,6 +160,7 @@ def test_tiny_sync_learns_timing(tmp_path):
     model = bundle.build(SyncModel, SyncTask(config).model_config)
     bundle.assign(model, jax.device_get(state.params))
     world = WorldConfig(**dict(config.data.world))
-    top1, chance = shift_top1(model, world, seed=12345, clips=100)
+    spec = SnippetSpec(1, 1, model.config.snippet_frames, model.config.snippet_samples)
+    top1, chance = shift_top1(model, *heldout.shift_snippets(world, 12345, 100, spec))
     print(f"sync top-1 among time shifts: {top1:.2f} (chance {chance:.2f}), trained {minutes:.1f} min")
     assert top1 >= 2 * chance

@@ -135,7 +135,7 @@ def _recon_stft(model, audio):
 def _events(model, n=12):
     """Onset F1 (±50 ms) and material accuracy of the reconstructions (latent means) of n whole 2 s clips of
     a held-out world seed against the clips' ground-truth events: what the generator can at best reach."""
-    from data_pipelines.synthetic import WorldConfig, make_clip
+    from data_pipelines.synthetic import WorldConfig, make_clip, material_probe
     from salsa.metrics import onsets
 
     world = WorldConfig(seconds=2.0, sample_rate=16000, channels=1, height=16, width=16, fps=4.0)
@@ -143,7 +143,10 @@ def _events(model, n=12):
     audio = jnp.asarray(np.stack([c.audio for c in clips]))
     recon = np.asarray(nnx.jit(lambda m, a: m.decode(m.encode(a)[0]))(model, audio))
     pooled = onsets.pool_events(
-        [onsets.clip_events(r, 16000, c.annotation) for r, c in zip(recon, clips, strict=True)]
+        [
+            onsets.clip_events(r, 16000, c.annotation, probe=material_probe.fit(16000))
+            for r, c in zip(recon, clips, strict=True)
+        ]
     )
     return pooled["onsets"]["f1"], pooled["material_accuracy"]
 

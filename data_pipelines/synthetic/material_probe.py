@@ -4,13 +4,15 @@ Each material owns its own frequency band (materials.py), so the energy that an 
 log-spaced bands (60 Hz up to 16 kHz or Nyquist) over the 30 ms after its onset, against the 30 ms
 before it, tells the material. Centroids are the mean features of isolated impacts in single-object
 clips of the world itself, at the sample rate of the audio to classify. Used by the world's tests (the
-materials are separable) and by `salsa.metrics.onsets` (material accuracy of generated impacts).
+materials are separable) and, passed as the probe, by `salsa.metrics.onsets` (material accuracy of
+generated impacts) and `salsa.metrics.classifier` (the KL / IS classifier).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import ClassVar
 
 import numpy as np
 
@@ -79,11 +81,19 @@ def clip_impacts(audio: np.ndarray, annotation: dict) -> tuple[np.ndarray, list[
 
 @dataclasses.dataclass(frozen=True)
 class MaterialProbe:
-    """names (materials,) and centroids (materials, 16) at `sample_rate`."""
+    """names (materials,) and centroids (materials, 16) at `sample_rate`; what `salsa.metrics` asks of
+    an impact probe (`salsa.metrics.onsets.ImpactProbe`)."""
 
     names: tuple[str, ...]
     centroids: np.ndarray
     sample_rate: int
+    window_s: ClassVar[float] = WINDOW_S
+    isolation_before_s: ClassVar[float] = ISOLATION_BEFORE_S
+
+    def features(self, audio: np.ndarray, samples) -> np.ndarray:
+        """(n, 16) features of impacts starting at `samples` in `audio` at the probe's sample rate; NaN
+        rows for impacts too close to either end (`impact_features`)."""
+        return impact_features(audio, self.sample_rate, samples)
 
     def classify(self, features: np.ndarray) -> list[str]:
         """(n, 16) features -> the nearest centroid's material for each row."""

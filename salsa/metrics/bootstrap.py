@@ -113,12 +113,19 @@ def inception_draws(w: np.ndarray, logits: np.ndarray) -> np.ndarray:
     return np.exp(np.sum(w * kl, axis=1) / n)
 
 
+def _onset_draws(w: np.ndarray, references, estimates, matched) -> tuple[np.ndarray, ...]:
+    """Pooled onset precision, recall and F1 of each draw from per-clip counts (n,)."""
+    m = w @ np.asarray(matched, np.float64)
+    precision = _safe_div(m, w @ np.asarray(estimates, np.float64))
+    recall = _safe_div(m, w @ np.asarray(references, np.float64))
+    return precision, recall, _safe_div(2 * precision * recall, precision + recall)
+
+
 def metric_draws(parts: ClipParts, w: np.ndarray) -> dict[str, np.ndarray]:
-    """Every metric (the keys of salsa.evaluate.score) on each draw of clip counts w (draws, n)."""
+    """Every metric (the keys of salsa.evaluation.scoring.score) on each draw of clip counts w (draws, n)."""
     n = w.sum(axis=1)  # the clips drawn: len(parts.swsd) for a bootstrap draw
-    matched, est, ref = w @ parts.matched, w @ parts.estimates, w @ parts.references
-    precision, recall = _safe_div(matched, est), _safe_div(matched, ref)
-    f1 = _safe_div(2 * precision * recall, precision + recall)
+    matched = w @ parts.matched
+    precision, recall, f1 = _onset_draws(w, parts.references, parts.estimates, parts.matched)
     offset = np.where(matched > 0, _safe_div(w @ parts.offset_sum, matched), np.nan)
     classified = w @ parts.material_count
     material = np.where(classified > 0, _safe_div(w @ parts.material_correct, classified), np.nan)
@@ -144,3 +151,21 @@ def intervals(
     """{metric: [lo, hi]}: the `level` bootstrap interval of every metric of a set of clips."""
     samples = metric_draws(parts, counts(len(parts.swsd), draws, seed))
     return {k: list(interval(v, level)) for k, v in samples.items()}
+
+
+def segment_intervals(
+    references: np.ndarray,
+    estimates: np.ndarray,
+    matched: np.ndarray,
+    swsd: np.ndarray,
+    draws: int = DRAWS,
+    seed: int = SEED,
+    level: float = LEVEL,
+) -> dict[str, list[float]]:
+    """{"f1": [lo, hi], "swsd": [lo, hi]} of one time segment of a set of clips, from each clip's onset
+    counts in the segment and its SWSD there, all (n,); resampled as `intervals` resamples (the same
+    draws for the same n)."""
+    w = counts(len(swsd), draws, seed)
+    f1 = _onset_draws(w, references, estimates, matched)[2]
+    mean_swsd = (w @ np.asarray(swsd, np.float64)) / w.sum(axis=1)
+    return {"f1": list(interval(f1, level)), "swsd": list(interval(mean_swsd, level))}

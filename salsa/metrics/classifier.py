@@ -2,12 +2,20 @@
 
 The paper reports KL with PaSST and PANNs and IS with PANNs; any classifier whose logits are
 (clips, classes) serves. Softmax turns logits into class distributions; natural logarithms throughout.
+`material_logits` is the classifier of the synthetic world's evaluation: an impact probe's soft
+nearest-centroid classes over a clip's detected onsets.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.special import log_softmax
+
+from salsa.metrics import onsets
+
+MATERIAL_TEMPERATURE_DB = 5.0  # softmax(-distance / T) over the probe's centroids
 
 
 def _logits(name: str, x: np.ndarray) -> np.ndarray:
@@ -48,3 +56,20 @@ def inception_score(logits: np.ndarray, splits: int = 1) -> tuple[float, float]:
         log_marginal = np.log(np.mean(np.exp(log_p), axis=0))
         scores.append(np.exp(np.mean(np.sum(np.exp(log_p) * (log_p - log_marginal), axis=1))))
     return float(np.mean(scores)), float(np.std(scores))
+
+
+def material_logits(audio: np.ndarray, sample_rate: int, probe: onsets.ImpactProbe) -> np.ndarray:
+    """(classes,) log class probabilities of a clip (samples, channels) by an impact probe: at every
+    onset detected in it, softmax(-distance to each class centroid / 5 dB) of the probe's features; the
+    clip's distribution is the mean over its onsets (uniform with none)."""
+    if probe.sample_rate != sample_rate:
+        raise ValueError(f"probe fitted at {probe.sample_rate} Hz cannot classify audio at {sample_rate} Hz.")
+    times = onsets.detect_onsets(audio, sample_rate)
+    features = probe.features(audio, [round(t * sample_rate) for t in times])
+    features = features[~np.isnan(features).any(axis=1)]
+    k = len(probe.names)
+    if not len(features):
+        return np.full(k, -math.log(k))
+    d = np.linalg.norm(features[:, None, :] - probe.centroids[None], axis=-1)
+    probs = np.exp(log_softmax(-d / MATERIAL_TEMPERATURE_DB, axis=1)).mean(axis=0)
+    return np.log(np.maximum(probs, 1e-12))

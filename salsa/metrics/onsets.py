@@ -4,21 +4,39 @@ Onsets are detected in the generated audio (librosa spectral flux, `OnsetParams`
 one with the reference impact times within a tolerance (±50 ms by default) by maximum bipartite
 matching (`mir_eval.util.match_events`, the standard of onset evaluation). Scores keep their counts,
 so clips and time segments pool by adding counts (`OnsetScores.pool`), not by averaging ratios.
+Material accuracy needs an impact probe (`ImpactProbe`, e.g. the synthetic world's
+`data_pipelines.synthetic.material_probe.fit(sample_rate)`), passed in by the caller.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Protocol
 
 import librosa
 import mir_eval
 import numpy as np
 
-from data_pipelines.synthetic import material_probe
-
 TOLERANCE_S = 0.05
 MERGE_S = 0.03  # reference impacts closer than this are one audible onset (see reference_onsets)
+
+
+class ImpactProbe(Protocol):
+    """Tells which class (material) made an impact from the sound just after its onset: `features` of
+    impacts at sample indices, NaN rows where an impact is too close to either end; `classify` gives the
+    nearest centroid's name per row. Impacts with another one within `isolation_before_s` before or
+    `window_s` after are not classified (two sounds share the window)."""
+
+    names: tuple[str, ...]
+    centroids: np.ndarray  # (classes, features)
+    sample_rate: int
+    window_s: float
+    isolation_before_s: float
+
+    def features(self, audio: np.ndarray, samples: Sequence[int]) -> np.ndarray: ...
+
+    def classify(self, features: np.ndarray) -> list[str]: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,14 +226,12 @@ def material_accuracy(
     sample_rate: int,
     annotation: dict,
     estimated: np.ndarray,
+    probe: ImpactProbe,
     tolerance: float = TOLERANCE_S,
-    probe: material_probe.MaterialProbe | None = None,
 ) -> tuple[float, int]:
-    """(accuracy, count): the material that `probe` (default: `material_probe.fit(sample_rate)`) hears in
-    `audio` at each estimated onset matched to an isolated single-material reference impact, against
-    that impact's material. Impacts near others are left out (their 30 ms window holds two sounds).
-    NaN accuracy when no such pair exists."""
-    probe = probe or material_probe.fit(sample_rate)
+    """(accuracy, count): the material that `probe` hears in `audio` at each estimated onset matched to
+    an isolated single-material reference impact, against that impact's material. Impacts near others
+    are left out (their window holds two sounds). NaN accuracy when no such pair exists."""
     if probe.sample_rate != sample_rate:
         raise ValueError(f"probe fitted at {probe.sample_rate} Hz cannot classify audio at {sample_rate} Hz.")
     reference, materials = reference_onsets(annotation)
@@ -224,12 +240,12 @@ def material_accuracy(
     def clean(i: int) -> bool:
         t = reference[i]
         others = impacts[np.abs(impacts - t) > 1e-9]
-        near = (others > t - material_probe.ISOLATION_BEFORE_S) & (others < t + material_probe.WINDOW_S)
+        near = (others > t - probe.isolation_before_s) & (others < t + probe.window_s)
         return len(materials[i]) == 1 and not near.any()
 
     pairs = [(i, j) for i, j in match_onsets(reference, estimated, tolerance) if clean(i)]
     samples = [round(estimated[j] * sample_rate) for _, j in pairs]
-    features = material_probe.impact_features(audio, sample_rate, samples)
+    features = probe.features(audio, samples)
     valid = ~np.isnan(features).any(axis=1)
     if not valid.any():
         return float("nan"), 0
@@ -255,12 +271,15 @@ def clip_events(
     segments: Sequence[tuple[float, float]] = (),
     params: OnsetParams = OnsetParams(),
     tolerance: float = TOLERANCE_S,
-    probe: material_probe.MaterialProbe | None = None,
+    probe: ImpactProbe | None = None,
 ) -> ClipEvents:
-    """Every event metric of generated `audio` against a synthetic clip's `annotation`."""
+    """Every event metric of generated `audio` against a synthetic clip's `annotation`; material
+    accuracy by `probe` (NaN accuracy, count 0 without one)."""
     estimated = detect_onsets(audio, sample_rate, params)
     reference, _ = reference_onsets(annotation)
-    accuracy, count = material_accuracy(audio, sample_rate, annotation, estimated, tolerance, probe)
+    accuracy, count = float("nan"), 0
+    if probe is not None:
+        accuracy, count = material_accuracy(audio, sample_rate, annotation, estimated, probe, tolerance)
     return ClipEvents(
         onset_scores(reference, estimated, tolerance),
         tuple(segment_scores(reference, estimated, segments, tolerance)),

@@ -1,0 +1,107 @@
+"""Audio for held-out clips from a pipeline checkpoint, and the time its sampling loop takes.
+
+Clip i's noise comes from fold_in(key(seed), clip index), so step counts, checkpoints and batches see
+the same noise and the rows of a table differ only in what they compare.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import jax
+import numpy as np
+
+from data_pipelines.synthetic.heldout import ClipGeometry, TestClip, test_clip
+from salsa.inference import long_form
+from salsa.inference import pipeline as pipeline_lib
+
+
+def clip_geometry(p: pipeline_lib.Pipeline) -> ClipGeometry:
+    """The rates and frame sizes of the checkpoint's encoders, to render held-out clips at."""
+    v = p.config.video
+    (size8, _), (size24, _) = p.frame_sizes
+    return ClipGeometry(
+        sample_rate=p.sample_rate,
+        channels=p.channels,
+        sync_fps=float(v.sync_fps),
+        semantic_fps=float(v.semantic_fps),
+        sync_size=size24,
+        semantic_size=size8,
+    )
+
+
+def test_clips(
+    p: pipeline_lib.Pipeline, split: str, indices: Sequence[int], seconds: float
+) -> list[TestClip]:
+    """Held-out clips `indices` of `split`, `seconds` long, at the checkpoint's geometry."""
+    geometry = clip_geometry(p)
+    return [test_clip(geometry, split, i, seconds) for i in indices]
+
+
+test_clips.__test__ = False  # a renderer, not a pytest test
+
+
+def generate(
+    p: pipeline_lib.Pipeline,
+    clips: Sequence[TestClip],
+    *,
+    steps: int,
+    cfg: float,
+    seed: int,
+    window_s: float | None = None,
+    reference_s: float = 0.0,
+    batch: int = 16,
+) -> list[np.ndarray]:
+    """(samples, channels) audio per clip, in windows of window_s (None: the config's; long clips are
+    extended window by window). reference_s > 0: the clip's first reference_s seconds of ground-truth
+    audio are given as clean reference from 0 s."""
+    geo = long_form.geometry(p.config, window_s)
+    inputs = _inputs(p, clips, seed, reference_s)
+    events = long_form.run(p, inputs, geo=geo, steps=steps, cfg=cfg, batch=batch)
+    pieces: list[list[np.ndarray]] = [[] for _ in clips]
+    for i, audio, _, _ in pipeline_lib.decode_windows(p, events, geo):
+        pieces[i].append(audio)
+    return [np.concatenate(a) for a in pieces]
+
+
+def _inputs(p, clips: Sequence[TestClip], seed: int, reference_s: float = 0.0) -> list[long_form.Clip]:
+    inputs = []
+    for c in clips:
+        ref = None
+        if reference_s > 0:
+            ref = p.reference_latents(c.audio[: round(reference_s * c.sample_rate)])
+        inputs.append(
+            long_form.Clip(
+                frames8=c.frames8,
+                frames24=c.frames24,
+                key=jax.random.fold_in(jax.random.key(seed), c.index),
+                seconds=c.seconds,
+                reference=ref,
+            )
+        )
+    return inputs
+
+
+def sampling_seconds(
+    p: pipeline_lib.Pipeline,
+    clips: Sequence[TestClip],
+    *,
+    steps: int,
+    cfg: float,
+    seed: int,
+    batch: int,
+    repeats: int = 3,
+) -> float:
+    """Wall seconds per clip of the generator's sampling loop alone (no encoders, no VAE) over the
+    first `batch` clips in one call: compiled by a first, untimed run, then the best of `repeats`."""
+    inputs = _inputs(p, clips[:batch], seed)
+    geo = long_form.geometry(p.config)
+    best = math.inf
+    for i in range(repeats + 1):
+        timings: dict[str, float] = {}
+        for _ in long_form.run(p, inputs, geo=geo, steps=steps, cfg=cfg, batch=batch, timings=timings):
+            pass
+        if i:
+            best = min(best, timings["network"])
+    return best / len(inputs)

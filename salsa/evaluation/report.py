@@ -1,0 +1,220 @@
+"""metrics.json and metrics.md of an evaluation, and its plots (plots.py), each written atomically.
+
+Values in the tables carry their 95% bootstrap interval over clips (± half-width); the targets
+(docs/targets.json, targets.py) and the baked-guidance verdict are read from those intervals.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+from salsa import io
+from salsa.evaluation import plots as plots_lib
+from salsa.evaluation import targets as targets_lib
+
+COLUMNS = [  # (key, header, format)
+    ("precision", "P", "{:.3f}"),
+    ("recall", "R", "{:.3f}"),
+    ("f1", "F1", "{:.3f}"),
+    ("mean_abs_offset_s", "offset ms", "ms"),
+    ("material_accuracy", "material acc.", "{:.3f}"),
+    ("swsd", "SWSD", "{:.4f}"),
+    ("fd", "FD", "{:.3f}"),
+    ("kl", "KL", "{:.3f}"),
+    ("is", "IS", "{:.2f}"),
+    ("desync", "DeSync s", "{:.2f}"),
+]
+
+
+def jsonable(x):
+    """x with NaN / inf as None and numpy scalars as Python numbers (strict JSON)."""
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [jsonable(v) for v in x]
+    if hasattr(x, "item") and not isinstance(x, str):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def _cell(value, fmt: str, interval=None) -> str:
+    """value in `fmt`, with ± the half-width of its interval [lo, hi] when one is given."""
+    if plots_lib.missing(value):
+        return "–"
+    text = f"{value * 1e3:.1f}" if fmt == "ms" else fmt.format(value)
+    text = text.lstrip("-") if float(text) == 0 else text  # round-off below 0 (FD of equal sets)
+    if interval is None or plots_lib.missing(interval[0]) or plots_lib.missing(interval[1]):
+        return text
+    half = (interval[1] - interval[0]) / 2
+    return f"{text} ± {f'{half * 1e3:.1f}' if fmt == 'ms' else fmt.format(half)}"
+
+
+def _table(rows: list[tuple[str, dict]], first: str) -> list[str]:
+    lines = [
+        "| " + " | ".join([first] + [h for _, h, _ in COLUMNS]) + " |",
+        "|" + "---|" * (len(COLUMNS) + 1),
+    ]
+    for name, m in rows:
+        iv = m.get("interval", {})
+        lines.append(
+            "| " + " | ".join([name] + [_cell(m.get(k), f, iv.get(k)) for k, _, f in COLUMNS]) + " |"
+        )
+    return lines
+
+
+def markdown(r: dict) -> str:
+    s, g = r["split"], r["geometry"]
+    lines = [
+        "# Evaluation",
+        "",
+        f"Checkpoint `{r['checkpoint']}`; split `{s['name']}` (world seed {s['world_seed']}, clips "
+        f"{s['clip_indices'][0]}–{s['clip_indices'][1] - 1} of {g['window_s']:g} s); cfg "
+        f"{r['settings']['cfg']:g}; noise seed {r['settings']['seed']}; {g['sample_rate']} Hz × "
+        f"{g['channels']}. FD over the {r['embedding']}; KL and IS over the {r['classifier']}. "
+        "Ground truth scored through the same code is the ceiling. Metrics: docs/evaluation.md.",
+        "",
+        "## Sampling steps (Fig. 5 left)",
+        "",
+        *_table([("ground truth", r["ground_truth"])] + [(k, v) for k, v in r["steps"].items()], "steps"),
+    ]
+    if r.get("compare_steps"):
+        lines += ["", "## Shortcut vs flow-only at equal steps (Table 2 in miniature)", ""]
+        lines += [f"Flow-only checkpoint `{r['compare']}`.", ""]
+        rows = []
+        for k in r["steps"]:
+            rows += [(f"{k} shortcut", r["steps"][k]), (f"{k} flow-only", r["compare_steps"][k])]
+        lines += _table(rows, "steps, training")
+    ref = r["reference"]
+    lines += ["", f"## Reference audio length (Fig. 6), {ref['steps']} steps", ""]
+    lines += [
+        "The first L s of each clip's ground-truth audio are given as clean reference; only the rest of the "
+        "window is scored.",
+        "",
+    ]
+    lines += _table([(f"{k} s", v) for k, v in ref["lengths"].items()], "reference")
+    if ref["skipped"]:
+        skipped = ", ".join(f"{x:g}" for x in ref["skipped"])
+        lines += ["", f"Skipped: {skipped} s (leaves less than 0.5 s of the window to generate)."]
+    long = r.get("long")
+    if long:
+        lines += ["", f"## Long clips (Fig. 5 right), {long['steps']} steps", ""]
+        seconds = r["settings"]["long_seconds"]
+        lines += [
+            f"{s['long_clip_indices'][1] - s['long_clip_indices'][0]} clips of {seconds:g} s (indices "
+            f"{s['long_clip_indices'][0]}..): iterative extension in {g['window_s']:g} s windows against one "
+            f"{seconds:g} s window. Onset F1 per {long['segment_seconds']:g} s segment:",
+            "",
+        ]
+        segs = long["segments"]
+        head = ["method", "all", *[f"{a:g}–{b:g} s" for a, b in segs]]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for name in ("ground_truth", "iterative", "one_shot"):
+            m = long[name]
+            cells = [_cell(m["f1"], "{:.3f}")] + [_cell(x["f1"], "{:.3f}") for x in m["segments"]]
+            lines.append("| " + " | ".join([name.replace("_", " "), *cells]) + " |")
+        lines += ["", *_table([(n.replace("_", " "), long[n]) for n in ("iterative", "one_shot")], "method")]
+    if r.get("targets"):
+        lines += ["", *targets_section(r["targets"])]
+    if r.get("guided_steps"):
+        lines += ["", *guided_section(r)]
+    lines += ["", f"Plots: {', '.join(r['plots'])}. Evaluation took {r['seconds']:.0f} s.", ""]
+    return "\n".join(lines)
+
+
+GUIDED_COLUMNS = [
+    ("f1", "F1", "{:.3f}"),
+    ("fd", "FD", "{:.3f}"),
+    ("desync", "DeSync s", "{:.2f}"),
+    ("swsd", "SWSD", "{:.4f}"),
+    ("material_accuracy", "material acc.", "{:.3f}"),
+    ("sampling_seconds_per_clip", "sampling ms/clip", "ms"),
+]
+
+
+GUIDED_VERDICT = (("F1", "f1", ">"), ("FD", "fd", "<"), ("DeSync", "desync", "<"))  # claimed "better"
+
+
+def guided_verdict(g: dict) -> str:
+    """One sentence from the 95% intervals: at how many step counts the baked model at 1 branch is as
+    good as or better than CFG at 2 on F1, FD and DeSync (CFG not shown better), at how many it is
+    shown better, and the sampling time it takes relative to CFG."""
+    rows = g["steps"].values()
+    counts = []
+    for name, key, better in GUIDED_VERDICT:
+        verdicts = []
+        for x in rows:
+            (baked, baked_iv), (cfg, cfg_iv) = (targets_lib.side(x[side], key) for side in ("baked", "cfg"))
+            if baked is not None and cfg is not None:
+                verdicts.append(targets_lib.separation(baked_iv, cfg_iv, better))
+        if verdicts:
+            no_worse = sum(v != targets_lib.CONTRADICTED for v in verdicts)
+            counts.append((name, no_worse, verdicts.count(targets_lib.SHOWN), len(verdicts)))
+    ratio = [x["baked"]["sampling_seconds_per_clip"] / x["cfg"]["sampling_seconds_per_clip"] for x in rows]
+    return (
+        "Baked guidance is as good as or better than CFG at "
+        f"{', '.join(f'{k} {a} of {n}' for k, a, _, n in counts)} step counts (CFG not shown better by the "
+        f"95% intervals), shown better at {', '.join(f'{k} {b}' for k, _, b, _ in counts)}; sampling in "
+        f"{min(ratio):.2f}–{max(ratio):.2f}× CFG's time per clip."
+    )
+
+
+def targets_section(checked: list[dict]) -> list[str]:
+    """The targets table: each target's values with their intervals, and the verdict they give."""
+    lines = [
+        "## Targets (docs/targets.json)",
+        "",
+        "Verdicts from the 95% intervals: shown when they separate in the claimed direction, "
+        "contradicted when they separate the other way, else not shown.",
+        "",
+        "| target | value [95% interval] | verdict | source |",
+        "|---|---|---|---|",
+    ]
+    for t in checked:
+        values = []
+        for value, interval in zip(t["value"], t["interval"], strict=True):
+            text = _cell(value, "{:.3g}")
+            if interval is not None:
+                text += f" [{_cell(interval[0], '{:.3g}')}, {_cell(interval[1], '{:.3g}')}]"
+            values.append(text)
+        lines.append(f"| {t['target']} | {' / '.join(values)} | {t['verdict']} | {t['source']} |")
+    return lines
+
+
+def guided_section(r: dict) -> list[str]:
+    g = r["guided_steps"]
+    head = ["steps", "sampling", "branches/step", *[h for _, h, _ in GUIDED_COLUMNS]]
+    lines = [
+        "## Guidance baked into training vs CFG at sampling (issue 14)",
+        "",
+        f"Checkpoint with guidance baked in (objective.sc_guidance {g['baked_scale']:g}, mix "
+        f"{g['baked_mix']:g}): `{r['guided']}`, sampled with its default guidance, against this "
+        f"checkpoint with CFG at w = {r['settings']['cfg']:g}. Sampling time: the generator's sampling "
+        f"loop alone, compiled, best of {r['settings']['timing_repeats']} runs over {g['timing_clips']} "
+        "clips in one batch.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for k, sides in g["steps"].items():
+        for name, label in (("baked", "baked in"), ("cfg", f"CFG w={sides['cfg']['cfg']:g}")):
+            m = sides[name]
+            if name == "baked" and m["cfg"] != 1.0:
+                label = f"baked in + CFG w={m['cfg']:g}"
+            cells = [_cell(m.get(c), f, m.get("interval", {}).get(c)) for c, _, f in GUIDED_COLUMNS]
+            lines.append("| " + " | ".join([k, label, str(m["branches"]), *cells]) + " |")
+    return lines + ["", guided_verdict(g)]
+
+
+def write(out: str, result: dict, targets: list[dict] | None = None) -> None:
+    """Plots, then metrics.json and metrics.md; result gets its "plots" list and its "targets" verdicts
+    (`targets`: a targets file's entries, default docs/targets.json)."""
+    plots = plots_lib.plots(result)
+    result["plots"] = list(plots)
+    result["targets"] = targets_lib.check_all(targets_lib.load() if targets is None else targets, result)
+    for name, plot in plots.items():
+        plot(result, os.path.join(out, name))
+    io.write_json(os.path.join(out, "metrics.json"), jsonable(result), indent=1)
+    io.write_text(os.path.join(out, "metrics.md"), markdown(result))

@@ -1,0 +1,146 @@
+"""An evaluation from start to end: check the input, load the checkpoints, run the experiments, write.
+
+`evaluate(checkpoint, out, compare=..., guided=..., settings=EvalSettings(...))` is what
+`python -m salsa.evaluate` and the tiny pipeline's evaluate stage call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+
+from data_pipelines.synthetic.heldout import LONG_FIRST, world_seed
+from salsa.evaluation import experiments, generation, report
+from salsa.evaluation import targets as targets_lib
+from salsa.evaluation.cache import Cache, checkpoint_signature
+from salsa.evaluation.scoring import score
+from salsa.evaluation.settings import EvalError, EvalSettings
+from salsa.inference import pipeline as pipeline_lib
+from salsa.metrics import embeddings
+from salsa.sampling import guidance as guidance_lib
+from salsa.sampling.euler import check_steps
+
+log = logging.getLogger(__name__)
+DEFAULT_SETTINGS = EvalSettings()
+
+
+def _load(directory, what: str) -> pipeline_lib.Pipeline:
+    try:
+        return pipeline_lib.load(directory)
+    except pipeline_lib.PipelineError as e:
+        raise EvalError(f"{what}: {e}") from None
+
+
+def _check_out(out: str) -> None:
+    out = os.path.abspath(out)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise EvalError(f"--out {out}: exists and is not a folder; give a folder to write the results in.")
+    parent = out
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise EvalError(f"--out {out}: cannot be created, {parent} is not a folder.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise EvalError(f"--out {out}: {parent} is not writable; give a folder you can write in.")
+
+
+def _geometry(p: pipeline_lib.Pipeline) -> dict:
+    c = p.config
+    return {
+        "sample_rate": p.sample_rate,
+        "channels": p.channels,
+        "window_s": float(c.window_s),
+        "context_s": float(c.context_s),
+        "semantic_fps": float(c.video.semantic_fps),
+        "sync_fps": float(c.video.sync_fps),
+        "frame_sizes": [list(s) for s in p.frame_sizes],
+    }
+
+
+def _check(p, settings: EvalSettings, steps: int, others: dict) -> None:
+    """EvalError for a step count off the shortcut grid or a comparison checkpoint that cannot be
+    compared (other geometry; --guided without guidance baked in). others: {flag: (pipeline, path)}."""
+    baked = others.get("--guided", (None, None))[0]
+    for s in (*settings.steps, steps, *(settings.guided_steps if baked is not None else ())):
+        try:
+            check_steps(s, p.config.objective.grid)
+        except ValueError as e:
+            raise EvalError(f"--steps: {e}") from None
+    for flag, (other, path) in others.items():
+        if other is not None and _geometry(other) != _geometry(p):
+            raise EvalError(
+                f"{flag} {path}: its audio/video geometry {_geometry(other)} differs from the "
+                f"checkpoint's {_geometry(p)}; compare checkpoints made for the same data."
+            )
+    if baked is not None and not guidance_lib.baked(baked.config):
+        raise EvalError(
+            f"--guided {others['--guided'][1]}: its generator was trained without guidance baked in "
+            "(objective.sc_guidance is 0); give a checkpoint trained with objective.sc_guidance > 0."
+        )
+
+
+def evaluate(
+    checkpoint,
+    out,
+    *,
+    compare=None,
+    guided=None,
+    settings: EvalSettings = DEFAULT_SETTINGS,
+    targets: str | os.PathLike = targets_lib.DEFAULT,
+) -> dict:
+    """checkpoint: a pipeline checkpoint dir (salsa/inference/pipeline.py format). compare: optional second
+    pipeline checkpoint trained flow-only (objective.sc_fraction = 0) for Table 2 in miniature. guided:
+    optional pipeline checkpoint trained with guidance baked in (objective.sc_guidance > 0), sampled at
+    its default (one branch per step) against `checkpoint` at its CFG scale (two branches). targets: the
+    targets file the report checks (docs/targets.json).
+    Writes out/metrics.md, out/metrics.json and PNG plots; returns the metrics.json dict.
+    Re-running with the same arguments after an interruption reuses the generated audio of finished
+    parts (out/.cache). EvalError (nothing written) on bad input."""
+    start_time = time.perf_counter()
+    settings.check()
+    checkpoint, out = os.fspath(checkpoint), os.path.abspath(os.fspath(out))
+    _check_out(out)
+    goals = targets_lib.load(targets)
+    flow = None if compare is None else _load(os.fspath(compare), "--compare")
+    baked = None if guided is None else _load(os.fspath(guided), "--guided")
+    p = _load(checkpoint, "--checkpoint")
+    steps, cfg = p.sampling(settings.fixed_steps, settings.cfg)
+    _check(p, settings, steps, {"--compare": (flow, compare), "--guided": (baked, guided)})
+    os.makedirs(out, exist_ok=True)
+
+    window, seed = float(p.config.window_s), world_seed(settings.split)
+    log.info("rendering %d %s clips of %g s (world seed %d)", settings.clips, settings.split, window, seed)
+    clips = generation.test_clips(p, settings.split, range(settings.clips), window)
+    shared = experiments.Shared(p, Cache(out, checkpoint_signature(checkpoint)), clips, settings, steps, cfg)
+    snippet = p.sync.config.snippet_frames / p.sync.config.fps
+    result = {
+        "checkpoint": os.path.abspath(checkpoint),
+        "compare": None if compare is None else os.path.abspath(os.fspath(compare)),
+        "guided": None if guided is None else os.path.abspath(os.fspath(guided)),
+        "settings": {**dataclasses.asdict(settings), "cfg": cfg, "fixed_steps": steps},
+        "split": {
+            "name": settings.split,
+            "world_seed": seed,
+            "clip_indices": [0, settings.clips],
+            "long_clip_indices": [LONG_FIRST, LONG_FIRST + settings.long_clips],
+        },
+        "geometry": _geometry(p),
+        "embedding": f"sync model audio tower, {snippet:.3g} s snippets every "
+        f"{snippet / embeddings.HOP:.3g} s, time-averaged",
+        "classifier": "material probe over detected onsets (4 materials)",
+        "ground_truth": score([c.audio for c in clips], clips, p.sync),
+        "steps": experiments.steps(shared),
+        "reference": experiments.reference(shared),
+        "long": experiments.long(shared),
+        "compare_steps": None,
+        "guided_steps": None,
+    }
+    if flow is not None:
+        result["compare_steps"] = experiments.compare(shared, flow, Cache(out, checkpoint_signature(compare)))
+    if baked is not None:
+        result["guided_steps"] = experiments.guided(shared, baked, Cache(out, checkpoint_signature(guided)))
+    result["seconds"] = time.perf_counter() - start_time
+    report.write(out, result, goals)
+    return report.jsonable(result)

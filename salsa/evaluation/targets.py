@@ -1,0 +1,143 @@
+"""Targets from a file (docs/targets.json) checked against an evaluation's results by their intervals.
+
+A target compares one metric of a row of metrics.json (`left`, a dotted path such as "steps.8" or
+"long.iterative.segments.-1") with a number or another row (`right`, times `factor`), by `comparison`
+(">", ">=", "<", "<="), or asks the rows of a path ending in ".*" to fall ("decreasing") or rise
+("increasing") one after another. The verdict reads the 95% bootstrap intervals, never the point values:
+**shown** when the intervals separate in the claimed direction, **contradicted** when they separate the
+other way, else **not shown** (also when a row has no interval, e.g. a single clip). A target whose rows
+were not evaluated (a step count, --compare, long clips) is left out.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+from salsa.evaluation.settings import EvalError
+
+DEFAULT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "docs", "targets.json")
+PAIRS = (">", ">=", "<", "<=")
+CHAINS = ("decreasing", "increasing")
+SHOWN, NOT_SHOWN, CONTRADICTED = "shown", "not shown", "contradicted"
+
+
+def load(path: str | os.PathLike = DEFAULT) -> list[dict]:
+    """The targets of a targets file; EvalError naming the file and the first malformed target."""
+    path = os.fspath(path)
+    try:
+        with open(path) as f:
+            targets = json.load(f)["targets"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise EvalError(f'targets file {path}: unreadable ({e}); it holds {{"targets": [...]}}.') from None
+    for i, t in enumerate(targets):
+        problem = _problem(t)
+        if problem:
+            raise EvalError(f"targets file {path}: target {i} {problem}.")
+    return targets
+
+
+def _problem(t) -> str | None:
+    if not isinstance(t, dict):
+        return "is not an object"
+    missing = [
+        k for k in ("claim", "metric", "left", "comparison", "source") if not isinstance(t.get(k), str)
+    ]
+    if missing:
+        return f"lacks the text field {missing[0]!r}"
+    if t["comparison"] in CHAINS:
+        return None if t["left"].endswith(".*") else "compares a chain; its left must end in '.*'"
+    if t["comparison"] not in PAIRS:
+        return f"has comparison {t['comparison']!r}; use one of {', '.join(PAIRS + CHAINS)}"
+    if not isinstance(t.get("right"), str | int | float) or isinstance(t.get("right"), bool):
+        return "needs a right side: a number or a row path"
+    if not isinstance(t.get("factor", 1.0), int | float) or t.get("factor", 1.0) <= 0:
+        return "has a factor that is not a number > 0"
+    return None
+
+
+def _rows(result: dict, path: str) -> list[dict] | None:
+    """The rows at a dotted path ("*" last: all of that mapping's rows, in order); None if absent."""
+    node = result
+    parts = path.split(".")
+    for part in parts[:-1] if parts[-1] == "*" else parts:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.lstrip("-").isdigit() and -len(node) <= int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    if parts[-1] == "*":
+        rows = list(node.values()) if isinstance(node, dict) else node if isinstance(node, list) else None
+        return rows if rows and all(isinstance(r, dict) for r in rows) else None
+    return [node] if isinstance(node, dict) else None
+
+
+def _finite(x) -> bool:
+    return isinstance(x, int | float) and math.isfinite(x)
+
+
+def side(row: dict, metric: str) -> tuple[float | None, tuple[float, float] | None]:
+    """(value, (lo, hi) or None) of a metric in a row."""
+    value = row.get(metric)
+    lo, hi = (row.get("interval") or {}).get(metric) or (None, None)
+    return (value if _finite(value) else None), ((lo, hi) if _finite(lo) and _finite(hi) else None)
+
+
+def separation(left: tuple[float, float] | None, right: tuple[float, float] | None, comparison: str) -> str:
+    """The verdict of "left <comparison> right" from two intervals (a number is a zero-width one)."""
+    if left is None or right is None:
+        return NOT_SHOWN
+    if comparison in ("<", "<="):  # a claim that left is lower is the claim that -left is higher
+        left, right, comparison = (-left[1], -left[0]), (-right[1], -right[0]), comparison.replace("<", ">")
+    if left[0] > right[1] or (comparison == ">=" and left[0] >= right[1]):
+        return SHOWN
+    return CONTRADICTED if left[1] < right[0] else NOT_SHOWN  # touching intervals do not separate
+
+
+def check(target: dict, result: dict) -> dict | None:
+    """{"target", "source", "value", "interval", "verdict"} of one target; None when a row it reads
+    was not evaluated or lacks the metric."""
+    metric, comparison = target["metric"], target["comparison"]
+    left = _rows(result, target["left"])
+    if comparison in CHAINS:
+        if left is None or len(left) < 2:
+            return None
+        sides = [side(r, metric) for r in left]
+        op = "<" if comparison == "decreasing" else ">"
+        verdicts = [separation(b[1], a[1], op) for a, b in zip(sides, sides[1:], strict=False)]
+        verdict = (
+            CONTRADICTED if CONTRADICTED in verdicts else SHOWN if set(verdicts) == {SHOWN} else NOT_SHOWN
+        )
+    else:
+        right = target["right"]
+        if isinstance(right, str):
+            right_rows = _rows(result, right)
+            if left is None or right_rows is None or left[0] is right_rows[0]:
+                return None
+            sides = [side(left[0], metric), side(right_rows[0], metric)]
+            r_interval = sides[1][1]
+        else:
+            if left is None:
+                return None
+            sides = [side(left[0], metric)]
+            r_interval = (float(right), float(right))
+        factor = float(target.get("factor", 1.0))
+        if r_interval is not None:
+            r_interval = (r_interval[0] * factor, r_interval[1] * factor)
+        verdict = separation(sides[0][1], r_interval, comparison)
+    if any(value is None for value, _ in sides):
+        return None
+    return {
+        "target": target["claim"],
+        "source": target["source"],
+        "value": [value for value, _ in sides],
+        "interval": [None if iv is None else list(iv) for _, iv in sides],
+        "verdict": verdict,
+    }
+
+
+def check_all(targets: list[dict], result: dict) -> list[dict]:
+    """Every target's verdict on `result`, in the file's order, those not evaluated left out."""
+    return [c for c in (check(t, result) for t in targets) if c is not None]
