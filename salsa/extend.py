@@ -222,7 +222,7 @@ def run(args) -> list[str]:
         r8 = VideoFrames(job.video, p.config.video.semantic_fps, size8)
         r24 = VideoFrames(job.video, p.config.video.sync_fps, size24)
         try:
-            clip = p.clip(r8, r24, args.text, None, 0.0, None, None, args.seed, geo, references)
+            clip = p.clip(r8, r24, geo, text=args.text, references=references, seed=args.seed)
         except ValueError as e:
             raise BadInput(str(e)) from None
         clip.seconds = _seconds_of(r24, job.video, geo.latent_rate)
@@ -311,18 +311,17 @@ def _edit(args, p, jobs, geo, steps, guidance, start_time) -> list[str]:
             audio = decode_audio(job.video, p.sample_rate, p.channels)
             r8 = VideoFrames(job.video, p.config.video.semantic_fps, size8)
             r24 = VideoFrames(job.video, p.config.video.sync_fps, size24)
-            found, _ = p.edit_events(
+            found = p.edit_events(
                 r8,
                 r24,
                 audio,
                 ranges,
+                geo,
                 seconds=seconds,
                 text=args.text,
                 seed=args.seed,
                 steps=steps,
                 guidance=guidance,
-                window_s=args.window,
-                context_s=args.context,
                 index=i,
                 timings=timings,
             )
@@ -334,14 +333,14 @@ def _edit(args, p, jobs, geo, steps, guidance, start_time) -> list[str]:
 def _write(args, p, jobs, geo, events, total, start_time, timings) -> list[str]:
     """Decodes the window events, writes each video's sound (WAV, muxed video) and reports the totals."""
     from data_pipelines.media import replace_audio
-    from salsa.inference import pipeline as pipeline_lib
+    from salsa.inference import long_form
 
     bar = _progress(total)
     first_audio = None
     written = []
     try:
         counted = _counted(events, jobs, geo, bar, start_time)
-        for i, audio, _, last in pipeline_lib.decode_windows(p, counted, geo, timings):
+        for i, audio, _, last in long_form.decode_windows(p, counted, geo, timings):
             job = jobs[i]
             if job.sink is None:
                 job.sink = _open_sink(job, args.stream, p)

@@ -16,8 +16,9 @@ import pytest
 
 from configs.tiny import get_config
 from salsa import bundle
+from salsa import pipeline as pipeline_cli
+from salsa.inference import checkpoint, long_form, pipeline
 from salsa.inference import codec as vae_codec
-from salsa.inference import long_form, pipeline
 from salsa.models.generator.model import Generator
 from tests import tiny_pipeline
 
@@ -55,7 +56,7 @@ def test_load_restores_every_component_with_the_config_geometry(tiny, tiny_pipel
     args = ["assemble", "--generator", os.path.join(tiny_pipeline_dir, "generator"), "--out", str(out)]
     for name in ("vae", "siglip", "sync"):
         args += [f"--{name}", os.path.join(root, name)]
-    assert pipeline.main(args) == 0
+    assert pipeline_cli.main(args) == 0
     again = pipeline.load(out)
     assert again.tokenizer is None and again.config.to_dict() == tiny.config.to_dict()
 
@@ -108,12 +109,12 @@ def test_export_writes_a_pipeline_or_only_the_generator(tiny_pipeline_dir, tmp_p
     params = tiny_pipeline.random_params(Generator, config, 5)
     toy = tmp_path / "toy"
     config.data.dir = str(toy / "data")
-    assert pipeline.export(config, params, str(toy)) == str(toy / "pipeline" / "generator")
+    assert checkpoint.export(config, params, str(toy)) == str(toy / "pipeline" / "generator")
     assert sorted(os.listdir(toy / "pipeline")) == ["generator"]
     root = os.path.dirname(tiny_pipeline_dir)
     (toy / "config.json").write_text("{}")  # a training workdir has its own config.json
     parts = [a for name in ("vae", "siglip", "sync") for a in (f"--{name}", os.path.join(root, name))]
-    assert pipeline.main(["assemble", "--generator", str(toy), *parts, "--out", str(toy / "ckpt")]) == 0
+    assert pipeline_cli.main(["assemble", "--generator", str(toy), *parts, "--out", str(toy / "ckpt")]) == 0
     data = tmp_path / "extracted"
     data.mkdir()
     parts = {name: os.path.join(root, name) for name in ("vae", "siglip", "sync")}
@@ -122,7 +123,7 @@ def test_export_writes_a_pipeline_or_only_the_generator(tiny_pipeline_dir, tmp_p
     )
     config.data.dir = str(data)
     run = tmp_path / "run"
-    assert pipeline.export(config, params, str(run)) == str(run / "pipeline")
+    assert checkpoint.export(config, params, str(run)) == str(run / "pipeline")
     p = pipeline.load(run / "pipeline")
     assert p.tokenizer is None
     np.testing.assert_array_equal(
@@ -196,7 +197,7 @@ def test_inpainted_reference_is_kept_exactly_and_windows_join_seamlessly(tiny):
 
 def test_each_window_continues_from_the_previous_output(tiny):
     geo = long_form.geometry(tiny.config)
-    clip = tiny.clip(_frames(4, 8), _frames(4, 24), None, None, 0.0, None, None, 0, geo)
+    clip = tiny.clip(_frames(4, 8), _frames(4, 24), geo)
     seen = []
     real = long_form.sample_windows
 

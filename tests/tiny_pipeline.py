@@ -16,7 +16,7 @@ from flax import nnx
 
 from configs.tiny import generator_config
 from salsa import bundle, vae_bundle
-from salsa.inference import pipeline
+from salsa.inference import checkpoint
 from salsa.models.encoders import siglip2 as siglip_lib
 from salsa.models.encoders import sync as sync_lib
 from salsa.models.generator.model import Generator
@@ -88,5 +88,5 @@ def build(root: str, config=None, seed: int = 0) -> str:
     config = config or generator_config()
     parts = components(root, config)
     out = os.path.join(root, "ckpt")
-    pipeline.save(out, config, random_params(Generator, config, seed), **parts)
+    checkpoint.save(out, config, random_params(Generator, config, seed), **parts)
     return out
