@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 
-from salsa import bundle, vae_bundle
+from salsa import bundle
 from salsa.inference.codec import latent_stats
 from salsa.models.encoders import siglip2
 from salsa.models.encoders import sync as sync_lib
 from salsa.models.vae import model as vae_lib
+from salsa.models.vae.model import VAE
 
 CAPTION_WORDS = (
     "a an the of on and with in glass metal rubber wood ball box cube bounces bounce hits hit floor wall "
@@ -41,10 +42,10 @@ def make(folder: str, seed: int = 0) -> dict[str, str]:
     os.makedirs(folder, exist_ok=True)
     paths = {n: os.path.join(folder, n) for n in ("vae", "siglip", "sync")}
     config = vae_lib.preset("tiny", sample_rate=16000, audio_channels=1)  # configs/vae_tiny.py
-    vae = vae_bundle.build(config, seed=seed)
+    vae = bundle.build(VAE, config, seed=seed)
     world = WorldConfig(seconds=2.0, height=16, width=16, sample_rate=16000, channels=1)
     stats = latent_stats(vae, [make_clip(world, 99, i).audio for i in range(2)])
-    vae_bundle.save(paths["vae"], config, bundle.params_of(vae), stats, meta={"weights": "random"})
+    bundle.save_vae(paths["vae"], config, bundle.params_of(vae), stats, meta={"weights": "random"})
     siglip_config = siglip2.variant("tiny")
     siglip = bundle.build(siglip2.Siglip, siglip_config, seed)
     bundle.save(paths["siglip"], "siglip2", siglip_config.to_dict(), bundle.params_of(siglip))

@@ -15,7 +15,7 @@ import numpy as np
 from flax import nnx
 
 from configs.tiny import generator_config
-from salsa import bundle, vae_bundle
+from salsa import bundle
 from salsa.inference import checkpoint
 from salsa.models.encoders import siglip2 as siglip_lib
 from salsa.models.encoders import sync as sync_lib
@@ -74,7 +74,7 @@ def components(root: str, config=None) -> dict[str, str]:
     vae_params["decoder"]["conv2"]["g"] *= (
         0.01  # the last layer: sound mostly within [-1, 1], as 16-bit files need
     )
-    vae_bundle.save(paths["vae"], vae_config, vae_params, stats)
+    bundle.save_vae(paths["vae"], vae_config, vae_params, stats)
     sig = siglip_lib.variant("tiny")
     bundle.save(paths["siglip"], "siglip2", sig.to_dict(), random_params(siglip_lib.Siglip, sig, 2))
     syn = sync_lib.variant("tiny")

@@ -26,7 +26,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from salsa import bundle, io, vae_bundle
+from salsa import bundle, io
 from salsa.errors import UserError
 from salsa.models.encoders.siglip2 import Siglip, SiglipConfig
 from salsa.models.encoders.sync import SyncConfig, SyncModel
@@ -115,7 +115,7 @@ def _materialize(cls, config, params: dict, where: str):
 
 def _read_vae(path: str):
     try:
-        return vae_bundle.load(path)
+        return bundle.load_vae(path)
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
         raise PipelineError(f"{path}: unreadable VAE bundle ({_reason(e)}).") from None
 
