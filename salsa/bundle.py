@@ -201,7 +201,7 @@ def read(path: str | os.PathLike, kind: str | None = None) -> Bundle:
     if not os.path.isfile(cfg_path) and os.path.isfile(os.path.join(path, LEGACY_VAE)):
         return _read_legacy_vae(path, kind)
     if not (os.path.isfile(cfg_path) and os.path.isfile(npz_path)):
-        raise BundleError(f"{path} is not a model bundle (expected {CONFIG} and {PARAMS} in it).")
+        raise BundleError(f"{path!r} is not a model bundle (expected {CONFIG} and {PARAMS} in it).")
     doc = _json(cfg_path)
     if doc.get("format", FORMAT) != FORMAT:
         raise BundleError(f"{cfg_path}: format {doc['format']!r} is not known; this version reads {FORMAT}.")
