@@ -36,13 +36,14 @@ def rss_mib() -> float:
 
 
 def one(variant: str, seconds: float, direction: str, chunk_frames: int, channels: int = 0) -> dict:
-    from salsa import vae_bundle
+    from salsa import bundle
     from salsa.inference import codec as vae_codec
     from salsa.models.vae import model as vae_lib
+    from salsa.models.vae.model import VAE
 
     narrow = dict(encoder_channels=channels, decoder_channels=channels) if channels else {}
     config = vae_lib.variant(variant, **narrow)
-    model = vae_bundle.build(config, seed=0)
+    model = bundle.build(VAE, config, seed=0)
     frames = int(np.ceil(seconds * config.sample_rate / config.hop))
     window = min(frames, chunk_frames + 2 * max(vae_lib.receptive_radius(config)))
     rng = np.random.default_rng(0)

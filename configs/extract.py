@@ -22,7 +22,7 @@ def extract_base(generator: ml_collections.ConfigDict) -> ml_collections.ConfigD
     c.audio = generator.audio.to_dict()
     c.video = generator.video.to_dict()
     c.features = generator.features.to_dict()
-    # Paths of the component bundles (salsa/vae_bundle.py with latent statistics, and
+    # Paths of the component bundles (salsa/bundle.py, kind vae, with latent statistics, and
     # salsa/bundle.py kinds "siglip2" and "sync"); tokenizer: a tokenizer.json, or "" for no text.
     c.components = dict(vae="", siglip="", sync="", tokenizer="")
     c.source = dict(kind="folder", dir="")

@@ -43,7 +43,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # The optional generator with guidance baked into training at the sampler's scale (one branch per
     # step at sampling), for the evaluation's baked-vs-CFG comparison; not in the default run.
     c.stages.generator_guided = dict(objective=dict(sc_guidance=4.0))
-    # salsa.evaluate.EvalSettings of the evaluate stage (fields absent here keep EvalSettings' defaults).
+    # salsa.evaluation.settings.EvalSettings of the evaluate stage (absent fields keep its defaults).
     c.evaluate = dict(
         split="test",
         steps=(1, 2, 4, 8, 32),

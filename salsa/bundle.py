@@ -1,27 +1,55 @@
-"""The bundle: one directory holding a model's parameters and the config that rebuilds it.
+"""The bundle: one directory holding a model's parameters, the config that rebuilds it, and its extras.
 
-    DIR/config.json   {"kind": "siglip2" | "ast" | "videoprism" | "sync", "config": {...}}
+    DIR/config.json   {"kind": "generator" | "vae" | "siglip2" | "sync" | "ast" | "videoprism",
+                       "format": 1, "config": {...}, "meta": {...}}
     DIR/params.npz    every nnx.Param as float32, keyed by its '/'-joined path in the module
                       (list indices as numbers: "image/encoder/blocks/0/attn/q/kernel")
+    DIR/NAME.npz      extra arrays a kind needs (the VAE's latent statistics: stats.npz, mean and std)
+    DIR/NAME          extra text files (a tokenizer.json)
 
-Converters write bundles, training exports them, and the feature functions load them, so every
-encoder has one on-disk format. Writes go to a temporary sibling directory renamed at the end.
+Converters write bundles, training exports them, extraction and the pipeline checkpoint load them: every
+component has this one on-disk format, one load path (`read`), one shape check (`check_shapes`) and one
+error (`BundleError`, naming the file and the array). Writes are atomic (salsa.io.atomic_directory).
+VAE bundles of the older layout (vae.json holding config and statistics, + params.npz) still load.
 """
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator
+import zipfile
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+
+from salsa import io
+from salsa.errors import UserError
+
+FORMAT = 1
+CONFIG, PARAMS, STATS = "config.json", "params.npz", "stats.npz"
+LEGACY_VAE = "vae.json"  # the VAE's own layout before the one format: config and stats in one file
+
+
+class BundleError(UserError):
+    """A bundle is missing, unreadable, or does not fit its config; the message names the file and,
+    where it is one array, the array."""
+
+
+@dataclasses.dataclass
+class Bundle:
+    """A bundle as read: kind, config dict, nested parameter dict, meta, extra arrays by file stem."""
+
+    path: str
+    kind: str
+    config: dict
+    params: dict
+    meta: dict
+    arrays: dict[str, dict[str, np.ndarray]]
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
@@ -59,12 +87,16 @@ def abstract(cls: Callable[..., nnx.Module], config: Any) -> nnx.Module:
 
 
 def materialize(
-    cls: Callable[..., nnx.Module], config: Any, params: dict, model: nnx.Module | None = None
+    cls: Callable[..., nnx.Module],
+    config: Any,
+    params: dict,
+    model: nnx.Module | None = None,
+    where: str | None = None,
 ) -> nnx.Module:
-    """`cls(config)` holding `params` (checked as `assign` does) without running its initializers;
-    `model` is its `abstract` form when the caller has built that already."""
+    """`cls(config)` holding `params` (checked as `assign` does, BundleError starting with `where`)
+    without running its initializers; `model` is its `abstract` form when the caller has it already."""
     model = abstract(cls, config) if model is None else model
-    check_shapes(model, params)
+    check_shapes(model, params, where)
     graphdef, state, rest = nnx.split(model, nnx.Param, ...)
     if jax.tree.leaves(rest):  # state other than parameters: let the initializers make it
         model = build(cls, config)
@@ -76,8 +108,8 @@ def materialize(
 
 def from_bundle(path: str, kind: str, cls: Callable[..., nnx.Module], config_cls: Any) -> nnx.Module:
     """The model stored in the bundle at `path`: `cls(config_cls.from_dict(config))` with its params."""
-    _, config, params = load(path, kind)
-    return materialize(cls, config_cls.from_dict(config), params)
+    b = read(path, kind)
+    return materialize(cls, config_cls.from_dict(b.config), b.params, where=os.path.join(path, PARAMS))
 
 
 def params_of(model: nnx.Module) -> dict:
@@ -104,66 +136,150 @@ def _shapes(tree: dict, prefix: str = "") -> dict[str, tuple]:
     return out
 
 
-def check_shapes(model: nnx.Module, params: dict) -> None:
-    """ValueError naming the first entry of `params` missing, extra or misshapen for `model` (a real or
-    an `abstract` one)."""
+def check_shapes(model: nnx.Module, params: dict, where: str | None = None) -> None:
+    """BundleError naming the first entry of `params` missing, extra or misshapen for `model` (a real or
+    an `abstract` one); `where` (a params.npz path) starts the message."""
     want = _shapes(nnx.state(model, nnx.Param).to_pure_dict())
     got = _shapes(params)
+    at = f"{where}: " if where else ""
     if missing := sorted(set(want) - set(got)):
-        raise ValueError(f"parameters missing: {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+        raise BundleError(f"{at}parameters missing: {missing[:5]}{' ...' if len(missing) > 5 else ''}")
     if extra := sorted(set(got) - set(want)):
-        raise ValueError(f"unexpected parameters: {extra[:5]}{' ...' if len(extra) > 5 else ''}")
+        raise BundleError(f"{at}unexpected parameters: {extra[:5]}{' ...' if len(extra) > 5 else ''}")
     for k, shape in want.items():
         if shape != got[k]:
-            raise ValueError(f"parameter {k} has shape {got[k]}; the model expects {shape}.")
-
-
-@contextlib.contextmanager
-def atomic_directory(directory: str | os.PathLike) -> Iterator[str]:
-    """Yields a temporary sibling folder to write into; when the block ends without error it becomes
-    `directory` (an older one is moved aside, the new one renamed in, the old one removed), otherwise it
-    is removed. Readers see the old directory or the complete new one, never a partial one."""
-    directory = os.path.abspath(os.fspath(directory))
-    temp = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.", dir=os.path.dirname(directory))
-    try:
-        yield temp
-        os.chmod(temp, 0o755)
-        if os.path.isdir(directory):
-            old = directory + ".old"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(directory, old)
-            os.replace(temp, directory)
-            shutil.rmtree(old)
-        else:
-            os.replace(temp, directory)
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
+            raise BundleError(f"{at}parameter {k} has shape {got[k]}; the model expects {shape}.")
 
 
 def save(
-    out_dir: str, kind: str, config: dict, params: dict, extra_files: dict[str, str] | None = None
+    out_dir: str | os.PathLike,
+    kind: str,
+    config: dict,
+    params: dict,
+    extra_files: dict[str, str] | None = None,
+    *,
+    arrays: dict[str, dict[str, np.ndarray]] | None = None,
+    meta: dict | None = None,
 ) -> None:
     """Writes the bundle atomically: nothing appears at `out_dir` unless everything was written.
-    `extra_files` ({file name: text}) go into the same directory (e.g. a tokenizer.json)."""
-    os.makedirs(os.path.dirname(os.path.abspath(out_dir)) or ".", exist_ok=True)
-    with atomic_directory(out_dir) as tmp:
-        with open(os.path.join(tmp, "config.json"), "w") as f:
-            json.dump({"kind": kind, "config": config}, f, indent=2)
-        np.savez(os.path.join(tmp, "params.npz"), **flatten(params))
+    `extra_files` ({file name: text}, e.g. a tokenizer.json) and `arrays` ({stem: {name: array}},
+    written as STEM.npz) go into the same directory."""
+    with io.atomic_directory(out_dir) as tmp:
+        doc = {"kind": kind, "format": FORMAT, "config": config, "meta": meta or {}}
+        io.write_json(os.path.join(tmp, CONFIG), doc)
+        np.savez(os.path.join(tmp, PARAMS), **flatten(jax.device_get(params)))
+        for stem, named in (arrays or {}).items():
+            np.savez(os.path.join(tmp, f"{stem}.npz"), **{k: np.asarray(v) for k, v in named.items()})
         for name, text in (extra_files or {}).items():
-            with open(os.path.join(tmp, name), "w") as f:
-                f.write(text)
+            io.write_text(os.path.join(tmp, name), text)
 
 
-def load(path: str, kind: str | None = None) -> tuple[str, dict, dict]:
-    """(kind, config, params) of the bundle at `path`; ValueError if it is not one (or not `kind`)."""
-    cfg_path, npz_path = os.path.join(path, "config.json"), os.path.join(path, "params.npz")
+def _npz(path: str) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise BundleError(f"{path}: unreadable arrays ({str(e).rstrip('.') or type(e).__name__}).") from None
+
+
+def _json(path: str) -> dict:
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as e:
+        raise BundleError(f"{path}: unreadable ({str(e).rstrip('.') or type(e).__name__}).") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict):
+        raise BundleError(f'{path}: no "config" object in it.')
+    return doc
+
+
+def read(path: str | os.PathLike, kind: str | None = None) -> Bundle:
+    """The bundle at `path` (the extra arrays of every STEM.npz beside params.npz included);
+    BundleError if it is not one, not `kind`, or a file in it is unreadable."""
+    path = os.fspath(path)
+    cfg_path, npz_path = os.path.join(path, CONFIG), os.path.join(path, PARAMS)
+    if not os.path.isfile(cfg_path) and os.path.isfile(os.path.join(path, LEGACY_VAE)):
+        return _read_legacy_vae(path, kind)
     if not (os.path.isfile(cfg_path) and os.path.isfile(npz_path)):
-        raise ValueError(f"{path!r} is not a model bundle (expected config.json and params.npz in it).")
-    with open(cfg_path) as f:
-        meta = json.load(f)
-    if kind is not None and meta.get("kind") != kind:
-        raise ValueError(f"bundle {path!r} holds a {meta.get('kind')!r} model; expected {kind!r}.")
-    with np.load(npz_path) as z:
-        params = unflatten({k: z[k] for k in z.files})
-    return meta["kind"], meta["config"], params
+        raise BundleError(f"{path!r} is not a model bundle (expected {CONFIG} and {PARAMS} in it).")
+    doc = _json(cfg_path)
+    if doc.get("format", FORMAT) != FORMAT:
+        raise BundleError(f"{cfg_path}: format {doc['format']!r} is not known; this version reads {FORMAT}.")
+    if kind is not None and doc.get("kind") != kind:
+        raise BundleError(f"bundle {path!r} holds a {doc.get('kind')!r} model; expected {kind!r}.")
+    arrays = {
+        name[:-4]: _npz(os.path.join(path, name))
+        for name in sorted(os.listdir(path))
+        if name.endswith(".npz") and name != PARAMS
+    }
+    params = unflatten(_npz(npz_path))
+    return Bundle(path, doc["kind"], doc["config"], params, doc.get("meta", {}), arrays)
+
+
+def _read_legacy_vae(path: str, kind: str | None) -> Bundle:
+    """A VAE bundle of the older layout: vae.json {"config", "stats" (lists) or null, "meta"}."""
+    if kind not in (None, "vae"):
+        raise BundleError(f"bundle {path!r} holds a 'vae' model (older layout); expected {kind!r}.")
+    doc = _json(os.path.join(path, LEGACY_VAE))
+    npz_path = os.path.join(path, PARAMS)
+    if not os.path.isfile(npz_path):
+        raise BundleError(f"{path} is not a model bundle (expected {LEGACY_VAE} and {PARAMS} in it).")
+    stats = doc.get("stats")
+    arrays = (
+        {} if stats is None else {"stats": {k: np.asarray(stats[k], np.float32) for k in ("mean", "std")}}
+    )
+    return Bundle(path, "vae", doc["config"], unflatten(_npz(npz_path)), doc.get("meta", {}), arrays)
+
+
+def load(path: str | os.PathLike, kind: str | None = None) -> tuple[str, dict, dict]:
+    """(kind, config, params) of the bundle at `path` (`read` without the extras)."""
+    b = read(path, kind)
+    return b.kind, b.config, b.params
+
+
+# ------------------------------------------------------------------------------------ the VAE's bundle
+
+
+def save_vae(
+    directory: str | os.PathLike,
+    config,
+    params: dict,
+    stats: dict[str, np.ndarray] | None = None,
+    meta: dict | None = None,
+) -> None:
+    """A "vae" bundle: `config` a VAEConfig, `stats` the latent statistics ({"mean", "std"}: (latent_dim,)
+    each) as stats.npz, when computed."""
+    arrays = (
+        None if stats is None else {"stats": {k: np.asarray(stats[k], np.float32) for k in ("mean", "std")}}
+    )
+    save(directory, "vae", config.to_dict(), params, arrays=arrays, meta=meta)
+
+
+def load_vae(directory: str | os.PathLike):
+    """(VAEConfig, params, stats or None, meta) of a "vae" bundle (either layout); BundleError naming
+    the file for an unreadable config or statistics of the wrong size."""
+    from salsa.models.vae.model import VAEConfig
+
+    b = read(directory, "vae")
+    try:
+        config = VAEConfig.from_dict(b.config)
+    except (KeyError, TypeError, ValueError) as e:
+        raise BundleError(f"{os.path.join(b.path, CONFIG)}: unreadable VAE config ({e}).") from None
+    stats = b.arrays.get("stats")
+    if stats is not None:
+        for name in ("mean", "std"):
+            if np.shape(stats.get(name)) != (config.latent_dim,):
+                raise BundleError(
+                    f"{os.path.join(b.path, STATS)}: array {name!r} must have {config.latent_dim} entries "
+                    f"(one per latent channel), got shape {np.shape(stats.get(name))}."
+                )
+        stats = {k: np.asarray(stats[k], np.float32) for k in ("mean", "std")}
+    return config, b.params, stats, b.meta
+
+
+def vae_model(directory: str | os.PathLike):
+    """(VAE with the bundle's parameters, latent statistics or None)."""
+    from salsa.models.vae.model import VAE
+
+    config, params, stats, _ = load_vae(directory)
+    return materialize(VAE, config, params, where=os.path.join(os.fspath(directory), PARAMS)), stats

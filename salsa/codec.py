@@ -9,7 +9,8 @@ latent means as (T, latent_dim) float32, T = ceil(samples / hop); --normalize st
 bundle's per-channel statistics (as the generator sees them). decode writes exactly T * hop samples
 (.wav or .flac); --normalized says the input was normalised. stats computes those statistics over a data
 set and stores them in the bundle. Audio of any length is processed in bounded memory (overlapping
-windows of --chunk-frames latent frames). Bad input: one line on stderr, exit code 2, no output file.
+windows of --chunk-frames latent frames). Bad input: one line on stderr, exit code 2, no output file
+(salsa.cli.run).
 """
 
 from __future__ import annotations
@@ -19,18 +20,24 @@ import itertools
 import logging
 import os
 import sys
+from collections.abc import Sequence
 
 import numpy as np
 
-from data_pipelines.media import MediaError, decode_audio, write_audio
-from data_pipelines.media.encode import atomic_output
-from salsa import vae_bundle
+from data_pipelines.media import decode_audio, write_audio
+from salsa import bundle, cli, io
+from salsa.errors import UserError
 from salsa.inference import codec as vae_codec
+from salsa.models.vae.model import VAE
+
+
+class CodecError(UserError):
+    """An input, output or flag of `python -m salsa.codec` that cannot be used; one sentence."""
 
 
 def _stats_or_fail(stats, checkpoint: str) -> dict[str, np.ndarray]:
     if stats is None:
-        raise ValueError(
+        raise CodecError(
             f"{checkpoint} has no latent statistics; compute them with "
             f"`python -m salsa.codec stats --checkpoint {checkpoint} --data ...`."
         )
@@ -39,35 +46,35 @@ def _stats_or_fail(stats, checkpoint: str) -> dict[str, np.ndarray]:
 
 def encode(args) -> None:
     if not args.output.endswith(".npy"):
-        raise ValueError(f"output {args.output} must end in .npy.")
-    model, stats = vae_bundle.load_model(args.checkpoint)
+        raise CodecError(f"output {args.output} must end in .npy.")
+    model, stats = bundle.vae_model(args.checkpoint)
     if args.normalize:
         _stats_or_fail(stats, args.checkpoint)
     audio = decode_audio(args.input, model.config.sample_rate, model.config.audio_channels)
     if audio.shape[0] == 0:
-        raise ValueError(f"{args.input} holds no audio samples.")
+        raise CodecError(f"{args.input} holds no audio samples.")
     latents = vae_codec.encode(model, audio, args.chunk_frames)
     if args.normalize:
         latents = vae_codec.normalize(latents, stats)
-    with atomic_output(args.output) as temp, open(temp, "wb") as f:
+    with io.atomic_file(args.output) as temp, open(temp, "wb") as f:
         np.save(f, latents.astype(np.float32))
     logging.info("%s: %d samples -> %s latents %s", args.input, audio.shape[0], args.output, latents.shape)
 
 
 def decode(args) -> None:
-    model, stats = vae_bundle.load_model(args.checkpoint)
+    model, stats = bundle.vae_model(args.checkpoint)
     try:
         latents = np.load(args.input, allow_pickle=False)
     except (OSError, ValueError) as e:
-        raise ValueError(f"{args.input}: not a .npy array ({e}).") from None
+        raise CodecError(f"{args.input}: not a .npy array ({e}).") from None
     d = model.config.latent_dim
     if latents.ndim != 2 or latents.shape[1] != d or latents.shape[0] == 0 or not np.isfinite(latents).all():
-        raise ValueError(
+        raise CodecError(
             f"{args.input}: expected finite latents of shape (T >= 1, {d}), got {latents.shape}."
         )
     ext = os.path.splitext(args.output)[1].lower()
     if ext not in (".wav", ".flac"):
-        raise ValueError(f"output {args.output} must end in .wav or .flac.")
+        raise CodecError(f"output {args.output} must end in .wav or .flac.")
     if args.normalized:
         latents = vae_codec.denormalize(latents, _stats_or_fail(stats, args.checkpoint))
     audio = vae_codec.decode(model, latents, args.chunk_frames)
@@ -79,8 +86,8 @@ def decode(args) -> None:
 def stats(args) -> None:
     from data_pipelines.audio.crops import AudioFiles, SyntheticAudio
 
-    config, params, _, meta = vae_bundle.load(args.checkpoint)
-    model = vae_bundle.build(config, params)
+    config, params, _, meta = bundle.load_vae(args.checkpoint)
+    model = bundle.materialize(VAE, config, params)
     if args.data == "synthetic":
         source = SyntheticAudio(
             args.clips, args.seed, args.seconds, config.sample_rate, config.audio_channels
@@ -90,7 +97,7 @@ def stats(args) -> None:
     n = min(len(source), args.clips)
     clips = (source[i] for i in itertools.islice(range(len(source)), n))
     result = vae_codec.latent_stats(model, clips, args.chunk_frames)
-    vae_bundle.save(
+    bundle.save_vae(
         args.checkpoint, config, params, result, {**meta, "stats_data": args.data, "stats_clips": n}
     )
     logging.info(
@@ -101,7 +108,7 @@ def stats(args) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m salsa.codec", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
@@ -124,13 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         if args.chunk_frames < 1:
-            raise ValueError(f"--chunk-frames must be >= 1, got {args.chunk_frames}.")
+            raise CodecError(f"--chunk-frames must be >= 1, got {args.chunk_frames}.")
         {"encode": encode, "decode": decode, "stats": stats}[args.command](args)
-    except (ValueError, OSError, MediaError) as e:
-        print(f"salsa.codec {args.command}: {e}", file=sys.stderr)
-        return 2
+    except OSError as e:  # unreadable or unwritable files are the user's input (MediaError is a UserError)
+        raise CodecError(f"salsa.codec {args.command}: {e}") from None
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

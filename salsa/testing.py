@@ -19,8 +19,8 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from salsa import bundle, vae_bundle
-from salsa.inference import pipeline
+from salsa import bundle
+from salsa.inference import checkpoint
 from salsa.models.encoders import siglip2 as siglip_lib
 from salsa.models.encoders import sync as sync_lib
 from salsa.models.generator.model import Generator, GeneratorConfig
@@ -89,7 +89,7 @@ def tiny_components(root: str, config: ml_collections.ConfigDict) -> dict[str, s
     vae_params["decoder"]["conv2"]["g"] *= (
         0.01  # the last layer: sound mostly in [-1, 1], as 16-bit files need
     )
-    vae_bundle.save(paths["vae"], vae_config, vae_params, stats)
+    bundle.save_vae(paths["vae"], vae_config, vae_params, stats)
     sig = siglip_lib.variant("tiny")
     bundle.save(paths["siglip"], "siglip2", sig.to_dict(), random_params(siglip_lib.Siglip, sig, 2))
     syn = sync_lib.variant("tiny")
@@ -103,7 +103,7 @@ def tiny_pipeline(root: str, config: ml_collections.ConfigDict, seed: int = 0) -
     root/ckpt (returned)."""
     parts = tiny_components(root, config)
     out = os.path.join(root, "ckpt")
-    pipeline.save(out, config, random_params(Generator, GeneratorConfig.from_config(config), seed), **parts)
+    checkpoint.save(out, config, random_params(Generator, GeneratorConfig.from_config(config), seed), **parts)
     return out
 
 
@@ -117,10 +117,10 @@ def extraction_bundles(folder: str, seed: int = 0) -> dict[str, str]:
     os.makedirs(folder, exist_ok=True)
     paths = {n: os.path.join(folder, n) for n in ("vae", "siglip", "sync")}
     config = vae_lib.variant("tiny", sample_rate=16000, audio_channels=1)  # configs/vae_tiny.py
-    vae = vae_bundle.build(config, seed=seed)
+    vae = bundle.build(vae_lib.VAE, config, seed=seed)
     world = WorldConfig(seconds=2.0, height=16, width=16, sample_rate=16000, channels=1)
     stats = latent_stats(vae, [make_clip(world, 99, i).audio for i in range(2)])
-    vae_bundle.save(paths["vae"], config, bundle.params_of(vae), stats, meta={"weights": "random"})
+    bundle.save_vae(paths["vae"], config, bundle.params_of(vae), stats, meta={"weights": "random"})
     siglip_config = siglip_lib.variant("tiny")
     siglip = bundle.build(siglip_lib.Siglip, siglip_config, seed)
     bundle.save(paths["siglip"], "siglip2", siglip_config.to_dict(), bundle.params_of(siglip))

@@ -17,7 +17,9 @@ import pytest
 import soundfile
 
 from data_pipelines.media import VideoFrames, decode_audio, decode_video, write_audio, write_video
-from salsa import extend
+from data_pipelines.media.wav import GrowingWav
+from salsa import cli, extend
+from salsa.inference import soundtrack
 
 FAST = ["--steps", "1", "--window", "2", "--context", "0.5"]
 LATENT_FRAME = 256 / 16000  # s, the tiny VAE's hop at 16 kHz
@@ -32,7 +34,7 @@ def _video(path, seconds: float, fps: float = 24, seed: int = 0) -> str:
 
 def _run(argv, capsys) -> tuple[int, list[str]]:
     capsys.readouterr()
-    rc = extend.main([str(a) for a in argv])
+    rc = cli.run(extend.main, [str(a) for a in argv])
     return rc, capsys.readouterr().err.strip().splitlines()
 
 
@@ -87,13 +89,13 @@ def test_stream_writes_a_playable_wav_window_by_window(tiny_pipeline_dir, tmp_pa
     video = _video(tmp_path / "in.mp4", 5.0)
     wav = tmp_path / "live.wav"
     sizes = []
-    real = extend.GrowingWav.write
+    real = GrowingWav.write
 
     def write(self, audio):  # the file must be a complete WAV after every window
         real(self, audio)
         sizes.append(soundfile.info(self.path).frames)
 
-    extend.GrowingWav.write = write
+    GrowingWav.write = write
     try:
         args = [
             "--video",
@@ -107,7 +109,7 @@ def test_stream_writes_a_playable_wav_window_by_window(tiny_pipeline_dir, tmp_pa
         ]
         rc, err = _run([*args, "--stream", *FAST], capsys)
     finally:
-        extend.GrowingWav.write = real
+        GrowingWav.write = real
     assert rc == 0, err
     assert len(sizes) >= 3 and sizes == sorted(sizes) and sizes[-1] == round(_seconds(video) * 16000)
     assert "time to first audio" in err[-1]
@@ -266,6 +268,8 @@ def _bad_inputs(tmp_path, ckpt: str) -> dict[str, tuple[list, str]]:
         ),
         "long reference": ([*video, "--audio", tmp_path / "long.wav"], "longer than the 2 s window"),
         "guidance scale": ([*video, "--cfg-text", "nan"], "the text guidance scale must be a finite number"),
+        "nan guidance": ([*video, "--cfg", "nan"], "--cfg nan: the guidance scale must be a finite number"),
+        "inf guidance": ([*video, "--cfg-audio", "inf"], "the audio guidance scale must be a finite number"),
         "unreadable checkpoint": (["--video", good, "--checkpoint", tmp_path / "notackpt"], "not a pipeline"),
         "mismatched checkpoint": (["--video", good, "--checkpoint", broken], "do not match its config"),
     }
@@ -292,3 +296,35 @@ def test_the_module_exits_with_status_2_on_bad_input(tmp_path):
         f"error: {tmp_path / 'nope.mp4'}: no such file."
     ]
     assert os.listdir(tmp_path) == []
+
+
+def test_defaults_take_the_tiny_checkpoint_and_write_beside_the_input(
+    tiny_pipeline_dir, tmp_path, monkeypatch, capsys
+):
+    video = _video(tmp_path / "long.mp4", 1.0)
+    monkeypatch.chdir(tmp_path)
+    rc, err = _run(["--video", "long.mp4"], capsys)
+    assert rc == 2 and len(err) == 1, err
+    assert "python -m salsa.train --config=configs/tiny.py" in err[0] and "--checkpoint" in err[0]
+    os.makedirs(os.path.join("runs", "tiny", "generator"))
+    os.symlink(tiny_pipeline_dir, os.path.join("runs", "tiny", "generator", "pipeline"))
+    rc, err = _run(["--video", "long.mp4", *FAST], capsys)
+    assert rc == 0, err
+    assert abs(len(decode_audio("long.salsa.mp4", 16000, 1)) / 16000 - _seconds(video)) <= LATENT_FRAME
+    (tmp_path / "clips").mkdir()
+    assert soundtrack.default_out("clips/") == "clips.salsa"  # a folder: a sibling folder, same names
+    assert soundtrack.default_out(os.path.join("a", "b.mkv")) == os.path.join("a", "b.salsa.mkv")
+
+
+def test_non_finite_audio_is_a_bug_and_never_written(tiny_pipeline_dir, tmp_path, monkeypatch):
+    from salsa.inference import long_form
+
+    def broken(model, cond, noise, reference, reference_mask, *, steps, guidance, grid):
+        return np.full(noise.shape, np.nan, np.float32)
+
+    monkeypatch.setattr(long_form, "sample_windows", broken)
+    video = _video(tmp_path / "in.mp4", 1.0)
+    argv = ["--video", video, "--checkpoint", tiny_pipeline_dir, "--out", tmp_path / "o.mp4"]
+    with pytest.raises(RuntimeError, match="non-finite"):
+        extend.main([str(a) for a in [*argv, "--wav", tmp_path / "o.wav", *FAST]])
+    assert os.listdir(tmp_path) == ["in.mp4"]

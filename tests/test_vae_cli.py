@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 import soundfile
-from flax import nnx
 
-from salsa import codec, vae_bundle
+from salsa import bundle as bundles
+from salsa import cli, codec
 from salsa.convert import __main__ as convert_main
 from salsa.models.vae import model as vae_lib
 
@@ -24,8 +24,8 @@ SMALL = vae_lib.VAEConfig(
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     path = tmp_path_factory.mktemp("vae") / "bundle"
-    params = nnx.state(vae_bundle.build(SMALL, seed=3), nnx.Param).to_pure_dict()
-    vae_bundle.save(path, SMALL, params)
+    params = bundles.params_of(bundles.build(vae_lib.VAE, SMALL, seed=3))
+    bundles.save_vae(path, SMALL, params)
     return str(path)
 
 
@@ -44,16 +44,16 @@ def test_encode_decode_round_trip_any_rate_and_channels(bundle, tmp_path):
 
 def test_stats_then_normalized_round_trip(bundle, tmp_path):
     # a private copy: stats rewrite the bundle
-    config, params, _, _ = vae_bundle.load(bundle)
+    config, params, _, _ = bundles.load_vae(bundle)
     path = str(tmp_path / "b")
-    vae_bundle.save(path, config, params)
+    bundles.save_vae(path, config, params)
     wav, npy = tmp_path / "in.wav", tmp_path / "z.npy"
     soundfile.write(wav, np.zeros((800, 2), np.float32), 44100)
-    assert codec.main(["encode", "--checkpoint", path, str(wav), str(npy), "--normalize"]) == 2
+    assert cli.run(codec.main, ["encode", "--checkpoint", path, str(wav), str(npy), "--normalize"]) == 2
     assert not npy.exists()
     args = ["stats", "--checkpoint", path, "--data", "synthetic", "--clips", "2", "--seconds", "2"]
     assert codec.main(args) == 0
-    _, _, stats, meta = vae_bundle.load(path)
+    _, _, stats, meta = bundles.load_vae(path)
     assert stats["mean"].shape == (4,) and (stats["std"] > 0).all() and meta["stats_clips"] == 2
     assert codec.main(["encode", "--checkpoint", path, str(wav), str(npy)]) == 0
     raw = np.load(npy)
@@ -79,9 +79,9 @@ def test_bad_input_exits_2_without_output(bundle, tmp_path, case, capsys):
         "bad_extension": ["decode", "--checkpoint", bundle, str(tmp_path / "z.npy"), str(tmp_path / "o.mp3")],
         "not_a_bundle": ["encode", "--checkpoint", str(tmp_path), str(junk), str(out_npy)],
     }[case]
-    assert codec.main(argv) == 2
+    assert cli.run(codec.main, argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("salsa.codec")
+    assert len(err) == 1 and err[0].startswith("error: ")
     leftovers = [p for p in os.listdir(tmp_path) if p.startswith((".o", "o."))]
     assert leftovers == []
 
@@ -104,7 +104,7 @@ def test_convert_cli_diffusers_folder_and_sao43(tmp_path):
         convert_main.main(["vae", "--src", str(tmp_path / "hf"), "--out", str(tmp_path / "b"), "--sao43"])
         == 0
     )
-    config, _, _, meta = vae_bundle.load(tmp_path / "b")
+    config, _, _, meta = bundles.load_vae(tmp_path / "b")
     assert config.strides == (1, 4) and config.sample_rate == 16000 and config.audio_channels == 1
     assert meta["sao43_initialised"] == ["decoder/block/1/conv_t1", "encoder/block/0/conv1"]
     # the real entry point, on bad input
@@ -114,3 +114,31 @@ def test_convert_cli_diffusers_folder_and_sao43(tmp_path):
         [sys.executable, "-m", "salsa.convert", *argv], env=env, capture_output=True, text=True
     )
     assert bad.returncode == 2 and "no such file" in bad.stderr and not (tmp_path / "c").exists()
+
+
+def test_a_vae_bundle_of_the_older_layout_still_loads_and_errors_name_file_and_array(bundle, tmp_path):
+    """Users converted VAEs before the one bundle format: vae.json (config, stats as lists, meta) +
+    params.npz must keep loading, statistics included; a wrong-size statistic names stats.npz."""
+    import json
+    import shutil
+
+    config, params, _, _ = bundles.load_vae(bundle)
+    old = tmp_path / "old"
+    old.mkdir()
+    shutil.copyfile(os.path.join(bundle, "params.npz"), old / "params.npz")
+    stats = {"mean": [0.5] * 4, "std": [2.0] * 4}
+    doc = {"config": config.to_dict(), "stats": stats, "meta": {"source": "x"}}
+    (old / "vae.json").write_text(json.dumps(doc))
+    again, again_params, got, meta = bundles.load_vae(old)
+    assert again == config and meta == {"source": "x"}
+    np.testing.assert_array_equal(got["std"], np.full(4, 2.0, np.float32))
+    for k, v in bundles.flatten(params).items():
+        np.testing.assert_array_equal(bundles.flatten(again_params)[k], v)
+    wav, npy = tmp_path / "in.wav", tmp_path / "z.npy"
+    soundfile.write(wav, np.zeros((800, 2), np.float32), 44100)
+    assert codec.main(["encode", "--checkpoint", str(old), str(wav), str(npy), "--normalize"]) == 0
+    new = tmp_path / "new"
+    bundles.save_vae(new, config, params, {"mean": np.zeros(3), "std": np.ones(4)})
+    assert sorted(os.listdir(new)) == ["config.json", "params.npz", "stats.npz"]
+    with pytest.raises(bundles.BundleError, match=r"stats\.npz: array 'mean' must have 4 entries"):
+        bundles.load_vae(new)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from salsa import vae_bundle
+from salsa import bundle
 from salsa.convert import vae as convert
 from salsa.inference import codec as vae_codec
+from salsa.inference import windows
 from salsa.models.vae import model as vae_lib
 
 torch = pytest.importorskip("torch")
@@ -94,8 +95,8 @@ def test_parity_with_diffusers(reference, tmp_path):
     sd = {k: v.numpy() for k, v in reference.state_dict().items()}
     config, params = convert.convert_state_dict(sd)
     assert config.strides == (2, 4) and config.latent_dim == 8 and config.multiples == (1, 2)
-    vae_bundle.save(tmp_path / "b", config, params)
-    model, stats = vae_bundle.load_model(tmp_path / "b")
+    bundle.save_vae(tmp_path / "b", config, params)
+    model, stats = bundle.vae_model(tmp_path / "b")
     assert stats is None
     err_mean, err_audio = _compare(model, reference)
     print(f"parity max |error|: latent mean {err_mean:.2e}, decoded audio {err_audio:.2e}")
@@ -106,7 +107,7 @@ def test_stable_audio_tools_layout_converts_identically(reference):
     sd = {k: v.numpy() for k, v in reference.state_dict().items()}
     _, from_diffusers = convert.convert_state_dict(sd)
     config, from_sat = convert.convert_state_dict(_sat_state_dict(sd))
-    a, b = vae_bundle.flatten(from_diffusers), vae_bundle.flatten(from_sat)
+    a, b = bundle.flatten(from_diffusers), bundle.flatten(from_sat)
     assert a.keys() == b.keys()
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
@@ -123,7 +124,7 @@ def test_folded_weights_convert_to_the_same_function(reference):
         elif not k.endswith("weight_g"):
             folded[k] = v
     config, params = convert.convert_state_dict(folded)
-    err_mean, err_audio = _compare(vae_bundle.build(config, params), reference)
+    err_mean, err_audio = _compare(bundle.materialize(vae_lib.VAE, config, params), reference)
     assert err_mean < 1e-4 and err_audio < 1e-4
 
 
@@ -149,23 +150,23 @@ def test_sao43_reuses_every_unchanged_layer():
     small43 = vae_lib.VAEConfig(
         encoder_channels=4, decoder_channels=4, latent_dim=4, multiples=(1, 2), strides=(1, 4)
     )
-    src = vae_bundle.flatten(_params(small, 1))
-    params, kept = convert.transplant(_params(small43, 2), vae_bundle.unflatten(src))
+    src = bundle.flatten(_params(small, 1))
+    params, kept = convert.transplant(_params(small43, 2), bundle.unflatten(src))
     assert kept == ["decoder/block/1/conv_t1", "encoder/block/0/conv1"]
-    flat = vae_bundle.flatten(params)
+    flat = bundle.flatten(params)
     assert all(np.array_equal(flat[k], src[k]) for k in flat if k.rsplit("/", 1)[0] not in kept)
 
 
 def _params(config, seed):
     from flax import nnx
 
-    return nnx.state(vae_bundle.build(config, seed=seed), nnx.Param).to_pure_dict()
+    return nnx.state(bundle.build(vae_lib.VAE, config, seed=seed), nnx.Param).to_pure_dict()
 
 
 @pytest.mark.parametrize("samples", [1, 8 * 37 + 3, 8 * 101 - 5])
 def test_chunked_equals_whole_and_length_rule(reference, samples):
     sd = {k: v.numpy() for k, v in reference.state_dict().items()}
-    model = vae_bundle.build(*convert.convert_state_dict(sd))
+    model = bundle.materialize(vae_lib.VAE, *convert.convert_state_dict(sd))
     hop, radius = model.config.hop, vae_lib.receptive_radius(model.config)
     audio = np.random.default_rng(samples).uniform(-0.5, 0.5, (samples, 2)).astype(np.float32)
     whole = vae_codec.encode(model, audio, chunk_frames=10_000)
@@ -183,7 +184,7 @@ def test_chunked_equals_whole_and_length_rule(reference, samples):
 
 def test_windows_tile_the_clip():
     for total in (1, 5, 17, 64):
-        spans = list(vae_codec.windows(total, 4, 3))
+        spans = list(windows.spans(total, 4, 3))
         assert [a for _, _, a, _ in spans] == list(range(0, total, 4))
         assert spans[-1][3] == total
         for start, end, a, b in spans:

@@ -12,7 +12,7 @@ from flax import nnx
 
 from configs.vae_tiny import get_config
 from data_pipelines.audio.crops import SyntheticAudio
-from salsa import vae_bundle
+from salsa import bundle
 from salsa.models.vae import model as vae_lib
 from salsa.objectives.stft_losses import multi_resolution_stft_loss, stft
 from salsa.training import loop
@@ -163,7 +163,7 @@ def _train_and_compare(tmp_path, config) -> tuple[list[float], list[float]]:
     start = time.perf_counter()
     loop.train(config, str(tmp_path))
     minutes = (time.perf_counter() - start) / 60
-    trained, stats = vae_bundle.load_model(tmp_path / "vae")
+    trained, stats = bundle.vae_model(tmp_path / "vae")
     after = [float(x) for x in _scores(trained, held_out)] + list(_events(trained))
     print(
         f"vae (hop {trained.config.hop}) through salsa.train, {config.total_steps} steps "
@@ -202,7 +202,7 @@ def test_tiny_vae_fits_synthetic_audio():
     import optax
 
     config = vae_lib.variant("tiny", sample_rate=16000, audio_channels=1)
-    model = vae_bundle.build(config)
+    model = bundle.build(vae_lib.VAE, config)
     source = SyntheticAudio(4, 0, 2.0, 16000, 1)
     audio = jnp.asarray(np.stack([source[i][:4096] for i in range(4)]))
     opt = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)

@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from salsa import bundle, vae_bundle
+from salsa import bundle
 from salsa.errors import UserError
 from salsa.models.encoders import siglip2
 from salsa.models.encoders import sync as sync_lib
+from salsa.models.vae.model import VAE
 
 
 class ComponentError(UserError):
@@ -67,7 +68,7 @@ def load(config: Any) -> Components:
     paths["tokenizer"] = _path(config, "tokenizer", required=False)
     audio, video, features = config.audio, config.video, config.features
     try:  # configs and parameters first (fast), so that a mismatch is reported before any model is built
-        v, vae_params, stats, _ = vae_bundle.load(paths["vae"])
+        v, vae_params, stats, _ = bundle.load_vae(paths["vae"])
         _, siglip_dict, siglip_params = bundle.load(paths["siglip"], "siglip2")
         _, sync_dict, sync_params = bundle.load(paths["sync"], "sync")
         siglip_config = siglip2.SiglipConfig.from_dict(siglip_dict)
@@ -95,7 +96,7 @@ def load(config: Any) -> Components:
     if paths["tokenizer"] is not None:
         _check_tokenizer(paths["tokenizer"], siglip_config.vocab_size)
     try:
-        vae = vae_bundle.build(v, vae_params)
+        vae = bundle.materialize(VAE, v, vae_params)
         siglip = bundle.build(siglip2.Siglip, siglip_config)
         bundle.assign(siglip, siglip_params)
         sync = bundle.build(sync_lib.SyncModel, sync_config)

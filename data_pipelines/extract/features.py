@@ -1,7 +1,8 @@
 """One decoded clip -> one feature record (data_pipelines/features/records.py): the four encoders.
 
-Each encoder works in fixed-size chunks (salsa.inference.encoders, salsa.inference.codec), so memory is
-bounded by the clip's decoded frames and audio and every chunk size compiles once.
+Each encoder works in fixed-size windows (salsa.inference.windows, through salsa.inference.encoders and
+salsa.inference.codec), so memory is bounded by the clip's decoded frames and audio and every chunk
+size compiles once.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@
     python -m salsa.convert videoprism --src <VideoPrism .npz> --out DIR
 
 Each component module provides `add_arguments(parser)` and `main(args) -> summary line`, raising
-ValueError (or OSError) for bad input: one line on stderr, exit code 2, nothing written.
+ConvertError (a UserError) for bad input: one line on stderr, exit code 2, nothing written
+(salsa.cli.run); an unreadable file (OSError) is reported the same way.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ import argparse
 import importlib
 import logging
 import sys
+from collections.abc import Sequence
+
+from salsa import cli
+from salsa.convert import ConvertError
 
 # component -> module (torch, where needed, is imported only inside the conversion itself)
 COMPONENTS = {
@@ -25,7 +30,7 @@ COMPONENTS = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m salsa.convert", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="component", required=True, metavar="component")
     modules = {name: importlib.import_module(module) for name, module in COMPONENTS.items()}
@@ -36,13 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         summary = modules[args.component].main(args)
-    except (ValueError, OSError) as e:
-        print(f"salsa.convert {args.component}: {e}", file=sys.stderr)
-        return 2
+    except OSError as e:
+        raise ConvertError(f"{args.component}: {e}") from None
     if summary:
         print(summary)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

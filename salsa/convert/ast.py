@@ -13,7 +13,8 @@ import argparse
 import numpy as np
 
 from salsa import bundle
-from salsa.convert.hf import ConvertError, block, count_layers, norm, read_folder
+from salsa.convert import ConvertError
+from salsa.convert.hf import block, count_layers, norm, read_folder
 from salsa.models.encoders.ast import AstConfig
 from salsa.models.encoders.vit import VitConfig
 

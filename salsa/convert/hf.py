@@ -12,9 +12,7 @@ import os
 
 import numpy as np
 
-
-class ConvertError(ValueError):
-    """The source checkpoint is not what the converter accepts; the message says what was expected."""
+from salsa.convert import ConvertError
 
 
 def read_folder(src: str) -> tuple[dict, dict[str, np.ndarray]]:

@@ -14,7 +14,8 @@ import argparse
 import numpy as np
 
 from salsa import bundle
-from salsa.convert.hf import ConvertError, block, count_layers, linear, norm, read_folder
+from salsa.convert import ConvertError
+from salsa.convert.hf import block, count_layers, linear, norm, read_folder
 from salsa.models.encoders.siglip2 import SiglipConfig
 from salsa.models.encoders.vit import VitConfig
 

@@ -20,14 +20,11 @@ import re
 
 import numpy as np
 
+from salsa.convert import ConvertError
 from salsa.models.vae.model import VAEConfig
 
 SAFETENSORS = ("diffusion_pytorch_model.safetensors", "model.safetensors")
 TORCH = ("diffusion_pytorch_model.bin", "model.ckpt", "pytorch_model.bin")
-
-
-class ConvertError(ValueError):
-    """The source is not a checkpoint this converter understands; the message says what was expected."""
 
 
 # ---------------------------------------------------------------- reading tensors
@@ -245,7 +242,7 @@ def load_source(src: str) -> tuple[VAEConfig, dict]:
 def transplant(target: dict, source: dict) -> tuple[dict, list[str]]:
     """`target` with every layer (a module's set of parameters) taken from `source` when the source has
     it with the same shapes; also returns the layers kept from `target` (e.g. sao43's replaced ones)."""
-    from salsa.vae_bundle import flatten, unflatten
+    from salsa.bundle import flatten, unflatten
 
     t, s = flatten(target), flatten(source)
     layers: dict[str, list[str]] = {}

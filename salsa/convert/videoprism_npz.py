@@ -28,7 +28,7 @@ import os
 import numpy as np
 
 from salsa import bundle
-from salsa.convert.hf import ConvertError
+from salsa.convert import ConvertError
 from salsa.models.encoders.videoprism import VideoPrismConfig
 from salsa.models.encoders.vit import VitConfig
 

@@ -15,23 +15,13 @@ decode returns exactly T · hop samples.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import jax
 import numpy as np
 from flax import nnx
 
+from salsa.inference import windows
 from salsa.models.vae.model import VAE, receptive_radius
-
-
-def windows(total: int, core: int, context: int) -> Iterator[tuple[int, int, int, int]]:
-    """(window start, window end, keep start, keep end) in frames covering [0, total) with windows of
-    size min(total, core + 2·context); the kept spans tile [0, total) without gaps or overlaps."""
-    size = min(total, core + 2 * context)
-    for a in range(0, total, core):
-        b = min(a + core, total)
-        start = min(max(a - context, 0), total - size)
-        yield start, start + size, a, b
 
 
 @nnx.jit
@@ -54,10 +44,11 @@ def encode(model: VAE, audio: np.ndarray, chunk_frames: int = 256) -> np.ndarray
     total = max(1, math.ceil(audio.shape[0] / hop))
     context = receptive_radius(model.config)[0]
     out = np.empty((total, model.config.latent_dim), np.float32)
-    for start, end, a, b in windows(total, chunk_frames, context):
-        z = np.asarray(_encode_window(model, _window(audio, start * hop, end * hop)))
-        out[a:b] = z[0, a - start : b - start]
-    return out
+
+    def window(start: int, end: int) -> np.ndarray:
+        return np.asarray(_encode_window(model, _window(audio, start * hop, end * hop)))[0]
+
+    return windows.run(window, out, chunk_frames, context)
 
 
 def _window(audio: np.ndarray, start: int, end: int) -> np.ndarray:
@@ -80,10 +71,11 @@ def decode(model: VAE, latents: np.ndarray, chunk_frames: int = 256) -> np.ndarr
     total = latents.shape[0]
     context = receptive_radius(model.config)[1]
     out = np.empty((total * hop, model.config.audio_channels), np.float32)
-    for start, end, a, b in windows(total, chunk_frames, context):
-        y = np.asarray(_decode_window(model, latents[start:end][None]))
-        out[a * hop : b * hop] = y[0, (a - start) * hop : (b - start) * hop]
-    return out
+
+    def window(start: int, end: int) -> np.ndarray:
+        return np.asarray(_decode_window(model, latents[start:end][None]))[0]
+
+    return windows.run(window, out, chunk_frames, context, scale=hop)
 
 
 class StreamDecoder:
@@ -102,8 +94,8 @@ class StreamDecoder:
     def _decode(self, start: int, end: int, a: int, b: int) -> np.ndarray:
         hop = self.model.config.hop
         window = self.buffer[start - self.offset : end - self.offset]
-        y = np.asarray(_decode_window(self.model, window[None]))  # trimmed on the host, as in `decode`
-        return y[0, (a - start) * hop : (b - start) * hop]
+        y = np.asarray(_decode_window(self.model, window[None]))[0]  # trimmed on the host, as in `decode`
+        return windows.kept(y, start, a, b, hop)
 
     def push(self, latents: np.ndarray) -> np.ndarray:
         """(n, latent_dim) more latents -> (m · hop, audio_channels) audio, m >= 0."""
@@ -124,7 +116,7 @@ class StreamDecoder:
         """The audio of the latents not yet returned (the clip's end is known now)."""
         total = self.offset + self.buffer.shape[0]
         out = []
-        for start, end, a, b in windows(total, self.core, self.context):
+        for start, end, a, b in windows.spans(total, self.core, self.context):
             if a >= self.done:
                 out.append(self._decode(start, end, a, b))
         self.done = total

@@ -4,7 +4,8 @@
     text(siglip, token ids (N, text_len))                   -> (N, text_proj) SigLIP text embeddings
     sync(sync_model, frames at 24 fps (T24, H, W, 3) uint8)  -> (T24, width)   continuous sync features
 
-Frames are encoded in fixed-size chunks (padded) so one compiled function serves every length.
+Frames are encoded in fixed-size batches (salsa.inference.windows) so one compiled function serves every
+length.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from salsa.inference import windows
 from salsa.models.encoders.siglip2 import Siglip, preprocess, preprocess_naflex
 from salsa.models.encoders.sync import SyncModel
 
@@ -34,14 +36,10 @@ def semantic(
 
     Frames are resized square to the model's image_size; `max_patches` (NaFlex checkpoints, e.g. 256)
     keeps their aspect ratio instead (`siglip2.preprocess_naflex`)."""
-    n = frames.shape[0]
     out = []
-    for i in range(0, n, chunk):
-        part = frames[i : i + chunk]
-        pad = chunk - part.shape[0]
-        part = np.concatenate([part, np.repeat(part[-1:], pad, axis=0)]) if pad else part
+    for part, count in windows.batches(frames, chunk):
         feats = _image_chunk(model, jnp.asarray(part), model.config.image_size, max_patches)
-        out.append(np.asarray(feats)[: chunk - pad])
+        out.append(np.asarray(feats)[:count])
     return np.concatenate(out) if out else np.zeros((0, model.config.image.width), np.float32)
 
 
@@ -74,16 +72,6 @@ def _sync_windows(model: SyncModel, windows: jax.Array) -> jax.Array:
     return model.video_features(windows.astype(jnp.float32) / 255.0)
 
 
-def window_starts(num_frames: int, window: int, hop: int) -> list[int]:
-    """Starts of `window`-frame windows every `hop` frames, the last one flush with the end."""
-    if num_frames <= window:
-        return [0]
-    starts = list(range(0, num_frames - window + 1, hop))
-    if starts[-1] != num_frames - window:
-        starts.append(num_frames - window)
-    return starts
-
-
 def sync(model: SyncModel, frames: np.ndarray, hop: int = 8, chunk: int = 8) -> np.ndarray:
     """(T24, H, W, 3) uint8 at 24 fps -> (T24, width): overlapping snippet windows (hop frames apart),
     each frame's feature the mean over the windows that contain it, so the sequence is continuous.
@@ -94,14 +82,12 @@ def sync(model: SyncModel, frames: np.ndarray, hop: int = 8, chunk: int = 8) -> 
         raise ValueError("sync features need at least one frame.")
     if n < win:
         frames = np.concatenate([frames, np.repeat(frames[-1:], win - n, axis=0)])
-    starts = window_starts(frames.shape[0], win, hop)
     total = np.zeros((frames.shape[0], model.config.video.spatial.width), np.float32)
     count = np.zeros((frames.shape[0], 1), np.float32)
-    for i in range(0, len(starts), chunk):
-        group = starts[i : i + chunk]
-        padded = group + [group[-1]] * (chunk - len(group))
-        feats = np.asarray(_sync_windows(model, jnp.asarray(np.stack([frames[s : s + win] for s in padded]))))
-        for s, f in zip(group, feats[: len(group)], strict=True):
+    starts = np.asarray(windows.starts(frames.shape[0], win, hop))
+    for group, real in windows.batches(starts, chunk):
+        feats = np.asarray(_sync_windows(model, jnp.asarray(np.stack([frames[s : s + win] for s in group]))))
+        for s, f in zip(group[:real], feats[:real], strict=True):
             total[s : s + win] += f
             count[s : s + win] += 1
     return (total / count)[:n]

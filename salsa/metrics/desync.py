@@ -23,7 +23,7 @@ import librosa
 import numpy as np
 from flax import nnx
 
-from salsa.inference.encoders import window_starts
+from salsa.inference.windows import starts as window_starts
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,7 +22,7 @@ Stages and what they read and write:
     generator_guided  (optional) the same with config.stages.generator_guided applied
                     (objective.sc_guidance = 4: guidance baked into training)
                                                         -> WORKDIR/generator_guided/pipeline
-    evaluate        salsa.evaluate.evaluate(generator, compare=generator_flow, guided=generator_guided,
+    evaluate        salsa.evaluation.run.evaluate(generator, compare=generator_flow, guided=generator_guided,
                                             settings=EvalSettings(**config.evaluate)), each comparison
                     when its stage is selected or finished
                                                         -> WORKDIR/eval (metrics.md, metrics.json, plots)
@@ -265,15 +265,16 @@ def _evaluate_inputs(config: ml_collections.ConfigDict, workdir: str, names: Seq
 
 
 def _evaluate(inputs: dict, out: str) -> None:
-    from salsa import evaluate
+    from salsa.evaluation import run
+    from salsa.evaluation import settings as evaluation_settings
 
     settings = {k: tuple(v) if isinstance(v, list) else v for k, v in inputs["settings"].items()}
-    evaluate.evaluate(
+    run.evaluate(
         inputs["checkpoint"],
         out,
         compare=inputs["compare"],
         guided=inputs["guided"],
-        settings=evaluate.EvalSettings(**settings),
+        settings=evaluation_settings.EvalSettings(**settings),
     )
 
 

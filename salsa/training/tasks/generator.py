@@ -119,10 +119,10 @@ class GeneratorTask(Task):
 
     def export(self, params: dict, workdir: str) -> None:
         """WORKDIR/pipeline/: a full pipeline checkpoint when the features came with an extraction.json
-        naming their VAE and encoders, else the generator bundle alone (salsa.inference.pipeline.export)."""
-        from salsa.inference import pipeline
+        naming their VAE and encoders, else the generator bundle alone (salsa.inference.checkpoint.export)."""
+        from salsa.inference import checkpoint
 
-        pipeline.export(self.config, params, workdir)
+        checkpoint.export(self.config, params, workdir)
 
     def dataset(self, shard_index: int, shard_count: int):
         from data_pipelines.features.loader import feature_iterator

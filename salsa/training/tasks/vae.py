@@ -28,7 +28,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from salsa import vae_bundle
+from salsa import bundle
 from salsa.errors import UserError
 from salsa.inference import codec as vae_codec
 from salsa.models.vae import model as vae_lib
@@ -81,7 +81,7 @@ class VaeTask(Task):
         if self.config.get("init_bundle"):
             from salsa.convert.vae import transplant
 
-            _, params, _, _ = vae_bundle.load(self.config.init_bundle)
+            _, params, _, _ = bundle.load_vae(self.config.init_bundle)
             state = nnx.state(model.vae, nnx.Param)
             merged, _ = transplant(state.to_pure_dict(), params)
             state.replace_by_pure_dict(jax.tree.map(jnp.asarray, merged))
@@ -135,12 +135,12 @@ class VaeTask(Task):
         from data_pipelines.audio.crops import source
 
         with nnx.use_eager_sharding(False):
-            model = vae_bundle.build(self.vae_config, params["vae"])
+            model = bundle.materialize(vae_lib.VAE, self.vae_config, params["vae"])
         data = source(self.config)
         n = min(len(data), int(self.config.stats_clips))
         stats = vae_codec.latent_stats(model, (data[i] for i in range(n)))
         out = os.path.join(workdir, "vae")
-        vae_bundle.save(out, self.vae_config, params["vae"], stats, {"trained_in": workdir, "stats_clips": n})
+        bundle.save_vae(out, self.vae_config, params["vae"], stats, {"trained_in": workdir, "stats_clips": n})
         logging.info("exported the VAE bundle to %s", out)
 
 
