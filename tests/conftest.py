@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import subprocess
 
 # Tests run on the CPU even where libtpu is installed (the `tpu` extra, for salsa.aot); set before
 # JAX is imported, and inherited by the subprocesses that tests start.
@@ -16,6 +18,7 @@ from flax import nnx  # noqa: E402
 
 from configs import generator  # noqa: E402
 from salsa.models.generator.model import Generator, GeneratorConfig  # noqa: E402
+from tests import launch_fake  # noqa: E402
 
 
 def feature_batch(config, batch: int, key: jax.Array, seconds: float | None = None) -> dict[str, jax.Array]:
@@ -64,3 +67,69 @@ def tiny_pipeline_dir(tmp_path_factory):
     from salsa import testing
 
     return testing.tiny_pipeline(str(tmp_path_factory.mktemp("tiny_pipeline")), generator.get_config("tiny"))
+
+
+# launch/tpu.sh against a fake gcloud (tests/launch_fake.py): tests/test_launch.py, test_launch_sync.py
+@pytest.fixture
+def checkout(tmp_path):
+    """A git checkout with launch/tpu.sh and the launch_fake.COMMITTED files, all committed."""
+    root = tmp_path / "checkout"
+    for path, text in launch_fake.COMMITTED.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    (root / "launch").mkdir()
+    shutil.copy2(launch_fake.SCRIPT, root / "launch" / "tpu.sh")
+    launch_fake.run_git(root, "init", "-q")
+    launch_fake.run_git(root, "add", ".")
+    launch_fake.run_git(
+        root, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "init"
+    )
+    return root
+
+
+@pytest.fixture
+def fake(tmp_path, checkout):
+    """Environment with the fake gcloud first on PATH; .calls() reads the logged argv lists."""
+    bin_dir, worker_bin, home = tmp_path / "bin", tmp_path / "worker-bin", tmp_path / "worker-home"
+    for d in (bin_dir, worker_bin, home):
+        d.mkdir()
+    (bin_dir / "gcloud").write_text(launch_fake.FAKE_GCLOUD)
+    (worker_bin / "python3").write_text(launch_fake.FAKE_PYTHON)
+    (worker_bin / "tail").write_text(launch_fake.FAKE_TAIL)
+    for exe in (bin_dir / "gcloud", worker_bin / "python3", worker_bin / "tail"):
+        exe.chmod(0o755)
+    log = tmp_path / "gcloud.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SALSA_")}
+    env.update(
+        PATH=f"{bin_dir}:{os.environ['PATH']}",
+        FAKE_GCLOUD_LOG=str(log),
+        FAKE_GCLOUD_HOME=str(home),
+        FAKE_WORKER_PATH=f"{worker_bin}:{os.environ['PATH']}",
+        SALSA_TPU_PROJECT="my-project",
+        XDG_CONFIG_HOME=str(tmp_path),
+        **launch_fake.GIT_ENV,
+    )
+
+    class Fake:
+        def __init__(self):
+            self.env, self.home, self.log, self.checkout = env, home, log, checkout
+            self.script = str(checkout / "launch" / "tpu.sh")
+
+        def run(self, *args, env=None, check=True):
+            proc = subprocess.run(
+                [self.script, *args],
+                env={**self.env, **(env or {})},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            if check:
+                assert proc.returncode == 0, proc.stderr
+            return proc
+
+        def calls(self):
+            if not self.log.exists():
+                return []
+            return [line.split("\x1f") for line in self.log.read_text().splitlines()]
+
+    return Fake()
