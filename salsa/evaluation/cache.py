@@ -15,16 +15,16 @@ from collections.abc import Callable
 import numpy as np
 
 from salsa import io
-from salsa.inference import pipeline as pipeline_lib
+from salsa.inference import checkpoint
 
 
 def checkpoint_signature(directory: str | os.PathLike) -> str:
     """Changes when the checkpoint's description or generator parameters change."""
     directory = os.fspath(directory)
     h = hashlib.sha256()
-    with open(os.path.join(directory, pipeline_lib.FILE), "rb") as f:
+    with open(os.path.join(directory, checkpoint.FILE), "rb") as f:
         h.update(f.read())
-    gen = os.path.join(directory, pipeline_lib.NAMES["generator"], "params.npz")
+    gen = os.path.join(directory, checkpoint.NAMES["generator"], "params.npz")
     st = os.stat(gen)
     h.update(f"{os.path.realpath(gen)}:{st.st_size}:{st.st_mtime_ns}".encode())
     return h.hexdigest()
