@@ -138,13 +138,13 @@ def _speed(size: str, steps_list: list[int], repeats: int) -> list[dict]:
 
 def _memory(minutes: float, workdir: str) -> dict:
     """Runs salsa.extend on a `minutes`-long video in a child process; its peak RSS and wall time."""
-    from configs.tiny import generator_config
+    from configs import generator
     from data_pipelines.media import write_video
     from salsa import testing
 
     ckpt = os.path.join(workdir, "ckpt")
     if not os.path.isdir(ckpt):
-        testing.tiny_pipeline(workdir, generator_config())
+        testing.tiny_pipeline(workdir, generator.get_config("tiny"))
     video = os.path.join(workdir, f"{minutes:g}min.mp4")
     frames = np.random.default_rng(0).integers(0, 256, (round(minutes * 60 * 24), 32, 32, 3), dtype=np.uint8)
     write_video(video, frames, 24, preset="ultrafast")
