@@ -18,6 +18,7 @@ from flax import nnx
 from salsa.errors import UserError
 from salsa.models.encoders.vit import (
     MapHead,
+    TowersConfig,
     Transformer,
     VitConfig,
     l2_normalize,
@@ -29,7 +30,7 @@ from salsa.models.layers import dense
 
 
 @dataclasses.dataclass(frozen=True)
-class SiglipConfig:
+class SiglipConfig(TowersConfig):
     image: VitConfig
     text: VitConfig
     patch: int = 16
@@ -37,18 +38,6 @@ class SiglipConfig:
     vocab_size: int = 256000
     text_len: int = 64  # texts are padded / cut to this many tokens, as in training
     text_proj: int = 1152  # width of the text head's output (= image width for SigLIP)
-
-    @property
-    def grid(self) -> int:
-        return self.image_size // self.patch
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> SiglipConfig:
-        d = dict(d)
-        return cls(image=VitConfig(**d.pop("image")), text=VitConfig(**d.pop("text")), **d)
 
 
 def variant(name: str, **overrides) -> SiglipConfig:

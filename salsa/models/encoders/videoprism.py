@@ -17,29 +17,24 @@ import jax.numpy as jnp
 from flax import nnx
 
 from salsa.errors import UserError
-from salsa.models.encoders.vit import Transformer, VitConfig, norm_layer, patchify, resize_positions
+from salsa.models.encoders.vit import (
+    TowersConfig,
+    Transformer,
+    VitConfig,
+    norm_layer,
+    patchify,
+    resize_positions,
+)
 from salsa.models.layers import dense
 
 
 @dataclasses.dataclass(frozen=True)
-class VideoPrismConfig:
+class VideoPrismConfig(TowersConfig):
     spatial: VitConfig
     temporal: VitConfig
     patch: int = 18
     image_size: int = 288
     num_frames: int = 16
-
-    @property
-    def grid(self) -> int:
-        return self.image_size // self.patch
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> VideoPrismConfig:
-        d = dict(d)
-        return cls(spatial=VitConfig(**d.pop("spatial")), temporal=VitConfig(**d.pop("temporal")), **d)
 
 
 def variant(name: str, **overrides) -> VideoPrismConfig:

@@ -28,6 +28,24 @@ class VitConfig:
     gelu_approximate: bool = True  # SigLIP: tanh GELU; AST: exact
 
 
+class TowersConfig:
+    """Mixin for a frozen dataclass config made of VitConfig towers plus plain fields (SigLIP's image
+    and text towers, VideoPrism's spatial and temporal ones): its patch grid and its JSON round trip."""
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // self.patch
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        d = dict(d)
+        towers = [f.name for f in dataclasses.fields(cls) if f.type in ("VitConfig", VitConfig)]
+        return cls(**{name: VitConfig(**d.pop(name)) for name in towers}, **d)
+
+
 def norm_layer(width: int, eps: float, rngs: nnx.Rngs) -> nnx.LayerNorm:
     """The LayerNorm every encoder here uses (affine, f32 statistics), with logical axis names."""
     return nnx.LayerNorm(
