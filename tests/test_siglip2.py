@@ -10,7 +10,7 @@ transformers = pytest.importorskip("transformers")
 
 import jax.numpy as jnp  # noqa: E402
 
-from salsa import bundle  # noqa: E402
+from salsa import bundle, cli  # noqa: E402
 from salsa.convert import __main__ as convert_cli  # noqa: E402
 from salsa.models.encoders.siglip2 import Siglip, SiglipConfig, naflex_size, preprocess, preprocess_naflex  # noqa: E402
 
@@ -43,7 +43,10 @@ def test_siglip_parity(tmp_path):
     )
     ref = transformers.SiglipModel(cfg).eval()
     ref.save_pretrained(tmp_path / "hf")
-    assert convert_cli.main(["siglip2", "--src", str(tmp_path / "hf"), "--out", str(tmp_path / "b")]) == 0
+    assert (
+        cli.run(convert_cli.main, ["siglip2", "--src", str(tmp_path / "hf"), "--out", str(tmp_path / "b")])
+        == 0
+    )
     model = _load(tmp_path / "b")
     rng = np.random.default_rng(0)
     images = rng.uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
@@ -61,7 +64,7 @@ def test_siglip2_naflex_parity(tmp_path):
     )
     ref = transformers.Siglip2Model(cfg).eval()
     ref.save_pretrained(tmp_path / "hf")
-    convert_cli.main(["siglip2", "--src", str(tmp_path / "hf"), "--out", str(tmp_path / "b")])
+    cli.run(convert_cli.main, ["siglip2", "--src", str(tmp_path / "hf"), "--out", str(tmp_path / "b")])
     model = _load(tmp_path / "b")
     rng = np.random.default_rng(1)
     images = rng.uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
@@ -79,7 +82,10 @@ def test_siglip2_naflex_parity(tmp_path):
 
 
 def test_convert_bad_source_exits_2(tmp_path, capsys):
-    assert convert_cli.main(["siglip2", "--src", str(tmp_path / "nope"), "--out", str(tmp_path / "b")]) == 2
+    assert (
+        cli.run(convert_cli.main, ["siglip2", "--src", str(tmp_path / "nope"), "--out", str(tmp_path / "b")])
+        == 2
+    )
     assert "config.json" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
 
@@ -116,7 +122,7 @@ def test_siglip2_naflex_non_square_parity(tmp_path):
     )
     ref = transformers.Siglip2Model(cfg).eval()
     ref.save_pretrained(tmp_path / "hf")
-    convert_cli.main(["siglip2", "--src", str(tmp_path / "hf"), "--out", str(tmp_path / "b")])
+    cli.run(convert_cli.main, ["siglip2", "--src", str(tmp_path / "hf"), "--out", str(tmp_path / "b")])
     model = _load(tmp_path / "b")
     images = np.random.default_rng(2).uniform(-1, 1, (1, 24, 40, 3)).astype(np.float32)
     patches = images.reshape(1, 3, 8, 5, 8, 3).transpose(0, 1, 3, 2, 4, 5).reshape(1, 15, 192)

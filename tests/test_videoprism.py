@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from salsa import bundle
+from salsa import bundle, cli
 from salsa.convert import __main__ as convert_cli
 from salsa.convert import videoprism_npz
 from salsa.models.encoders.videoprism import VideoPrism, VideoPrismConfig, variant
@@ -23,7 +23,10 @@ def test_npz_loader_reproduces_outputs(tmp_path):
     )
     np.savez(tmp_path / "vp.npz", **flat)
     assert (
-        convert_cli.main(["videoprism", "--src", str(tmp_path / "vp.npz"), "--out", str(tmp_path / "b")]) == 0
+        cli.run(
+            convert_cli.main, ["videoprism", "--src", str(tmp_path / "vp.npz"), "--out", str(tmp_path / "b")]
+        )
+        == 0
     )
     loaded = bundle.from_bundle(str(tmp_path / "b"), "videoprism", VideoPrism, VideoPrismConfig)
     assert loaded.config == config
@@ -43,6 +46,9 @@ def test_other_sizes_and_lengths():
 def test_bad_npz_exits_2(tmp_path, capsys):
     np.savez(tmp_path / "x.npz", a=np.zeros(3))
     assert (
-        convert_cli.main(["videoprism", "--src", str(tmp_path / "x.npz"), "--out", str(tmp_path / "b")]) == 2
+        cli.run(
+            convert_cli.main, ["videoprism", "--src", str(tmp_path / "x.npz"), "--out", str(tmp_path / "b")]
+        )
+        == 2
     )
     assert "params/" in capsys.readouterr().err and not (tmp_path / "b").exists()
