@@ -15,11 +15,9 @@ import sys
 import tqdm
 
 from data_pipelines.media.encode import write_video
-from data_pipelines.media.errors import MediaError
 from data_pipelines.synthetic.clip import make_clip
 from data_pipelines.synthetic.config import WorldConfig, WorldConfigError
 from salsa import cli, io
-from salsa.errors import UserError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,10 +76,7 @@ def _main(argv: list[str] | None) -> int:
         hidden_acoustics=args.hidden_acoustics,
         hidden_caption_fraction=args.hidden_caption_fraction,
     )
-    try:
-        paths = render(config, args.seed, range(args.first, args.first + args.n), args.out)
-    except MediaError as e:
-        raise UserError(str(e)) from e
+    paths = render(config, args.seed, range(args.first, args.first + args.n), args.out)
     logging.info("wrote %d clips to %s", len(paths), args.out)
     return 0
 
