@@ -87,7 +87,7 @@ def convert(src: str, out: str) -> PannsConfig:
     from salsa.models.evaluators.panns import Cnn14
 
     bundle.check_shapes(bundle.abstract(Cnn14, config), params, where=f"--src {src!r}")
-    bundle.save(out, "panns", config.to_dict(), params, meta={"source": src})
+    bundle.save(out, "panns", config.to_dict(), params, meta={"source": src, "sha256": pth.sha256(src)})
     return config
 
 

@@ -4,6 +4,7 @@ file the converter expected."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 import numpy as np
@@ -53,3 +54,12 @@ def load(path: str, flag: str, expected: str) -> dict[str, np.ndarray]:
         elif isinstance(v, np.ndarray):
             out[k] = v.astype(np.float32)
     return out
+
+
+def sha256(path: str) -> str:
+    """The file's SHA-256 (hex), recorded in the bundle's meta so a conversion names its source exactly."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -70,7 +70,10 @@ def convert(src: str, out: str, pca: str | None = None) -> VggishConfig:
     config = VggishConfig(embedding=params["fc3"]["bias"].shape[0])
     bundle.check_shapes(bundle.abstract(Vggish, config), params, where=f"--src {src!r}")
     arrays = None if pca is None else {"pca": read_pca(pca, config.embedding)}
-    bundle.save(out, "vggish", config.to_dict(), params, arrays=arrays, meta={"source": src, "pca": pca})
+    meta = {"source": src, "sha256": pth.sha256(src)}
+    if pca is not None:
+        meta.update(pca=pca, pca_sha256=pth.sha256(pca))
+    bundle.save(out, "vggish", config.to_dict(), params, arrays=arrays, meta=meta)
     return config
 
 
