@@ -75,6 +75,8 @@ def test_frontend_matches_torchlibrosa(name):
     err = np.abs(got - want).max()
     print(f"PANNs {name} front end: max |error| {err:.2e} dB over a {np.ptp(want):.0f} dB range")
     assert err < 1e-4 * np.abs(want).max() + 2e-3  # float32 DFT as a conv vs an FFT, near the dB floor
+    with pytest.raises(ValueError, match="too few for CNN14"):
+        Cnn14.from_log_mel(bundle.abstract(Cnn14, c), jnp.zeros((1, 31, 64)))
     # The converter recognises the front end from the filterbank the checkpoint stores.
     w = {"logmel_extractor.melW": logmel.melW.detach().numpy(), "fc_audioset.weight": np.zeros((527, 1))}
     assert config_from_weights(w, "x.pth") == c

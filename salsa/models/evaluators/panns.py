@@ -110,7 +110,14 @@ class Cnn14(nnx.Module):
         return panns_frontend.log_mel(audio, c.sample_rate, c.window, c.hop, c.mel_bins, c.fmin, c.fmax)
 
     def from_log_mel(self, mel: jax.Array) -> dict[str, jax.Array]:
-        """(batch, frames, mel_bins) in dB -> {"embedding": (batch, 2048), "logits": (batch, classes)}."""
+        """(batch, frames, mel_bins) in dB -> {"embedding": (batch, 2048), "logits": (batch, classes)};
+        at least 32 frames (five 2x2 poolings)."""
+        need = 2 ** (len(self.blocks) - 1)
+        if mel.shape[-2] < need:
+            seconds = need * self.config.hop / self.config.sample_rate
+            raise ValueError(
+                f"{mel.shape[-2]} log-mel frames are too few for CNN14: it needs {need} ({seconds:.2f} s)."
+            )
         x = self.norm0(mel)[..., None]
         for i, block in enumerate(self.blocks):
             x = block(x, pool=2 if i < len(self.blocks) - 1 else 1)
