@@ -46,6 +46,13 @@ setup(
         # gs:// shards itself from 0.8.6 on.
         "gcs": ["gcsfs>=2024.6", "array-record>=0.8.6"],
         "cuda": ["jax[cuda12]"],
-        "convert": ["torch==2.13.0", "transformers>=4.50", "diffusers>=0.33", "safetensors>=0.4"],
+        "convert": [
+            "torch==2.13.0",
+            "transformers>=4.50",
+            "diffusers>=0.33",
+            "safetensors>=0.4",
+            "panns-inference>=0.1.1",
+            "torchvggish>=0.2",
+        ],
     },
 )

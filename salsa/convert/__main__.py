@@ -4,6 +4,8 @@
     python -m salsa.convert siglip2 --src <transformers Siglip/Siglip2 folder> --out DIR
     python -m salsa.convert ast --src <transformers ASTModel folder> --out DIR
     python -m salsa.convert videoprism --src <VideoPrism .npz> --out DIR
+    python -m salsa.convert panns --src Cnn14_16k_mAP=0.438.pth --out DIR
+    python -m salsa.convert vggish --src vggish-10086976.pth [--pca vggish_pca_params-970ea276.pth] --out DIR
 
 Each component module provides `add_arguments(parser)` and `main(args) -> summary line`, raising
 ConvertError (a UserError) for bad input: one line on stderr, exit code 2, nothing written
@@ -27,6 +29,8 @@ COMPONENTS = {
     "siglip2": "salsa.convert.siglip2",
     "ast": "salsa.convert.ast",
     "videoprism": "salsa.convert.videoprism_npz",
+    "panns": "salsa.convert.panns",
+    "vggish": "salsa.convert.vggish",
 }
 
 

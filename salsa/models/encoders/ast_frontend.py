@@ -52,10 +52,14 @@ def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
     return np.where(mel >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27) * (mel - 15.0)), mel * 200.0 / 3)
 
 
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
-    """Slaney-normalised triangular mel filters (n_fft // 2 + 1, n_mels), 0 Hz to Nyquist."""
+def mel_filterbank(
+    sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None
+) -> np.ndarray:
+    """Slaney-normalised triangular mel filters (n_fft // 2 + 1, n_mels), `fmin` to `fmax` Hz (default
+    0 Hz to Nyquist), as librosa.filters.mel."""
+    fmax = sample_rate / 2 if fmax is None else fmax
     fft_hz = np.linspace(0, sample_rate / 2, 1 + n_fft // 2)
-    mel_hz = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate / 2), n_mels + 2))
+    mel_hz = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
     ramps = mel_hz[:, None] - fft_hz[None, :]
     fdiff = np.diff(mel_hz)
     lower = -ramps[:-2] / fdiff[:-1, None]
