@@ -10,7 +10,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from array_record.python.array_record_module import ArrayRecordReader, ArrayRecordWriter
 
+from data_pipelines.features import records
 from salsa import sharding
 from salsa.training import loop, skips, tasks
 from salsa.training import state as state_lib
@@ -108,6 +110,30 @@ def test_skips_are_counted_and_logged(tmp_path, caplog):
     lines = [r.getMessage() for r in caplog.records if "skipped:" in r.getMessage()]
     assert [line.split()[1] for line in lines] == ["3", "4", "8"]  # 1-based step numbers
     assert "2 in a row" in lines[1] and "3 in this run" in lines[2]
+
+
+def test_nan_record_in_the_data_is_skipped_in_training(tmp_path):
+    """A record with NaN features (written past records.validate, which refuses them) reaches training:
+    every step whose batch holds it is skipped, and the trained params stay finite."""
+    config = _config(tmp_path / "data", total_steps=6, log_every=1)
+    path = records.shard_paths(config.data.dir)[0]
+    reader = ArrayRecordReader(path)
+    data = list(reader.read_all())
+    reader.close()
+    poisoned = dict(records.decode(data[0]))
+    poisoned["latents"] = poisoned["latents"].copy()
+    poisoned["latents"][:, 0] = np.nan  # in every frame: whatever the crop
+    with pytest.raises(records.RecordError, match="'latents' holds NaN or Inf"):
+        records.validate(poisoned, config)
+    writer = ArrayRecordWriter(path, "group_size:1")
+    for i, d in enumerate(data):
+        writer.write(records.encode(poisoned) if i == 0 else d)
+    writer.close()
+    state = loop.train(config, str(tmp_path / "run"))
+    metrics = read_metrics(str(tmp_path / "run"))
+    skipped = [s for s, m in metrics.items() if m["skipped"]]
+    assert len(skipped) == 1  # 48 clips, 6 batches of 8: one epoch, the record in one batch
+    assert all(np.isfinite(x).all() for x in jax.tree.leaves(jax.device_get(state.params)))
 
 
 def test_consecutive_skips_stop_training(tmp_path):
