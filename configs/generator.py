@@ -79,6 +79,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.log_every = 100
     c.checkpoint_every = 5000
     c.keep_checkpoints = 3
+    # Steps with non-finite inputs, loss or gradients are skipped; this many in a row stop training.
+    c.max_consecutive_skips = 10
 
     c.data = dict(dir="", make_toy_if_missing=False, shuffle_seed=0, worker_count=0)
     c.data.toy_clips = 512  # size and seed of the toy feature set built when make_toy_if_missing

@@ -25,6 +25,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.log_every = 50
     c.checkpoint_every = 300
     c.keep_checkpoints = 1
+    # Steps with non-finite inputs, loss or gradients are skipped; this many in a row stop training.
+    c.max_consecutive_skips = 10
     c.data = dict(
         world=dict(seconds=4.0, fps=24.0, height=32, width=32, sample_rate=16000, channels=1),
         seed=0,

@@ -26,6 +26,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.log_every = 100
     c.checkpoint_every = 5000
     c.keep_checkpoints = 3
+    # Steps with non-finite inputs, loss or gradients are skipped; this many in a row stop training.
+    c.max_consecutive_skips = 10
     # The synthetic world at the encoders' resolution: 24 fps, 16 kHz mono.
     c.data = dict(
         world=dict(seconds=8.0, fps=24.0, height=288, width=288, sample_rate=16000, channels=1),

@@ -30,6 +30,8 @@ def vae_base_config() -> ml_collections.ConfigDict:
     c.log_every = 100
     c.checkpoint_every = 5000
     c.keep_checkpoints = 3
+    # Steps with non-finite inputs, loss or gradients are skipped; this many in a row stop training.
+    c.max_consecutive_skips = 10
     # source: 'synthetic' (rendered on the fly, `clips` clips of `world_seconds`) or a folder of audio files
     c.data = dict(
         source="synthetic",

@@ -10,8 +10,11 @@ was restarted. Each process writes only its own shards. Progress lives in WORKDI
     shard-S-of-N.json               shard S finished: its clips, written and skipped
 
 A shard is assembled from its clips once all are done (salsa.io.atomic_file), then its clip folder is
-removed. The process that completes the last shard writes WORKDIR/extraction.json
-(data_pipelines/features/extraction.py); until then the folder holds no complete set and reads as empty.
+removed. Damaged progress is redone, not trusted: on a restart, a clip's .rec that does not decode or a
+.skip.json that does not parse is deleted and the clip extracted again, and a finished shard of this
+process whose file does not open is deleted with its summary and extracted again (one warning line each).
+The process that completes the last shard writes WORKDIR/extraction.json (data_pipelines/features/
+extraction.py); until then the folder holds no complete set and reads as empty.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import shutil
 from collections.abc import Callable
 from typing import Any
 
-from array_record.python.array_record_module import ArrayRecordWriter
+from array_record.python.array_record_module import ArrayRecordReader, ArrayRecordWriter
 
 from data_pipelines.extract import components as components_lib
 from data_pipelines.extract import features, sources
@@ -130,6 +133,48 @@ def _shard_done(workdir: str, shard: int, count: int) -> bool:
     )
 
 
+def _damaged(path: str, config: Any) -> str | None:
+    """Why the progress file `path` (a clip's .rec or .skip.json) cannot be used, or None."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        if path.endswith(".rec"):
+            records.validate(records.decode(data), config)
+        else:
+            json.loads(data)["reason"]  # noqa: B018 -- present and a JSON object
+    except (OSError, ValueError, KeyError, TypeError, records.RecordError) as e:
+        return f"{type(e).__name__}: {' '.join(str(e).split())[:160]}"
+    return None
+
+
+def _finished(folder: str, index: int, config: Any) -> bool:
+    """Whether clip `index` has a usable .rec or .skip.json in `folder`; a damaged one is deleted."""
+    for name in (f"{index:08d}.rec", f"{index:08d}.skip.json"):
+        path = os.path.join(folder, name)
+        if os.path.exists(path):
+            why = _damaged(path, config)
+            if why is None:
+                return True
+            logging.warning("progress file %s is damaged (%s); extracting the clip again", path, why)
+            os.remove(path)
+    return False
+
+
+def _shard_readable(workdir: str, shard: int, count: int) -> bool:
+    """Whether a finished shard's file opens (ArrayRecord reads its index); a damaged one, with its
+    summary, is deleted so that the shard is extracted again."""
+    path = os.path.join(workdir, _shard_name(shard, count))
+    try:
+        ArrayRecordReader(path).close()
+        return True
+    except Exception as e:  # noqa: BLE001 -- whatever the reader says about a damaged file
+        why = f"{type(e).__name__}: {' '.join(str(e).split())[:160]}"
+    logging.warning("shard %s is damaged (%s); extracting it again", path, why)
+    os.remove(path)
+    os.remove(_summary_path(workdir, shard, count))
+    return False
+
+
 def _extract_clip(config, comps, source, decode, index: int, folder: str) -> dict[str, str] | None:
     """Extracts clip `index` into `folder` (a .rec or a .skip.json); returns the skip entry, if any."""
     clip_id = source.id(index)
@@ -167,9 +212,7 @@ def _extract_shard(config, comps, source, decode, workdir: str, shard: int, on_c
     clips = range(shard, len(source), count)
     done_now = 0
     for index in clips:
-        if os.path.exists(os.path.join(folder, f"{index:08d}.rec")) or os.path.exists(
-            os.path.join(folder, f"{index:08d}.skip.json")
-        ):
+        if _finished(folder, index, config):
             continue
         skip = _extract_clip(config, comps, source, decode, index, folder)
         done_now += 1
@@ -239,7 +282,7 @@ def extract(
         logging.warning("process %d of %d has no shard (num_shards=%d)", process_index, process_count, count)
     done_now = 0
     for shard in mine:
-        if not _shard_done(workdir, shard, count):
+        if not (_shard_done(workdir, shard, count) and _shard_readable(workdir, shard, count)):
             done_now += _extract_shard(config, comps, source, decode, workdir, shard, on_clip)
     skipped = []
     for shard in mine:

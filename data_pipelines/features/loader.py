@@ -9,12 +9,20 @@ shuffled per epoch, repeated forever, randomly cropped to config.train_crop_s an
     text (B, text_dim)            text_mask (B,) bool          False where the clip has no caption
 
 B = config.batch_size // shard_count. The iterator is a grain DatasetIterator (get_state / set_state).
+
+Damaged data does not stop training: a shard that cannot be opened (truncated, overwritten) is left out
+with one warning line and a summary of what is trained on; a record that cannot be read (a checksum
+mismatch in the shard) or decoded is replaced by the next readable record of the same epoch, with one
+warning line counting the replacements so far. Only when no shard opens is it an error.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
+import os
+import threading
 from typing import Any
 
 import grain
@@ -96,9 +104,70 @@ def crop(record: records.Record, window: Window, rng: np.random.Generator) -> di
     return example
 
 
-class _Decode(grain.transforms.Map):
-    def map(self, data: bytes) -> records.Record:
-        return records.decode(data)
+def readable_shards(paths: list[str], log=logging.warning) -> list[str]:
+    """The shards of `paths` that open (their index reads back); one warning line per shard left out and
+    a summary. A UserError when none opens."""
+    good, bad = [], []
+    for path in paths:
+        try:
+            grain.sources.ArrayRecordDataSource([path])
+        except Exception as e:  # noqa: BLE001 -- whatever the reader says about a damaged file
+            bad.append(path)
+            why = " ".join(str(e).split())[:160]
+            log(f"feature shard {path} is unreadable ({type(e).__name__}: {why}); skipped")
+            continue
+        good.append(path)
+    if bad and not good:
+        raise UserError(
+            f"none of the {len(paths)} feature shards in {os.path.dirname(paths[0])} can be read."
+        )
+    if bad:
+        log(f"training on {len(good)} of {len(paths)} feature shards; {len(bad)} unreadable shard(s) skipped")
+    return good
+
+
+class _Readable(grain.MapDataset):
+    """The decoded records of `parent` (record bytes); an unreadable or undecodable one is replaced by the
+    next readable record of the same epoch (cyclically), with a warning."""
+
+    def __init__(self, parent: grain.MapDataset, what: str):
+        super().__init__(parent)
+        self._what = what
+        self._lock = threading.Lock()
+        self.replaced = 0
+
+    def __len__(self) -> int:
+        return len(self._parent)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self.slice(index)
+        n = len(self._parent)
+        epoch, position = divmod(index, n)  # an index past the end is a later epoch (reshuffled)
+        for k in range(n):
+            try:
+                return records.decode(self._parent[epoch * n + (position + k) % n])
+            except Exception as e:  # noqa: BLE001 -- a checksum mismatch (RuntimeError) or a RecordError
+                with self._lock:
+                    self.replaced += 1
+                    count = self.replaced
+                logging.warning(
+                    "unreadable record in %s (%s: %s); replaced by the next readable one (%d so far)",
+                    self._what,
+                    type(e).__name__,
+                    " ".join(str(e).split())[:160],
+                    count,
+                )
+        raise UserError(f"no record in {self._what} can be read.")
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
 
 class _Crop(grain.transforms.RandomMap):
@@ -115,14 +184,13 @@ def feature_dataset(config: Any, shard_index: int, shard_count: int) -> grain.It
     if not paths:
         raise UserError(f"data.dir {config.data.dir!r} holds no feature shards (features-*.array_record).")
     extraction.check(config, config.data.dir)  # extracted features must match the config's geometry
-    source = grain.sources.ArrayRecordDataSource(paths)
+    source = grain.sources.ArrayRecordDataSource(readable_shards(paths))
     share = process_share(
         source, shard_index, shard_count, config.batch_size, f"records in {config.data.dir}"
     )
     seed = int(config.data.shuffle_seed)
     ds = (
-        share.shuffle(seed=seed)
-        .map(_Decode())
+        _Readable(share.shuffle(seed=seed), f"the feature shards in {config.data.dir}")
         .random_map(_Crop(Window.from_config(config)), seed=seed + 1)
         .repeat(None)
         .batch(config.batch_size // shard_count, drop_remainder=True)

@@ -198,7 +198,8 @@ def frames(duration: float, rate: float) -> int:
 
 
 def validate(record: Mapping[str, Any], config: Any | None = None) -> None:
-    """Raises RecordError unless `record` has every field with the right dtype, rank and length.
+    """Raises RecordError unless `record` has every field with the right dtype, rank and length, and
+    finite values.
 
     With a config, feature widths and frame rates are checked against config.audio, config.video and
     config.features.
@@ -239,6 +240,9 @@ def validate(record: Mapping[str, Any], config: Any | None = None) -> None:
                 f"record {rid}: field {name!r} must be {want} for a {duration:g} s clip at {rate:g} Hz, "
                 f"got {value.shape[0]} frames."
             )
+    for name in ("latents", "semantic", "sync", "text"):
+        if name in record and not np.isfinite(np.asarray(record[name])).all():
+            raise RecordError(f"record {rid}: field {name!r} holds NaN or Inf.")
     if "text" in record:
         text = np.asarray(record["text"])
         dim = None if config is None else config.features.text_dim

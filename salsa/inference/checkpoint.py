@@ -180,12 +180,16 @@ def load(directory: str | os.PathLike) -> Components:
     try:
         with open(path) as f:
             doc = json.load(f)
-        fmt, parts = doc["format"], doc["components"]
-        config = ml_collections.ConfigDict(doc["generator_config"])
+        fmt = doc["format"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise PipelineError(f"{path}: unreadable pipeline description ({_reason(e)}).") from None
-    if fmt != FORMAT:
-        raise PipelineError(f"{path}: format {fmt!r} is not known; this version reads format {FORMAT}.")
+    if fmt != FORMAT:  # before anything else: another format may lay out the rest differently
+        raise PipelineError(f"{path}: {_format_mismatch(fmt)}")
+    try:
+        parts = doc["components"]
+        config = ml_collections.ConfigDict(doc["generator_config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise PipelineError(f"{path}: unreadable pipeline description ({_reason(e)}).") from None
 
     def part(name):
         return os.path.join(directory, parts[name]) if parts.get(name) else None
@@ -205,6 +209,21 @@ def load(directory: str | os.PathLike) -> Components:
             f"{directory}: pipeline.json names {parts['tokenizer']!r} but there is no such file."
         )
     return Components(config, generator, vae, stats, siglip, sync, tokenizer, directory)
+
+
+def _format_mismatch(fmt) -> str:
+    """What to say about a checkpoint of format `fmt` (not FORMAT): which is which, and what to do."""
+    if isinstance(fmt, int) and not isinstance(fmt, bool) and fmt > FORMAT:
+        return (
+            f"pipeline checkpoint format {fmt}, newer than this salsa, which reads format {FORMAT}; "
+            "update salsa to load it."
+        )
+    if isinstance(fmt, int) and not isinstance(fmt, bool):
+        return (
+            f"pipeline checkpoint format {fmt}, older than this salsa, which reads format {FORMAT}; "
+            "assemble it again with this salsa (python -m salsa.pipeline assemble)."
+        )
+    return f"pipeline checkpoint format {fmt!r} is not known; this salsa reads format {FORMAT}."
 
 
 def export(config: ml_collections.ConfigDict, params: dict, workdir: str) -> str:

@@ -13,7 +13,7 @@ from etils import epath
 from jax.sharding import NamedSharding
 
 from salsa import sharding
-from salsa.training import checkpoints, tasks
+from salsa.training import checkpoints, skips, tasks
 from salsa.training import state as state_lib
 from salsa.training.metric_writer import MetricWriter
 from salsa.training.step import batch_sharding, make_train_step
@@ -62,11 +62,25 @@ def train(
     start = int(state.step)
     last_saved = start
     clock, clock_step = time.perf_counter(), start
+    skipped = skips.SkipCounter(int(config.max_consecutive_skips))
+    pending = None  # (step, metrics) of the step whose skip flags are not read yet
+
+    def observe(done: int, metrics) -> None:
+        flags = jax.device_get((metrics["skipped"], metrics["bad_inputs"]))
+        skipped.observe(done, bool(flags[0]), bool(flags[1]))
+
     for step in range(start, config.total_steps):
         state, metrics = step_fn(state, global_batch(next(data), batch_sh))
         done = step + 1
+        if pending is not None:  # the previous step's flags, read while this one runs
+            observe(*pending)
+        pending = (done, metrics)
         if done % config.log_every == 0 or done == config.total_steps:
+            observe(*pending)
+            pending = None
             scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
+            del scalars["bad_inputs"]
+            scalars["skipped"] = float(skipped.since_last_log())
             now = time.perf_counter()
             scalars["steps_per_s"] = (done - clock_step) / (now - clock)
             clock, clock_step = now, done
@@ -76,6 +90,8 @@ def train(
                 hook(done, scalars)
         if checkpoints.save(mngr, done, state, data):
             last_saved = done
+    if pending is not None:
+        observe(*pending)
     if last_saved != config.total_steps:
         checkpoints.save(mngr, config.total_steps, state, data, force=True)
     mngr.wait_until_finished()

@@ -84,6 +84,6 @@ def check_config(config) -> None:
             f"batch_size {config.batch_size} must be divisible by data*fsdp = {batch_shards} and by the "
             f"{jax.process_count()} processes."
         )
-    for name in ("total_steps", "log_every", "checkpoint_every", "keep_checkpoints"):
+    for name in ("total_steps", "log_every", "checkpoint_every", "keep_checkpoints", "max_consecutive_skips"):
         if config[name] < 1:
             raise BadInput(f"config.{name} must be >= 1, got {config[name]}.")

@@ -8,6 +8,13 @@ Parameter groups (e.g. a GAN's generator and discriminator): a task that sets `g
 trained on that group's loss only: one forward pass, one vector-Jacobian product per group, each masked
 to its group's parameters, summed into one gradient tree for the optimizer (per-group learning rates:
 the task's `optimizer()`, e.g. optax.multi_transform over `group_labels`).
+
+Poisoned steps: a step whose batch holds a non-finite float, or whose loss or gradients are not all
+finite, is skipped inside the step: params, EMA and optimizer state (moments and its step counts) come
+back bit-identical to the step's input. `state.step` still advances (it counts batches consumed, so the
+data-iterator position, checkpoints and the next step's key stay aligned). The metrics say so:
+`skipped` (1.0 for a skipped step) and `bad_inputs` (1.0 when the batch itself was non-finite); the loop
+counts them and stops after config.max_consecutive_skips skips in a row (salsa.training.loop).
 """
 
 from __future__ import annotations
@@ -41,6 +48,21 @@ def batch_sharding(mesh: Mesh, rules: sharding.Rules) -> NamedSharding:
 def ema_update(ema, params, decay: float):
     """ema <- decay * ema + (1 - decay) * params, leaf by leaf."""
     return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
+
+
+def all_finite(tree) -> jax.Array:
+    """Whether every floating-point leaf of `tree` is finite (a boolean scalar); other leaves pass."""
+    checks = [
+        jnp.isfinite(x).all()
+        for x in jax.tree.leaves(tree)
+        if jnp.issubdtype(jnp.result_type(x), jnp.inexact)
+    ]
+    return jnp.logical_and.reduce(jnp.stack(checks)) if checks else jnp.asarray(True)
+
+
+def keep_unless(ok: jax.Array, new, old):
+    """`new` where `ok`, else `old`, leaf by leaf (old values come back bit-identical)."""
+    return jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
 
 
 def _key(entry) -> object:
@@ -106,14 +128,21 @@ def make_train_step(
             loss = sum(losses.values())
         else:
             (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        good_inputs = all_finite(batch)
+        ok = good_inputs & jnp.isfinite(loss) & all_finite(grads)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         ema = None if state.ema is None else ema_update(state.ema, params, decay)
+        params, ema, opt_state = keep_unless(
+            ok, (params, ema, opt_state), (state.params, state.ema, state.opt_state)
+        )
         metrics = {
             **metrics,
             "loss": loss,
             "grad_norm": optax.global_norm(grads),
             "lr": jnp.asarray(schedule(state.step), jnp.float32),
+            "skipped": 1.0 - ok.astype(jnp.float32),
+            "bad_inputs": 1.0 - good_inputs.astype(jnp.float32),
         }
         new_state = state.replace(step=state.step + 1, params=params, ema=ema, opt_state=opt_state)
         return new_state, metrics
