@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import math
 import sys
 import types
 
@@ -19,6 +20,7 @@ if importlib.util.find_spec("hear21passt") is None:
 import jax.numpy as jnp  # noqa: E402
 
 from salsa import bundle, cli  # noqa: E402
+from salsa.convert import ConvertError  # noqa: E402
 from salsa.convert import __main__ as convert_cli  # noqa: E402
 from salsa.convert.passt import UNUSED, config_from_weights, params_from_weights  # noqa: E402
 from salsa.models.encoders.vit import VitConfig  # noqa: E402
@@ -33,20 +35,18 @@ def _kaldi_mel_banks(
     num_bins, window_length_padded, sample_freq, low_freq, high_freq, vtln_low, vtln_high, vtln_warp_factor
 ):
     """torchaudio.compliance.kaldi.get_mel_banks with vtln_warp_factor 1 (the only use hear21passt
-    makes of it), transcribed from Kaldi's MelBanks in torch float32 as torchaudio computes it. Used
+    makes of it), transcribed from Kaldi's MelBanks operation by operation as torchaudio computes it
+    (bit-equal to torchaudio 2.11.1's for this front end's arguments, checked once by hand). Used
     only where torchaudio cannot be imported (no torchaudio wheel matches torch 2.13.0 on CPU)."""
     assert vtln_warp_factor == 1.0
     num_fft_bins = window_length_padded // 2
     fft_bin_width = sample_freq / window_length_padded
 
-    def mel(f):
-        return 1127.0 * torch.log(1.0 + torch.as_tensor(f, dtype=torch.float32) / 700.0)
-
-    low, high = mel(low_freq), mel(high_freq)
+    low, high = (1127.0 * math.log(1.0 + f / 700.0) for f in (low_freq, high_freq))  # Python floats
     delta = (high - low) / (num_bins + 1)
     b = torch.arange(num_bins).unsqueeze(1)
     left, centre, right = low + b * delta, low + (b + 1.0) * delta, low + (b + 2.0) * delta
-    m = mel(fft_bin_width * torch.arange(num_fft_bins)).unsqueeze(0)
+    m = 1127.0 * (1.0 + fft_bin_width * torch.arange(float(num_fft_bins)) / 700.0).log().unsqueeze(0)
     up, down = (m - left) / (centre - left), (right - m) / (right - centre)
     return torch.max(torch.zeros(1), torch.min(up, down)), 700.0 * (torch.exp(centre / 1127.0) - 1.0)
 
@@ -223,3 +223,12 @@ def test_missing_and_wrong_files_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--src" in err and "dist_token" in err
     assert not out.exists()
+    # A position grid another front end would need (8 frequency rows, not the 12 of 128 mels) is refused.
+    zeros = {
+        "cls_token": (1, 1, 128), "dist_token": (1, 1, 128), "freq_new_pos_embed": (1, 128, 8, 1),
+        "time_new_pos_embed": (1, 128, 1, 99), "head.1.weight": (527, 128),
+        "blocks.0.attn.qkv.weight": (384, 128), "blocks.0.mlp.fc1.weight": (512, 128),
+        "patch_embed.proj.weight": (128, 1, 16, 16),
+    }  # fmt: skip
+    with pytest.raises(ConvertError, match="--src 'x.pt': 8 frequency patch rows.*gives 12"):
+        config_from_weights({k: np.zeros(v, np.float32) for k, v in zeros.items()}, "x.pt")
