@@ -51,45 +51,45 @@ def _kaldi_mel_banks(
     return torch.max(torch.zeros(1), torch.min(up, down)), 700.0 * (torch.exp(centre / 1127.0) - 1.0)
 
 
-def _stub_missing_dependencies() -> None:
+def _stand_ins() -> dict[str, types.ModuleType]:
     """hear21passt imports timm (only to download pretrained files) and torchaudio (for the mel filters
-    and training-time masking); both pull a different torch. Where they are absent, stand-ins that do
-    what the reference needs at inference with random weights."""
+    and training-time masking); both pull a different torch. For those that do not import here,
+    stand-ins that do what the reference needs at inference with random weights."""
+    out = {}
     try:
         importlib.import_module("timm.models._hub")
     except Exception:
         hub = types.ModuleType("timm.models._hub")
         hub.download_cached_file = None  # only used for pretrained=True
-        for name, mod in (
-            ("timm", types.ModuleType("timm")),
-            ("timm.models", types.ModuleType("timm.models")),
-        ):
-            sys.modules[name] = mod
-        sys.modules["timm.models._hub"] = hub
+        out |= {"timm": types.ModuleType("timm"), "timm.models": types.ModuleType("timm.models")}
+        out["timm.models._hub"] = hub
     try:
         importlib.import_module("torchaudio.compliance.kaldi")
     except Exception:
-        mods = {n: types.ModuleType(n) for n in ("torchaudio", "compliance", "kaldi", "transforms")}
-        mods["kaldi"].get_mel_banks = _kaldi_mel_banks
-        mods["compliance"].kaldi = mods["kaldi"]
+        ta, compliance, kaldi, transforms = (types.ModuleType(n) for n in ("torchaudio", "c", "k", "t"))
+        kaldi.get_mel_banks = _kaldi_mel_banks
+        compliance.kaldi, ta.compliance, ta.transforms = kaldi, compliance, transforms
         # training-time masking only; eval mode never calls it
-        mods["transforms"].FrequencyMasking = mods["transforms"].TimeMasking = lambda *a, **k: (
-            torch.nn.Identity()
-        )
-        mods["torchaudio"].compliance, mods["torchaudio"].transforms = mods["compliance"], mods["transforms"]
-        sys.modules["torchaudio"] = mods["torchaudio"]
-        sys.modules["torchaudio.compliance"] = mods["compliance"]
-        sys.modules["torchaudio.compliance.kaldi"] = mods["kaldi"]
-        sys.modules["torchaudio.transforms"] = mods["transforms"]
+        transforms.FrequencyMasking = transforms.TimeMasking = lambda *a, **k: torch.nn.Identity()
+        out |= {"torchaudio": ta, "torchaudio.compliance": compliance, "torchaudio.compliance.kaldi": kaldi}
+        out["torchaudio.transforms"] = transforms
+    return out
 
 
 def reference():
-    """(hear21passt.models.passt, hear21passt.models.preprocess)."""
-    _stub_missing_dependencies()
-    return (
-        importlib.import_module("hear21passt.models.passt"),
-        importlib.import_module("hear21passt.models.preprocess"),
-    )
+    """(hear21passt.models.passt, hear21passt.models.preprocess); the stand-ins live in sys.modules
+    only while these import (the modules keep their own references), so no other test sees them."""
+    names = ("hear21passt.models.passt", "hear21passt.models.preprocess")
+    if not all(n in sys.modules for n in names):
+        stand_ins = _stand_ins()
+        sys.modules.update(stand_ins)
+        try:
+            for n in names:
+                importlib.import_module(n)
+        finally:
+            for n in stand_ins:
+                del sys.modules[n]
+    return tuple(sys.modules[n] for n in names)
 
 
 def _reference_mel():
