@@ -53,6 +53,7 @@ setup(
             "safetensors>=0.4",
             "panns-inference>=0.1.1",
             "torchvggish>=0.2",
+            # hear21passt (tests/test_passt.py): its deps move torch to 2.14 + CUDA; pip install --no-deps
         ],
     },
 )
