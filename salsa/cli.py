@@ -3,10 +3,19 @@
 A `UserError` (salsa/errors.py) is printed as one line, `error: <message>`, on stderr, and the command
 exits 2; success exits 0; anything else is a bug and keeps its traceback. argparse commands call
 `run(main)`; absl commands (those that take `--config=`) call `run_absl(main)`.
+
+argparse commands build their parser with `Parser` (a flag argparse refuses is a UserError too, not a
+usage block) and check numbers at the flag layer with the types below (`finite`, `positive`, ...), so
+`--cfg nan` or `--steps -1` is refused before any work starts. `run_absl` does the same for absl flags
+and ml_collections configs: an unknown override, a value of the wrong type or a config file that does
+not load is one line and exit 2.
 """
 
 from __future__ import annotations
 
+import argparse
+import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -29,6 +38,104 @@ def run(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] 
     return 0 if code is None else code
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser whose refusals (unknown flag, missing value, bad type) raise a UserError."""
+
+    def error(self, message: str):
+        raise UserError(f"{self.prog}: {message}.")
+
+
+def _number(kind: type, text: str) -> float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a{'n integer' if kind is int else ' number'}"
+        ) from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def finite(text: str) -> float:
+    """An argparse type: any finite float (nan and inf are refused)."""
+    return _number(float, text)
+
+
+def positive(text: str) -> float:
+    """An argparse type: a finite float > 0."""
+    value = _number(float, text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not > 0")
+    return value
+
+
+def non_negative(text: str) -> float:
+    """An argparse type: a finite float >= 0."""
+    value = _number(float, text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not >= 0")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    value = _number(int, text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not >= 1")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer >= 0."""
+    value = _number(int, text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not >= 0")
+    return value
+
+
+def output_beside(output: str, *inputs: str | None) -> None:
+    """Refuses an output path that is one of the inputs (the input would be overwritten)."""
+    for source in inputs:
+        if source is not None and os.path.realpath(source) == os.path.realpath(output):
+            raise UserError(f"the output {output} is the input {source}; choose another output path.")
+
+
+def _flag_error(error: Exception) -> UserError:
+    """A flag or config file absl or ml_collections could not read, as one line (no traceback text)."""
+    if isinstance(error, (KeyError, AttributeError)):
+        key = str(error).strip("\"'")
+        return UserError(
+            f"the config has no key {key!r}; an override --config.KEY=VALUE must name one it has."
+        )
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    if any(line.startswith("Traceback") for line in lines):
+        lines = lines[-1:]  # config_flags folds a config's traceback into the message: keep its last line
+    return UserError(" ".join(lines) or type(error).__name__)
+
+
+def _parse_absl_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, where every refusal (and a config that does not load) is a UserError."""
+    from absl import flags
+    from ml_collections.config_flags import config_flags
+
+    try:
+        rest = flags.FLAGS(argv)
+    except (flags.Error, KeyError, AttributeError, TypeError, ValueError, OSError, SyntaxError) as e:
+        sys.exit(report(_flag_error(e)))
+    for name in flags.FLAGS:
+        flag = flags.FLAGS[name]
+        if isinstance(flag.parser, config_flags.ConfigFileFlagParser) and flag.present:
+            path = flag.config_filename.split(":", 1)[0]
+            if not os.path.isfile(path):
+                sys.exit(report(UserError(f"--{name}={flag.config_filename}: no such config file.")))
+            try:
+                flag.value.keys()  # a config file that failed to load raises here, not at parse time
+            except OSError as e:
+                sys.exit(report(UserError(f"--{name}={flag.config_filename}: {_flag_error(e)}")))
+    return rest
+
+
 def run_absl(main: Callable[[list[str]], None]) -> None:
     """`absl.app.run(main)` with the same convention: a UserError is one line and exit code 2."""
     from absl import app
@@ -39,4 +146,4 @@ def run_absl(main: Callable[[list[str]], None]) -> None:
         except UserError as e:
             sys.exit(report(e))
 
-    app.run(wrapped)
+    app.run(wrapped, flags_parser=_parse_absl_flags)

@@ -15,7 +15,6 @@ windows of --chunk-frames latent frames). Bad input: one line on stderr, exit co
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import logging
 import os
@@ -42,6 +41,13 @@ def _stats_or_fail(stats, checkpoint: str) -> dict[str, np.ndarray]:
             f"`python -m salsa.codec stats --checkpoint {checkpoint} --data ...`."
         )
     return stats
+
+
+def _check_output(source: str, output: str) -> None:
+    """The output is not the input and can be written (before any work)."""
+    if os.path.realpath(source) == os.path.realpath(output):
+        raise CodecError(f"the output {output} is the input; choose another output path.")
+    io.check_creatable(output)
 
 
 def encode(args) -> None:
@@ -109,11 +115,11 @@ def stats(args) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m salsa.codec", description=__doc__.split("\n\n")[0])
+    parser = cli.Parser(prog="python -m salsa.codec", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    common = argparse.ArgumentParser(add_help=False)
+    common = cli.Parser(add_help=False)
     common.add_argument("--checkpoint", required=True, help="VAE bundle directory")
-    common.add_argument("--chunk-frames", type=int, default=256, help="latent frames per window")
+    common.add_argument("--chunk-frames", type=cli.positive_int, default=256, help="latent frames per window")
     p = sub.add_parser("encode", parents=[common], help="audio file -> (T, latent_dim) .npy")
     p.add_argument("input")
     p.add_argument("output")
@@ -124,14 +130,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--normalized", action="store_true", help="the latents were written with --normalize")
     p = sub.add_parser("stats", parents=[common], help="per-channel latent statistics -> the bundle")
     p.add_argument("--data", required=True, help="'synthetic' or a folder of audio files")
-    p.add_argument("--clips", type=int, default=256, help="at most this many clips")
-    p.add_argument("--seconds", type=float, default=8.0, help="synthetic clip length")
+    p.add_argument("--clips", type=cli.positive_int, default=256, help="at most this many clips")
+    p.add_argument("--seconds", type=cli.positive, default=8.0, help="synthetic clip length")
     p.add_argument("--seed", type=int, default=0, help="synthetic world seed")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        if args.chunk_frames < 1:
-            raise CodecError(f"--chunk-frames must be >= 1, got {args.chunk_frames}.")
+        if args.command != "stats":
+            _check_output(args.input, args.output)
         {"encode": encode, "decode": decode, "stats": stats}[args.command](args)
     except OSError as e:  # unreadable or unwritable files are the user's input (MediaError is a UserError)
         raise CodecError(f"salsa.codec {args.command}: {e}") from None

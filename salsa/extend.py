@@ -45,10 +45,22 @@ from salsa import cli
 from salsa.inference import soundtrack
 
 DEFAULT_CHECKPOINT = os.path.join("runs", "tiny", "generator", "pipeline")
+MAX_WINDOW_S = 120.0  # s, the longest --window
+
+
+def _window(text: str) -> float:
+    """--window: seconds > 0, at most MAX_WINDOW_S (one generator call; longer sound is extension's)."""
+    value = cli.positive(text)
+    if value > MAX_WINDOW_S:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is longer than {MAX_WINDOW_S:g} s; a window is one generator call, longer sound "
+            "comes from extension"
+        )
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m salsa.extend", description=__doc__.split("\n")[0])
+    p = cli.Parser(prog="python -m salsa.extend", description=__doc__.split("\n")[0])
     p.add_argument("--video", required=True, help="a video file, or a folder of videos")
     p.add_argument(
         "--checkpoint",
@@ -65,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--audio-at",
-        type=float,
+        type=cli.non_negative,
         action="append",
         help="where the matching --audio starts (seconds; default 0 for a single --audio)",
     )
@@ -73,7 +85,9 @@ def _parser() -> argparse.ArgumentParser:
         "--keep-audio", action="store_true", help="keep the video's own audio outside the --regenerate ranges"
     )
     p.add_argument("--regenerate", help="time ranges to generate anew, START:END[,START:END...] in seconds")
-    p.add_argument("--steps", type=int, help="sampling steps, a power of two (default: the config's)")
+    p.add_argument(
+        "--steps", type=cli.positive_int, help="sampling steps, a power of two (default: the config's)"
+    )
     p.add_argument("--cfg", type=float, help="guidance scale of every condition (default: the config's)")
     for name, what in (
         ("video", "the video (semantic + sync)"),
@@ -82,11 +96,17 @@ def _parser() -> argparse.ArgumentParser:
     ):
         p.add_argument(f"--cfg-{name}", type=float, help=f"guidance scale of {what}, overriding --cfg")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--window", type=float, help="window length in seconds (default: the config's)")
-    p.add_argument("--context", type=float, help="context kept from the previous window (seconds)")
+    p.add_argument(
+        "--window",
+        type=_window,
+        help=f"window length in seconds, up to {MAX_WINDOW_S:g} (default: the config's)",
+    )
+    p.add_argument("--context", type=cli.non_negative, help="context kept from the previous window (seconds)")
     p.add_argument("--wav", help="also write the sound as a WAV (a folder when --video is a folder)")
     p.add_argument("--stream", action="store_true", help="write the WAV window by window as it is made")
-    p.add_argument("--batch", type=int, default=4, help="videos per generator call when --video is a folder")
+    p.add_argument(
+        "--batch", type=cli.positive_int, default=4, help="videos per generator call when --video is a folder"
+    )
     return p
 
 

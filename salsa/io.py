@@ -16,6 +16,8 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
+from salsa.errors import UserError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -64,6 +66,25 @@ def atomic_directory(directory: str | os.PathLike) -> Iterator[str]:
             os.replace(temp, directory)
     finally:
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def check_creatable(path: str | os.PathLike, what: str = "output", folder: bool = False) -> None:
+    """UserError unless `path` can be written: it is not an existing folder (a folder if `folder`), and
+    its nearest existing ancestor is a writable folder. Commands call it before any work starts."""
+    path = os.path.abspath(os.fspath(path))
+    if os.path.exists(path):
+        if os.path.isdir(path) != folder:
+            kind = "is a folder, not a file" if not folder else "exists and is not a folder"
+            raise UserError(f"{what} {path} {kind}.")
+        parent = path if folder else os.path.dirname(path)
+    else:
+        parent = os.path.dirname(path)
+        while not os.path.exists(parent):
+            parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise UserError(f"{what} {path} cannot be created: {parent} is a file, not a folder.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{what} {path} cannot be created: {parent} is not writable.")
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -19,15 +19,16 @@ config.json, and data/ when the toy feature set is built there.
 from __future__ import annotations
 
 import logging
+import math
 import os
 
 import jax
-from absl import app, flags
+from absl import flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 from tqdm import tqdm
 
-from salsa import cli
+from salsa import cli, io
 from salsa.training import distributed, loop, stages
 from salsa.training.setup import BadInput, check_config, check_storage, default_workdir, prepare_data
 
@@ -63,7 +64,38 @@ class _QuietOrbax(logging.Filter):
         return record.levelno >= logging.WARNING or "orbax" not in record.pathname
 
 
+def _leaves(node, prefix: str = "config"):
+    """(dotted name, value) of every leaf of a ConfigDict."""
+    for key, value in node.items():
+        if hasattr(value, "items"):
+            yield from _leaves(value, f"{prefix}.{key}")
+        else:
+            yield f"{prefix}.{key}", value
+
+
+def _check_numbers(config) -> None:
+    """Every number in the config is finite; sizes and rates are positive (before any work starts)."""
+    for name, value in _leaves(config):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise BadInput(f"{name} is {value}; every number in the config must be finite.")
+    positive = ("batch_size", "train_crop_s", "optim.lr")
+    for name in positive:
+        node, *path = config, *name.split(".")
+        for key in path:
+            node = node.get(key) if hasattr(node, "get") else None
+        if isinstance(node, (int, float)) and not isinstance(node, bool) and node <= 0:
+            raise BadInput(f"config.{name} must be > 0, got {node}.")
+
+
+def _check_workdir(workdir: str) -> None:
+    """A local workdir must be a folder that can be created (a gs:// one is checked by check_storage)."""
+    if "://" not in workdir:
+        io.check_creatable(workdir, "--workdir", folder=True)
+
+
 def _check(config, workdir: str) -> None:
+    _check_numbers(config)
+    _check_workdir(workdir)
     check_config(config)
     check_storage(workdir, config.data.get("dir", "") if "data" in config else "")
 
@@ -78,13 +110,16 @@ def _train(config, workdir: str) -> None:
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+        raise BadInput(
+            f"unexpected arguments: {' '.join(argv[1:])}; every setting is a flag (--config.KEY=VALUE)."
+        )
     absl_logging.get_absl_handler().addFilter(_QuietOrbax())
     config, workdir = _CONFIG.value, _WORKDIR.value
     distributed.maybe_initialize()  # before anything touches a JAX backend
     default = config.get("workdir") or default_workdir(flags.FLAGS["config"].config_filename)
     if stages.is_pipeline(config):
         workdir = os.path.abspath(workdir or default)
+        _check_workdir(workdir)
         stages.run(stages.tiny_pipeline(config, workdir, train=_train, check=_check), workdir)
         return
     if "stages" in config:  # given data: the generator alone, without the pipeline's keys

@@ -316,7 +316,7 @@ def test_defaults_take_the_tiny_checkpoint_and_write_beside_the_input(
     assert soundtrack.default_out(os.path.join("a", "b.mkv")) == os.path.join("a", "b.salsa.mkv")
 
 
-def test_non_finite_audio_is_a_bug_and_never_written(tiny_pipeline_dir, tmp_path, monkeypatch):
+def test_non_finite_audio_is_an_error_and_never_written(tiny_pipeline_dir, tmp_path, monkeypatch, capsys):
     from salsa.inference import long_form
 
     def broken(model, cond, noise, reference, reference_mask, *, steps, guidance, grid):
@@ -325,6 +325,8 @@ def test_non_finite_audio_is_a_bug_and_never_written(tiny_pipeline_dir, tmp_path
     monkeypatch.setattr(long_form, "sample_windows", broken)
     video = _video(tmp_path / "in.mp4", 1.0)
     argv = ["--video", video, "--checkpoint", tiny_pipeline_dir, "--out", tmp_path / "o.mp4"]
-    with pytest.raises(RuntimeError, match="non-finite"):
-        extend.main([str(a) for a in [*argv, "--wav", tmp_path / "o.wav", *FAST]])
+    rc, err = _run([*argv, "--wav", tmp_path / "o.wav", *FAST], capsys)
+    assert rc == 2 and len(err) == 1 and "non-finite values" in err[0], err
     assert os.listdir(tmp_path) == ["in.mp4"]
+    rc, err = _run([*argv, "--wav", tmp_path / "o.wav", "--stream", *FAST], capsys)  # the growing WAV too
+    assert rc == 2 and os.listdir(tmp_path) == ["in.mp4"]

@@ -16,20 +16,18 @@ import tqdm
 
 from data_pipelines.media.encode import write_video
 from data_pipelines.synthetic.clip import make_clip
-from data_pipelines.synthetic.config import WorldConfig, WorldConfigError
+from data_pipelines.synthetic.config import WorldConfig
 from salsa import cli, io
 
 
 def _parser() -> argparse.ArgumentParser:
     d = WorldConfig()
-    p = argparse.ArgumentParser(
-        prog="python -m data_pipelines.synthetic.render", description=__doc__.split("\n")[0]
-    )
-    p.add_argument("--n", type=int, default=4, help="number of clips")
+    p = cli.Parser(prog="python -m data_pipelines.synthetic.render", description=__doc__.split("\n")[0])
+    p.add_argument("--n", type=cli.positive_int, default=4, help="number of clips")
     p.add_argument("--seconds", type=float, default=d.seconds, help="clip length, 2 to 120 s")
     p.add_argument("--seed", type=int, default=0, help="world seed; clip i uses (seed, i)")
     p.add_argument("--out", required=True, help="output folder (created if missing)")
-    p.add_argument("--first", type=int, default=0, help="index of the first clip")
+    p.add_argument("--first", type=cli.non_negative_int, default=0, help="index of the first clip")
     p.add_argument("--fps", type=float, default=d.fps)
     p.add_argument("--size", type=int, nargs=2, default=(d.height, d.width), metavar=("HEIGHT", "WIDTH"))
     p.add_argument("--sample-rate", type=int, default=d.sample_rate)
@@ -64,8 +62,6 @@ def render(config: WorldConfig, seed: int, indices: range, out: str) -> list[str
 def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.n < 1 or args.first < 0:
-        raise WorldConfigError(f"--n={args.n} --first={args.first} are not accepted; use n >= 1, first >= 0.")
     config = WorldConfig(
         seconds=args.seconds,
         fps=args.fps,
@@ -76,6 +72,7 @@ def _main(argv: list[str] | None) -> int:
         hidden_acoustics=args.hidden_acoustics,
         hidden_caption_fraction=args.hidden_caption_fraction,
     )
+    io.check_creatable(args.out, "--out", folder=True)
     paths = render(config, args.seed, range(args.first, args.first + args.n), args.out)
     logging.info("wrote %d clips to %s", len(paths), args.out)
     return 0

@@ -15,13 +15,13 @@ ConvertError (a UserError) for bad input: one line on stderr, exit code 2, nothi
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
-from salsa import cli
+from salsa import cli, io
 from salsa.convert import ConvertError
 
 # component -> module (torch, where needed, is imported only inside the conversion itself)
@@ -37,13 +37,16 @@ COMPONENTS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m salsa.convert", description=__doc__.split("\n\n")[0])
+    parser = cli.Parser(prog="python -m salsa.convert", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="component", required=True, metavar="component")
     modules = {name: importlib.import_module(module) for name, module in COMPONENTS.items()}
     for name, module in modules.items():
         help_text = getattr(module, "HELP", None)
         module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
     args = parser.parse_args(argv)
+    if os.path.realpath(args.out) == os.path.realpath(args.src):
+        raise ConvertError(f"--out {args.out} is --src; choose another folder for the bundle.")
+    io.check_creatable(args.out, "--out", folder=True)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         summary = modules[args.component].main(args)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import zipfile
 
 import numpy as np
 
@@ -164,8 +165,12 @@ def load(path: str) -> tuple[VideoPrismConfig, dict]:
     """(config, params) from a released-layout .npz file."""
     if not os.path.isfile(path):
         raise ConvertError(f"--src {path!r} is not a file; expected a VideoPrism .npz checkpoint.")
-    with np.load(path) as z:
-        return from_npz({k: z[k] for k in z.files})
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise ConvertError(f"--src {path}: not a readable .npz archive ({e}).") from None
+    return from_npz(arrays)
 
 
 def convert(src: str, out: str) -> VideoPrismConfig:

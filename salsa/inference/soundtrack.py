@@ -33,6 +33,10 @@ class BadInput(UserError):
     """A flag or an input file that cannot be used as given; one sentence naming it."""
 
 
+class NonFiniteAudio(UserError):
+    """The generated audio is NaN or infinite (a diverging checkpoint); it is never written."""
+
+
 @dataclasses.dataclass
 class Job:
     """One video: where its sound goes while generating and when done."""
@@ -104,6 +108,23 @@ def jobs_for(video: str, out: str, wav: str | None) -> list[Job]:
     return jobs
 
 
+def check_outputs(jobs: Sequence[Job], references: Sequence[str], stream: bool) -> None:
+    """BadInput when an output (video, WAV, streamed WAV) is an input (the video, a reference) or
+    cannot be created; before anything is read or written."""
+    for job in jobs:
+        wav = job.wav or (os.path.splitext(job.out)[0] + ".wav" if stream else None)
+        for flag, target in (("--out", job.out), ("--wav", wav)):
+            if target is None:
+                continue
+            for source in (job.video, *references):
+                if os.path.realpath(target) == os.path.realpath(source):
+                    raise BadInput(f"{flag} {target} is the input {source}; choose another path.")
+            try:
+                io.check_creatable(target, flag)
+            except UserError as e:
+                raise BadInput(str(e)) from None
+
+
 def check_scales(**scales: float | None) -> None:
     """BadInput naming the first guidance scale (cfg, cfg_video, ...) that is not a finite number."""
     for name, value in scales.items():
@@ -167,6 +188,7 @@ def extend_videos(
     start_time = time.perf_counter()
     check_scales(cfg=cfg, cfg_video=cfg_video, cfg_text=cfg_text, cfg_audio=cfg_audio)
     jobs = jobs_for(video, default_out(video) if out is None else out, wav)
+    check_outputs(jobs, [path for path, _ in references], stream)
     p = checkpoint if isinstance(checkpoint, Pipeline) else pipeline.load(checkpoint)
     try:
         steps, guidance, geo = p.plan(
@@ -304,17 +326,17 @@ def _counted(events, jobs, geo, bar, start_time):
 
 
 def _write(p, jobs, geo, events, stream: bool, start_time: float, timings) -> Summary:
-    """Decodes the window events, writes each video's sound (WAV, muxed video); RuntimeError (a bug,
-    not an input) when the generated audio is not finite, before it is written."""
+    """Decodes the window events, writes each video's sound (WAV, muxed video); NonFiniteAudio when
+    the generated audio is not finite, before it is written."""
     first_audio = None
     written = []
     try:
         for i, audio, _, last in long_form.decode_windows(p, events, geo, timings):
             job = jobs[i]
             if not np.isfinite(audio).all():
-                raise RuntimeError(
-                    f"{job.video}: the generated audio holds non-finite values (NaN or inf); nothing was "
-                    "written. This is a bug in the checkpoint or in salsa, not in the input."
+                raise NonFiniteAudio(
+                    f"{job.video}: the generated audio holds non-finite values (NaN or inf), so nothing was "
+                    "written; the checkpoint's weights or settings make the model diverge."
                 )
             if job.sink is None:
                 _open_sink(job, stream, p)
