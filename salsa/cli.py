@@ -94,13 +94,6 @@ def non_negative_int(text: str) -> int:
     return value
 
 
-def output_beside(output: str, *inputs: str | None) -> None:
-    """Refuses an output path that is one of the inputs (the input would be overwritten)."""
-    for source in inputs:
-        if source is not None and os.path.realpath(source) == os.path.realpath(output):
-            raise UserError(f"the output {output} is the input {source}; choose another output path.")
-
-
 def _flag_error(error: Exception) -> UserError:
     """A flag or config file absl or ml_collections could not read, as one line (no traceback text)."""
     if isinstance(error, (KeyError, AttributeError)):
