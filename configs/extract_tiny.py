@@ -20,7 +20,17 @@ from configs.extract import extract_base
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = extract_base(generator.get_config("tiny"))
     # 4 s clips of the world at the tiny encoders' 32 x 32 pixels; training crops are 2 s.
-    c.source = dict(kind="synthetic", clips=512, seed=0, first=0, seconds=4.0, size=32)
+    # The world's hidden acoustics are off here; configs/tiny.py sets them from its data.world.
+    c.source = dict(
+        kind="synthetic",
+        clips=512,
+        seed=0,
+        first=0,
+        seconds=4.0,
+        size=32,
+        hidden_acoustics=False,
+        hidden_caption_fraction=0.0,
+    )
     if arg == "folder":
         c.source = dict(kind="folder", dir="")
     elif arg not in (None, "", "synthetic"):

@@ -16,6 +16,12 @@ Given data, the config trains the generator alone in --workdir, as any single-ta
 `--config.data.dir=OUT` on features extracted into OUT (docs/extraction.md), or
 `--config.data.make_toy_if_missing=true` on the toy feature set (data_pipelines/features/toy.py) built in
 <workdir>/data. The generator alone is configs/generator.py:tiny.
+
+The world: `data.world` holds the synthetic world's hidden acoustics (data_pipelines/synthetic/
+acoustics.py; on, with half the captions naming them), read by every stage that renders the world (the
+VAE's clips, the sync and SigLIP towers', extraction) and, through the generator checkpoint's config, by
+the evaluation's held-out clips. `--config.data.world.hidden_acoustics=false` turns the hidden world off
+everywhere (the caption fraction then counts for nothing).
 """
 
 import ml_collections
@@ -38,6 +44,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.stages.siglip = siglip_tiny.get_config()
     # Its audio/video/features sections are the generator's at run time; components the exports above.
     c.stages.extract = extract_tiny.get_config()
+    # The world of every stage (see the module docstring): one place, shared by reference.
+    c.data.world = dict(hidden_acoustics=True, hidden_caption_fraction=0.5)
+    hidden = c.data.world.get_ref("hidden_acoustics")
+    fraction = c.data.world.get_ref("hidden_caption_fraction") * hidden.to_float()
+    for section in (c.stages.sync.data.world, c.stages.siglip.data.world, c.stages.extract.source):
+        section.hidden_acoustics, section.hidden_caption_fraction = hidden, fraction
+    c.stages.vae.data.world = dict(hidden_acoustics=hidden)  # the VAE reads sound only, not captions
     # The flow-only generator: the generator config with these settings (paper Table 2: no shortcut rows).
     c.stages.generator_flow = dict(objective=dict(sc_fraction=0.0))
     # The optional generator with guidance baked into training at the sampler's scale (one branch per
@@ -48,11 +61,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         split="test",
         steps=(1, 2, 4, 8, 32),
         clips=32,
-        long_clips=4,
+        long_clips=12,
         long_seconds=60.0,
         reference_seconds=(0.25, 0.5, 1.0, 1.5),  # of the 2 s window; the rest is scored
         seed=0,
         guided_steps=(1, 2, 4, 8),  # baked guidance vs CFG, when generator_guided has run
-        timing_repeats=3,
+        timing_repeats=1,
     )
     return c

@@ -2,13 +2,15 @@
 
     python -m salsa.evaluate --checkpoint DIR --split test --steps 1,2,4,8,32 --out OUT \
         [--compare FLOW_DIR] [--guided BAKED_DIR] [--clips 32] [--long-clips 4] [--long-seconds 60] \
-        [--seed 0]
+        [--seed 0] [--hidden-acoustics | --no-hidden-acoustics] [--text-clips 32]
 
 Writes OUT/metrics.md, OUT/metrics.json and PNG plots (salsa/evaluation/: report.py, plots.py): metrics
 against sampling steps (Fig. 5 left), against the position in long clips for iterative extension and
-one-shot generation (Fig. 5 right), against the length of a ground-truth reference (Fig. 6), shortcut
-against flow-only training at equal steps (Table 2, with --compare), and a generator with guidance baked
-into training at one branch per step against the checkpoint's CFG at two (with --guided). Every clip
+one-shot generation (Fig. 5 right), against the length of a ground-truth reference (Fig. 6, with the
+hidden-property probes), a caption without vs with the words naming the clip's hidden acoustics (the
+text experiment), shortcut against flow-only training at equal steps (Table 2, with --compare), and a
+generator with guidance baked into training at one branch per step against the checkpoint's CFG at two
+(with --guided). Every clip
 comes with the world's exact events, so onsets and materials are scored against ground truth
 (docs/evaluation.md). Generated audio is cached under OUT/.cache, so a rerun after an interruption
 resumes. From Python: `salsa.evaluation.run.evaluate` with `salsa.evaluation.settings.EvalSettings`.
@@ -58,6 +60,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--long-clips", type=int, default=d.long_clips, help="long clips (0: skip)")
     parser.add_argument("--long-seconds", type=float, default=d.long_seconds, help="long clips' length")
     parser.add_argument("--seed", type=int, default=d.seed, help="noise seed")
+    parser.add_argument(
+        "--hidden-acoustics",
+        action=argparse.BooleanOptionalAction,
+        default=d.hidden_acoustics,
+        help="render the held-out clips with (or --no-: without) hidden acoustics; default: the "
+        "checkpoint's training world (its config's data.world)",
+    )
+    parser.add_argument(
+        "--text-clips", type=int, default=d.text_clips, help="clips of the text experiment (0: skip)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     settings = EvalSettings(
@@ -67,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         long_clips=args.long_clips,
         long_seconds=args.long_seconds,
         seed=args.seed,
+        hidden_acoustics=args.hidden_acoustics,
+        text_clips=args.text_clips,
     )
     evaluate(args.checkpoint, args.out, compare=args.compare, guided=args.guided, settings=settings)
     print(os.path.join(args.out, "metrics.md"))

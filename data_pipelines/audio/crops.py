@@ -26,12 +26,19 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".opus", ".
 
 
 class SyntheticAudio:
-    """`size` clips of the synthetic world (frames rendered tiny and dropped: only the sound is used)."""
+    """`size` clips of the synthetic world (frames rendered tiny and dropped: only the sound is used);
+    world: further WorldConfig fields (e.g. hidden_acoustics)."""
 
-    def __init__(self, size: int, seed: int, seconds: float, sample_rate: int, channels: int):
+    def __init__(self, size: int, seed: int, seconds: float, sample_rate: int, channels: int, world=None):
         self.size, self.seed = size, seed
         self.world = WorldConfig(
-            seconds=seconds, sample_rate=sample_rate, channels=channels, height=16, width=16, fps=4.0
+            seconds=seconds,
+            sample_rate=sample_rate,
+            channels=channels,
+            height=16,
+            width=16,
+            fps=4.0,
+            **dict(world or {}),
         )
 
     def __len__(self) -> int:
@@ -95,7 +102,12 @@ def source(config: Any):
     a, d = config.audio, config.data
     if d.source == "synthetic":
         return SyntheticAudio(
-            int(d.clips), int(d.world_seed), float(d.world_seconds), a.sample_rate, a.channels
+            int(d.clips),
+            int(d.world_seed),
+            float(d.world_seconds),
+            a.sample_rate,
+            a.channels,
+            world=d.get("world"),
         )
     return AudioFiles(d.source, a.sample_rate, a.channels)
 

@@ -60,10 +60,23 @@ class Source(Protocol):
 
 
 class SyntheticSource:
-    """`clips` clips of the synthetic world, clip i = make_clip(world, seed, first + i)."""
+    """`clips` clips of the synthetic world, clip i = make_clip(world, seed, first + i); hidden_acoustics
+    and hidden_caption_fraction are the world's (data_pipelines/synthetic/config.py)."""
 
-    def __init__(self, clips: int, seed: int = 0, first: int = 0, seconds: float = 2.0, size: int = 32):
+    def __init__(
+        self,
+        clips: int,
+        seed: int = 0,
+        first: int = 0,
+        seconds: float = 2.0,
+        size: int = 32,
+        hidden_acoustics: bool = False,
+        hidden_caption_fraction: float = 0.0,
+    ):
         self.clips, self.seed, self.first, self.seconds, self.size = clips, seed, first, seconds, size
+        self.hidden = dict(
+            hidden_acoustics=bool(hidden_acoustics), hidden_caption_fraction=float(hidden_caption_fraction)
+        )
 
     def __len__(self) -> int:
         return self.clips
@@ -82,6 +95,7 @@ class SyntheticSource:
             width=self.size,
             sample_rate=decoding.sample_rate,
             channels=decoding.channels,
+            **self.hidden,
         )
         clip = make_clip(config, self.seed, self.first + index)
         count8 = round(config.num_frames * decoding.semantic_fps / decoding.sync_fps)

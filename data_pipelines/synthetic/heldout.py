@@ -10,6 +10,7 @@ no held-out clip was seen in training ("train" shares seed 0 with it and is not 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from data_pipelines.synthetic.snippets import SnippetSpec, cut
 SPLITS = ("test", "validation")  # the builder's held-out splits; "train" shares seed 0 with training
 LONG_FIRST = 100_000  # long clips are indices LONG_FIRST.. of the split's seed, apart from window clips
 SHIFTS_S = (-1.0, -0.6, -0.2, 0.0, 0.2, 0.6, 1.0)  # the sync probe's audio shifts
+HIDDEN_FIELDS = ("hidden_acoustics", "hidden_caption_fraction")  # what a pipeline's data.world sets
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,19 +82,34 @@ def world_seed(split: str) -> int:
     return SPLIT_SEEDS[split]
 
 
-def test_clip(geometry: ClipGeometry, split: str, index: int, seconds: float) -> TestClip:
+def hidden_settings(world: Mapping | None) -> dict:
+    """The hidden-acoustics fields of a pipeline's data.world (configs/tiny.py), as WorldConfig takes
+    them: off when absent, and no caption fraction when hidden acoustics are off."""
+    world = dict(world or {})
+    on = bool(world.get("hidden_acoustics", False))
+    return {
+        "hidden_acoustics": on,
+        "hidden_caption_fraction": float(world.get("hidden_caption_fraction", 0.0)) * on,
+    }
+
+
+def test_clip(
+    geometry: ClipGeometry, split: str, index: int, seconds: float, world: Mapping | None = None
+) -> TestClip:
     """Clip `index` of the split's world seed, `seconds` long, rendered at `geometry`: frames at the
-    sync rate and size, the semantic-rate frames picked from them and resized as extraction does."""
+    sync rate and size, the semantic-rate frames picked from them and resized as extraction does.
+    world: the training world's hidden acoustics (`hidden_settings`), so the clips sound as in training."""
     g = geometry
-    world = WorldConfig(
+    config = WorldConfig(
         seconds=max(2.0, seconds),  # the world renders at least 2 s; shorter clips are cut from it
         fps=g.sync_fps,
         height=g.sync_size,
         width=g.sync_size,
         sample_rate=g.sample_rate,
         channels=g.channels,
+        **hidden_settings(world),
     )
-    clip = make_clip(world, world_seed(split), index)
+    clip = make_clip(config, world_seed(split), index)
     n24, n = round(seconds * g.sync_fps), round(seconds * g.sample_rate)
     frames24 = clip.frames[:n24]
     frames8 = pick_frames(frames24, g.sync_fps, g.semantic_fps, round(n24 * g.semantic_fps / g.sync_fps))

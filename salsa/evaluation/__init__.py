@@ -2,10 +2,11 @@
 
     settings.py     EvalSettings (what to measure), EvalError
     run.py          evaluate(): check the input, load checkpoints, run the experiments, write the report
-    experiments.py  steps, reference, long, compare (flow-only), guided (baked vs CFG), over `Shared`
-    generation.py   audio for held-out clips from a checkpoint; sampling time
+    experiments.py  steps, reference, text, long, compare (flow-only), guided (baked vs CFG), over `Shared`
+    generation.py   audio for held-out clips from a checkpoint (and through its codec); sampling time
     cache.py        the generated-audio cache, keyed on checkpoint signature and part spec
     scoring.py      score(): one metrics row with bootstrap intervals
+    hidden.py       the hidden-property probes (room, microphone, pitch) on generated audio, with intervals
     targets.py      targets (docs/targets.json) judged from the intervals
     report.py       metrics.json and metrics.md; plots.py the PNG plots
 

@@ -13,6 +13,7 @@ import jax
 import numpy as np
 
 from data_pipelines.synthetic.heldout import ClipGeometry, TestClip, test_clip
+from salsa.inference import codec as vae_codec
 from salsa.inference import long_form
 from salsa.inference import pipeline as pipeline_lib
 
@@ -32,11 +33,12 @@ def clip_geometry(p: pipeline_lib.Pipeline) -> ClipGeometry:
 
 
 def test_clips(
-    p: pipeline_lib.Pipeline, split: str, indices: Sequence[int], seconds: float
+    p: pipeline_lib.Pipeline, split: str, indices: Sequence[int], seconds: float, world=None
 ) -> list[TestClip]:
-    """Held-out clips `indices` of `split`, `seconds` long, at the checkpoint's geometry."""
+    """Held-out clips `indices` of `split`, `seconds` long, at the checkpoint's geometry, in the world
+    `world` (hidden-acoustics fields, heldout.hidden_settings; None: the default world)."""
     geometry = clip_geometry(p)
-    return [test_clip(geometry, split, i, seconds) for i in indices]
+    return [test_clip(geometry, split, i, seconds, world) for i in indices]
 
 
 test_clips.__test__ = False  # a renderer, not a pytest test
@@ -52,12 +54,13 @@ def generate(
     window_s: float | None = None,
     reference_s: float = 0.0,
     batch: int = 16,
+    texts: Sequence[str] | None = None,
 ) -> list[np.ndarray]:
     """(samples, channels) audio per clip, in windows of window_s (None: the config's; long clips are
     extended window by window). reference_s > 0: the clip's first reference_s seconds of ground-truth
-    audio are given as clean reference from 0 s."""
+    audio are given as clean reference from 0 s. texts: a prompt per clip (None: no text)."""
     geo = long_form.geometry(p.config, window_s)
-    inputs = _inputs(p, clips, seed, reference_s)
+    inputs = _inputs(p, clips, seed, reference_s, texts)
     events = long_form.run(p, inputs, geo=geo, steps=steps, cfg=cfg, batch=batch)
     pieces: list[list[np.ndarray]] = [[] for _ in clips]
     for i, audio, _, _ in pipeline_lib.decode_windows(p, events, geo):
@@ -65,9 +68,21 @@ def generate(
     return [np.concatenate(a) for a in pieces]
 
 
-def _inputs(p, clips: Sequence[TestClip], seed: int, reference_s: float = 0.0) -> list[long_form.Clip]:
-    inputs = []
+def codec(p: pipeline_lib.Pipeline, clips: Sequence[TestClip]) -> list[np.ndarray]:
+    """Each clip's ground-truth audio encoded and decoded by the checkpoint's VAE: the codec's ceiling."""
+    out = []
     for c in clips:
+        audio = np.asarray(c.audio, np.float32)
+        decoded = vae_codec.decode(p.vae, vae_codec.encode(p.vae, audio))[: len(audio)]
+        out.append(np.pad(decoded, ((0, len(audio) - len(decoded)), (0, 0))))
+    return out
+
+
+def _inputs(
+    p, clips: Sequence[TestClip], seed: int, reference_s: float = 0.0, texts: Sequence[str] | None = None
+) -> list[long_form.Clip]:
+    inputs = []
+    for i, c in enumerate(clips):
         ref = None
         if reference_s > 0:
             ref = p.reference_latents(c.audio[: round(reference_s * c.sample_rate)])
@@ -78,6 +93,7 @@ def _inputs(p, clips: Sequence[TestClip], seed: int, reference_s: float = 0.0) -
                 key=jax.random.fold_in(jax.random.key(seed), c.index),
                 seconds=c.seconds,
                 reference=ref,
+                text=None if texts is None else p.text_features(texts[i]),
             )
         )
     return inputs

@@ -3,7 +3,9 @@
 steps.png      metrics against sampling steps (paper Fig. 5 left), flow-only overlaid with --compare
 long.png       onset F1 and SWSD per segment of long clips: iterative extension vs one window
                (Fig. 5 right)
-reference.png  SWSD and FD of the generated section against the reference length (Fig. 6)
+reference.png  SWSD, FD and (with hidden acoustics) the hidden-property probes' accuracy of the
+               generated section against the reference length (Fig. 6)
+text.png       the probes' accuracy with the caption without vs with its hidden-acoustics words
 compare.png    shortcut vs flow-only at equal steps (Table 2 in miniature), with --compare only
 guided.png     guidance baked into training (1 branch per step) vs CFG (2 branches): quality and
                sampling time against steps, with --guided only
@@ -29,6 +31,7 @@ PLOTTED = [
     ("material_accuracy", "material accuracy ↑"),
     ("kl", "KL ↓"),
 ]
+PROBES = ("room", "microphone", "pitch")  # salsa.evaluation.hidden.PROPERTIES
 
 
 def missing(value) -> bool:
@@ -103,12 +106,39 @@ def plot_long(r: dict, path: str) -> None:
 def plot_reference(r: dict, path: str) -> None:
     lengths = r["reference"]["lengths"]
     x = [float(k) for k in lengths]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), layout="constrained")
-    for ax, (key, title) in zip(axes, (("swsd", "SWSD ↓"), ("fd", "FD (sync audio tower) ↓")), strict=True):
+    probed = all("room_accuracy" in v for v in lengths.values())
+    panels = 3 if probed else 2
+    fig, axes = plt.subplots(1, panels, figsize=(4.5 * panels, 3.8), layout="constrained")
+    for ax, (key, title) in zip(axes, (("swsd", "SWSD ↓"), ("fd", "FD (sync audio tower) ↓")), strict=False):
         ax.errorbar(x, _values(lengths, key), _errors(lengths, key), fmt="o-", capsize=3)
         ax.set_title(title)
+    if probed:
+        for name in PROBES:
+            key = f"{name}_accuracy"
+            axes[2].errorbar(x, _values(lengths, key), _errors(lengths, key), fmt="o-", capsize=3, label=name)
+        axes[2].set_title("hidden-property probe accuracy ↑")
+        axes[2].legend()
+    for ax in axes:
         ax.set_xlabel("reference length (s); 0 = none")
     fig.suptitle("Generated section vs ground truth, by reference length (Fig. 6)")
+    _save(fig, path)
+
+
+def plot_text(r: dict, path: str) -> None:
+    t = r["text"]
+    rows = {"caption": t["plain"], "caption + hidden words": t["hidden"]}
+    pos = list(range(len(PROBES)))
+    fig, ax = plt.subplots(figsize=(6, 3.8), layout="constrained")
+    width = 0.35
+    for shift, (label, row) in zip((-1, 1), rows.items(), strict=True):
+        values = [_values({n: row}, f"{n}_accuracy")[0] for n in PROBES]
+        errors = [_errors({n: row}, f"{n}_accuracy") for n in PROBES]
+        yerr = [[e[0][0] for e in errors], [e[1][0] for e in errors]]
+        ax.bar([p + shift * width / 2 for p in pos], values, width, yerr=yerr, capsize=3, label=label)
+    ax.set_xticks(pos, list(PROBES))
+    ax.set_title("probe accuracy on generated audio ↑")
+    ax.legend()
+    fig.suptitle("Caption without vs with the hidden-acoustics words")
     _save(fig, path)
 
 
@@ -162,6 +192,8 @@ def _save(fig, path: str) -> None:
 def plots(result: dict) -> dict:
     """{file name: plot function} of the plots `result` has data for."""
     out = {"steps.png": plot_steps, "reference.png": plot_reference}
+    if result.get("text"):
+        out["text.png"] = plot_text
     if result.get("long"):
         out["long.png"] = plot_long
     if result.get("compare_steps"):

@@ -25,6 +25,12 @@ COLUMNS = [  # (key, header, format)
     ("is", "IS", "{:.2f}"),
     ("desync", "DeSync s", "{:.2f}"),
 ]
+PROBE_COLUMNS = [  # the hidden-property probes (hidden.py), where the world has hidden acoustics
+    ("room_accuracy", "room acc.", "{:.3f}"),
+    ("microphone_accuracy", "mic. acc.", "{:.3f}"),
+    ("pitch_accuracy", "pitch acc.", "{:.3f}"),
+]
+TEXT_COLUMNS = [("f1", "F1", "{:.3f}"), ("fd", "FD", "{:.3f}"), ("swsd", "SWSD", "{:.4f}"), *PROBE_COLUMNS]
 
 
 def jsonable(x):
@@ -52,17 +58,34 @@ def _cell(value, fmt: str, interval=None) -> str:
     return f"{text} ± {f'{half * 1e3:.1f}' if fmt == 'ms' else fmt.format(half)}"
 
 
-def _table(rows: list[tuple[str, dict]], first: str) -> list[str]:
+def _table(rows: list[tuple[str, dict]], first: str, columns=None) -> list[str]:
+    """A markdown table of rows; columns default to COLUMNS, plus PROBE_COLUMNS when a row has them."""
+    if columns is None:
+        probed = any(k in m for _, m in rows for k, _, _ in PROBE_COLUMNS)
+        columns = COLUMNS + PROBE_COLUMNS if probed else COLUMNS
     lines = [
-        "| " + " | ".join([first] + [h for _, h, _ in COLUMNS]) + " |",
-        "|" + "---|" * (len(COLUMNS) + 1),
+        "| " + " | ".join([first] + [h for _, h, _ in columns]) + " |",
+        "|" + "---|" * (len(columns) + 1),
     ]
     for name, m in rows:
         iv = m.get("interval", {})
         lines.append(
-            "| " + " | ".join([name] + [_cell(m.get(k), f, iv.get(k)) for k, _, f in COLUMNS]) + " |"
+            "| " + " | ".join([name] + [_cell(m.get(k), f, iv.get(k)) for k, _, f in columns]) + " |"
         )
     return lines
+
+
+def text_section(t: dict) -> list[str]:
+    """The text experiment's table: each clip's caption without and with its hidden-acoustics words."""
+    return [
+        f"## Caption without vs with the hidden-acoustics words (text experiment), {t['steps']} steps",
+        "",
+        f"The first {t['clips']} clips, each generated from its caption without the words naming its "
+        "hidden acoustics and with them (e.g. "
+        f"“{t['example']['hidden']}”); the probes read room, microphone and pitch from the audio.",
+        "",
+        *_table([("caption", t["plain"]), ("caption + hidden words", t["hidden"])], "prompt", TEXT_COLUMNS),
+    ]
 
 
 def markdown(r: dict) -> str:
@@ -78,8 +101,21 @@ def markdown(r: dict) -> str:
         "",
         "## Sampling steps (Fig. 5 left)",
         "",
-        *_table([("ground truth", r["ground_truth"])] + [(k, v) for k, v in r["steps"].items()], "steps"),
+        *_table(
+            [("ground truth", r["ground_truth"])]
+            + ([("codec", r["codec"])] if r.get("codec") else [])
+            + [(k, v) for k, v in r["steps"].items()],
+            "steps",
+        ),
+        "",
+        "Codec: the ground truth encoded and decoded by the checkpoint's VAE (the ceiling of generation).",
     ]
+    if r.get("world", {}).get("hidden_acoustics"):
+        lines += [
+            "",
+            "The clips' world has hidden acoustics (room, microphone, pitch; docs/synthetic_world.md); the "
+            "probes' accuracy on ground truth is their ceiling (chance: 1/3, 1/4, 1/3).",
+        ]
     if r.get("compare_steps"):
         lines += ["", "## Shortcut vs flow-only at equal steps (Table 2 in miniature)", ""]
         lines += [f"Flow-only checkpoint `{r['compare']}`.", ""]
@@ -98,6 +134,8 @@ def markdown(r: dict) -> str:
     if ref["skipped"]:
         skipped = ", ".join(f"{x:g}" for x in ref["skipped"])
         lines += ["", f"Skipped: {skipped} s (leaves less than 0.5 s of the window to generate)."]
+    if r.get("text"):
+        lines += ["", *text_section(r["text"])]
     long = r.get("long")
     if long:
         lines += ["", f"## Long clips (Fig. 5 right), {long['steps']} steps", ""]

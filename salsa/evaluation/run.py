@@ -11,8 +11,8 @@ import logging
 import os
 import time
 
-from data_pipelines.synthetic.heldout import LONG_FIRST, world_seed
-from salsa.evaluation import experiments, generation, report
+from data_pipelines.synthetic.heldout import LONG_FIRST, hidden_settings, world_seed
+from salsa.evaluation import experiments, generation, hidden, report
 from salsa.evaluation import targets as targets_lib
 from salsa.evaluation.cache import Cache, checkpoint_signature
 from salsa.evaluation.scoring import score
@@ -81,6 +81,23 @@ def _check(p, settings: EvalSettings, steps: int, others: dict) -> None:
         )
 
 
+def _world(p: pipeline_lib.Pipeline, settings: EvalSettings) -> dict:
+    """The held-out clips' hidden acoustics: the checkpoint's training world (its config's data.world)
+    unless settings.hidden_acoustics says otherwise."""
+    world = hidden_settings(p.config.data.get("world"))
+    if settings.hidden_acoustics is not None and settings.hidden_acoustics != world["hidden_acoustics"]:
+        fraction = world["hidden_caption_fraction"] if settings.hidden_acoustics else 0.0
+        world = {"hidden_acoustics": settings.hidden_acoustics, "hidden_caption_fraction": fraction}
+    return world
+
+
+def _with_probes(row: dict, audio, shared: experiments.Shared) -> dict:
+    """A full-clip row with the hidden-property probes' accuracies when the world has them."""
+    if shared.probes is None:
+        return row
+    return hidden.merged(row, hidden.scores(audio, shared.clips, shared.probes))
+
+
 def evaluate(
     checkpoint,
     out,
@@ -111,9 +128,13 @@ def evaluate(
     os.makedirs(out, exist_ok=True)
 
     window, seed = float(p.config.window_s), world_seed(settings.split)
+    world = _world(p, settings)
     log.info("rendering %d %s clips of %g s (world seed %d)", settings.clips, settings.split, window, seed)
-    clips = generation.test_clips(p, settings.split, range(settings.clips), window)
-    shared = experiments.Shared(p, Cache(out, checkpoint_signature(checkpoint)), clips, settings, steps, cfg)
+    clips = generation.test_clips(p, settings.split, range(settings.clips), window, world)
+    probes = hidden.probes(p.sample_rate) if world["hidden_acoustics"] else None
+    cache = Cache(out, checkpoint_signature(checkpoint))
+    shared = experiments.Shared(p, cache, clips, settings, steps, cfg, probes, world)
+    truth, coded = [c.audio for c in clips], generation.codec(p, clips)
     snippet = p.sync.config.snippet_frames / p.sync.config.fps
     result = {
         "checkpoint": os.path.abspath(checkpoint),
@@ -130,9 +151,12 @@ def evaluate(
         "embedding": f"sync model audio tower, {snippet:.3g} s snippets every "
         f"{snippet / embeddings.HOP:.3g} s, time-averaged",
         "classifier": "material probe over detected onsets (4 materials)",
-        "ground_truth": score([c.audio for c in clips], clips, p.sync),
+        "world": world,
+        "ground_truth": _with_probes(score(truth, clips, p.sync), truth, shared),
+        "codec": _with_probes(score(coded, clips, p.sync), coded, shared),
         "steps": experiments.steps(shared),
         "reference": experiments.reference(shared),
+        "text": experiments.text(shared),
         "long": experiments.long(shared),
         "compare_steps": None,
         "guided_steps": None,

@@ -19,7 +19,10 @@ class EvalSettings:
     """What to evaluate. cfg / fixed_steps None: the pipeline's config.sampling values. fixed_steps is
     the step count of the long-clip and reference experiments; segment_seconds the segment length of
     the long-clip plot; batch the clips per generator call; guided_steps the step counts of the
-    baked-guidance comparison; timing_repeats the timed sampling runs per step count there (best kept)."""
+    baked-guidance comparison; timing_repeats the timed sampling runs per step count there (best kept);
+    text_clips the window-length clips of the text experiment (0: none); hidden_acoustics None: the
+    checkpoint's world (its config's data.world), True / False: render the held-out clips with / without
+    hidden acoustics whatever it says. The hidden-property probes and the text experiment need them on."""
 
     split: str = "test"
     steps: tuple[int, ...] = (1, 2, 4, 8, 32)
@@ -34,6 +37,8 @@ class EvalSettings:
     batch: int = 16
     guided_steps: tuple[int, ...] = (1, 2, 4, 8)
     timing_repeats: int = 3
+    text_clips: int = 32
+    hidden_acoustics: bool | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "steps", tuple(int(s) for s in self.steps))
@@ -55,6 +60,7 @@ class EvalSettings:
             ("batch", self.batch >= 1, "at least 1"),
             ("guided_steps", bool(self.guided_steps) and min(self.guided_steps) >= 1, "step counts >= 1"),
             ("timing_repeats", self.timing_repeats >= 1, "at least 1"),
+            ("text_clips", self.text_clips >= 0, "0 (no text experiment) or more (at most clips are used)"),
         ]
         for name, ok, accepted in checks:
             if not ok:

@@ -1,12 +1,20 @@
 """Targets from a file (docs/targets.json) checked against an evaluation's results by their intervals.
 
 A target compares one metric of a row of metrics.json (`left`, a dotted path such as "steps.8" or
-"long.iterative.segments.-1") with a number or another row (`right`, times `factor`), by `comparison`
-(">", ">=", "<", "<="), or asks the rows of a path ending in ".*" to fall ("decreasing") or rise
-("increasing") one after another. The verdict reads the 95% bootstrap intervals, never the point values:
-**shown** when the intervals separate in the claimed direction, **contradicted** when they separate the
-other way, else **not shown** (also when a row has no interval, e.g. a single clip). A target whose rows
-were not evaluated (a step count, --compare, long clips) is left out.
+"long.iterative.segments.-1") with a number or another row (`right`, times `factor`), by `comparison`:
+
+- ">", ">=", "<", "<=": **shown** when the intervals separate in the claimed direction, **contradicted**
+  when they separate the other way, else **not shown** (also when a row has no interval);
+- "not <", "not >" (no worse beyond the interval): **contradicted** when the intervals separate the
+  excluded way, else **shown** (a side without an interval: not shown);
+- "within": **shown** when left's value lies inside right's interval, **contradicted** when the two
+  intervals separate, else not shown.
+
+Or it asks the rows of a path ending in ".*" to fall ("decreasing") or rise ("increasing") one after
+another, over the keys in `rows` when given (in that order): by default each neighbouring pair's
+intervals must separate; with `"separate": "ends"` the point values must move monotonically and only the
+first and last rows' intervals must separate (contradicted when those separate the other way). A target
+whose rows were not evaluated (a step count, --compare, long clips, hidden acoustics) is left out.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import os
 from salsa.evaluation.settings import EvalError
 
 DEFAULT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "docs", "targets.json")
-PAIRS = (">", ">=", "<", "<=")
+PAIRS = (">", ">=", "<", "<=", "not <", "not >", "within")
 CHAINS = ("decreasing", "increasing")
 SHOWN, NOT_SHOWN, CONTRADICTED = "shown", "not shown", "contradicted"
 
@@ -47,7 +55,11 @@ def _problem(t) -> str | None:
     if missing:
         return f"lacks the text field {missing[0]!r}"
     if t["comparison"] in CHAINS:
-        return None if t["left"].endswith(".*") else "compares a chain; its left must end in '.*'"
+        if not t["left"].endswith(".*"):
+            return "compares a chain; its left must end in '.*'"
+        if "rows" in t and not (isinstance(t["rows"], list) and all(isinstance(k, str) for k in t["rows"])):
+            return "has rows that are not a list of row keys"
+        return None if t.get("separate", "each") in ("each", "ends") else "has separate other than each, ends"
     if t["comparison"] not in PAIRS:
         return f"has comparison {t['comparison']!r}; use one of {', '.join(PAIRS + CHAINS)}"
     if not isinstance(t.get("right"), str | int | float) or isinstance(t.get("right"), bool):
@@ -57,8 +69,9 @@ def _problem(t) -> str | None:
     return None
 
 
-def _rows(result: dict, path: str) -> list[dict] | None:
-    """The rows at a dotted path ("*" last: all of that mapping's rows, in order); None if absent."""
+def _rows(result: dict, path: str, keys: list[str] | None = None) -> list[dict] | None:
+    """The rows at a dotted path ("*" last: all of that mapping's rows, in order, or those of `keys`);
+    None if absent."""
     node = result
     parts = path.split(".")
     for part in parts[:-1] if parts[-1] == "*" else parts:
@@ -68,6 +81,11 @@ def _rows(result: dict, path: str) -> list[dict] | None:
             node = node[int(part)]
         else:
             return None
+    if parts[-1] == "*" and keys is not None:
+        if not isinstance(node, dict) or any(k not in node for k in keys):
+            return None
+        rows = [node[k] for k in keys]
+        return rows if rows and all(isinstance(r, dict) for r in rows) else None
     if parts[-1] == "*":
         rows = list(node.values()) if isinstance(node, dict) else node if isinstance(node, list) else None
         return rows if rows and all(isinstance(r, dict) for r in rows) else None
@@ -89,6 +107,10 @@ def separation(left: tuple[float, float] | None, right: tuple[float, float] | No
     """The verdict of "left <comparison> right" from two intervals (a number is a zero-width one)."""
     if left is None or right is None:
         return NOT_SHOWN
+    if comparison.startswith("not "):  # no worse beyond the interval: only separating the other way fails
+        return CONTRADICTED if separation(left, right, comparison[4:]) == SHOWN else SHOWN
+    if comparison == "within":  # intervals that separate either way contradict; else not decided here
+        return CONTRADICTED if left[0] > right[1] or left[1] < right[0] else NOT_SHOWN
     if comparison in ("<", "<="):  # a claim that left is lower is the claim that -left is higher
         left, right, comparison = (-left[1], -left[0]), (-right[1], -right[0]), comparison.replace("<", ">")
     if left[0] > right[1] or (comparison == ">=" and left[0] >= right[1]):
@@ -100,16 +122,14 @@ def check(target: dict, result: dict) -> dict | None:
     """{"target", "source", "value", "interval", "verdict"} of one target; None when a row it reads
     was not evaluated or lacks the metric."""
     metric, comparison = target["metric"], target["comparison"]
-    left = _rows(result, target["left"])
+    left = _rows(result, target["left"], target.get("rows") if comparison in CHAINS else None)
     if comparison in CHAINS:
         if left is None or len(left) < 2:
             return None
         sides = [side(r, metric) for r in left]
-        op = "<" if comparison == "decreasing" else ">"
-        verdicts = [separation(b[1], a[1], op) for a, b in zip(sides, sides[1:], strict=False)]
-        verdict = (
-            CONTRADICTED if CONTRADICTED in verdicts else SHOWN if set(verdicts) == {SHOWN} else NOT_SHOWN
-        )
+        if any(value is None for value, _ in sides):
+            return None
+        verdict = _chain(sides, comparison, target.get("separate", "each"))
     else:
         right = target["right"]
         if isinstance(right, str):
@@ -127,6 +147,9 @@ def check(target: dict, result: dict) -> dict | None:
         if r_interval is not None:
             r_interval = (r_interval[0] * factor, r_interval[1] * factor)
         verdict = separation(sides[0][1], r_interval, comparison)
+        if comparison == "within" and verdict == NOT_SHOWN and r_interval is not None:
+            shown = sides[0][0] is not None and r_interval[0] <= sides[0][0] <= r_interval[1]
+            verdict = SHOWN if shown else NOT_SHOWN
     if any(value is None for value, _ in sides):
         return None
     return {
@@ -136,6 +159,18 @@ def check(target: dict, result: dict) -> dict | None:
         "interval": [None if iv is None else list(iv) for _, iv in sides],
         "verdict": verdict,
     }
+
+
+def _chain(sides: list, comparison: str, separate: str) -> str:
+    """The verdict of a chain of (value, interval) sides falling or rising one after another."""
+    op = "<" if comparison == "decreasing" else ">"
+    if separate == "ends":
+        values = [value for value, _ in sides]
+        monotone = all((b < a) if op == "<" else (b > a) for a, b in zip(values, values[1:], strict=False))
+        ends = separation(sides[-1][1], sides[0][1], op)
+        return ends if ends != SHOWN or monotone else NOT_SHOWN
+    verdicts = [separation(b[1], a[1], op) for a, b in zip(sides, sides[1:], strict=False)]
+    return CONTRADICTED if CONTRADICTED in verdicts else SHOWN if set(verdicts) == {SHOWN} else NOT_SHOWN
 
 
 def check_all(targets: list[dict], result: dict) -> list[dict]:
