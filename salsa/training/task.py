@@ -72,7 +72,7 @@ class Task:
 
     def optimizer(self) -> tuple[optax.GradientTransformation, optax.Schedule]:
         """(optimizer, learning-rate schedule); the default is Adam of config.optim."""
-        return make_optimizer(self.config.optim)
+        return make_optimizer(self.config.optim, self.config.total_steps)
 
     def param_group(self, path: tuple) -> str:
         """The group (one of `groups`) of the parameter at `path` (a tuple of dict keys); asked only
