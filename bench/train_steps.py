@@ -42,7 +42,11 @@ def measure(config, workdir: str, steps: int) -> dict:
     state = state_lib.create(task, tx, config, spec)
     data = task.dataset(0, 1)
     bsh = batch_sharding(mesh, config.sharding_rules)
-    step_fn = make_train_step(task, tx, schedule, config, mesh, spec)
+    train_step = make_train_step(task, tx, schedule, config, mesh, spec)
+    phase = task.phase(config.total_steps - 1)  # the loss's full structure (a GAN's discriminator on)
+
+    def step_fn(state, batch):
+        return train_step(state, batch, phase)
 
     t = time.perf_counter()
     state, metrics = step_fn(state, global_batch(next(data), bsh))

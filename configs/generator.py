@@ -74,6 +74,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.sampling = dict(steps=8, cfg=4.0)
 
     c.optim = dict(name="adam", lr=1e-4, b1=0.9, b2=0.999, warmup_steps=0, grad_clip=1.0, ema=0.999)
+    c.optim.schedule = "constant"  # after the warmup; "cosine": decays to 0 at total_steps
     c.batch_size = 300
     c.total_steps = 1_000_000
     c.log_every = 100

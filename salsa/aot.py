@@ -99,7 +99,8 @@ def compile_report(config: ml_collections.ConfigDict, topology: str) -> dict:
     batch = abstract_batch(config, batch_sharding(mesh, config.sharding_rules))
     capacity, chips = HBM_BYTES["v4"], len(devices)
     try:
-        compiled = step.lower(spec.abstract, batch).compile()
+        # The last phase: the loss's full structure (e.g. a GAN's discriminator switched on).
+        compiled = step.lower(spec.abstract, batch, task.phase(config.total_steps - 1)).compile()
     except jax.errors.JaxRuntimeError as e:
         # XLA refuses a program whose buffers exceed HBM; its message says how much it needed.
         needed = re.search(r"RESOURCE_EXHAUSTED: .*?temporaries \(([\d.]+)G\)", str(e))

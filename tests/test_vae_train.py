@@ -81,6 +81,31 @@ def test_vae_task_grads_through_the_shared_step_equal_direct_grads():
             )
 
 
+def test_vae_task_leaves_the_discriminator_out_before_adversarial_start():
+    """Before loss.adversarial_start the task is in phase 0: the loss is MRSTFT + KL alone (the
+    discriminator is not run, its loss and gradients are exactly zero); from that step on, phase 1."""
+    from salsa.objectives import stft_losses
+    from salsa.training.tasks.vae import VaeTask
+
+    c = get_config()
+    c.vae.overrides = {"multiples": (2,), "strides": (4,), "latent_dim": 4}
+    c.crop_samples, c.disc.filters, c.disc.n_ffts, c.loss.stft_n_ffts = 256, 4, (64,), (64,)
+    task = VaeTask(c)
+    start = c.loss.adversarial_start
+    assert [task.phase(s) for s in (0, start - 1, start, start + 5)] == [0, 0, 1, 1]
+    with nnx.use_eager_sharding(False):
+        model = task.create_model(nnx.Rngs(0))
+    audio = jnp.asarray(np.random.default_rng(0).standard_normal((2, 256, 1)).astype(np.float32) * 0.1)
+    key = jax.random.key(1)
+    losses, metrics = task.loss(model, None, {"audio": audio}, key, step=0, phase=0)
+    recon, kl = model.vae(audio, key)
+    want = c.loss.stft * stft_losses.multi_resolution_stft_loss(recon, audio, (64,)) + c.loss.kl * kl
+    np.testing.assert_allclose(losses["gen"], want, rtol=1e-6)
+    assert float(losses["disc"]) == 0.0 and float(metrics["feature_matching"]) == 0.0
+    on, _ = task.loss(model, None, {"audio": audio}, key, step=start, phase=1)
+    assert float(on["disc"]) > 0.0 and float(on["gen"]) != float(losses["gen"])
+
+
 def _small_tiny_config(steps: int, adversarial_start: int):
     c = get_config()  # 16 kHz mono, loudest-of-4 crops
     c.crop_samples = 2048

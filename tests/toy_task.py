@@ -57,7 +57,7 @@ class ToyTask(Task):
             axis=-1,
         )
 
-    def loss(self, model, ema, batch, key, step):
+    def loss(self, model, ema, batch, key, step, phase=0):
         del step
         x = self._inputs(batch)
         x = x + 0.01 * jax.random.normal(key, x.shape)

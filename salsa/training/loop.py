@@ -70,7 +70,7 @@ def train(
         skipped.observe(done, bool(flags[0]), bool(flags[1]))
 
     for step in range(start, config.total_steps):
-        state, metrics = step_fn(state, global_batch(next(data), batch_sh))
+        state, metrics = step_fn(state, global_batch(next(data), batch_sh), task.phase(step))
         done = step + 1
         if pending is not None:  # the previous step's flags, read while this one runs
             observe(*pending)

@@ -106,21 +106,22 @@ def make_train_step(
     mesh: Mesh,
     state_spec: StateSpec,
 ) -> StepFn:
-    """The train step, jitted with explicit in/out shardings and the state donated."""
+    """The train step `(state, batch, phase=0) -> (state, metrics)`, jitted with explicit in/out
+    shardings and the state donated; `phase` (static: one compilation each) is `task.phase(step)`."""
     rules = config.sharding_rules
     decay = float(config.optim.ema)
     base_key = train_key(config.seed)
     graphdef = state_spec.graphdef
     labels = group_labels(task, state_spec.abstract.params) if task.groups else None
 
-    def step_fn(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
+    def step_fn(state: TrainState, batch: Batch, phase: int = 0) -> tuple[TrainState, dict[str, jax.Array]]:
         key = jax.random.fold_in(base_key, state.step)
 
         def loss_fn(params):
             model = nnx.merge(graphdef, params, state.rest)
             ema = None if state.ema is None else nnx.merge(graphdef, state.ema, state.rest)
             with sharding.use_mesh(mesh, rules):
-                return task.loss(model, ema, batch, key, state.step)
+                return task.loss(model, ema, batch, key, state.step, phase)
 
         if labels is not None:
             (losses, metrics), grads = grouped_value_and_grad(loss_fn, state.params, labels)
@@ -153,4 +154,5 @@ def make_train_step(
         in_shardings=(state_spec.shardings, batch_sharding(mesh, rules)),
         out_shardings=(state_spec.shardings, replicated),
         donate_argnums=0,
+        static_argnums=2,
     )

@@ -7,6 +7,7 @@ has defaults that it overrides where it needs to:
 
     optimizer()          Adam of config.optim (salsa.training.optimizer.make_optimizer)
     groups, param_group  one parameter group, trained on the scalar loss
+    phase(step)          one phase: the loss has the same structure at every step
     initial_params()     none: every parameter starts from its fresh initialisation
     export(...)          nothing is written when training ends
 """
@@ -39,13 +40,27 @@ class Task:
         raise NotImplementedError(f"{type(self).__name__} defines no create_model.")
 
     def loss(
-        self, model: nnx.Module, ema: nnx.Module | None, batch: Batch, key: jax.Array, step: jax.Array
+        self,
+        model: nnx.Module,
+        ema: nnx.Module | None,
+        batch: Batch,
+        key: jax.Array,
+        step: jax.Array,
+        phase: int = 0,
     ) -> tuple[jax.Array | dict[str, jax.Array], dict[str, jax.Array]]:
         """(loss, scalar metrics to log): the scalar to minimise, or {group: scalar} when `groups` is set.
 
         `ema` is the EMA model or None; `step` (int32 scalar) the optimizer steps taken so far, for a
-        loss that changes with training progress (e.g. a GAN's adversarial warm-up)."""
+        loss whose values change with training progress; `phase` (a Python int, `self.phase(step)`) for
+        one whose structure does (e.g. a GAN's discriminator, computed only once it trains)."""
         raise NotImplementedError(f"{type(self).__name__} defines no loss.")
+
+    def phase(self, step: int) -> int:
+        """The phase of training at `step`: the train step is compiled once per phase, so a loss can
+        leave out what a phase does not need (a GAN's discriminator before it switches on) instead of
+        computing it and multiplying by zero. One phase, 0, by default."""
+        del step
+        return 0
 
     def dataset(self, shard_index: int, shard_count: int) -> Any:
         """A checkpointable grain iterator over this process's share of the data.
@@ -57,7 +72,7 @@ class Task:
 
     def optimizer(self) -> tuple[optax.GradientTransformation, optax.Schedule]:
         """(optimizer, learning-rate schedule); the default is Adam of config.optim."""
-        return make_optimizer(self.config.optim)
+        return make_optimizer(self.config.optim, self.config.total_steps)
 
     def param_group(self, path: tuple) -> str:
         """The group (one of `groups`) of the parameter at `path` (a tuple of dict keys); asked only

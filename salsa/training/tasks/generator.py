@@ -50,7 +50,15 @@ class GeneratorTask(Task):
     def create_model(self, rngs: nnx.Rngs) -> Generator:
         return Generator(GeneratorConfig.from_config(self.config), rngs)
 
-    def loss(self, model: Generator, ema: Generator | None, batch: dict, key: jax.Array, step: jax.Array):
+    def loss(
+        self,
+        model: Generator,
+        ema: Generator | None,
+        batch: dict,
+        key: jax.Array,
+        step: jax.Array,
+        phase: int = 0,
+    ):
         del step  # the objective does not change with training progress
         o = self.config.objective
         cond = conditions(batch)

@@ -68,7 +68,7 @@ class SiglipTask(Task):
         parts.append(optax.adamw(schedule, b1=o.b1, b2=o.b2, weight_decay=o.weight_decay))
         return optax.chain(*parts), schedule
 
-    def loss(self, model: Siglip, ema, batch: dict, key: jax.Array, step: jax.Array):
+    def loss(self, model: Siglip, ema, batch: dict, key: jax.Array, step: jax.Array, phase: int = 0):
         del ema, key, step  # deterministic: no dropout, no EMA teacher, the same loss throughout
         images = batch["image"].astype(jnp.float32) / 127.5 - 1.0  # siglip2.preprocess at native size
         tokens = batch["tokens"]

@@ -78,7 +78,7 @@ class SyncTask(Task):
         tx = optax.chain(*parts)
         return tx, schedule(o.lr)
 
-    def loss(self, model: SyncModel, ema, batch: dict, key: jax.Array, step: jax.Array):
+    def loss(self, model: SyncModel, ema, batch: dict, key: jax.Array, step: jax.Array, phase: int = 0):
         del ema, key, step  # deterministic: no dropout, no EMA teacher, the same loss throughout
         video = batch["video"].astype(jnp.float32) / 255.0
         v, a = model.embed(video, batch["audio"])

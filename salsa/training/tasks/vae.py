@@ -101,22 +101,28 @@ class VaeTask(Task):
             {"gen": gen_tx, "disc": disc_tx}, lambda p: group_labels(self, p)
         ), schedule
 
-    def loss(self, model: VAEGAN, ema, batch: dict, key: jax.Array, step: jax.Array | int):
+    def phase(self, step: int) -> int:
+        """0 before loss.adversarial_start (reconstruction only: the discriminator is not run), 1 after."""
+        return int(step >= int(self.config.loss.get("adversarial_start", 0)))
+
+    def loss(self, model: VAEGAN, ema, batch: dict, key: jax.Array, step: jax.Array | int, phase: int = 1):
         w = self.config.loss
-        gan_on = (jnp.asarray(step) >= int(w.get("adversarial_start", 0))).astype(jnp.float32)
         audio = batch["audio"]
         recon, kl = model.vae(audio, key)
         mrstft = stft_losses.multi_resolution_stft_loss(recon, audio, w.stft_n_ffts)
-        n = audio.shape[0]
-        # One discriminator pass over [real; detached fake] for its own loss (and the real features),
-        # one over the live fake for the generator's adversarial and feature-matching terms.
-        logits, feats = model.disc(jnp.concatenate([audio, jax.lax.stop_gradient(recon)]))
-        d_loss = stft_losses.hinge_discriminator_loss([x[:n] for x in logits], [x[n:] for x in logits])
-        fake_logits, fake_feats = model.disc(recon)
-        real_feats = [[f[:n] for f in fs] for fs in feats]
-        adv = stft_losses.hinge_generator_loss(fake_logits)
-        fm = stft_losses.feature_matching_loss(real_feats, fake_feats)
-        g_loss = w.stft * mrstft + w.kl * kl + gan_on * (w.adversarial * adv + w.feature_matching * fm)
+        zero = jnp.zeros((), jnp.float32)
+        adv = fm = d_loss = zero
+        if phase:
+            n = audio.shape[0]
+            # One discriminator pass over [real; detached fake] for its own loss (and the real features),
+            # one over the live fake for the generator's adversarial and feature-matching terms.
+            logits, feats = model.disc(jnp.concatenate([audio, jax.lax.stop_gradient(recon)]))
+            d_loss = stft_losses.hinge_discriminator_loss([x[:n] for x in logits], [x[n:] for x in logits])
+            fake_logits, fake_feats = model.disc(recon)
+            real_feats = [[f[:n] for f in fs] for fs in feats]
+            adv = stft_losses.hinge_generator_loss(fake_logits)
+            fm = stft_losses.feature_matching_loss(real_feats, fake_feats)
+        g_loss = w.stft * mrstft + w.kl * kl + w.adversarial * adv + w.feature_matching * fm
         metrics = {
             "stft_loss": mrstft,
             "kl": kl,
@@ -124,7 +130,7 @@ class VaeTask(Task):
             "feature_matching": fm,
             "disc_loss": d_loss,
         }
-        return {"gen": g_loss, "disc": gan_on * d_loss}, metrics
+        return {"gen": g_loss, "disc": d_loss}, metrics
 
     def dataset(self, shard_index: int, shard_count: int):
         from data_pipelines.audio import crop_iterator
