@@ -13,7 +13,8 @@ with one line, `error: ...`, and exit code 2.
 
 Run the same command on every host of a multi-host job (see salsa/training/distributed.py for the
 environment variables). Outputs in the workdir: checkpoints/, tb/ (TensorBoard), metrics.jsonl,
-config.json, and data/ when the toy feature set is built there.
+config.json, and data/ when the toy feature set is built there; salsa.lock while a run holds it (a second
+run on the same workdir is refused, salsa/training/lock.py).
 """
 
 from __future__ import annotations
