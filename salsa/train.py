@@ -13,7 +13,8 @@ with one line, `error: ...`, and exit code 2.
 
 Run the same command on every host of a multi-host job (see salsa/training/distributed.py for the
 environment variables). Outputs in the workdir: checkpoints/, tb/ (TensorBoard), metrics.jsonl,
-config.json, and data/ when the toy feature set is built there.
+config.json, and data/ when the toy feature set is built there; salsa.lock while a run holds it (a second
+run on the same workdir is refused, salsa/training/lock.py).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from ml_collections import config_flags
 from tqdm import tqdm
 
 from salsa import cli, io
-from salsa.training import distributed, loop, stages
+from salsa.training import distributed, lock, loop, stages
 from salsa.training.setup import BadInput, check_config, check_storage, default_workdir, prepare_data
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/tiny.py[:variant].")
@@ -103,9 +104,10 @@ def _check(config, workdir: str) -> None:
 def _train(config, workdir: str) -> None:
     """Trains one task in workdir: checks, feature data, then the loop (resuming from checkpoints)."""
     _check(config, workdir)
-    prepare_data(config, workdir)
-    hooks = [_progress_hook(config.total_steps, config.log_every)] if jax.process_index() == 0 else []
-    loop.train(config, workdir, hooks=hooks)
+    with lock.hold(workdir):  # one run per workdir (process 0 of a multi-host run takes it)
+        prepare_data(config, workdir)
+        hooks = [_progress_hook(config.total_steps, config.log_every)] if jax.process_index() == 0 else []
+        loop.train(config, workdir, hooks=hooks)
 
 
 def main(argv: list[str]) -> None:

@@ -45,6 +45,7 @@ from collections.abc import Callable, Sequence
 import ml_collections
 
 from salsa import io
+from salsa.training import lock
 from salsa.training.setup import BadInput
 
 ORDER = ("vae", "sync", "siglip", "extract", "generator", "generator_flow", "generator_guided", "evaluate")
@@ -133,6 +134,11 @@ def run(stages: Sequence[Stage], workdir: str, log: Callable[[str], None] = logg
     """Runs `stages` in order in workdir/<folder>, skipping those with a done.json; returns and writes
     workdir/stages.json: {name: {"seconds", "skipped", "resumed"}} for every stage given."""
     os.makedirs(workdir, exist_ok=True)
+    with lock.hold(workdir):  # one pipeline per workdir; each training stage also locks its folder
+        return _run(stages, workdir, log)
+
+
+def _run(stages: Sequence[Stage], workdir: str, log: Callable[[str], None]) -> dict[str, dict]:
     summary: dict[str, dict] = {}
     for i, stage in enumerate(stages, 1):
         out = folder(workdir, stage.name)
