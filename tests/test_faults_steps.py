@@ -27,7 +27,7 @@ class PoisonTask(ToyTask):
     """The toy task poisoned at the steps in config.poison_steps (state.step values): its loss is NaN
     (config.poison = "loss"), or the loss stays finite and the gradients are NaN ("grad")."""
 
-    def loss(self, model, ema, batch, key, step):
+    def loss(self, model, ema, batch, key, step, phase=0):
         loss, metrics = super().loss(model, ema, batch, key, step)
         poisoned = jnp.isin(step, jnp.asarray(self.config.poison_steps, jnp.int32))
         if self.config.poison == "loss":
