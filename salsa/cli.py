@@ -62,36 +62,23 @@ def finite(text: str) -> float:
     return _number(float, text)
 
 
-def positive(text: str) -> float:
-    """An argparse type: a finite float > 0."""
-    value = _number(float, text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not > 0")
-    return value
+def _at_least(kind: type, bound: float, strict: bool, doc: str):
+    """An argparse type: a finite `kind` above `bound` (strictly when `strict`)."""
+
+    def parse(text: str):
+        value = _number(kind, text)
+        if value < bound or (strict and value == bound):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'>' if strict else '>='} {bound}")
+        return value
+
+    parse.__doc__ = doc
+    return parse
 
 
-def non_negative(text: str) -> float:
-    """An argparse type: a finite float >= 0."""
-    value = _number(float, text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not >= 0")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: an integer >= 1."""
-    value = _number(int, text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not >= 1")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    """An argparse type: an integer >= 0."""
-    value = _number(int, text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not >= 0")
-    return value
+positive = _at_least(float, 0, True, "An argparse type: a finite float > 0.")
+non_negative = _at_least(float, 0, False, "An argparse type: a finite float >= 0.")
+positive_int = _at_least(int, 1, False, "An argparse type: an integer >= 1.")
+non_negative_int = _at_least(int, 0, False, "An argparse type: an integer >= 0.")
 
 
 def _flag_error(error: Exception) -> UserError:
