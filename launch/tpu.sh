@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
-# Cloud TPU VMs and pod slices for salsa: create, install, sync, train, follow, delete.
+# Cloud TPU VMs and pod slices for salsa: create, install, sync, train, follow, supervise, delete.
 #
 #   launch/tpu.sh COMMAND [flags] [-- extra arguments]
 #

@@ -125,7 +125,7 @@ nap() {  # sleeps one poll interval; a signal ends it at once
   SLEEP_PID=""
 }
 
-# The next two change cmd_watch's locals (restarts, noticed, fails).
+# The next three change cmd_watch's locals (restarts, noticed, fails, failing).
 outage() {  # outage REASON: a recovery starts (counted); the idle time runs from the first one noticed
   restarts=$((restarts + 1))
   if [[ "$restarts" -gt "$MAX_RESTARTS" ]]; then
@@ -135,15 +135,21 @@ outage() {  # outage REASON: a recovery starts (counted); the idle time runs fro
   say "$1: restart $restarts of at most $MAX_RESTARTS."
 }
 
-failed() {  # failed WHAT [DETAIL]: one more failure in a row; gives up after WATCH_TRIES
+failed() {  # failed WHAT [DETAIL]: one more failure of WHAT in a row; gives up after WATCH_TRIES
+  [[ "$failing" == "$1" ]] || fails=0
+  failing="$1"
   fails=$((fails + 1))
   [[ "$ATTEMPT_RC" != 2 ]] || fail "giving up: $1 failed with a usage error (above)."
   [[ "$fails" -lt "$WATCH_TRIES" ]] || fail "giving up: $1 failed $fails times in a row${2:+: $2}."
   say "$1 failed${2:+: $2}; trying again in ${POLL}s ($fails of $WATCH_TRIES)."
 }
 
+worked() {  # worked WHAT: WHAT's failures in a row are over
+  [[ "$failing" != "$1" ]] || fails=0
+}
+
 cmd_watch() {
-  local want what restarts=0 noticed=0 idle=0 idle_total=0 fails=0 phase=watch first=1 ended="" last=""
+  local want what restarts=0 noticed=0 idle=0 idle_total=0 fails=0 failing="" phase=watch first=1 ended="" last=""
   want="$(train_line)"
   if [[ "$DRY_RUN" == 1 ]]; then
     watch_dry_run
@@ -159,6 +165,7 @@ cmd_watch() {
     describe
     [[ "$STATE" == "$last" ]] || say "$what $NAME is $STATE."
     last="$STATE"
+    [[ "$STATE" == UNKNOWN ]] || worked describe
     case "$(state_class "$STATE")" in
       unknown) failed "describe" "$WATCH_ERROR" ;;
       stopped) fail "$NAME is $STATE: stopped by someone, which watch does not undo; start it and watch again." ;;
@@ -172,7 +179,7 @@ cmd_watch() {
           say "deleting $what $NAME."
           attempt cmd_delete
           if [[ "$ATTEMPT_RC" != 0 ]]; then
-            failed "delete"
+            failed delete
             nap
             continue
           fi
@@ -180,7 +187,7 @@ cmd_watch() {
         say "creating $what $NAME."
         attempt cmd_create
         if [[ "$ATTEMPT_RC" == 0 ]]; then
-          fails=0
+          worked create
           phase=setup
           continue  # a tpu-vm is READY now: set it up at once
         else
@@ -193,7 +200,7 @@ cmd_watch() {
           case "$RUN" in
             unreachable) failed "asking worker 0 about its run" "$WATCH_ERROR" ;;
             running | exit* | killed)
-              fails=0
+              worked "asking worker 0 about its run"
               if [[ "$first" == 1 && -n "$RUN_CMD" && "$RUN_CMD" != "$want" ]]; then
                 die "worker 0's run was started as '$RUN_CMD', and watch would restart it as '$want'; give watch the flags and arguments train had."
               fi
@@ -224,7 +231,7 @@ cmd_watch() {
               ;;
             none | unsynced)
               [[ "$first" == 1 ]] || fail "worker 0 has no run any more (stopped with '$PROG stop'?); not restarting it."
-              fails=0
+              worked "asking worker 0 about its run"
               phase=train
               [[ "$RUN" == none ]] || phase=setup
               say "no run on worker 0$([[ "$RUN" == none ]] || echo ", nor the code"); starting one."
@@ -236,16 +243,16 @@ cmd_watch() {
           say "setup: copying the code and installing salsa on every worker."
           attempt cmd_setup
           if [[ "$ATTEMPT_RC" == 0 ]]; then
-            fails=0
+            worked setup
             phase=train
           else
-            failed "setup"
+            failed setup
           fi
         fi
         if [[ "$phase" == train ]]; then
           attempt cmd_train
           if [[ "$ATTEMPT_RC" == 0 ]]; then
-            fails=0
+            worked train
             phase=watch
             if [[ "$noticed" != 0 ]]; then
               idle=$(($(epoch) - noticed))
@@ -256,7 +263,7 @@ cmd_watch() {
               say "training started."
             fi
           else
-            failed "train"
+            failed train
           fi
         fi
         ;;
