@@ -310,9 +310,10 @@ cmd_logs() {
 
 cmd_stop() {
   # The process group (setsid made the trainer its leader), so grain's worker processes go too; then
-  # wait up to a minute for the TPU to be released.
-  on_all "if [ -f ~/$REMOTE_PID ]; then pid=\$(cat ~/$REMOTE_PID); kill -- -\$pid 2>/dev/null || true; \
-for i in \$(seq 300); do kill -0 \$pid 2>/dev/null || break; sleep 0.2; done; rm -f ~/$REMOTE_PID ~/$REMOTE_EXIT; \
+  # wait up to a minute for the TPU to be released. The pid file goes first, so that a watch polling
+  # meanwhile sees a run stopped by hand, not one killed (which it would start again).
+  on_all "if [ -f ~/$REMOTE_PID ]; then pid=\$(cat ~/$REMOTE_PID); rm -f ~/$REMOTE_PID; kill -- -\$pid 2>/dev/null || true; \
+for i in \$(seq 300); do kill -0 \$pid 2>/dev/null || break; sleep 0.2; done; rm -f ~/$REMOTE_EXIT; \
 echo \"\$(hostname): stopped \$pid\"; fi"
 }
 

@@ -11,8 +11,9 @@ working tree.
 The node's life, for `watch` (tests/test_launch_watch.py), is scripted in the folder STATE next to the
 log (`states_dir`), each file optional:
 - `node`: the states `describe` answers, one a line; each describe consumes one, the last one stays
-  (no file: the node is up). A preempted, terminated, suspended or failed state kills the run, as a
-  preemption does; while the node is not up, ssh and scp fail (exit 255) as on an unreachable host.
+  (no file: the node is up); ERROR makes describe fail as gcloud does without network. A preempted,
+  terminated, suspended or failed state kills the run, as a preemption does; while the node is not
+  up, ssh and scp fail (exit 255) as on an unreachable host.
 - `after-create`: the `node` lines a create starts with (default: READY, or ACTIVE with --queued).
   Delete and create wipe the worker's home (a new node has a new disk); delete leaves NOT_FOUND.
   Without the folder, create and delete only log their call.
@@ -55,6 +56,9 @@ if [[ "$4" == describe ]]; then
   case "$current" in
     NOT_FOUND)
       echo "ERROR: (gcloud.compute.tpus.$3.describe) NOT_FOUND: Resource '.../nodes/$5' was not found" >&2
+      exit 1 ;;
+    ERROR)
+      echo "ERROR: (gcloud.compute.tpus.$3.describe) Could not refresh your auth tokens" >&2
       exit 1 ;;
     PREEMPTED | TERMINATED | SUSPENDED | FAILED) kill_run ;;
   esac

@@ -25,11 +25,18 @@ def watch_args(flags, *watch_flags):
 
 
 def kind(call):
-    """A gcloud call by what it does: describe, create, delete, scp, probe, unpack, install, train, tail."""
+    """A gcloud call by what it does: describe, create, delete, scp, probe, unpack, install, train, stop,
+    tail."""
     if call[3] in ("describe", "create", "delete", "scp"):
         return call[3]
     command = call[-1]
-    for marker, name in (("salsa-run:", "probe"), ("tar -xzf", "unpack"), ("pip install", "install")):
+    markers = [
+        ("salsa-run:", "probe"),
+        ("tar -xzf", "unpack"),
+        ("pip install", "install"),
+        ("kill --", "stop"),
+    ]
+    for marker, name in markers:
         if marker in command:
             return name
     return "train" if "setsid nohup" in command else "tail" if "tail -n 20" in command else command
@@ -157,6 +164,16 @@ def test_gives_up_after_max_restarts_with_one_line(fake):
     )
 
 
+def test_a_step_failing_again_and_again_gives_up_with_its_error(fake):
+    script(fake, node=["ERROR"])
+    proc = fake.run(*watch_args(FLAGS), check=False)
+    assert proc.returncode == 1 and story(fake.calls()) == ["describe"] * 5
+    assert proc.stderr.splitlines()[-1].endswith(
+        "giving up: describe failed 5 times in a row: ERROR: (gcloud.compute.tpus.tpu-vm.describe) Could not"
+        " refresh your auth tokens."
+    )
+
+
 def test_ctrl_c_stops_watching_and_leaves_the_run(fake):
     (fake.home / "salsa").mkdir()
     fake.run("train", *FLAGS)
@@ -174,6 +191,27 @@ def test_ctrl_c_stops_watching_and_leaves_the_run(fake):
     os.kill(pid, 0)  # still training
     assert {kind(c) for c in fake.calls()} == {"train", "describe", "probe"}
     fake.run("stop")
+
+
+def test_a_run_stopped_by_hand_ends_the_watch_and_is_not_restarted(fake):
+    script(fake, fates=["run", "run"])
+    (fake.home / "salsa").mkdir()
+    fake.run("train", *FLAGS)
+    fake.log.unlink()
+    proc = subprocess.Popen(
+        [fake.script, *watch_args(FLAGS)], env=fake.env, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 30
+    while sum(kind(c) == "probe" for c in fake.calls()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    fake.run("stop")
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert err.splitlines()[-1].endswith(
+        "worker 0 has no run any more (stopped with 'launch/tpu.sh stop'?); not restarting it."
+    )
+    assert starts(states_dir(fake)) == 1
+    assert [kind(c) for c in fake.calls() if kind(c) not in ("describe", "probe")] == ["stop"]
 
 
 def test_refuses_to_watch_a_run_started_with_other_arguments(fake):
