@@ -67,7 +67,7 @@ Flags (each also read from the environment variable in brackets):
   --dry-run          print every gcloud command instead of running it; sync also lists its files
                      (on stderr) and checks them as a real sync does
 
-Flags of sync and setup:
+Flags of sync and setup (and of watch, which runs setup):
   --include PATH     also send the untracked files at PATH, relative to the checkout's root (a file,
                      a folder or a git pathspec such as 'data/*.npz'; ignored files too); repeatable,
                      and read one a line from $INCLUDE_LIST ('#' starts a comment)
