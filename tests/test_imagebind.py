@@ -115,7 +115,7 @@ def _kaldi_fbank(wave: torch.Tensor) -> torch.Tensor:
     """torchaudio.compliance.kaldi.fbank(wave[None], htk_compat=True, sample_frequency=16000,
     use_energy=False, window_type="hanning", num_mel_bins=128, dither=0.0, frame_length=25,
     frame_shift=10), transcribed operation by operation (torchaudio has no wheel for torch 2.13.0 on
-    CPU; this agrees with torchaudio 2.11's to float32 rounding, checked once by hand)."""
+    CPU; bit-equal to torchaudio 2.11.0's on 2 s of realistic_audio, checked once by hand)."""
     frames = wave.unfold(0, 400, 160)
     frames = frames - frames.mean(1, keepdim=True)
     prev = torch.nn.functional.pad(frames.unsqueeze(0), (1, 0), mode="replicate").squeeze(0)
@@ -258,6 +258,25 @@ def test_small_imagebind_parity_through_the_converter(tmp_path):
     # the towers on the reference's own inputs: the models alone, front ends aside
     _close("small vision tower", model.embed_video_clips(video_in.permute(0, 1, 3, 4, 5, 2).numpy()), want_v)
     _close("small audio tower", model.embed_audio_clips(audio_in[:, :, 0].numpy()), want_a)
+
+
+@pytest.mark.slow  # ~2 min on a shared CPU: 1280- and 768-wide towers, saved, converted, 15 + 3 clips each
+def test_released_widths_parity(tmp_path):
+    """The released towers' widths, heads and output width (ViT-H vision with 16 heads, ViT-B audio with
+    12, 1024-d) with 2 blocks each: the heads the converter infers are the released ones."""
+    kw = {**SMALL, "vision_embed_dim": 1280, "vision_num_heads": 16, "audio_embed_dim": 768}
+    net = _reference_net(**{**kw, "audio_num_heads": 12, "out_embed_dim": 1024})
+    frames, audio = realistic_video(8.0, 8.0, 180, 320), realistic_audio(SR, 8.0, batch=1)
+    with torch.no_grad():
+        out = net({"vision": _reference_video(frames, 8.0)[None], "audio": _reference_audio(audio[0])[None]})
+    model = _convert(net, tmp_path)
+    assert (model.config.vision.heads, model.config.audio.heads, model.config.out_dim) == (16, 12, 1024)
+    _close("video embedding (released widths)", model.embed_video(frames, 8.0)[None], _unit(out["vision"]))
+    _close("audio embedding (released widths)", model.embed_audio(audio), _unit(out["audio"]))
+
+
+def _unit(x) -> np.ndarray:
+    return torch.nn.functional.normalize(x, dim=-1).numpy()
 
 
 def test_checkpoint_keys_map_onto_the_model():
