@@ -17,10 +17,9 @@ import argparse
 
 import numpy as np
 
-from salsa import bundle
 from salsa.convert import ConvertError, pth
 from salsa.models.encoders.vit import VitConfig
-from salsa.models.evaluators.imagebind import ImageBindConfig
+from salsa.models.evaluators.imagebind import ImageBind, ImageBindConfig
 
 EXPECTED = "the ImageBind checkpoint imagebind_huge.pth"
 HELP = "ImageBind (imagebind_huge.pth from dl.fbaipublicfiles.com/imagebind) -> bundle (vision + audio)"
@@ -135,16 +134,12 @@ def params_from_weights(w: dict[str, np.ndarray], config: ImageBindConfig) -> di
 
 
 def convert(src: str, out: str) -> ImageBindConfig:
-    w = pth.load(src, "--src", EXPECTED)
-    try:
+    def read(w):
         config = config_from_weights(w, src)
-        params = params_from_weights(w, config)
-    except KeyError as e:
-        raise ConvertError(f"--src {src!r}: lacks {e.args[0]!r}; expected {EXPECTED}.") from None
-    from salsa.models.evaluators.imagebind import ImageBind
+        return config, params_from_weights(w, config)
 
-    bundle.check_shapes(bundle.abstract(ImageBind, config), params, where=f"--src {src!r}")
-    bundle.save(out, "imagebind", config.to_dict(), params, meta={"source": src, "sha256": pth.sha256(src)})
+    config, params = pth.read_mapped(src, EXPECTED, read)
+    pth.save_checked(out, "imagebind", ImageBind, config, params, src)
     return config
 
 
