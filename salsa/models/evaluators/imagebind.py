@@ -198,9 +198,10 @@ class AudioTower(nnx.Module):
         return self.head(self.encoder(x))
 
 
+@nnx.jit(static_argnums=2)
 def _mean_of_clips(tower: nnx.Module, clips: jax.Array, rank: int) -> jax.Array:
     """(..., clips, *input) with inputs of `rank` axes -> the unit-length mean of the clips' unit
-    embeddings, (..., out_dim)."""
+    embeddings, (..., out_dim); compiled once per input shape."""
     lead = clips.shape[: -rank - 1]
     e = tower(clips.reshape(-1, *clips.shape[-rank:])).reshape(*lead, clips.shape[-rank - 1], -1)
     return l2_normalize(e.mean(axis=-2))

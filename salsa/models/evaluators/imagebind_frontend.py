@@ -103,11 +103,12 @@ def video_clips(
 ) -> jax.Array:
     """RGB frames (..., time, height, width, 3) in 0..255 at `fps` -> the vision tower's input
     (..., video_clips * crops, frames_per_clip, image_size, image_size, 3), normalised."""
-    frames = jnp.asarray(frames)
-    if frames.ndim < 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames of shape {frames.shape}; expected (..., time, height, width, 3) RGB.")
-    *lead, t, h, w, _ = frames.shape
-    x = frames[..., clip_frame_indices(t, fps, c), :, :, :].astype(jnp.float32) / 255.0
+    shape = np.shape(frames)
+    if len(shape) < 4 or shape[-1] != 3:
+        raise ValueError(f"frames of shape {shape}; expected (..., time, height, width, 3) RGB.")
+    *lead, t, h, w, _ = shape
+    # only the 10 frames used leave the caller's array (numpy or JAX)
+    x = jnp.asarray(frames[..., clip_frame_indices(t, fps, c), :, :, :]).astype(jnp.float32) / 255.0
     nh, nw = short_side_size(h, w, c.image_size)
     x = jax.image.resize(x, (*x.shape[:-3], nh, nw, 3), method="linear", antialias=False)
     x = (x - CLIP_MEAN) / CLIP_STD
