@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
-import math
 import sys
 import types
 
@@ -26,29 +25,9 @@ from salsa.convert.passt import UNUSED, config_from_weights, params_from_weights
 from salsa.models.encoders.vit import VitConfig  # noqa: E402
 from salsa.models.evaluators import passt_frontend  # noqa: E402
 from salsa.models.evaluators.passt import Passt, PasstConfig, fit_clip  # noqa: E402
-from tests.evaluator_audio import realistic_audio  # noqa: E402
+from tests.evaluator_audio import kaldi_mel_banks_torch, realistic_audio  # noqa: E402
 
 SR = 32000
-
-
-def _kaldi_mel_banks(
-    num_bins, window_length_padded, sample_freq, low_freq, high_freq, vtln_low, vtln_high, vtln_warp_factor
-):
-    """torchaudio.compliance.kaldi.get_mel_banks with vtln_warp_factor 1 (the only use hear21passt
-    makes of it), transcribed from Kaldi's MelBanks operation by operation as torchaudio computes it
-    (bit-equal to torchaudio 2.11.1's for this front end's arguments, checked once by hand). Used
-    only where torchaudio cannot be imported (no torchaudio wheel matches torch 2.13.0 on CPU)."""
-    assert vtln_warp_factor == 1.0
-    num_fft_bins = window_length_padded // 2
-    fft_bin_width = sample_freq / window_length_padded
-
-    low, high = (1127.0 * math.log(1.0 + f / 700.0) for f in (low_freq, high_freq))  # Python floats
-    delta = (high - low) / (num_bins + 1)
-    b = torch.arange(num_bins).unsqueeze(1)
-    left, centre, right = low + b * delta, low + (b + 1.0) * delta, low + (b + 2.0) * delta
-    m = 1127.0 * (1.0 + fft_bin_width * torch.arange(float(num_fft_bins)) / 700.0).log().unsqueeze(0)
-    up, down = (m - left) / (centre - left), (right - m) / (right - centre)
-    return torch.max(torch.zeros(1), torch.min(up, down)), 700.0 * (torch.exp(centre / 1127.0) - 1.0)
 
 
 def _stand_ins() -> dict[str, types.ModuleType]:
@@ -67,7 +46,7 @@ def _stand_ins() -> dict[str, types.ModuleType]:
         importlib.import_module("torchaudio.compliance.kaldi")
     except Exception:
         ta, compliance, kaldi, transforms = (types.ModuleType(n) for n in ("torchaudio", "c", "k", "t"))
-        kaldi.get_mel_banks = _kaldi_mel_banks
+        kaldi.get_mel_banks = kaldi_mel_banks_torch
         compliance.kaldi, ta.compliance, ta.transforms = kaldi, compliance, transforms
         # training-time masking only; eval mode never calls it
         transforms.FrequencyMasking = transforms.TimeMasking = lambda *a, **k: torch.nn.Identity()

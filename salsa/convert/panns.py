@@ -16,10 +16,9 @@ import dataclasses
 
 import numpy as np
 
-from salsa import bundle
 from salsa.convert import ConvertError, pth
 from salsa.models.encoders.ast_frontend import mel_filterbank
-from salsa.models.evaluators.panns import CHANNELS, PRESETS, PannsConfig
+from salsa.models.evaluators.panns import CHANNELS, PRESETS, Cnn14, PannsConfig
 
 EXPECTED = "a PANNs CNN14 checkpoint such as Cnn14_16k_mAP=0.438.pth or Cnn14_mAP=0.431.pth"
 HELP = "PANNs CNN14 (.pth from Zenodo record 3987831) -> bundle"
@@ -78,16 +77,10 @@ def params_from_weights(w: dict[str, np.ndarray]) -> dict:
 
 
 def convert(src: str, out: str) -> PannsConfig:
-    w = pth.load(src, "--src", EXPECTED)
-    try:
-        config = config_from_weights(w, src)
-        params = params_from_weights(w)
-    except KeyError as e:
-        raise ConvertError(f"--src {src!r}: lacks {e.args[0]!r}; expected {EXPECTED}.") from None
-    from salsa.models.evaluators.panns import Cnn14
-
-    bundle.check_shapes(bundle.abstract(Cnn14, config), params, where=f"--src {src!r}")
-    bundle.save(out, "panns", config.to_dict(), params, meta={"source": src, "sha256": pth.sha256(src)})
+    config, params = pth.read_mapped(
+        src, EXPECTED, lambda w: (config_from_weights(w, src), params_from_weights(w))
+    )
+    pth.save_checked(out, "panns", Cnn14, config, params, src)
     return config
 
 

@@ -16,10 +16,9 @@ import argparse
 
 import numpy as np
 
-from salsa import bundle
 from salsa.convert import ConvertError, pth
 from salsa.models.encoders.vit import VitConfig
-from salsa.models.evaluators.passt import PasstConfig
+from salsa.models.evaluators.passt import Passt, PasstConfig
 
 EXPECTED = "a PaSST checkpoint such as passt-s-f128-p16-s10-ap.476-swa.pt"
 HELP = "PaSST (.pt from github.com/kkoutini/PaSST releases) -> bundle"
@@ -105,16 +104,12 @@ def params_from_weights(w: dict[str, np.ndarray], config: PasstConfig) -> dict:
 
 
 def convert(src: str, out: str) -> PasstConfig:
-    w = pth.load(src, "--src", EXPECTED)
-    try:
+    def read(w):
         config = config_from_weights(w, src)
-        params = params_from_weights(w, config)
-    except KeyError as e:
-        raise ConvertError(f"--src {src!r}: lacks {e.args[0]!r}; expected {EXPECTED}.") from None
-    from salsa.models.evaluators.passt import Passt
+        return config, params_from_weights(w, config)
 
-    bundle.check_shapes(bundle.abstract(Passt, config), params, where=f"--src {src!r}")
-    bundle.save(out, "passt", config.to_dict(), params, meta={"source": src, "sha256": pth.sha256(src)})
+    config, params = pth.read_mapped(src, EXPECTED, read)
+    pth.save_checked(out, "passt", Passt, config, params, src)
     return config
 
 

@@ -1,15 +1,22 @@
 """Reading a released torch file (.pth) without executing pickled code: `torch.load(weights_only=True)`,
 with numpy arrays (which some releases store) allowed as plain data. Errors name the flag and the
-file the converter expected."""
+file the converter expected. `read_mapped` and `save_checked` are the two ends every torch-file
+converter shares (PANNs, PaSST, VGGish, ImageBind): load and map to our parameters; check the shapes
+against the model and save the bundle with its source's SHA-256."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 
+from salsa import bundle
 from salsa.convert import ConvertError
+
+T = TypeVar("T")
 
 
 def _numpy_globals() -> list:
@@ -63,3 +70,31 @@ def sha256(path: str) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def read_mapped(src: str, expected: str, mapping: Callable[[dict[str, np.ndarray]], T]) -> T:
+    """`mapping` of the arrays of the torch file --src; a tensor the mapping looks up and the file lacks
+    (KeyError) is ConvertError '--src ...: lacks KEY; expected <expected>'."""
+    w = load(src, "--src", expected)
+    try:
+        return mapping(w)
+    except KeyError as e:
+        raise ConvertError(f"--src {src!r}: lacks {e.args[0]!r}; expected {expected}.") from None
+
+
+def save_checked(
+    out: str,
+    kind: str,
+    model_cls: Callable[..., Any],
+    config: Any,
+    params: dict,
+    src: str,
+    *,
+    arrays: dict | None = None,
+    meta: dict | None = None,
+) -> None:
+    """Saves `params` as a bundle of `kind` at `out` once they fit `model_cls(config)` (a misfit is one
+    error naming --src, nothing written); the meta records the source file and its SHA-256."""
+    bundle.check_shapes(bundle.abstract(model_cls, config), params, where=f"--src {src!r}")
+    meta = {"source": src, "sha256": sha256(src), **(meta or {})}
+    bundle.save(out, kind, config.to_dict(), params, arrays=arrays, meta=meta)

@@ -14,7 +14,6 @@ import argparse
 
 import numpy as np
 
-from salsa import bundle
 from salsa.convert import ConvertError, pth
 from salsa.models.evaluators.vggish import LAYERS, Vggish, VggishConfig
 
@@ -62,18 +61,11 @@ def read_pca(path: str, embedding: int) -> dict[str, np.ndarray]:
 
 
 def convert(src: str, out: str, pca: str | None = None) -> VggishConfig:
-    w = pth.load(src, "--src", EXPECTED)
-    try:
-        params = params_from_weights(w)
-    except KeyError as e:
-        raise ConvertError(f"--src {src!r}: lacks {e.args[0]!r}; expected {EXPECTED}.") from None
+    params = pth.read_mapped(src, EXPECTED, params_from_weights)
     config = VggishConfig(embedding=params["fc3"]["bias"].shape[0])
-    bundle.check_shapes(bundle.abstract(Vggish, config), params, where=f"--src {src!r}")
     arrays = None if pca is None else {"pca": read_pca(pca, config.embedding)}
-    meta = {"source": src, "sha256": pth.sha256(src)}
-    if pca is not None:
-        meta.update(pca=pca, pca_sha256=pth.sha256(pca))
-    bundle.save(out, "vggish", config.to_dict(), params, arrays=arrays, meta=meta)
+    meta = None if pca is None else {"pca": pca, "pca_sha256": pth.sha256(pca)}
+    pth.save_checked(out, "vggish", Vggish, config, params, src, arrays=arrays, meta=meta)
     return config
 
 
