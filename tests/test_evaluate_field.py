@@ -11,6 +11,7 @@ not scored is listed with its reason.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import glob
 import json
 import os
@@ -26,7 +27,7 @@ from salsa import evaluate as evaluate_cli
 from salsa.errors import UserError
 from salsa.evaluation.field import run as field_run
 from salsa.evaluation.field.cache import EmbeddingCache
-from salsa.evaluation.field.embedders import bundle_signature
+from salsa.evaluation.field.embedders import REGISTRY, bundle_signature
 from salsa.evaluation.field.inputs import AudioReader, file_hash
 
 GOOD = [f"clip{i}" for i in range(5)]
@@ -44,6 +45,27 @@ def _sound(i: int, seconds: float) -> np.ndarray:
 
 def _frames(seconds: float) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (int(seconds * 12), 16, 16, 3), np.uint8)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _load_each_bundle_once():
+    """Every run loads its bundles and compiles its embedders; the runs here share one load of each."""
+    loaded = {}
+
+    def once(load):
+        def load_once(path, seconds):
+            key = (load, path, seconds)
+            if key not in loaded:
+                loaded[key] = load(path, seconds)
+            return loaded[key]
+
+        return load_once
+
+    with pytest.MonkeyPatch.context() as m:
+        for name, e in REGISTRY.items():
+            if e.load is not None:
+                m.setitem(REGISTRY, name, dataclasses.replace(e, load=once(e.load)))
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -138,8 +138,8 @@ def evaluate_field(
 ) -> FieldResult:
     """Scores GEN against REAL (see the module doc); writes OUT/metrics.md, metrics.json, per_clip.csv."""
     io.check_creatable(out, "--out", folder=True)
-    chosen, skipped = plan(weights, metrics)
     pairing = inputs.pair_folders(real, generated)
+    chosen, skipped = plan(weights, metrics)
     loaded = {e.name: e.load(path, seconds) for e, path in chosen}
     cache = EmbeddingCache(os.path.join(out, "cache"))
     hashes: dict[str, str] = {}
