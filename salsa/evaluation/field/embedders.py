@@ -88,9 +88,9 @@ def load_passt(path: str, seconds: float) -> Loaded:
     config = PasstConfig.from_dict(b.config)
     model = bundle.materialize(Passt, config, b.params, where=os.path.join(path, bundle.PARAMS))
     rate, clip = config.frontend.sample_rate, config.clip_seconds
-    seen = "zero-padded" if seconds < clip else "cropped" if seconds > clip else "kept"
+    seen = "zero-padded to" if seconds < clip else "cropped to" if seconds > clip else "exactly"
     protocol = (
-        f"audio at {rate} Hz, first {seconds:g} s, {seen} to {clip:g} s, one pass; FD on the "
+        f"audio at {rate} Hz, first {seconds:g} s, {seen} PaSST's {clip:g} s, one pass; FD on the "
         f"{config.vit.width}-d embedding (mean of the final CLS and DIST tokens), KL and IS on the "
         f"{config.classes} logits through a softmax"
     )

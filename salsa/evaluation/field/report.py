@@ -79,8 +79,8 @@ def to_markdown(r) -> str:
     lines = [
         f"# Field metrics: {r.generated} against {r.real}",
         "",
-        f"{len(r.scored)} of {len(r.pairing.pairs)} clip pairs scored; {len(r.excluded)} pairs excluded, "
-        f"{len(r.pairing.unpaired_real) + len(r.pairing.unpaired_generated)} clips unpaired (listed below).",
+        f"{len(r.scored)} of {len(r.pairing.pairs)} clip pairs scored; excluded pairs: {len(r.excluded)}, "
+        f"unpaired clips: {len(r.pairing.unpaired_real) + len(r.pairing.unpaired_generated)} (listed below).",
         "",
         f"Protocol: {PROTOCOL.format(seconds=r.seconds)}.",
         "",
