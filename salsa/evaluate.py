@@ -139,7 +139,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if {_flag(a) for a in argv} & {"--real", "--generated"}:
         return field_main(argv)
-    parser = _Parser(prog="python -m salsa.evaluate", description=__doc__.split("\n")[0])
+    parser = _Parser(
+        prog="python -m salsa.evaluate",
+        description=__doc__.split("\n")[0],
+        epilog="The field's metrics on folders of real and generated clips: python -m salsa.evaluate "
+        "--real REAL --generated GEN --weights DIR (see --real x --help).",
+    )
     d = EvalSettings()
     parser.add_argument("--checkpoint", required=True, help="pipeline checkpoint folder")
     parser.add_argument("--out", required=True, help="folder for metrics.md, metrics.json and plots")

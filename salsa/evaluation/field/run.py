@@ -158,7 +158,7 @@ def evaluate_field(
                 missing = False
                 for name, lo in loaded.items():
                     cp = where[name, path] = cache.path(name, hashes[path], lo.signature, lo.reader.key())
-                    if os.path.isfile(cp):
+                    if cache.get(cp) is not None:  # an unreadable file is recomputed
                         continue
                     missing = True
                     try:
@@ -202,7 +202,10 @@ def evaluate_field(
         device=str(jax.devices()[0]),
     )
     report.write(out, result)
-    logging.info("%d clips embedded in %.1f s, %d from the cache", embedded, elapsed, cached)
+    rate = embedded / elapsed if elapsed > 0 else 0.0
+    logging.info(
+        "%d clips embedded in %.1f s (%.2f clips/s), %d from the cache", embedded, elapsed, rate, cached
+    )
     return result
 
 
