@@ -29,6 +29,7 @@ from salsa.evaluation.field import run as field_run
 from salsa.evaluation.field.cache import EmbeddingCache
 from salsa.evaluation.field.embedders import REGISTRY, bundle_signature
 from salsa.evaluation.field.inputs import AudioReader, file_hash
+from salsa.metrics import classifier, frechet
 
 GOOD = [f"clip{i}" for i in range(5)]
 RATE = 22050
@@ -228,3 +229,28 @@ def test_missing_weights_are_listed_or_refused(world, tmp_path):
         field_run.plan(str(tmp_path), None)
     with pytest.raises(UserError, match="not available"):
         field_run.plan(world["weights"], ["imagebind"])
+
+
+def test_fd_with_fewer_embeddings_than_dimensions_equals_the_sqrtm_path():
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((30, 64)) @ rng.standard_normal((64, 64))
+    b = 0.5 + 1.5 * rng.standard_normal((40, 64))
+    exact = frechet.frechet_distance(a, b)  # 30 < 64: the nuclear-norm path
+    via_sqrtm = frechet.frechet_from_stats(*frechet.gaussian_stats(a), *frechet.gaussian_stats(b))
+    assert exact == pytest.approx(via_sqrtm, rel=1e-7)
+    assert abs(frechet.frechet_distance(a, a)) < 1e-8
+
+
+def test_shuffled_inception_score_is_the_protocols_formula():
+    logits = np.random.default_rng(4).standard_normal((25, 7)) * 3
+    x = logits[np.random.RandomState(2020).permutation(25)]
+    scores = []
+    for i in range(10):
+        p = np.exp(log_softmax(x[i * 25 // 10 : (i + 1) * 25 // 10], axis=1))
+        scores.append(np.exp((p * (np.log(p) - np.log(p.mean(axis=0)))).sum(axis=1).mean()))
+    mean, std = classifier.shuffled_inception_score(logits, 10, 2020)
+    assert mean == pytest.approx(np.mean(scores), rel=1e-12) and std == pytest.approx(
+        np.std(scores), rel=1e-9
+    )
+    with pytest.raises(ValueError, match="splits"):
+        classifier.shuffled_inception_score(logits[:5], 10, 2020)
