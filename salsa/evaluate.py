@@ -14,6 +14,18 @@ generator with guidance baked into training at one branch per step against the c
 comes with the world's exact events, so onsets and materials are scored against ground truth
 (docs/evaluation.md). Generated audio is cached under OUT/.cache, so a rerun after an interruption
 resumes. From Python: `salsa.evaluation.run.evaluate` with `salsa.evaluation.settings.EvalSettings`.
+
+The field's metrics on real clips (the columns of the paper's Table 1, docs/metrics.md):
+
+    python -m salsa.evaluate --real REAL --generated GEN --weights DIR [--out OUT] \
+        [--metrics passt,panns,vggish,swsd] [--seconds 8] [--batch 8]
+
+REAL and GEN are folders of videos or audio files paired by name (what `salsa.extend --video REAL`
+writes into GEN). --weights holds converted bundles (DIR/passt, DIR/panns, DIR/vggish). Writes
+OUT/metrics.md, OUT/metrics.json and OUT/per_clip.csv (OUT defaults to GEN.metrics beside GEN); the
+embeddings are cached under OUT/cache, so a rerun after an interruption resumes. The command takes this
+form whenever --real or --generated is given; the two forms' flags do not mix. From Python:
+`salsa.evaluation.field.run.evaluate_field`.
 """
 
 from __future__ import annotations
@@ -45,8 +57,94 @@ def _steps(text: str) -> tuple[int, ...]:
         ) from None
 
 
+FIELD_FLAGS = ("--real", "--generated", "--weights", "--metrics", "--seconds", "--batch")
+SYNTHETIC_ONLY = (
+    "--checkpoint",
+    "--split",
+    "--steps",
+    "--compare",
+    "--guided",
+    "--clips",
+    "--long-clips",
+    "--long-seconds",
+    "--seed",
+    "--hidden-acoustics",
+    "--no-hidden-acoustics",
+    "--text-clips",
+)
+
+
+def _flag(arg: str) -> str:
+    return arg.split("=", 1)[0]
+
+
+def _metrics(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r} names no embedder; e.g. passt,panns,vggish")
+    return names
+
+
+def _progress(total: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="clip", file=sys.stderr, disable=None, dynamic_ncols=True)
+
+
+def field_main(argv: Sequence[str]) -> int:
+    """The field's metrics on folders of real and generated clips (see the module doc)."""
+    from salsa.evaluation.field.run import evaluate_field
+
+    mixed = sorted({_flag(a) for a in argv} & set(SYNTHETIC_ONLY))
+    if mixed:
+        raise UserError(
+            f"{', '.join(mixed)} belongs to the synthetic-world evaluation (--checkpoint); with --real and "
+            "--generated the command scores folders of clips. Use one form or the other."
+        )
+    p = cli.Parser(prog="python -m salsa.evaluate", description="The field's metrics on real clips.")
+    p.add_argument("--real", required=True, help="folder of real videos or audio files")
+    p.add_argument("--generated", required=True, help="folder of generated clips, paired with --real by name")
+    p.add_argument("--weights", help="folder of converted bundles: DIR/passt, DIR/panns, DIR/vggish")
+    p.add_argument("--out", help="report folder (default: GEN.metrics beside GEN)")
+    p.add_argument(
+        "--metrics",
+        type=_metrics,
+        help="embedders to run, e.g. passt,panns,vggish,swsd; each must have its bundle (default: every "
+        "bundle found, the missing ones reported as missing)",
+    )
+    p.add_argument(
+        "--seconds", type=cli.positive, default=8.0, help="seconds read from each clip (protocol: 8)"
+    )
+    p.add_argument("--batch", type=cli.positive_int, default=8, help="clips per embedder call")
+    args = p.parse_args(argv)
+    if args.weights is None and (args.metrics is None or "swsd" not in args.metrics):
+        raise UserError("--weights DIR is required: a folder of converted bundles (docs/metrics.md).")
+    out = args.out or os.path.normpath(args.generated) + ".metrics"
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    evaluate_field(
+        args.real,
+        args.generated,
+        args.weights,
+        out,
+        metrics=args.metrics,
+        seconds=args.seconds,
+        batch=args.batch,
+        progress=_progress,
+    )
+    print(os.path.join(out, "metrics.md"))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _Parser(prog="python -m salsa.evaluate", description=__doc__.split("\n")[0])
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if {_flag(a) for a in argv} & {"--real", "--generated"}:
+        return field_main(argv)
+    parser = _Parser(
+        prog="python -m salsa.evaluate",
+        description=__doc__.split("\n")[0],
+        epilog="The field's metrics on folders of real and generated clips: python -m salsa.evaluate "
+        "--real REAL --generated GEN --weights DIR (see --real x --help).",
+    )
     d = EvalSettings()
     parser.add_argument("--checkpoint", required=True, help="pipeline checkpoint folder")
     parser.add_argument("--out", required=True, help="folder for metrics.md, metrics.json and plots")

@@ -129,3 +129,55 @@ def extraction_bundles(folder: str, seed: int = 0) -> dict[str, str]:
     bundle.save(paths["sync"], "sync", sync_config.to_dict(), bundle.params_of(sync))
     paths["tokenizer"] = word_tokenizer(os.path.join(folder, "tokenizer.json"), CAPTION_WORDS.split())
     return paths
+
+
+def field_bundles(folder: str, small: bool = True, seed: int = 0) -> dict[str, str]:
+    """Random-weight PaSST, PANNs CNN14 (16 kHz) and VGGish bundles under folder/passt, /panns, /vggish,
+    the layout `python -m salsa.evaluate --weights folder` reads; returns their paths by name. `small`:
+    a 1-block, 32-wide PaSST of 2 s clips with 16 classes and a VGGish of 32 hidden units (CNN14's
+    widths are fixed, its 16 kHz preset is used either way); otherwise the protocol's shapes."""
+    from salsa.models.encoders.vit import VitConfig
+    from salsa.models.evaluators.panns import PRESETS, Cnn14
+    from salsa.models.evaluators.passt import Passt, PasstConfig
+    from salsa.models.evaluators.vggish import Vggish, VggishConfig
+
+    vit = VitConfig(width=32, depth=1, mlp_dim=64, heads=2, eps=1e-6, gelu_approximate=False)
+    configs = {
+        "passt": (
+            Passt,
+            PasstConfig(vit=vit, max_frames=198, clip_seconds=2.0, classes=16) if small else PasstConfig(),
+        ),
+        "panns": (Cnn14, PRESETS["16k"]),
+        "vggish": (Vggish, VggishConfig(hidden=32) if small else VggishConfig()),
+    }
+    paths = {}
+    for i, (name, (cls, config)) in enumerate(configs.items()):
+        paths[name] = os.path.join(folder, name)
+        params = random_params(cls, config, seed + i)
+        if name == "panns":
+            _live_cnn14(params, np.random.default_rng(seed))
+        meta = {"source": "random weights (salsa.testing.field_bundles)", "sha256": None}
+        bundle.save(paths[name], name, config.to_dict(), params, meta=meta)
+    return paths
+
+
+def _live_cnn14(params: dict, rng: np.random.Generator) -> None:
+    """Random CNN14 weights whose outputs depend on the input: BatchNorm statistics of the right sign and
+    scale (bn0's like real dB levels), He-scaled kernels through the ReLUs."""
+
+    def walk(tree: dict, name: str) -> None:
+        if "var" in tree:
+            n = tree["var"].shape[0]
+            first = name == "norm0"
+            tree["mean"] = (
+                -40 + 10 * rng.standard_normal(n) if first else 0.1 * rng.standard_normal(n)
+            ).astype(np.float32)
+            tree["var"] = ((400.0 if first else 1.0) * (0.5 + rng.random(n))).astype(np.float32)
+            return
+        for k, v in tree.items():
+            if isinstance(v, dict):
+                walk(v, str(k))
+            elif k == "kernel":
+                tree[k] = v * np.float32(np.sqrt(2.0))
+
+    walk(params, "")

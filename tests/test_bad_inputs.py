@@ -62,6 +62,8 @@ def media(tmp_path_factory, tiny_pipeline_dir):
     np.save(d / "z.npy", np.zeros((5, 4), np.float32))
     (d / "notes.txt").write_text("not a folder\n")
     (d / "empty_folder").mkdir()
+    (d / "clips").mkdir()  # one clip with sound: a folder salsa.evaluate --real can pair
+    shutil.copy(d / "voiced.mp4", d / "clips" / "a.mp4")
     (d / "garbage.npz").write_bytes(b"PK\x03\x04 not really a zip")
     vae = d / "vae"
     bundles.save_vae(vae, VAE, bundles.params_of(bundles.build(vae_lib.VAE, VAE, seed=0)))
@@ -269,6 +271,87 @@ CASES = {
         "evaluate",
         ["--checkpoint", "{ckpt}", "--out", "{out}/e", "--seed", "x"],
         "seed",
+    ),
+    # salsa.evaluate --real/--generated (the field's metrics; runs are tests/test_evaluate_field.py's)
+    "evaluate real missing": (
+        "evaluate",
+        ["--real", "{missing}", "--generated", "{clips}", "--weights", "{empty_folder}", "--out", "{out}/e"],
+        "no such folder",
+    ),
+    "evaluate generated is a file": (
+        "evaluate",
+        ["--real", "{clips}", "--generated", "{good_mp4}", "--weights", "{empty_folder}", "--out", "{out}/e"],
+        "is a file",
+    ),
+    "evaluate weights without bundles": (
+        "evaluate",
+        ["--real", "{clips}", "--generated", "{clips}", "--weights", "{empty_folder}", "--out", "{out}/e"],
+        "no bundle found",
+    ),
+    "evaluate weights missing": (
+        "evaluate",
+        ["--real", "{clips}", "--generated", "{clips}", "--weights", "{missing}", "--out", "{out}/e"],
+        "--weights",
+    ),
+    "evaluate field without weights": (
+        "evaluate",
+        ["--real", "{clips}", "--generated", "{clips}"],
+        "--weights",
+    ),
+    "evaluate real without generated": (
+        "evaluate",
+        ["--real", "{clips}", "--weights", "{empty_folder}"],
+        "--generated",
+    ),
+    "evaluate field and checkpoint mixed": (
+        "evaluate",
+        ["--real", "{clips}", "--generated", "{clips}", "--checkpoint", "{ckpt}"],
+        "--checkpoint",
+    ),
+    "evaluate unknown metric": (
+        "evaluate",
+        ["--real", "{clips}", "--generated", "{clips}", "--weights", "{clips}", "--metrics", "clap"],
+        "clap",
+    ),
+    "evaluate metric without embedder": (
+        "evaluate",
+        ["--real", "{clips}", "--generated", "{clips}", "--weights", "{clips}", "--metrics", "imagebind"],
+        "not available",
+    ),
+    "evaluate metric without bundle": (
+        "evaluate",
+        ["--real", "{clips}", "--generated", "{clips}", "--weights", "{clips}", "--metrics", "passt"],
+        "passt/config.json",
+    ),
+    "evaluate seconds nan": (
+        "evaluate",
+        ["--real", "{clips}", "--generated", "{clips}", "--weights", "{clips}", "--seconds", "nan"],
+        "--seconds",
+    ),
+    "evaluate batch zero": (
+        "evaluate",
+        ["--real", "{clips}", "--generated", "{clips}", "--weights", "{clips}", "--batch", "0"],
+        "--batch",
+    ),
+    "evaluate out under a file": (
+        "evaluate",
+        ["--real", "{clips}", "--generated", "{clips}", "--metrics", "swsd", "--out", "{notes_txt}/e"],
+        "notes.txt",
+    ),
+    "evaluate generated holds no clips": (
+        "evaluate",
+        ["--real", "{clips}", "--generated", "{vae}", "--metrics", "swsd", "--out", "{out}/e"],
+        "holds no videos",
+    ),
+    "evaluate two clips of one name": (
+        "evaluate",
+        ["--real", "{dir}", "--generated", "{clips}", "--metrics", "swsd", "--out", "{out}/e"],
+        "two clips are named 'garbage'",
+    ),
+    "evaluate generated folder empty": (
+        "evaluate",
+        ["--real", "{clips}", "--generated", "{empty_folder}", "--metrics", "swsd", "--out", "{out}/e"],
+        "holds no videos",
     ),
     # data_pipelines.synthetic.render
     "render seconds nan": ("render", ["--out", "{out}/r", "--seconds", "nan"], "seconds"),

@@ -58,6 +58,24 @@ def inception_score(logits: np.ndarray, splits: int = 1) -> tuple[float, float]:
     return float(np.mean(scores)), float(np.std(scores))
 
 
+def shuffled_inception_score(logits: np.ndarray, splits: int = 10, seed: int = 2020) -> tuple[float, float]:
+    """IS as the av-benchmark protocol computes it (after audioldm_eval): the clips shuffled by
+    numpy's RandomState(seed).permutation, cut at i * n // splits (i = 0..splits), IS per part with p(y)
+    the part's mean prediction; (mean, std) over the parts. `splits` may not exceed the clips (a part
+    must hold at least one). The protocol's values are splits=10, seed=2020."""
+    x = _logits("logits", logits)
+    n = x.shape[0]
+    if not 1 <= splits <= n:
+        raise ValueError(f"splits={splits} must be between 1 and the number of clips ({n}).")
+    x = x[np.random.RandomState(seed).permutation(n)]
+    scores = []
+    for i in range(splits):
+        log_p = log_softmax(x[i * n // splits : (i + 1) * n // splits], axis=1)
+        log_marginal = np.log(np.mean(np.exp(log_p), axis=0))
+        scores.append(np.exp(np.mean(np.sum(np.exp(log_p) * (log_p - log_marginal), axis=1))))
+    return float(np.mean(scores)), float(np.std(scores))
+
+
 def material_logits(audio: np.ndarray, sample_rate: int, probe: onsets.ImpactProbe) -> np.ndarray:
     """(classes,) log class probabilities of a clip (samples, channels) by an impact probe: at every
     onset detected in it, softmax(-distance to each class centroid / 5 dB) of the probe's features; the
