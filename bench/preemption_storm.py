@@ -13,7 +13,7 @@ kills the command runs to the end, and then:
 
 - every array of every .npz file of the reference (the VAE, sync and SigLIP bundles, each generator
   pipeline's params.npz, the evaluation's audio cache) must be bit-equal in the stormed run, and every
-  record shard of the extraction byte-equal;
+  record shard of the extraction (.array_record) byte-equal;
 - eval/metrics.json must be equal, except wall-clock timings (keys naming seconds, speed or real-time
   factors), which measure the machine rather than the model.
 
@@ -45,6 +45,7 @@ from salsa.training import stages
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO, "bench", "results", "preemption_storm.json")
 # metrics.json keys that hold wall-clock measurements (compared for presence only).
+RECORD_FILES = (".array_record", ".rec")  # extraction's record shards and per-clip progress
 CACHE = ".cache"  # the evaluation's audio cache (salsa.evaluation.cache)
 TIMING_WORDS = ("seconds", "_s", "time", "speed", "rtf", "per_s", "throughput", "wall")
 
@@ -195,7 +196,7 @@ def compare(reference: str, stormed: str) -> dict:
                 diffs.append(f"{rel}: cached audio differs ({len(want)} vs {len(got)} parts)")
             continue
         for name in sorted(files):
-            if ".partial" in name or not name.endswith((".npz", ".rec")):
+            if ".partial" in name or not name.endswith((".npz", *RECORD_FILES)):
                 continue
             a, b = os.path.join(root, name), os.path.join(stormed, rel, name)
             if not os.path.exists(b):
