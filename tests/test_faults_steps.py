@@ -165,3 +165,16 @@ def test_skip_counter_starts_from_saved_counts():
         counter.observe(step, skipped, False)
     resumed = skips.SkipCounter(5, counter.counts(), log=lambda line: None)
     assert (resumed.total, resumed.in_a_row, resumed.since_last_log()) == (3, 2, 3)
+
+
+def test_unreadable_skip_counts_start_anew(tmp_path, caplog):
+    config = _config(tmp_path / "data", poison_steps=[2, 3, 4], total_steps=4, max_consecutive_skips=3)
+    loop.train(config, str(tmp_path / "run"))
+    for path in (tmp_path / "run" / "checkpoints" / "4" / "skips").iterdir():
+        path.write_text("{not json")
+    config.total_steps = 8
+    with caplog.at_level(logging.WARNING):
+        loop.train(config, str(tmp_path / "run"))  # the state resumes; the counts start again: no stop
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("skip counts of checkpoint step 4" in m and "counting anew" in m for m in messages)
+    assert "(1 in a row, 1 in this run)" in [m for m in messages if "skipped:" in m][-1]

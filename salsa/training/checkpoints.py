@@ -97,11 +97,19 @@ def save(
     return mngr.save(step, args=ocp.args.Composite(**items), force=force)
 
 
-def skip_counts(mngr: ocp.CheckpointManager, step: int) -> dict | None:
-    """The skip counts saved with checkpoint `step`, or None (a checkpoint saved without them)."""
+def skip_counts(mngr: ocp.CheckpointManager, step: int, log=logging.warning) -> dict | None:
+    """The skip counts saved with checkpoint `step`, or None (saved without them, or unreadable: the
+    counts start again, with one warning line; the state itself restored)."""
     if not (epath.Path(mngr.directory) / str(step) / "skips").exists():
         return None
-    return mngr.restore(step, args=ocp.args.Composite(skips=ocp.args.JsonRestore())).skips
+    try:
+        counts = mngr.restore(step, args=ocp.args.Composite(skips=ocp.args.JsonRestore())).skips
+    except Exception as e:  # noqa: BLE001 -- the counts are a convenience; never block the resume
+        counts = e
+    if not isinstance(counts, dict):
+        log(f"the skip counts of checkpoint step {step} in {mngr.directory} are unreadable; counting anew")
+        return None
+    return counts
 
 
 def restore(mngr: ocp.CheckpointManager, step: int, abstract: TrainState, data: Any) -> TrainState:
