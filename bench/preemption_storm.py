@@ -244,10 +244,11 @@ def campaign(
     after each kill."""
     os.makedirs(workdir, exist_ok=True)
     stormed = os.path.join(workdir, "stormed")
+    reference_s = None  # the reference command's wall time, start-up included, when run here
     with open(os.path.join(workdir, "reference.log"), "a") as log:
         if reference is None:
             reference = os.path.join(workdir, "reference")
-            run_to_end(reference, minimal, log)
+            reference_s = run_to_end(reference, minimal, log)
     names = [n for n in stages.ORDER if n not in stages.OPTIONAL]  # config.run = "default"
     seconds = ReferenceTimes(reference)
     rng = random.Random(seed)
@@ -270,7 +271,8 @@ def campaign(
             except RuntimeError as e:
                 failure = str(e)
     stormed_s = time.perf_counter() - start
-    reference_s = sum(seconds[n] for n in names)  # waits for a reference still running
+    if reference_s is None:  # the stages' sum (start-up left out), waiting for a reference still running
+        reference_s = sum(seconds[n] for n in names)
 
     seen: set[str] = set()
     for e in events:  # what each kill left half-written (earlier kills' leftovers not counted again)
