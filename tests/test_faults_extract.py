@@ -67,3 +67,21 @@ def test_damaged_progress_is_extracted_again(config, tmp_path, monkeypatch, capl
     assert [i for i, _ in got] == [i for i, _ in want]
     for (_, a), (_, b) in zip(got, want, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_clip_folder_left_by_a_kill_after_the_shard_is_removed(config, tmp_path):
+    """Killed after a shard's summary and before its clip folder was removed: the next run removes the
+    folder (else a whole shard's clips stay on disk for good) and keeps the shard."""
+    comps = components_lib.load(config)
+    workdir = str(tmp_path / "out")
+    run.extract(config, workdir, components=comps)
+    want = _ids_and_latents(workdir)
+    left = os.path.join(workdir, "progress", "shard-00000-of-00003")
+    os.makedirs(left)
+    with open(os.path.join(left, "00000000.rec"), "wb") as f:
+        f.write(b"a clip's record")
+    result = run.extract(config, workdir, components=comps)
+    assert result.done_now == 0 and not os.path.exists(left)
+    got = _ids_and_latents(workdir)
+    assert [i for i, _ in got] == [i for i, _ in want]
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(got, want, strict=True))

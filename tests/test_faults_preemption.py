@@ -1,9 +1,13 @@
-"""A preemption storm on a reduced run: the training CLI (the test task, toy data built on the first
+"""Preemption storms. The tiny pipeline at minimal size (bench/preemption_storm.py's campaign, reduced):
+SIGKILLed in its first, a middle and its last stage and rerun each time, it ends with the same exported
+arrays, record shards, cached audio and metrics.json (timings aside) as an uninterrupted run.
+
+A reduced run of the training CLI (the test task, toy data built on the first
 start) is SIGKILLed at several random moments, from process start-up and toy-data writing to checkpoint
 saves, and rerun each time; the final run's logged losses and its last checkpoint's state equal an
 uninterrupted run's, bit for bit (the computation on the CPU is deterministic; tests/test_resume.py).
 
-Slow (one reference run and KILLS + 1 restarts, each a fresh process): run with `-m slow`.
+Slow (reference runs and restarts, each a fresh process): run with `-m slow`.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import time
 
 import pytest
 
+from bench import preemption_storm
 from salsa.training.metric_writer import read_metrics
 from tests import train_cli
 
@@ -69,3 +74,19 @@ def test_training_survives_a_preemption_storm(tmp_path):
         for name in ("loss", "grad_norm", "skipped"):
             assert got[step][name] == want[step][name], (step, name)
     assert _final_digest(workdir) == _final_digest(reference)  # every array of the final state, bit-equal
+
+
+PIPELINE_KILLS = 3  # aimed at the first stage (vae), a middle one (extract) and the last (evaluate)
+
+
+@pytest.mark.slow
+def test_tiny_pipeline_survives_a_preemption_storm(tmp_path, monkeypatch):
+    for key, value in train_cli.env().items():  # the restarts share a compilation cache
+        monkeypatch.setenv(key, value)
+    result = preemption_storm.campaign(str(tmp_path), kills=PIPELINE_KILLS, seed=0, minimal=True)
+    print(preemption_storm.table(result))
+
+    assert result["failure"] is None
+    assert result["landed"] >= 2
+    assert result["equal"], result["differences"]  # bit-equal arrays, metrics.json equal but for timings
+    assert result["arrays"] and result["record_files"] and result["cached_parts"]  # all three compared

@@ -141,3 +141,40 @@ def test_consecutive_skips_stop_training(tmp_path):
     with pytest.raises(skips.TooManySkips, match=r"stopped at step 7: 4 steps in a row") as err:
         loop.train(config, str(tmp_path / "run"))
     assert "\n" not in str(err.value) and "max_consecutive_skips = 4" in str(err.value)
+
+
+def test_skip_counts_go_on_across_a_resume(tmp_path, caplog):
+    """The counts are saved with each checkpoint: two skips before a stop and one after the resume are
+    three in a row (stopping at max_consecutive_skips = 3) and three in the run."""
+    config = _config(tmp_path / "data", poison_steps=[2, 3, 4], total_steps=4, max_consecutive_skips=3)
+    loop.train(config, str(tmp_path / "run"))  # steps 3 and 4 skipped; checkpoint at step 4
+    config.total_steps = 8
+    with (
+        caplog.at_level(logging.WARNING),
+        pytest.raises(skips.TooManySkips, match="stopped at step 5: 3 steps"),
+    ):
+        loop.train(config, str(tmp_path / "run"))
+    lines = [r.getMessage() for r in caplog.records if "skipped:" in r.getMessage()]
+    assert [line.split()[1] for line in lines] == ["3", "4", "5"]  # steps 3 and 4 before the resume
+    assert "(3 in a row, 3 in this run)" in lines[-1]
+
+
+def test_skip_counter_starts_from_saved_counts():
+    counter = skips.SkipCounter(5, log=lambda line: None)
+    for step, skipped in enumerate([True, False, True, True], 1):
+        counter.observe(step, skipped, False)
+    resumed = skips.SkipCounter(5, counter.counts(), log=lambda line: None)
+    assert (resumed.total, resumed.in_a_row, resumed.since_last_log()) == (3, 2, 3)
+
+
+def test_unreadable_skip_counts_start_anew(tmp_path, caplog):
+    config = _config(tmp_path / "data", poison_steps=[2, 3, 4], total_steps=4, max_consecutive_skips=3)
+    loop.train(config, str(tmp_path / "run"))
+    for path in (tmp_path / "run" / "checkpoints" / "4" / "skips").iterdir():
+        path.write_text("{not json")
+    config.total_steps = 8
+    with caplog.at_level(logging.WARNING):
+        loop.train(config, str(tmp_path / "run"))  # the state resumes; the counts start again: no stop
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("skip counts of checkpoint step 4" in m and "counting anew" in m for m in messages)
+    assert "(1 in a row, 1 in this run)" in [m for m in messages if "skipped:" in m][-1]

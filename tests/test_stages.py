@@ -15,6 +15,7 @@ import sys
 
 import pytest
 
+from bench import tiny_minimal
 from configs import generator as generator_sizes
 from configs import tiny
 from salsa.training import stages
@@ -198,39 +199,6 @@ def test_cli_unknown_stage_is_one_line_and_exit_code_2(tmp_path):
     assert os.listdir(tmp_path) == []  # nothing ran
 
 
-# Every stage at minimal size: a few steps each, few clips, small pools.
-_MINIMAL = {
-    "total_steps": 2,
-    "log_every": 1,
-    "checkpoint_every": 2,
-    "batch_size": 8,
-    "objective.grid": 2,
-    "stages.vae.total_steps": 2,
-    "stages.vae.log_every": 1,
-    "stages.vae.checkpoint_every": 2,
-    "stages.vae.loss.adversarial_start": 1,
-    "stages.vae.data.clips": 8,
-    "stages.vae.stats_clips": 2,
-    "stages.sync.total_steps": 2,
-    "stages.sync.log_every": 1,
-    "stages.sync.checkpoint_every": 2,
-    "stages.sync.data.pool_clips": 16,
-    "stages.siglip.total_steps": 2,
-    "stages.siglip.log_every": 1,
-    "stages.siglip.checkpoint_every": 2,
-    "stages.siglip.data.clips": 32,
-    "stages.extract.source.clips": 4,
-    "stages.extract.num_shards": 2,
-    "evaluate.clips": 2,
-    "evaluate.long_clips": 1,
-    "evaluate.long_seconds": 4.0,
-    "evaluate.steps": "(1,2)",
-    "evaluate.reference_seconds": "(0.5,)",
-    "evaluate.guided_steps": "(1,2)",
-    "evaluate.timing_repeats": 1,
-}
-
-
 @pytest.mark.slow
 def test_tiny_pipeline_runs_end_to_end_and_its_pipeline_loads(tmp_path):
     """The real stages at minimal sizes (random-ish weights after 2 steps: this tests wiring, not
@@ -239,7 +207,7 @@ def test_tiny_pipeline_runs_end_to_end_and_its_pipeline_loads(tmp_path):
 
     run = ",".join(n for n in stages.ORDER if n != "evaluate" or importlib.util.find_spec("salsa.evaluate"))
     command = [sys.executable, "-m", "salsa.train", "--config=configs/tiny.py", f"--workdir={tmp_path}"]
-    command += [f"--config.{k}={v}" for k, v in _MINIMAL.items()] + [f"--config.run={run}"]
+    command += tiny_minimal.flags() + [f"--config.run={run}"]
     proc = subprocess.run(command, cwd=train_cli.REPO, env=train_cli.env(), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-4000:]
     with open(tmp_path / "stages.json") as f:

@@ -12,7 +12,8 @@ was restarted. Each process writes only its own shards. Progress lives in WORKDI
 A shard is assembled from its clips once all are done (salsa.io.atomic_file), then its clip folder is
 removed. Damaged progress is redone, not trusted: on a restart, a clip's .rec that does not decode or a
 .skip.json that does not parse is deleted and the clip extracted again, and a finished shard of this
-process whose file does not open is deleted with its summary and extracted again (one warning line each).
+process whose file does not open is deleted with its summary and extracted again (one warning line each);
+the clip folder of a finished shard, left by a run killed just after the shard's summary, is removed.
 The process that completes the last shard writes WORKDIR/extraction.json (data_pipelines/features/
 extraction.py); until then the folder holds no complete set and reads as empty.
 """
@@ -284,6 +285,8 @@ def extract(
     for shard in mine:
         if not (_shard_done(workdir, shard, count) and _shard_readable(workdir, shard, count)):
             done_now += _extract_shard(config, comps, source, decode, workdir, shard, on_clip)
+        else:  # a run killed between the shard's summary and removing its clip folder left the folder
+            shutil.rmtree(os.path.join(workdir, PROGRESS, _progress_name(shard, count)), ignore_errors=True)
     skipped = []
     for shard in mine:
         with open(_summary_path(workdir, shard, count)) as f:

@@ -3,7 +3,8 @@
 An orbax CheckpointManager in `<workdir>/checkpoints` writes asynchronously every
 config.checkpoint_every steps and keeps the newest config.keep_checkpoints. Each step directory holds
 `state/` (the sharded train state), `data/` (one grain iterator state per process,
-`process_<i>-of-<n>.json`) and `digest/` (a fingerprint of every array of the state, salsa.training.digest).
+`process_<i>-of-<n>.json`), `digest/` (a fingerprint of every array of the state, salsa.training.digest)
+and `skips/` (the run's skipped-step counts, salsa.training.skips; absent in older checkpoints).
 A save interrupted by a crash is never the latest step and its temporary directory is removed on the next
 start.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 import grain
@@ -65,24 +67,49 @@ def manager(workdir: str, config: ml_collections.ConfigDict) -> ocp.CheckpointMa
     directory = workdir if "://" in workdir else os.path.abspath(workdir)  # gs://... is passed through
     return ocp.CheckpointManager(
         os.path.join(directory, "checkpoints"),
-        item_names=("state", "data", "digest"),
+        item_names=("state", "data", "digest", "skips"),
         options=options,
     )
 
 
-def save(mngr: ocp.CheckpointManager, step: int, state: TrainState, data: Any, force: bool = False) -> bool:
+def save(
+    mngr: ocp.CheckpointManager,
+    step: int,
+    state: TrainState,
+    data: Any,
+    force: bool = False,
+    skips: Callable[[], dict] | None = None,
+) -> bool:
     """Starts saving `state` and the iterator `data` as `step` if due (or `force`); returns whether it did.
 
-    The iterator position is captured before this returns; the arrays are written in the background.
+    `skips()`, called only when saving, gives the skip counts up to `step` to save with it. The iterator
+    position is captured before this returns; the arrays are written in the background.
     """
     if not force and not mngr.should_save(step):
         return False
-    args = ocp.args.Composite(
+    items = dict(
         state=ocp.args.StandardSave(state),
         data=grain.checkpoint.CheckpointSave(data),
         digest=ocp.args.JsonSave(digest.fingerprints(state)),
     )
-    return mngr.save(step, args=args, force=force)
+    if skips is not None:
+        items["skips"] = ocp.args.JsonSave(skips())
+    return mngr.save(step, args=ocp.args.Composite(**items), force=force)
+
+
+def skip_counts(mngr: ocp.CheckpointManager, step: int, log=logging.warning) -> dict | None:
+    """The skip counts saved with checkpoint `step`, or None (saved without them, or unreadable: the
+    counts start again, with one warning line; the state itself restored)."""
+    if not (epath.Path(mngr.directory) / str(step) / "skips").exists():
+        return None
+    try:
+        counts = mngr.restore(step, args=ocp.args.Composite(skips=ocp.args.JsonRestore())).skips
+    except Exception as e:  # noqa: BLE001 -- the counts are a convenience; never block the resume
+        counts = e
+    if not isinstance(counts, dict):
+        log(f"the skip counts of checkpoint step {step} in {mngr.directory} are unreadable; counting anew")
+        return None
+    return counts
 
 
 def restore(mngr: ocp.CheckpointManager, step: int, abstract: TrainState, data: Any) -> TrainState:

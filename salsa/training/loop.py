@@ -62,12 +62,20 @@ def train(
     start = int(state.step)
     last_saved = start
     clock, clock_step = time.perf_counter(), start
-    skipped = skips.SkipCounter(int(config.max_consecutive_skips))
+    counts = checkpoints.skip_counts(mngr, start) if start else None
+    skipped = skips.SkipCounter(int(config.max_consecutive_skips), counts)
     pending = None  # (step, metrics) of the step whose skip flags are not read yet
 
     def observe(done: int, metrics) -> None:
         flags = jax.device_get((metrics["skipped"], metrics["bad_inputs"]))
         skipped.observe(done, bool(flags[0]), bool(flags[1]))
+
+    def settled_counts() -> dict:  # the counts up to the step being saved: its flags read first
+        nonlocal pending
+        if pending is not None:
+            observe(*pending)
+            pending = None
+        return skipped.counts()
 
     for step in range(start, config.total_steps):
         state, metrics = step_fn(state, global_batch(next(data), batch_sh), task.phase(step))
@@ -88,12 +96,13 @@ def train(
                 writer.write(done, scalars)
             for hook in hooks:
                 hook(done, scalars)
-        if checkpoints.save(mngr, done, state, data):
+        if checkpoints.save(mngr, done, state, data, skips=settled_counts):
             last_saved = done
     if pending is not None:
         observe(*pending)
+        pending = None
     if last_saved != config.total_steps:
-        checkpoints.save(mngr, config.total_steps, state, data, force=True)
+        checkpoints.save(mngr, config.total_steps, state, data, force=True, skips=settled_counts)
     mngr.wait_until_finished()
     mngr.close()
     if jax.process_index() == 0:  # the inference artefact, e.g. the VAE bundle

@@ -6,6 +6,10 @@ counting costs no wait. Every skipped step is logged as one warning line with it
 metrics carry `skipped`, the number of steps skipped since the previous logged step. After
 config.max_consecutive_skips skips in a row training stops with TooManySkips: a model that has diverged,
 or data that is broken beyond one batch, will not mend by skipping on.
+
+The counts belong to the run, not the process: they are saved with each checkpoint (counts()) and a
+resumed run starts from the checkpoint's (SkipCounter(limit, counts)), so the total and the run of
+consecutive skips go on across a kill and restart as if there had been none.
 """
 
 from __future__ import annotations
@@ -20,14 +24,20 @@ class TooManySkips(UserError):
 
 
 class SkipCounter:
-    def __init__(self, limit: int, log=logging.warning):
+    def __init__(self, limit: int, counts: dict | None = None, log=logging.warning):
+        """`counts`: those of the checkpoint the run resumes from (counts()); None for a fresh run."""
         if limit < 1:
             raise UserError(f"config.max_consecutive_skips must be >= 1, got {limit}.")
         self.limit = limit
-        self.total = 0  # skipped steps in this process's run (since start or resumption)
-        self.in_a_row = 0
-        self._since_log = 0
+        counts = counts or {}
+        self.total = int(counts.get("total", 0))  # skipped steps since the run began, across restarts
+        self.in_a_row = int(counts.get("in_a_row", 0))
+        self._since_log = int(counts.get("since_log", 0))
         self._log = log
+
+    def counts(self) -> dict[str, int]:
+        """The counts to save with a checkpoint (JSON-able), for SkipCounter(limit, counts) on resume."""
+        return {"total": self.total, "in_a_row": self.in_a_row, "since_log": self._since_log}
 
     def observe(self, step: int, skipped: bool, bad_inputs: bool) -> None:
         """Counts step `step` (1-based: the step just taken); raises TooManySkips at the limit."""
