@@ -73,6 +73,16 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over_with_one_log_line(tmp_path
     assert not [n for n in os.listdir(tmp_path) if n.startswith(lock.NAME)]  # nothing left aside
 
 
+def test_a_stale_lock_with_this_process_s_reused_pid_is_taken_over_but_not_our_own(tmp_path):
+    reused = dict(pid=os.getpid(), host=socket.gethostname(), started="2026-01-01T00:00:00+00:00", token="x")
+    with open(_lock_path(tmp_path), "w") as f:
+        json.dump(reused, f)
+    with lock.hold(str(tmp_path), primary=True):
+        assert _holder(tmp_path)["token"] != "x"
+        with pytest.raises(lock.WorkdirBusy), lock.hold(str(tmp_path), primary=True):
+            pass  # the lock this process holds is not stale to itself
+
+
 def test_a_lock_from_another_host_or_a_live_process_is_not_taken_over(tmp_path):
     for holder in (
         dict(pid=_dead_pid(), host=socket.gethostname() + "-elsewhere", started="t", token="x"),

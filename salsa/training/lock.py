@@ -1,10 +1,11 @@
 """One run per workdir: a lock file WORKDIR/salsa.lock holding the owner's pid, host and start time.
 
-`hold(workdir)` creates the file atomically (O_CREAT | O_EXCL) and removes it when the block exits,
-normally or by an exception. A second run on the same workdir is refused with `WorkdirBusy`, one line
+`hold(workdir)` creates the file atomically, contents included (a hard link, which fails when the
+name exists), and removes it when the block exits, normally or by an exception. A second run on the same workdir is refused with `WorkdirBusy`, one line
 naming the workdir and the holder. A lock left by a process that died without removing it (SIGKILL, a
-crash, a preempted machine) is stale when its host is this host and its pid is no longer alive: it is
-taken over with one log line. A lock from another host cannot be checked from here and refuses; its
+crash, a preempted machine) is stale when its host is this host and its pid is no longer alive, or is
+this process's own pid although this process did not write it (the pid was given again): it is taken
+over with one log line. A lock from another host cannot be checked from here and refuses; its
 message says which file to delete once that run is gone.
 
 Only process 0 of a multi-host run takes the lock. A gs:// (or other URL) workdir takes none: object
@@ -26,6 +27,8 @@ from collections.abc import Iterator
 from salsa.errors import UserError
 
 NAME = "salsa.lock"
+
+_TOKENS: set[str] = set()  # the tokens of the locks this process holds
 
 
 class WorkdirBusy(UserError):
@@ -64,7 +67,11 @@ def _stale(holder: dict, path: str) -> bool:
         except FileNotFoundError:
             return True
     pid = holder.get("pid")
-    return holder.get("host") == socket.gethostname() and isinstance(pid, int) and not _alive(pid)
+    if holder.get("host") != socket.gethostname() or not isinstance(pid, int):
+        return False
+    if pid == os.getpid():  # our pid, not our lock: a killed run whose pid this process was given again
+        return holder.get("token") not in _TOKENS
+    return not _alive(pid)
 
 
 def _describe(holder: dict) -> str:
@@ -74,14 +81,31 @@ def _describe(holder: dict) -> str:
 
 
 def _create(path: str, me: dict) -> bool:
+    """Creates the lock with its contents in one step: written to a private file, then hard-linked to
+    its name (which fails when the name exists), so a kill never leaves an empty lock behind."""
+    private = f"{path}.{me['token']}"
+    with open(private, "w", encoding="utf-8") as f:
+        json.dump(me, f)
+        f.flush()
+        os.fsync(f.fileno())
+    try:
+        os.link(private, path)
+    except FileExistsError:
+        return False
+    except OSError:  # a file system without hard links: exclusive create, then write
+        return _create_exclusive(path, me)
+    finally:
+        os.remove(private)
+    return True
+
+
+def _create_exclusive(path: str, me: dict) -> bool:
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
         return False
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(me, f)
-        f.flush()
-        os.fsync(f.fileno())
     return True
 
 
@@ -112,6 +136,7 @@ def acquire(workdir: str) -> dict:
     )
     for _ in range(3):  # a stale lock taken over, or one released while we looked
         if _create(path, me):
+            _TOKENS.add(me["token"])
             return me
         holder = _read(path)
         if holder is None:
@@ -134,6 +159,7 @@ def acquire(workdir: str) -> dict:
 def release(workdir: str, me: dict) -> None:
     """Removes WORKDIR/salsa.lock if it is still this process's."""
     path = os.path.join(workdir, NAME)
+    _TOKENS.discard(me["token"])
     if _read(path) == me:
         os.remove(path)
 
