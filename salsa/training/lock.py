@@ -1,16 +1,16 @@
 """One run per workdir: a lock file WORKDIR/salsa.lock holding the owner's pid, host and start time.
 
-`hold(workdir)` creates the file atomically, contents included (a hard link, which fails when the
-name exists), and removes it when the block exits, normally or by an exception. A second run on the same workdir is refused with `WorkdirBusy`, one line
-naming the workdir and the holder. A lock left by a process that died without removing it (SIGKILL, a
-crash, a preempted machine) is stale when its host is this host and its pid is no longer alive, or is
-this process's own pid although this process did not write it (the pid was given again): it is taken
-over with one log line. A lock from another host cannot be checked from here and refuses; its
-message says which file to delete once that run is gone.
+`hold(workdir)` creates the file atomically, contents included (a hard link, which fails when the name
+exists), and removes it when the block exits, normally or by an exception. A second run on the same workdir
+is refused with `WorkdirBusy`, one line naming the workdir and the holder. A lock left by a process that
+died without removing it (SIGKILL, a crash, a preempted machine) is stale when its host is this host and its
+pid is no longer alive, or is this process's own pid although this process did not write it (the pid was
+given again): it is taken over with one log line. A lock from another host cannot be checked from here and
+refuses; its message says which file to delete once that run is gone.
 
-Only process 0 of a multi-host run takes the lock. A gs:// (or other URL) workdir takes none: object
-stores have no atomic create-if-absent through the file API, so two runs on one bucket folder are not
-prevented (one log line says so).
+Only process 0 of a multi-host run takes the lock. A gs:// (or other URL) workdir takes none: object stores
+have no atomic create-if-absent through the file API, so two runs on one bucket folder are not prevented
+(one log line says so).
 """
 
 from __future__ import annotations
