@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -177,3 +178,38 @@ def test_commands_report_a_full_disk_in_one_line(capsys):
 
     with pytest.raises(FileNotFoundError):  # not a full disk: a bug, with its traceback
         cli.run(missing, [])
+
+
+def _python_heap_peak(p, video: str, out: str) -> int:
+    """Peak bytes allocated by Python and numpy (tracemalloc) while salsa.extend's library makes `out`."""
+    from salsa.inference import soundtrack
+
+    tracemalloc.start()
+    try:
+        soundtrack.extend_videos(p, video, out, steps=1, window_s=10.0)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.slow
+def test_memory_does_not_grow_with_the_video_length(tiny_pipeline_dir, tmp_path, monkeypatch):
+    """Ten times the length, about the same peak: frames and sound are held a window at a time (numpy
+    and Python allocations; the process's whole peak is bench/extend_memory.py's). Measured: 3.9 MB for
+    20 s, 5.4 MB for 200 s; holding the whole sound (12.8 MB) or every frame (4.9 MB) fails."""
+    from salsa.inference import long_form, pipeline
+
+    def sampler(model, cond, noise, reference, reference_mask, *, steps, guidance, grid):
+        return noise  # the generator's cost is not the question here; its inputs and outputs are real
+
+    monkeypatch.setattr(long_form, "sample_windows", sampler)
+    p = pipeline.load(tiny_pipeline_dir)
+    peaks = {}
+    for seconds in (20, 200, 20):  # the short one again: a warm run to compare with
+        frames = np.random.default_rng(0).integers(0, 256, (seconds * 24, 16, 16, 3), dtype=np.uint8)
+        video = str(tmp_path / f"{seconds}.mp4")
+        write_video(video, frames, 24, preset="ultrafast")
+        del frames
+        peaks[seconds] = _python_heap_peak(p, video, str(tmp_path / "out.mp4"))
+    # 200 s of sound is 12.8 MB of float32, its frames at 8 and 24 fps 4.9 MB, its latents 0.8 MB
+    assert peaks[200] < peaks[20] + 4 * 2**20, peaks
