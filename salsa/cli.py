@@ -1,7 +1,9 @@
 """The one way every `python -m salsa...` and `python -m data_pipelines...` command ends.
 
 A `UserError` (salsa/errors.py) is printed as one line, `error: <message>`, on stderr, and the command
-exits 2; success exits 0; anything else is a bug and keeps its traceback. argparse commands call
+exits 2; so is an OSError that says an output could not be stored (disk full, quota, file size limit,
+read-only file system: `out_of_space`), whichever writer met it; success exits 0; anything else is a
+bug and keeps its traceback. argparse commands call
 `run(main)`; absl commands (those that take `--config=`) call `run_absl(main)`.
 
 argparse commands build their parser with `Parser` (a flag argparse refuses is a UserError too, not a
@@ -19,6 +21,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from salsa import io
 from salsa.errors import UserError
 
 
@@ -29,12 +32,25 @@ def report(error: UserError) -> int:
     return 2
 
 
+def out_of_space(error: OSError) -> UserError | None:
+    """The one line for an OSError that means an output could not be stored (disk full, quota, file
+    size limit, read-only file system), or None for any other OSError (a bug keeps its traceback)."""
+    if error.errno not in io.OUT_OF_SPACE:
+        return None
+    return io.write_error(error.filename or "an output", error)
+
+
 def run(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
-    """Calls `main(argv)`; a UserError becomes one line and exit code 2. Returns the exit code."""
+    """Calls `main(argv)`; a UserError, or an OSError saying the disk is full (`out_of_space`), becomes
+    one line and exit code 2. Returns the exit code."""
     try:
         code = main(argv)
     except UserError as e:
         return report(e)
+    except OSError as e:
+        if (line := out_of_space(e)) is None:
+            raise
+        return report(line)
     return 0 if code is None else code
 
 
@@ -125,5 +141,9 @@ def run_absl(main: Callable[[list[str]], None]) -> None:
             main(argv)
         except UserError as e:
             sys.exit(report(e))
+        except OSError as e:
+            if (line := out_of_space(e)) is None:
+                raise
+            sys.exit(report(line))
 
     app.run(wrapped, flags_parser=_parse_absl_flags)

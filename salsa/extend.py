@@ -23,7 +23,8 @@ a complete WAV of what has been generated at every moment (its header is rewritt
 window), so a player can open it early; the time to first audio is reported. Without --stream all
 outputs are written under temporary names and renamed when complete. On bad input the command prints
 one line naming the problem, exits with status 2 and leaves no output file behind (a stream's WAV
-included).
+included); so does a write that fails (a full disk: "no space left on device writing OUT"), which
+also leaves a file already at OUT as it was.
 
 Guidance (salsa.sampling.guidance): --cfg W sets the scale of every condition (W = 1: no guidance, one
 network evaluation per step); --cfg-video / --cfg-text / --cfg-audio override one of them.

@@ -9,6 +9,7 @@ untouched. Written files get the mode an ordinary `open` would give them (0666 l
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -85,6 +86,30 @@ def check_creatable(path: str | os.PathLike, what: str = "output", folder: bool 
         raise UserError(f"{what} {path} cannot be created: {parent} is a file, not a folder.")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UserError(f"{what} {path} cannot be created: {parent} is not writable.")
+
+
+# errno values that mean the destination cannot take the data: the command line reports them as one line
+OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+
+
+class WriteError(UserError):
+    """An output could not be written: the disk is full, a quota or file size limit was reached, ..."""
+
+
+def write_error(path: str | os.PathLike, error: OSError, outcome: str = "") -> WriteError:
+    """One line for the OSError `error` met while writing `path` ("no space left on device writing
+    PATH"), naming the file that failed too when it is another one (a temporary), then `outcome` (what
+    the user finds on disk, e.g. "nothing was written there")."""
+    reason = error.strerror or str(error) or type(error).__name__
+    line = f"{reason[:1].lower()}{reason[1:]} writing {os.fspath(path)}"
+    failed = getattr(error, "filename", None)
+    if failed and os.path.abspath(os.fspath(failed)) != os.path.abspath(os.fspath(path)):
+        line += f" (at {os.fspath(failed)})"
+    if outcome:
+        line += f"; {outcome}"
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        line += "; free some space (or write elsewhere) and run again"
+    return WriteError(line + ".")
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

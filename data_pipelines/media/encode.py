@@ -145,7 +145,8 @@ def replace_audio(
     constant memory).
 
     The video packets are copied untouched when the output container accepts the codec; otherwise
-    the video is re-encoded as H.264. Returns True when the video was copied.
+    the video is re-encoded as H.264. Returns True when the video was copied. A write that fails (an
+    OSError: disk full, file too large, ...) is raised as it is, with no file left at `path`.
     """
     path = os.fspath(path)
     if isinstance(audio, np.ndarray):
@@ -157,7 +158,7 @@ def replace_audio(
         _mux(video_path, audio, layout, sample_rate, path, audio_codec, copy=True)
         return True
     except (av.error.FFmpegError, ValueError) as e:
-        if isinstance(e, MediaError):
+        if isinstance(e, MediaError | OSError):  # a failed write (disk full, ...) is not the codec's
             raise
     _mux(video_path, audio, layout, sample_rate, path, audio_codec, copy=False)
     return False

@@ -44,5 +44,9 @@ class GrowingWav:
         self.file.seek(0, os.SEEK_END)
         self.file.flush()
 
+    @property
+    def closed(self) -> bool:
+        return self.file.closed
+
     def close(self) -> None:
         self.file.close()

@@ -11,63 +11,23 @@ while it grows, a complete WAV of what exists at every moment, and is removed if
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
 from data_pipelines.media import VIDEO_EXTENSIONS
-from data_pipelines.media.wav import GrowingWav
 from salsa import io
 from salsa.errors import UserError
-from salsa.inference import editing, long_form, pipeline
+from salsa.inference import editing, long_form, outputs, pipeline
+from salsa.inference.outputs import Job, NonFiniteAudio, Summary  # noqa: F401 (soundtrack.NonFiniteAudio)
 from salsa.inference.pipeline import Pipeline
 
 
 class BadInput(UserError):
     """A flag or an input file that cannot be used as given; one sentence naming it."""
-
-
-class NonFiniteAudio(UserError):
-    """The generated audio is NaN or infinite (a diverging checkpoint); it is never written."""
-
-
-@dataclasses.dataclass
-class Job:
-    """One video: where its sound goes while generating and when done."""
-
-    video: str
-    out: str
-    wav: str | None  # the caller's WAV path for it, if any
-    declared: float | None  # duration the file states (for the progress bar), if any
-    sink: GrowingWav | None = None
-    files: contextlib.ExitStack | None = None  # the temporary files, committed or removed at the end
-    seconds: float = 0.0
-
-
-@dataclasses.dataclass
-class Summary:
-    """What a run made: the output videos in order, seconds of sound, wall time, time per stage and
-    (streaming) the time to the first audio."""
-
-    written: list[str]
-    audio_s: float
-    elapsed_s: float
-    timings: dict[str, float]
-    first_audio_s: float | None
-
-    def line(self) -> str:
-        rtf = self.audio_s / max(self.elapsed_s, 1e-9)  # seconds of sound per second of work
-        line = f"{len(self.written)} video(s), {self.audio_s:.1f} s of sound in {self.elapsed_s:.1f} s "
-        line += f"({rtf:.2f}x real time); " + ", ".join(f"{k} {v:.1f} s" for k, v in self.timings.items())
-        if self.first_audio_s is not None:
-            line += f"; time to first audio {self.first_audio_s:.2f} s"
-        return line
 
 
 def default_out(video: str) -> str:
@@ -219,7 +179,9 @@ def extend_videos(
         events, total = _extend_events(p, jobs, geo, text, refs, seed, steps, guidance, batch, timings)
     bar = progress(total) if progress is not None else None
     try:
-        return _write(p, jobs, geo, _counted(events, jobs, geo, bar, start_time), stream, start_time, timings)
+        return outputs.write(
+            p, jobs, geo, _counted(events, jobs, geo, bar, start_time), stream, start_time, timings
+        )
     finally:
         if bar is not None:
             bar.close()
@@ -323,69 +285,3 @@ def _counted(events, jobs, geo, bar, start_time):
             bar.set_postfix_str(f"{speed:.2f}x real time", refresh=False)
             bar.update(1)
         yield w
-
-
-def _write(p, jobs, geo, events, stream: bool, start_time: float, timings) -> Summary:
-    """Decodes the window events, writes each video's sound (WAV, muxed video); NonFiniteAudio when
-    the generated audio is not finite, before it is written."""
-    first_audio = None
-    written = []
-    try:
-        for i, audio, _, last in long_form.decode_windows(p, events, geo, timings):
-            job = jobs[i]
-            if not np.isfinite(audio).all():
-                raise NonFiniteAudio(
-                    f"{job.video}: the generated audio holds non-finite values (NaN or inf), so nothing was "
-                    "written; the checkpoint's weights or settings make the model diverge."
-                )
-            if job.sink is None:
-                _open_sink(job, stream, p)
-            if len(audio):
-                job.sink.write(audio)
-                if first_audio is None:
-                    first_audio = time.perf_counter() - start_time
-            if last:
-                _finish(job, p)
-                written.append(job.out)
-    finally:
-        for job in jobs:  # whatever did not finish leaves nothing behind
-            if job.out not in written:
-                _abandon(job)
-    seconds = sum(j.seconds for j in jobs)
-    elapsed = time.perf_counter() - start_time
-    return Summary(written, seconds, elapsed, timings, first_audio if stream else None)
-
-
-def _open_sink(job: Job, stream: bool, p) -> None:
-    """The WAV a job's sound goes into: the streamed WAV itself, else a temporary one (committed to the
-    job's --wav, or dropped once muxed)."""
-    job.files = contextlib.ExitStack()
-    if stream:
-        path = job.wav or os.path.splitext(job.out)[0] + ".wav"
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    elif job.wav:
-        path = job.files.enter_context(io.atomic_file(job.wav))
-    else:
-        folder = job.files.enter_context(tempfile.TemporaryDirectory(prefix="salsa-extend-"))
-        path = os.path.join(folder, "sound.wav")
-    job.sink = GrowingWav(path, p.sample_rate, p.channels)
-
-
-def _finish(job: Job, p) -> None:
-    from data_pipelines.media import replace_audio
-
-    job.sink.close()
-    os.makedirs(os.path.dirname(os.path.abspath(job.out)), exist_ok=True)
-    replace_audio(job.video, job.sink.path, p.sample_rate, job.out)  # written atomically
-    job.files.close()  # commits the --wav, removes a temporary one
-
-
-def _abandon(job: Job) -> None:
-    """Closes an unfinished job's WAV and removes it (the temporary one, or a streamed one)."""
-    if job.sink is None:
-        return
-    job.sink.close()
-    if job.files is not None:
-        job.files.__exit__(RuntimeError, RuntimeError("abandoned"), None)  # the temporaries go
-    if os.path.exists(job.sink.path):
-        os.remove(job.sink.path)

@@ -1,0 +1,189 @@
+"""Peak memory of `python -m salsa.extend` against the video's length (issue 18.7: a 60-minute video
+within 10% of a 1-minute one).
+
+    JAX_PLATFORMS=cpu python -m bench.extend_memory [--minutes 1 60] [--size 64] [--fps 24] [--window 10]
+
+For each length a synthetic silent video is written with PyAV (size x size pixels at --fps, a moving
+gradient, x264 ultrafast, frames made one at a time so the bench itself holds none), then
+`python -m salsa.extend --steps 1 --window W` runs on it in its own process with the random-weight tiny
+pipeline (salsa.testing, configs/generator.py's tiny: 16 kHz mono, 62.5 latent frames/s). The source
+frame rate and size only change the decoding work: the command resamples to the model's 8 and 24 fps
+and resizes to its encoders' sizes whatever the file holds. Peak resident memory is the child's
+ru_maxrss (os.wait4); its resident memory is also sampled every 0.5 s, so the table shows where the
+peak was reached (the share of the run's wall time) and the resident memory at the middle and the end
+of the run: flat memory means these agree however long the video is.
+
+Prints one table and writes bench/results/extend_memory.json (lengths not run this time are kept from
+the previous file, so the lengths can be run separately).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fractions
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+from salsa.io import write_json
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "bench", "results", "extend_memory.json")
+
+
+def make_video(path: str, seconds: float, size: int, fps: float) -> None:
+    """A silent H.264 video of `seconds` at `fps`, size x size, written frame by frame."""
+    import av
+
+    ramp = np.add.outer(np.arange(size), np.arange(size)).astype(np.int64)
+    with av.open(path, "w") as out:
+        stream = out.add_stream("libx264", rate=fractions.Fraction(fps).limit_denominator(1001))
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "30"}
+        for k in range(round(seconds * fps)):
+            image = ((ramp[..., None] * (1, 2, 3) + 3 * k) % 256).astype(np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = k
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+def _rss_kib(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def measure(argv: list[str], log: str) -> dict:
+    """Runs `python -m salsa.extend argv` in a child; exit code, wall time, peak RSS, RSS samples."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": ROOT}
+    samples: list[tuple[float, int]] = []
+    start = time.perf_counter()
+    with open(log, "w") as err:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "salsa.extend", *argv],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env=env,
+            cwd=ROOT,
+        )
+        stop = threading.Event()
+
+        def sample():
+            while not stop.wait(0.5):
+                rss = _rss_kib(child.pid)
+                if rss is not None:
+                    samples.append((time.perf_counter() - start, rss))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        stop.set()
+        sampler.join()
+    wall = time.perf_counter() - start
+    with open(log) as f:
+        lines = f.read().strip().splitlines()
+    if child.returncode:
+        sys.exit(f"bench failed (exit {child.returncode}): {lines[-1] if lines else 'no output'}")
+
+    def at(share: float) -> float:
+        """RSS (MiB) of the last sample at or before `share` of the wall time."""
+        before = [r for t, r in samples if t <= share * wall] or [samples[0][1]]
+        return before[-1] / 1024
+
+    peak_t = max(samples, key=lambda s: s[1])[0] if samples else 0.0
+    return {
+        "wall_s": wall,
+        "peak_rss_mib": usage.ru_maxrss / 1024,
+        "rss_mid_mib": at(0.5) if samples else None,
+        "rss_end_mib": at(1.0) if samples else None,
+        "peak_at_share_of_wall": peak_t / wall,
+        "rss_samples_mib": [
+            (round(t, 1), round(r / 1024, 1)) for t, r in samples[:: max(1, len(samples) // 200)]
+        ],
+        "summary": lines[-1] if lines else "",
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--minutes", type=float, nargs="+", default=[1, 60])
+    p.add_argument("--size", type=int, default=64, help="frame side of the synthetic video (pixels)")
+    p.add_argument("--fps", type=float, default=24.0, help="frame rate of the synthetic video")
+    p.add_argument("--window", type=float, default=10.0, help="salsa.extend --window (seconds)")
+    p.add_argument("--workdir", help="keep the checkpoint and videos here (default: a temporary folder)")
+    args = p.parse_args()
+    from configs import generator
+    from salsa import testing
+
+    doc = {
+        "command": "python -m salsa.extend --steps 1 --window W (tiny random-weight pipeline)",
+        "video": f"{args.size}x{args.size} at {args.fps:g} fps, H.264, no audio",
+        "window_s": args.window,
+        "backend": "cpu",
+        "cpu_count": os.cpu_count(),
+        "load_average_at_start": os.getloadavg(),
+        "machine": platform.processor() or platform.machine(),
+        "runs": [],
+    }
+    with tempfile.TemporaryDirectory() as temp:
+        workdir = args.workdir or temp
+        os.makedirs(workdir, exist_ok=True)
+        ckpt = os.path.join(workdir, "ckpt")
+        if not os.path.isdir(ckpt):
+            testing.tiny_pipeline(workdir, generator.get_config("tiny"))
+        print(f"{'minutes':>7} {'make s':>7} {'extend s':>9} {'x real':>7} {'peak MiB':>9} {'mid MiB':>8} "
+              f"{'end MiB':>8} {'peak at':>8}", flush=True)  # fmt: skip
+        for minutes in args.minutes:
+            video = os.path.join(workdir, f"{minutes:g}min_{args.size}px_{args.fps:g}fps.mp4")
+            t = time.perf_counter()
+            if not os.path.exists(video):
+                make_video(video, minutes * 60, args.size, args.fps)
+            made = time.perf_counter() - t
+            out = os.path.join(workdir, "out.mp4")
+            argv = ["--video", video, "--checkpoint", ckpt, "--out", out, "--steps", "1"]
+            r = measure([*argv, "--window", f"{args.window:g}"], os.path.join(workdir, "extend.log"))
+            os.remove(out)
+            r = {"minutes": minutes, "make_video_s": made, "x_real_time": minutes * 60 / r["wall_s"], **r}
+            doc["runs"].append(r)
+            print(
+                f"{minutes:7g} {made:7.0f} {r['wall_s']:9.0f} {r['x_real_time']:7.2f} "
+                f"{r['peak_rss_mib']:9.0f} "
+                f"{r['rss_mid_mib']:8.0f} {r['rss_end_mib']:8.0f} {r['peak_at_share_of_wall']:8.0%}",
+                flush=True,
+            )
+    doc["load_average_at_end"] = os.getloadavg()
+    if os.path.exists(RESULTS):  # keep the lengths this run did not measure
+        with open(RESULTS) as f:
+            old = json.load(f)
+        doc["runs"] = [r for r in old.get("runs", []) if r["minutes"] not in args.minutes] + doc["runs"]
+    doc["runs"].sort(key=lambda r: r["minutes"])
+    shortest = doc["runs"][0]
+    for r in doc["runs"]:
+        r["peak_ratio_to_shortest"] = r["peak_rss_mib"] / shortest["peak_rss_mib"]
+    if len(doc["runs"]) > 1:
+        print(
+            "peak / peak of the shortest: "
+            + ", ".join(f"{r['minutes']:g} min {r['peak_ratio_to_shortest']:.3f}" for r in doc["runs"])
+        )
+    write_json(RESULTS, doc)
+
+
+if __name__ == "__main__":
+    main()
