@@ -54,22 +54,19 @@ def _full_disk(*args, **kwargs):
 def test_a_full_disk_is_one_line_and_leaves_everything_as_it_was(
     mode, where, tiny_pipeline_dir, tmp_path, monkeypatch, capsys
 ):
-    video = _noise_video(tmp_path / "in.mp4", 2.0)  # two windows
+    video = _noise_video(tmp_path / "in.mp4", 2.0)
     out, wav = tmp_path / "out.mp4", tmp_path / "out.wav"
     for old in (out, wav):
         old.write_bytes(OLD)
     temp = tmp_path / "tmp"  # the temporary sound track's folder, in sight
     temp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
-    if where == "sound":  # the disk fills up after the first window's sound
-        real, calls = GrowingWav.write, []
+    if where == "sound":  # the disk fills up halfway through the sound track
+        real = GrowingWav.write
 
         def write(self, audio):
-            calls.append(len(audio))
-            if len(calls) == 2:
-                real(self, audio[: len(audio) // 2])
-                _full_disk()
-            real(self, audio)
+            real(self, audio[: len(audio) // 2])
+            _full_disk()
 
         monkeypatch.setattr(GrowingWav, "write", write)
     else:  # ... after the video packets were copied into the output, when its sound goes in
