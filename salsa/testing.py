@@ -131,12 +131,20 @@ def extraction_bundles(folder: str, seed: int = 0) -> dict[str, str]:
     return paths
 
 
-def field_bundles(folder: str, small: bool = True, seed: int = 0) -> dict[str, str]:
-    """Random-weight PaSST, PANNs CNN14 (16 kHz) and VGGish bundles under folder/passt, /panns, /vggish,
-    the layout `python -m salsa.evaluate --weights folder` reads; returns their paths by name. `small`:
-    a 1-block, 32-wide PaSST of 2 s clips with 16 classes and a VGGish of 32 hidden units (CNN14's
-    widths are fixed, its 16 kHz preset is used either way); otherwise the protocol's shapes."""
+FIELD_BUNDLES = ("passt", "panns", "vggish", "imagebind")
+
+
+def field_bundles(
+    folder: str, small: bool = True, seed: int = 0, names: Iterable[str] = FIELD_BUNDLES
+) -> dict[str, str]:
+    """Random-weight PaSST, PANNs CNN14 (16 kHz), VGGish and ImageBind bundles (those of `names`) under
+    folder/passt, /panns, /vggish, /imagebind, the layout `python -m salsa.evaluate --weights folder`
+    reads; returns their paths by name. `small`: a 1-block, 32-wide PaSST of 2 s clips with 16 classes,
+    a VGGish of 32 hidden units and an ImageBind of 1-block, 32-wide towers on 32 x 32 images with
+    16-d embeddings (CNN14's widths are fixed, its 16 kHz preset is used either way); otherwise the
+    protocol's shapes (ImageBind's two towers alone are 2.9 GB then)."""
     from salsa.models.encoders.vit import VitConfig
+    from salsa.models.evaluators.imagebind import ImageBind, ImageBindConfig
     from salsa.models.evaluators.panns import PRESETS, Cnn14
     from salsa.models.evaluators.passt import Passt, PasstConfig
     from salsa.models.evaluators.vggish import Vggish, VggishConfig
@@ -149,9 +157,21 @@ def field_bundles(folder: str, small: bool = True, seed: int = 0) -> dict[str, s
         ),
         "panns": (Cnn14, PRESETS["16k"]),
         "vggish": (Vggish, VggishConfig(hidden=32) if small else VggishConfig()),
+        "imagebind": (
+            ImageBind,
+            ImageBindConfig(vision=vit, audio=vit, out_dim=16, image_size=32, patch=16)
+            if small
+            else ImageBindConfig(),
+        ),
     }
+    names = tuple(names)
+    unknown = set(names) - set(configs)
+    if unknown:
+        raise ValueError(f"names {sorted(unknown)}: no such field bundle; choose from {FIELD_BUNDLES}.")
     paths = {}
     for i, (name, (cls, config)) in enumerate(configs.items()):
+        if name not in names:
+            continue
         paths[name] = os.path.join(folder, name)
         params = random_params(cls, config, seed + i)
         if name == "panns":

@@ -315,7 +315,7 @@ CASES = {
     ),
     "evaluate metric without embedder": (
         "evaluate",
-        ["--real", "{clips}", "--generated", "{clips}", "--weights", "{clips}", "--metrics", "imagebind"],
+        ["--real", "{clips}", "--generated", "{clips}", "--weights", "{clips}", "--metrics", "synchformer"],
         "not available",
     ),
     "evaluate metric without bundle": (

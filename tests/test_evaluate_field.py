@@ -5,7 +5,8 @@ with PyAV (mp4 with AAC at 22.05 kHz stereo, a WAV), the protocol read at 2 s (-
 quick. The numbers mean nothing; what is checked is what a user relies on: a set against itself scores
 FD 0 and KL 0, a shuffled pairing leaves FD alone and raises KL (so pairing is by name), IS is the
 protocol's formula on the same logits, an interrupted run resumes to the same numbers, and every clip
-not scored is listed with its reason.
+not scored is listed with its reason. IB (a 1-block, 32-wide ImageBind on 32 x 32 images) equals the
+model's cosine computed directly on the same clips, follows the pairing, and lists a pair with no video.
 """
 
 from __future__ import annotations
@@ -162,10 +163,15 @@ def test_every_clip_not_scored_is_listed_with_its_reason(itself, world):
     md = (out / "metrics.md").read_text()
     for words in ("av-benchmark", "first 2 s", "lonely.wav", "extra.wav", "silent: real: no audio", "IB"):
         assert words in md, words
-    for name in ("IB", "DeSync"):
-        assert (
-            doc["columns"][name]["status"] == field_run.UNAVAILABLE and doc["columns"][name]["value"] is None
-        )
+    assert (
+        doc["columns"]["DeSync"]["status"] == field_run.UNAVAILABLE
+        and doc["columns"]["DeSync"]["value"] is None
+    )
+    assert doc["columns"]["IB"]["status"] == "ok" and "excluded" not in doc["columns"]["IB"]
+    ib = [float(rows[n]["IB"]) for n in GOOD]  # the generated files' own video against their audio
+    assert "ImageBind's data.py" in md and np.mean(ib) == pytest.approx(
+        doc["columns"]["IB"]["value"], abs=1e-6
+    )
 
 
 def test_shuffled_pairing_keeps_fd_and_worsens_kl(itself, world):
@@ -222,13 +228,96 @@ def test_missing_weights_are_listed_or_refused(world, tmp_path):
         skipped["passt"].startswith(field_run.MISSING)
         and str(partial / "passt" / "config.json") in skipped["passt"]
     )
-    assert skipped["imagebind"] == field_run.UNAVAILABLE
+    assert skipped["synchformer"] == field_run.UNAVAILABLE
+    assert str(partial / "imagebind" / "config.json") in skipped["imagebind"]
     with pytest.raises(UserError, match="passt/config.json"):
         field_run.plan(str(partial), ["passt"])
+    with pytest.raises(UserError, match="imagebind/config.json"):
+        field_run.plan(str(partial), ["imagebind"])
     with pytest.raises(UserError, match="no bundle found"):
         field_run.plan(str(tmp_path), None)
     with pytest.raises(UserError, match="not available"):
-        field_run.plan(world["weights"], ["imagebind"])
+        field_run.plan(world["weights"], ["synchformer"])
+
+
+@pytest.fixture(scope="module")
+def ib_world(world):
+    """Real videos that differ in picture and sound; generated audio files (no video stream, so IB takes
+    the real clip's video), by name and deranged; one pair with no video on either side. 4.2 s clips read
+    at 4 s: ImageBind's clips start at different times (the audio's at 0, 0.67, 1.33 s)."""
+    root = world["root"] / "ib"
+    real, gen, shuffled = root / "real", root / "gen", root / "shuffled"
+    for d in (real, gen, shuffled):
+        d.mkdir(parents=True)
+    n = 4
+    for i in range(n):
+        frames = np.random.default_rng(10 + i).integers(0, 256, (50, 24, 40, 3), np.uint8)
+        write_video(real / f"v{i}.mp4", frames, 12, _sound(i, 4.2), RATE)
+        write_audio(gen / f"v{i}.wav", _sound(i, 4.2), RATE)
+        write_audio(shuffled / f"v{(i + 1) % n}.wav", _sound(i, 4.2), RATE)
+    for d in (real, gen, shuffled):
+        write_audio(d / "blind.wav", _sound(5, 4.2), RATE)
+    return {"real": str(real), "gen": str(gen), "shuffled": str(shuffled), "root": root, "n": n}
+
+
+def _ib_direct(world, ib_world, folder: str) -> np.ndarray:
+    """The IB of each v{i} pair computed with the model alone: the real file's frames at its 12 fps
+    (the first 4 s; a float rate, as the reference's decoder reports it) against the generated file's
+    audio at 16 kHz (mean removed, the first 4 s)."""
+    from data_pipelines.media import decode_audio, decode_video
+    from salsa import bundle
+    from salsa.models.evaluators.imagebind import ImageBind, ImageBindConfig, ib_score
+
+    model = bundle.from_bundle(
+        os.path.join(world["weights"], "imagebind"), "imagebind", ImageBind, ImageBindConfig
+    )
+    out = []
+    for i in range(ib_world["n"]):
+        frames = decode_video(os.path.join(ib_world["real"], f"v{i}.mp4"), 12)[:48]
+        audio = decode_audio(os.path.join(folder, f"v{i}.wav"), 16000, channels=1)[:, 0]
+        audio = (audio - audio.mean(dtype=np.float64)).astype(np.float32)[:64000]
+        out.append(float(ib_score(model.embed_video(frames, 12.0), model.embed_audio(audio))))
+    return np.array(out)
+
+
+def _run_ib(world, ib_world, folder: str, out) -> tuple[dict, dict]:
+    argv = ["--real", ib_world["real"], "--generated", folder, "--metrics", "imagebind"]
+    argv += ["--weights", world["weights"], "--out", str(out), "--seconds", "4", "--batch", "4"]
+    assert cli.run(evaluate_cli.main, argv) == 0
+    with open(out / "metrics.json") as f, open(out / "per_clip.csv") as g:
+        return json.load(f), {r["name"]: r for r in csv.DictReader(g)}
+
+
+def test_ib_is_the_models_cosine_on_the_paired_clips(world, ib_world):
+    doc, rows = _run_ib(world, ib_world, ib_world["gen"], ib_world["root"] / "out")
+    want = _ib_direct(world, ib_world, ib_world["gen"])
+    got = np.array([float(rows[f"v{i}"]["IB"]) for i in range(ib_world["n"])])
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert doc["columns"]["IB"]["value"] == pytest.approx(want.mean(), abs=1e-5)
+    assert "4 with the real clip's video" in doc["columns"]["IB"]["note"]
+
+
+def test_ib_follows_the_pairing(world, ib_world):
+    _, base = _run_ib(world, ib_world, ib_world["gen"], ib_world["root"] / "out_base")
+    doc, rows = _run_ib(world, ib_world, ib_world["shuffled"], ib_world["root"] / "out_shuffled")
+    want = _ib_direct(world, ib_world, ib_world["shuffled"])  # v{i}'s video against v{i-1}'s sound
+    got, paired = ([float(r[f"v{i}"]["IB"]) for i in range(ib_world["n"])] for r in (rows, base))
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    print("IB per pair, by name:", np.round(paired, 5), "deranged:", np.round(got, 5))
+    assert np.abs(np.subtract(got, paired)).min() > 1e-3  # every pair's IB moved with its sound
+
+
+def test_a_pair_without_video_is_excluded_from_ib_and_listed(world, ib_world):
+    out = ib_world["root"] / "out_blind"
+    doc, rows = _run_ib(world, ib_world, ib_world["gen"], out)
+    why = doc["columns"]["IB"]["excluded"]["blind"]
+    assert "no video" in why and doc["clips"]["excluded_from_column"] == {"IB": {"blind": why}}
+    assert doc["clips"]["scored"] == ib_world["n"] + 1 and "blind" not in doc["clips"]["excluded"]
+    assert rows["blind"]["status"] == "scored" and rows["blind"]["IB"] == ""
+    assert rows["blind"]["reason"].startswith("IB: no video")
+    md = (out / "metrics.md").read_text()
+    assert "Pairs excluded from IB alone (1)" in md and "- blind: no video" in md
+    assert "1 excluded from IB" in doc["columns"]["IB"]["note"]
 
 
 def test_fd_with_fewer_embeddings_than_dimensions_equals_the_sqrtm_path():

@@ -3,8 +3,9 @@ how it is loaded; `load` gives a `Loaded` that reads a clip (its `reader`) and r
 
 Adding an embedder is one entry in `REGISTRY`: a loader returning `Loaded` (a reader with a hashable
 `key()` and a `read(path)` raising inputs.Skip, and a batched `run`), and its columns (scoring.KINDS says
-what each kind of column computes). ImageBind (IB) and Synchformer (DeSync) are listed without a loader
-until their JAX embedders exist; their columns are reported as not available, never as a number.
+what each kind of column computes). Synchformer (DeSync) is listed without a loader until its JAX
+embedder exists; its column is reported as not available, never as a number. ImageBind's entry lives
+in imagebind.py (it reads video as well as audio).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 from salsa import bundle
 from salsa.errors import UserError
+from salsa.evaluation.field.imagebind import load_imagebind
 from salsa.evaluation.field.inputs import AudioReader
 from salsa.metrics import swsd as swsd_lib
 
@@ -26,7 +28,7 @@ from salsa.metrics import swsd as swsd_lib
 @dataclasses.dataclass(frozen=True)
 class Column:
     name: str  # as in the paper's tables: FD_PaSST, KL_PANNs, IS, ...
-    kind: str  # scoring.KINDS: fd, kl, is, swsd (and ib, desync once their embedders exist)
+    kind: str  # scoring.KINDS: fd, kl, is, swsd, ib (and desync once its embedder exists)
     output: str  # the embedder output it reads
     better: str  # "lower" or "higher"
 
@@ -36,8 +38,8 @@ class Loaded:
     """An embedder ready to run: `run((batch, ...) inputs) -> {output: (batch, ...)}` (batch padded to a
     fixed size by the caller, so a jit compiles once); `signature` changes when the weights do."""
 
-    reader: AudioReader
-    run: Callable[[np.ndarray], dict[str, np.ndarray]]
+    reader: AudioReader  # or any reader of that shape (imagebind.VideoAudioReader gives a dict of arrays)
+    run: Callable[[np.ndarray | dict[str, np.ndarray]], dict[str, np.ndarray]]
     signature: str
     protocol: str  # one paragraph for the report
     weights: dict  # what the report says about the bundle (path, source file, its sha256)
@@ -199,8 +201,8 @@ REGISTRY: dict[str, Embedder] = {
             "imagebind",
             "ImageBind",
             (Column("IB", "ib", "", "higher"),),
-            "ImageBind (imagebind_huge.pth): no JAX embedder yet",
-            None,
+            "imagebind_huge.pth: python -m salsa.convert imagebind --src FILE --out DIR/imagebind",
+            load_imagebind,
         ),
         Embedder(
             "synchformer",

@@ -1,5 +1,6 @@
 """The field evaluation's report: OUT/metrics.json (every column, the protocol, every clip not scored),
-OUT/metrics.md (the same for reading) and OUT/per_clip.csv (one row per clip pair or unpaired clip)."""
+OUT/metrics.md (the same for reading) and OUT/per_clip.csv (one row per clip pair or unpaired clip; a
+scored pair's column it was excluded from, IB without video, is empty and its reason says why)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from salsa.evaluation.field import inputs
 PROTOCOL = (
     "av-benchmark (the protocol MMAudio and SALSA-V report): audio channels averaged, the mean removed, "
     "resampled per embedder, the first {seconds:g} s of each clip; clips ending less than "
-    f"{inputs.SHORT_TOLERANCE_S:g} s early are zero-padded, shorter ones are not scored"
+    f"{inputs.SHORT_TOLERANCE_S:g} s early are zero-padded, shorter ones are not scored; IB reads the video "
+    "of the same first {seconds:g} s at the stream's own frame rate (ImageBind's data.py sampling: 5 clips "
+    "of 2 s, their first and last frames, 3 crops), from the generated file, else from the real one"
 )
 
 
@@ -36,6 +39,7 @@ def to_json(r) -> dict:
                 "better": c.better,
                 "embedder": c.embedder,
                 "note": c.note,
+                **({"excluded": c.excluded} if c.excluded else {}),
             }
             for c in r.columns
         },
@@ -45,6 +49,7 @@ def to_json(r) -> dict:
             "pairs": len(r.pairing.pairs),
             "scored": len(r.scored),
             "excluded": r.excluded,
+            "excluded_from_column": {c.name: c.excluded for c in r.columns if c.excluded},
             "unpaired_real": r.pairing.unpaired_real,
             "unpaired_generated": r.pairing.unpaired_generated,
             "other_files": r.pairing.other_files,
@@ -105,10 +110,21 @@ def to_markdown(r) -> str:
             )
     lines += ["", "## Clips not scored", ""]
     lines += _list("Excluded pairs", [f"{n}: {why}" for n, why in r.excluded.items()])
+    for c in r.columns:
+        lines += _list(
+            f"Pairs excluded from {c.name} alone", [f"{n}: {why}" for n, why in c.excluded.items()]
+        )
     lines += _list("Real clips without a generated namesake", r.pairing.unpaired_real)
     lines += _list("Generated clips without a real namesake", r.pairing.unpaired_generated)
     lines += _list("Other files (not media by their extension)", r.pairing.other_files)
-    if not (r.excluded or r.pairing.unpaired_real or r.pairing.unpaired_generated or r.pairing.other_files):
+    partly = any(c.excluded for c in r.columns)
+    if not (
+        r.excluded
+        or partly
+        or r.pairing.unpaired_real
+        or r.pairing.unpaired_generated
+        or r.pairing.other_files
+    ):
         lines += ["None.", ""]
     run = to_json(r)["run"]
     lines += [
@@ -129,16 +145,10 @@ def to_csv(r) -> str:
     index = {p.name: i for i, p in enumerate(r.scored)}
     for p in r.pairing.pairs:
         if p.name in index:
-            w.writerow(
-                [
-                    p.name,
-                    p.real,
-                    p.generated,
-                    "scored",
-                    "",
-                    *[f"{c.per_clip[index[p.name]]:.6g}" for c in paired],
-                ]
-            )
+            i = index[p.name]
+            reason = "; ".join(f"{c.name}: {c.excluded[p.name]}" for c in paired if p.name in c.excluded)
+            cells = ["" if math.isnan(c.per_clip[i]) else f"{c.per_clip[i]:.6g}" for c in paired]
+            w.writerow([p.name, p.real, p.generated, "scored", reason, *cells])
         else:
             w.writerow([p.name, p.real, p.generated, "excluded", r.excluded[p.name], *[""] * len(paired)])
     for path in r.pairing.unpaired_real:

@@ -3,9 +3,10 @@
 Which embedders run (`plan`): by default every one whose bundle is under --weights (DIR/NAME/config.json),
 the others reported as missing with the file they would be converted from; none at all is an error.
 `metrics` names embedders explicitly (passt, panns, vggish, swsd, ...): then a missing bundle is an
-error, and an embedder that does not exist yet (imagebind, synchformer) is one too. Reading failures are
-per clip: a pair with a clip that is short, silent (no audio stream) or undecodable is excluded and
-listed with the reason; clips that pair with nothing are listed; nothing is dropped silently.
+error, and an embedder that does not exist yet (synchformer) is one too. Reading failures are per
+clip: a pair with a clip that is short, silent (no audio stream) or undecodable is excluded and listed
+with the reason; a pair with no usable video on either side is excluded from IB alone, and listed with
+it; clips that pair with nothing are listed; nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ class ColumnResult:
     value: float | None = None
     std: float | None = None
     note: str = ""
-    per_clip: np.ndarray | None = None
+    per_clip: np.ndarray | None = None  # NaN for a pair excluded from this column alone
+    excluded: dict[str, str] = dataclasses.field(default_factory=dict)  # pair name -> why (IB: no video)
 
 
 @dataclasses.dataclass
@@ -114,13 +116,19 @@ class _Outputs(Sequence):
         return got
 
 
+def _padded(inputs: list, batch: int):
+    """The inputs stacked and zero-padded to `batch` rows (a reader's dict of arrays: each key so)."""
+    if isinstance(inputs[0], dict):
+        return {k: _padded([x[k] for x in inputs], batch) for k in inputs[0]}
+    x = np.stack(inputs)
+    return np.concatenate([x, np.zeros((batch - len(inputs), *x.shape[1:]), x.dtype)])
+
+
 def _embed(loaded: Loaded, items: list[tuple[str, np.ndarray]], batch: int, cache: EmbeddingCache) -> None:
     """Runs `loaded` over (cache path, input) items in batches padded to `batch` (one compilation)."""
     for start in range(0, len(items), batch):
         chunk = items[start : start + batch]
-        x = np.stack([a for _, a in chunk])
-        x = np.concatenate([x, np.zeros((batch - len(chunk), *x.shape[1:]), x.dtype)])
-        out = loaded.run(x)
+        out = loaded.run(_padded([a for _, a in chunk], batch))
         for i, (path, _) in enumerate(chunk):
             cache.put(path, {k: np.asarray(v[i]) for k, v in out.items()})
 
@@ -224,5 +232,8 @@ def _columns(loaded, skipped, scored, where, cache) -> list[ColumnResult]:
             gen = _Outputs(cache, [where[e.name, p.generated] for p in scored])
             s = scoring.KINDS[c.kind](real, gen, c.output)
             status = "ok" if s.value is not None else "undefined"
-            columns.append(ColumnResult(c.name, e.name, c.better, status, s.value, s.std, s.note, s.per_clip))
+            excluded = {scored[i].name: why for i, why in s.excluded.items()}
+            columns.append(
+                ColumnResult(c.name, e.name, c.better, status, s.value, s.std, s.note, s.per_clip, excluded)
+            )
     return columns

@@ -9,6 +9,9 @@ returning a `Score`:
             with fewer than 20 clips, clips // 2 splits (the protocol's 10 would leave parts of one clip,
             whose IS is 1 whatever the clip, or none)
     swsd    mean over pairs of the sliced 1-Wasserstein distance between the log-mel frame sets (paired)
+    ib      mean over pairs of cosine(ImageBind video embedding, ImageBind audio embedding of the generated
+            clip); the video is the generated file's, else the real file's (paired); a pair with no
+            video on either side is excluded from this column and listed
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class Score:
     std: float | None = None  # IS: over its splits
     per_clip: np.ndarray | None = None  # paired kinds: one value per pair
     note: str = ""
+    excluded: dict[int, str] = dataclasses.field(default_factory=dict)  # pair index -> why not scored
 
 
 def _stack(outputs: list[dict], key: str) -> np.ndarray:
@@ -69,4 +73,25 @@ def swsd(real: list[dict], generated: list[dict], key: str) -> Score:
     return Score(float(per.mean()), per_clip=per)
 
 
-KINDS = {"fd": fd, "kl": kl, "is": inception, "swsd": swsd}
+def ib(real: list[dict], generated: list[dict], key: str) -> Score:
+    per, excluded, borrowed = np.full(len(generated), np.nan), {}, 0
+    for i, (r, g) in enumerate(zip(real, generated, strict=True)):
+        seen = g if bool(g["has_video"]) else r if bool(r["has_video"]) else None
+        if seen is None:
+            excluded[i] = (
+                f"no video on either side (generated: {g['video_missing']}; real: {r['video_missing']})"
+            )
+            continue
+        borrowed += seen is r
+        v, a = seen["video"].astype(np.float64), g["audio"].astype(np.float64)
+        per[i] = v @ a / (np.linalg.norm(v) * np.linalg.norm(a))
+    n = len(per) - len(excluded)
+    note = f"{n} pairs" + (
+        f", {borrowed} with the real clip's video (the generated file has none)" if borrowed else ""
+    )
+    if excluded:
+        note += f"; {len(excluded)} excluded from IB, no video (listed)"
+    return Score(float(np.nanmean(per)) if n else None, per_clip=per, note=note, excluded=excluded)
+
+
+KINDS = {"fd": fd, "kl": kl, "is": inception, "swsd": swsd, "ib": ib}
