@@ -8,6 +8,7 @@
     python -m salsa.convert vggish --src vggish-10086976.pth [--pca vggish_pca_params-970ea276.pth] --out DIR
     python -m salsa.convert passt --src passt-s-f128-p16-s10-ap.476-swa.pt --out DIR
     python -m salsa.convert imagebind --src imagebind_huge.pth --out DIR
+    python -m salsa.convert synchformer --src synchformer_state_dict.pth --out DIR
 
 Each component module provides `add_arguments(parser)` and `main(args) -> summary line`, raising
 ConvertError (a UserError) for bad input: one line on stderr, exit code 2, nothing written
@@ -35,6 +36,7 @@ COMPONENTS = {
     "vggish": "salsa.convert.vggish",
     "passt": "salsa.convert.passt",
     "imagebind": "salsa.convert.imagebind",
+    "synchformer": "salsa.convert.synchformer",
 }
 
 
