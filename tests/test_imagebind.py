@@ -226,6 +226,8 @@ def test_clip_protocol():
     assert fe.clip_times(1.0, 3) == [(0, 2)] * 3  # short recordings: every clip from the start
     idx = fe.clip_frame_indices(80, 10.0)  # 8 s at 10 fps: each clip's first and last frame
     assert idx.tolist() == [[0, 19], [12, 31], [24, 43], [36, 55], [48, 67]]
+    # an integer rate is read as the float the reference's decoder reports (8 s at 25 fps: frame 110)
+    assert (fe.clip_frame_indices(200, 25) == fe.clip_frame_indices(200, 25.0)).all()
     assert fe.crop_offsets(224, 398, 224) == [(0, 0), (0, 87), (0, 174)]
     with pytest.raises(ValueError, match="shorter than one Kaldi frame"):
         fe.audio_clips(np.zeros((1, 100), np.float32))

@@ -62,7 +62,10 @@ def clip_times(duration: float, clips: int, clip_seconds: float = 2.0) -> list[t
 
 
 def clip_frame_indices(num_frames: int, fps: float, c: ImageBindFrontend = ImageBindFrontend()) -> np.ndarray:
-    """(video_clips, frames_per_clip) indices into a video of `num_frames` frames at `fps`."""
+    """(video_clips, frames_per_clip) indices into a video of `num_frames` frames at `fps`. The rate is
+    taken as a float, as the reference's decoder reports it: an exact integer rate would place some clip
+    edges one frame later (float rounding of fps * start is part of the protocol)."""
+    fps = float(fps)
     if num_frames < 1 or fps <= 0:
         raise ValueError(f"a video of {num_frames} frames at {fps} fps has nothing to embed.")
     out = []
