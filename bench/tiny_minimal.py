@@ -36,6 +36,8 @@ OVERRIDES = {
     "evaluate.reference_seconds": "(0.5,)",
     "evaluate.guided_steps": "(1,2)",
     "evaluate.timing_repeats": 1,
+    "evaluate.fixed_steps": 2,  # the long-clip and reference experiments' steps: within objective.grid
+    "evaluate.text_clips": 2,
 }
 
 
