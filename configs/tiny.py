@@ -67,5 +67,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         seed=0,
         guided_steps=(1, 2, 4, 8),  # baked guidance vs CFG, when generator_guided has run
         timing_repeats=1,
+        fixed_steps=ml_collections.config_dict.placeholder(int),  # long-clip and reference experiments
+        # (unset: the checkpoint's own step count)
+        text_clips=32,
     )
     return c
