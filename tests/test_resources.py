@@ -44,9 +44,9 @@ def _full_disk(*args, **kwargs):
     ("mode", "where"),
     [
         ("plain", "sound"),
-        ("wav", "sound"),
         ("stream", "sound"),
-        ("stream", "mux"),
+        pytest.param("wav", "sound", marks=pytest.mark.slow),  # each case ~30-50 s: two in the default run
+        pytest.param("stream", "mux", marks=pytest.mark.slow),
         pytest.param("plain", "mux", marks=pytest.mark.slow),
         pytest.param("wav", "mux", marks=pytest.mark.slow),
     ],
