@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -110,6 +111,15 @@ def write_error(path: str | os.PathLike, error: OSError, outcome: str = "") -> W
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
         line += "; free some space (or write elsewhere) and run again"
     return WriteError(line + ".")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 (hex) of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -29,7 +29,8 @@ from salsa.errors import UserError
 from salsa.evaluation.field import run as field_run
 from salsa.evaluation.field.cache import EmbeddingCache
 from salsa.evaluation.field.embedders import REGISTRY, bundle_signature
-from salsa.evaluation.field.inputs import AudioReader, file_hash
+from salsa.evaluation.field.inputs import AudioReader
+from salsa.io import file_sha256
 from salsa.metrics import classifier, frechet
 
 GOOD = [f"clip{i}" for i in range(5)]
@@ -131,7 +132,7 @@ def test_is_is_the_protocols_formula_on_the_same_logits(itself, world):
     signature, reader = bundle_signature(os.path.join(world["weights"], "panns")), AudioReader(16000, 2.0)
     paths = [os.path.join(world["same"], f"{n}.salsa.mp4") for n in GOOD]  # the generated clips, pair order
     logits = np.stack(
-        [cache.get(cache.path("panns", file_hash(p), signature, reader.key()))["logits"] for p in paths]
+        [cache.get(cache.path("panns", file_sha256(p), signature, reader.key()))["logits"] for p in paths]
     )
     # Directly: shuffled by RandomState(2020), 5 clips -> 2 splits cut at i*n//2, exp(mean KL(p || mean p)).
     x = logits[np.random.RandomState(2020).permutation(5)].astype(np.float64)

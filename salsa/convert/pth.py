@@ -6,14 +6,13 @@ against the model and save the bundle with its source's SHA-256."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numpy as np
 
-from salsa import bundle
+from salsa import bundle, io
 from salsa.convert import ConvertError
 
 T = TypeVar("T")
@@ -63,15 +62,6 @@ def load(path: str, flag: str, expected: str) -> dict[str, np.ndarray]:
     return out
 
 
-def sha256(path: str) -> str:
-    """The file's SHA-256 (hex), recorded in the bundle's meta so a conversion names its source exactly."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def read_mapped(src: str, expected: str, mapping: Callable[[dict[str, np.ndarray]], T]) -> T:
     """`mapping` of the arrays of the torch file --src; a tensor the mapping looks up and the file lacks
     (KeyError) is ConvertError '--src ...: lacks KEY; expected <expected>'."""
@@ -96,5 +86,5 @@ def save_checked(
     """Saves `params` as a bundle of `kind` at `out` once they fit `model_cls(config)` (a misfit is one
     error naming --src, nothing written); the meta records the source file and its SHA-256."""
     bundle.check_shapes(bundle.abstract(model_cls, config), params, where=f"--src {src!r}")
-    meta = {"source": src, "sha256": sha256(src), **(meta or {})}
+    meta = {"source": src, "sha256": io.file_sha256(src), **(meta or {})}
     bundle.save(out, kind, config.to_dict(), params, arrays=arrays, meta=meta)

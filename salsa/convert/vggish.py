@@ -14,6 +14,7 @@ import argparse
 
 import numpy as np
 
+from salsa import io
 from salsa.convert import ConvertError, pth
 from salsa.models.evaluators.vggish import LAYERS, Vggish, VggishConfig
 
@@ -64,7 +65,7 @@ def convert(src: str, out: str, pca: str | None = None) -> VggishConfig:
     params = pth.read_mapped(src, EXPECTED, params_from_weights)
     config = VggishConfig(embedding=params["fc3"]["bias"].shape[0])
     arrays = None if pca is None else {"pca": read_pca(pca, config.embedding)}
-    meta = None if pca is None else {"pca": pca, "pca_sha256": pth.sha256(pca)}
+    meta = None if pca is None else {"pca": pca, "pca_sha256": io.file_sha256(pca)}
     pth.save_checked(out, "vggish", Vggish, config, params, src, arrays=arrays, meta=meta)
     return config
 

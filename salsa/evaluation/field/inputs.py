@@ -14,7 +14,6 @@ cannot be decoded raises `Skip`, whose reason the report lists.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 
 import numpy as np
@@ -90,15 +89,6 @@ def pair_folders(real: str, generated: str) -> Pairing:
         unpaired_generated=sorted(g[n] for n in set(g) - set(r)),
         other_files=r_other + g_other,
     )
-
-
-def file_hash(path: str) -> str:
-    """SHA-256 of the file's bytes: the cache key's part that names the clip."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)

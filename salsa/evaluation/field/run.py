@@ -162,7 +162,7 @@ def evaluate_field(
             reasons, queued, reads = [], [], {}
             for side, path in (("real", pair.real), ("generated", pair.generated)):
                 if path not in hashes:
-                    hashes[path] = inputs.file_hash(path)
+                    hashes[path] = io.file_sha256(path)
                 missing = False
                 for name, lo in loaded.items():
                     cp = where[name, path] = cache.path(name, hashes[path], lo.signature, lo.reader.key())
