@@ -50,6 +50,7 @@ def base_config() -> ml_collections.ConfigDict:
         dtype="float32",  # compute dtype: bfloat16 on TPU/GPU, float32 on CPU
         param_dtype="float32",
         remat=False,  # rematerialise each block in the backward pass
+        attention="xla",  # "xla" anywhere; "cudnn" (GPU, bf16/f16): cuDNN's fused attention kernel
     )
 
     c.objective = dict(

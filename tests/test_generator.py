@@ -3,8 +3,11 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from flax import nnx
 
+from salsa import testing
+from salsa.inference import checkpoint
 from salsa.models.generator import rope
 from salsa.models.generator.model import Generator, GeneratorConfig
 from salsa.training.tasks.generator import conditions
@@ -72,3 +75,33 @@ def test_rope_phase_matches_for_audio_and_visual_tokens_at_the_same_instant():
     np.testing.assert_array_equal(audio[11025], visual[2048])
     np.testing.assert_array_equal(audio[0], visual[0])
     assert not np.allclose(audio[11024], visual[2048])
+
+
+def test_the_attention_implementation_is_checked_when_the_config_is_read(tiny_config):
+    tiny_config.model.attention = "flash"
+    with pytest.raises(ValueError, match=r"model.attention='flash' must be one of xla, cudnn"):
+        GeneratorConfig.from_config(tiny_config)
+    tiny_config.model.attention = "cudnn"  # cuDNN's fused kernel computes in bf16/f16 only
+    with pytest.raises(ValueError, match=r"model.attention='cudnn' needs model.dtype bfloat16"):
+        GeneratorConfig.from_config(tiny_config)
+
+
+@pytest.mark.skipif(jax.default_backend() != "gpu", reason="cuDNN attention runs on GPU only")
+def test_cudnn_attention_agrees_with_xla_on_padded_rows(tiny_config):
+    tiny_config.model.dtype = "bfloat16"
+    batch = feature_batch(tiny_config, 2, jax.random.key(0), seconds=1.7)
+    outs = {}
+    for attention in ("xla", "cudnn"):
+        tiny_config.model.attention = attention
+        outs[attention] = _call(perturbed_generator(tiny_config), batch)
+    valid = batch["latent_mask"]
+    scale = float(jnp.abs(outs["xla"][valid]).max())
+    np.testing.assert_allclose(outs["cudnn"][valid], outs["xla"][valid], atol=0.02 * scale)
+
+
+@pytest.mark.skipif(jax.default_backend() == "gpu", reason="the fallback is for machines without cuDNN")
+def test_a_checkpoint_trained_with_cudnn_attention_loads_with_xla_attention_off_gpu(tiny_config, tmp_path):
+    tiny_config.model.update(dtype="bfloat16", attention="cudnn")
+    components = checkpoint.load(testing.tiny_pipeline(str(tmp_path), tiny_config))
+    assert components.config.model.attention == "xla"
+    assert {block.attention for block in [*components.generator.joint, *components.generator.dit]} == {"xla"}

@@ -199,6 +199,9 @@ def load(directory: str | os.PathLike) -> Components:
     sync_config, sync_params = _read_bundle(part("sync"), "sync", SyncConfig.from_dict)
     _check_dims(config, vae_config, stats, siglip_config, sync_config, directory)
     _, gen_params = _read_bundle(part("generator"), "generator", ml_collections.ConfigDict)
+    if config.model.get("attention") == "cudnn" and jax.default_backend() != "gpu":
+        # The attention implementation is the machine's choice, not the checkpoint's: same parameters.
+        config.model.attention = "xla"
     generator = _materialize(Generator, GeneratorConfig.from_config(config), gen_params, part("generator"))
     siglip = _materialize(Siglip, siglip_config, siglip_params, part("siglip"))
     sync = _materialize(SyncModel, sync_config, sync_params, part("sync"))

@@ -67,7 +67,15 @@ class Out(nnx.Module):
         return self.proj(x)
 
 
-def attend(q: jax.Array, k: jax.Array, v: jax.Array, key_mask: jax.Array) -> jax.Array:
+# jax.nn.dot_product_attention's implementations: XLA's ops on any backend, cuDNN's fused kernel on GPU.
+IMPLEMENTATIONS = ("xla", "cudnn")
+
+
+def attend(
+    q: jax.Array, k: jax.Array, v: jax.Array, key_mask: jax.Array, implementation: str = "xla"
+) -> jax.Array:
     """Softmax attention in which invalid keys (key_mask False, (batch, keys)) get no weight."""
     mask = key_mask[:, None, None, :]
-    return jax.nn.dot_product_attention(q, k, v, mask=mask)
+    if implementation == "cudnn":  # cuDNN takes the mask as a bias of the full (queries, keys) shape
+        mask = jnp.broadcast_to(mask, (q.shape[0], 1, q.shape[1], k.shape[1]))
+    return jax.nn.dot_product_attention(q, k, v, mask=mask, implementation=implementation)

@@ -29,8 +29,10 @@ class JointBlock(nnx.Module):
         *,
         audio_self_attn: bool,
         update_visual: bool,
+        attention: str = "xla",
         **kw,
     ):
+        self.attention = attention
         self.audio_self_attn = audio_self_attn
         self.update_visual = update_visual
         self.mod_a = Modulation(width, 9 if audio_self_attn else 6, rngs, **kw)
@@ -72,16 +74,16 @@ class JointBlock(nnx.Module):
         k, val = jnp.concatenate([ka, kv], axis=1), jnp.concatenate([va, vv], axis=1)
         n_a = a.shape[1]
         if self.update_visual:
-            o = attend(jnp.concatenate([qa, qv], axis=1), k, val, keys_mask)
+            o = attend(jnp.concatenate([qa, qv], axis=1), k, val, keys_mask, self.attention)
             oa, ov = o[:, :n_a], o[:, n_a:]
         else:
-            oa = attend(qa, k, val, keys_mask)
+            oa = attend(qa, k, val, keys_mask, self.attention)
 
         a = a + gate_attn_a * self.out_a(oa)
         if self.audio_self_attn:
             shift_self_a, scale_self_a, gate_self_a = self_attn_mod
             qx, kx, vx = self.qkv_x(modulate(na, shift_self_a, scale_self_a), ang_a)
-            a = a + gate_self_a * self.out_x(attend(qx, kx, vx, mask_a))
+            a = a + gate_self_a * self.out_x(attend(qx, kx, vx, mask_a, self.attention))
         a = a + gate_mlp_a * self.mlp_a(modulate(standardize(a), shift_mlp_a, scale_mlp_a))
 
         if self.update_visual:
@@ -92,7 +94,8 @@ class JointBlock(nnx.Module):
 
 
 class DiTBlock(nnx.Module):
-    def __init__(self, width: int, heads: int, mlp_dim: int, rngs: nnx.Rngs, **kw):
+    def __init__(self, width: int, heads: int, mlp_dim: int, rngs: nnx.Rngs, *, attention: str = "xla", **kw):
+        self.attention = attention
         self.mod = Modulation(width, 6, rngs, **kw)
         self.qkv = QKV(width, heads, rngs, **kw)
         self.out = Out(width, heads, rngs, **kw)
@@ -102,6 +105,6 @@ class DiTBlock(nnx.Module):
         """a (B, Ta, W), c_local (B, Ta, W) -> (B, Ta, W)."""
         shift_attn, scale_attn, gate_attn, shift_mlp, scale_mlp, gate_mlp = self.mod(c_local)
         q, k, v = self.qkv(modulate(standardize(a), shift_attn, scale_attn), ang)
-        a = a + gate_attn * self.out(attend(q, k, v, mask))
+        a = a + gate_attn * self.out(attend(q, k, v, mask, self.attention))
         a = a + gate_mlp * self.mlp(modulate(standardize(a), shift_mlp, scale_mlp))
         return constrain(a, ACT)

@@ -20,6 +20,7 @@ import ml_collections
 from flax import nnx
 
 from salsa.models.generator import rope
+from salsa.models.generator.attention import IMPLEMENTATIONS
 from salsa.models.generator.blocks import DiTBlock, JointBlock
 from salsa.models.generator.embeddings import ScalarEmbedder
 from salsa.models.generator.sync_upsampler import SyncUpsampler
@@ -68,6 +69,16 @@ class GeneratorConfig:
     dtype: str = "float32"  # compute dtype
     param_dtype: str = "float32"
     remat: bool = False  # rematerialise each block in the backward pass
+    attention: str = "xla"  # jax.nn.dot_product_attention's implementation: "xla", or "cudnn" on GPU
+
+    def __post_init__(self):
+        if self.attention not in IMPLEMENTATIONS:
+            names = ", ".join(IMPLEMENTATIONS)
+            raise ValueError(f"model.attention={self.attention!r} must be one of {names}.")
+        if self.attention == "cudnn" and self.dtype not in ("bfloat16", "float16"):
+            raise ValueError(
+                f"model.attention='cudnn' needs model.dtype bfloat16 or float16, not {self.dtype!r}."
+            )
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict) -> GeneratorConfig:
@@ -153,12 +164,15 @@ class Generator(nnx.Module):
                     rngs,
                     audio_self_attn=i < g.n_x,
                     update_visual=i < g.n_mm - 1,
+                    attention=g.attention,
                     **kw,
                 )
                 for i in range(g.n_mm)
             ]
         )
-        self.dit = nnx.List([DiTBlock(width, g.heads, g.mlp_dim, rngs, **kw) for _ in range(g.n_dit)])
+        self.dit = nnx.List(
+            [DiTBlock(width, g.heads, g.mlp_dim, rngs, attention=g.attention, **kw) for _ in range(g.n_dit)]
+        )
         self.final_mod = Modulation(width, 2, rngs, **kw)
         self.final = dense(width, c, ("embed", "features"), rngs, zero_init=True, **kw)
 
