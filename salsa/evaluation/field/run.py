@@ -173,6 +173,9 @@ def evaluate_field(
                 missing = False
                 for name, lo in loaded.items():
                     cp = where[name, path] = cache.path(name, hashes[path], lo.signature, lo.reader.key())
+                    if cp in todo[name] or any(cp == q[1] for q in queued):
+                        missing = True  # the same content is queued already (real against itself)
+                        continue
                     if cache.get(cp) is not None:  # an unreadable file is recomputed
                         continue
                     missing = True
