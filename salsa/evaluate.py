@@ -18,10 +18,11 @@ resumes. From Python: `salsa.evaluation.run.evaluate` with `salsa.evaluation.set
 The field's metrics on real clips (the columns of the paper's Table 1, docs/metrics.md):
 
     python -m salsa.evaluate --real REAL --generated GEN --weights DIR [--out OUT] \
-        [--metrics passt,panns,vggish,swsd] [--seconds 8] [--batch 8]
+        [--metrics passt,panns,vggish,imagebind,synchformer,swsd] [--seconds 8] [--batch 8]
 
 REAL and GEN are folders of videos or audio files paired by name (what `salsa.extend --video REAL`
-writes into GEN). --weights holds converted bundles (DIR/passt, DIR/panns, DIR/vggish, DIR/imagebind).
+writes into GEN). --weights holds converted bundles (DIR/passt, DIR/panns, DIR/vggish, DIR/imagebind,
+DIR/synchformer).
 Writes OUT/metrics.md, OUT/metrics.json and OUT/per_clip.csv (OUT defaults to GEN.metrics beside GEN); the
 embeddings are cached under OUT/cache, so a rerun after an interruption resumes. The command takes this
 form whenever --real or --generated is given; the two forms' flags do not mix. From Python:
@@ -105,13 +106,15 @@ def field_main(argv: Sequence[str]) -> int:
     p.add_argument("--real", required=True, help="folder of real videos or audio files")
     p.add_argument("--generated", required=True, help="folder of generated clips, paired with --real by name")
     p.add_argument(
-        "--weights", help="folder of converted bundles: DIR/passt, DIR/panns, DIR/vggish, DIR/imagebind"
+        "--weights",
+        help="folder of converted bundles: DIR/passt, DIR/panns, DIR/vggish, DIR/imagebind, DIR/synchformer",
     )
     p.add_argument("--out", help="report folder (default: GEN.metrics beside GEN)")
     p.add_argument(
         "--metrics",
         type=_metrics,
-        help="embedders to run, e.g. passt,panns,vggish,imagebind,swsd; each must have its bundle (default: "
+        help="embedders to run, e.g. passt,panns,vggish,imagebind,synchformer,swsd; each must have its "
+        "bundle (default: "
         "every bundle found, the missing ones reported as missing)",
     )
     p.add_argument(

@@ -131,22 +131,25 @@ def extraction_bundles(folder: str, seed: int = 0) -> dict[str, str]:
     return paths
 
 
-FIELD_BUNDLES = ("passt", "panns", "vggish", "imagebind")
+FIELD_BUNDLES = ("passt", "panns", "vggish", "imagebind", "synchformer")
 
 
 def field_bundles(
     folder: str, small: bool = True, seed: int = 0, names: Iterable[str] = FIELD_BUNDLES
 ) -> dict[str, str]:
-    """Random-weight PaSST, PANNs CNN14 (16 kHz), VGGish and ImageBind bundles (those of `names`) under
-    folder/passt, /panns, /vggish, /imagebind, the layout `python -m salsa.evaluate --weights folder`
-    reads; returns their paths by name. `small`: a 1-block, 32-wide PaSST of 2 s clips with 16 classes,
-    a VGGish of 32 hidden units and an ImageBind of 1-block, 32-wide towers on 32 x 32 images with
-    16-d embeddings (CNN14's widths are fixed, its 16 kHz preset is used either way); otherwise the
-    protocol's shapes (ImageBind's two towers alone are 2.9 GB then)."""
+    """Random-weight PaSST, PANNs CNN14 (16 kHz), VGGish, ImageBind and Synchformer bundles (those of
+    `names`) under folder/passt, /panns, /vggish, /imagebind, /synchformer, the layout `python -m
+    salsa.evaluate --weights folder` reads; returns their paths by name. `small`: a 1-block, 32-wide
+    PaSST of 2 s clips with 16 classes, a VGGish of 32 hidden units, an ImageBind of 1-block, 32-wide
+    towers on 32 x 32 images with 16-d embeddings and a Synchformer of 1-block, 32-wide parts on 32 x 32
+    frames (synchformer.tiny(): the protocol's segments, windows and 21 classes); CNN14's widths are
+    fixed, its 16 kHz preset is used either way. Otherwise the protocol's shapes (ImageBind's two towers
+    alone are 2.9 GB then, Synchformer 0.9 GB)."""
     from salsa.models.encoders.vit import VitConfig
     from salsa.models.evaluators.imagebind import ImageBind, ImageBindConfig
     from salsa.models.evaluators.panns import PRESETS, Cnn14
     from salsa.models.evaluators.passt import Passt, PasstConfig
+    from salsa.models.evaluators.synchformer import Synchformer, SynchformerConfig, tiny
     from salsa.models.evaluators.vggish import Vggish, VggishConfig
 
     vit = VitConfig(width=32, depth=1, mlp_dim=64, heads=2, eps=1e-6, gelu_approximate=False)
@@ -163,6 +166,7 @@ def field_bundles(
             if small
             else ImageBindConfig(),
         ),
+        "synchformer": (Synchformer, tiny() if small else SynchformerConfig()),
     }
     names = tuple(names)
     unknown = set(names) - set(configs)

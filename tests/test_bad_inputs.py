@@ -313,10 +313,10 @@ CASES = {
         ["--real", "{clips}", "--generated", "{clips}", "--weights", "{clips}", "--metrics", "clap"],
         "clap",
     ),
-    "evaluate metric without embedder": (
+    "evaluate synchformer without bundle": (
         "evaluate",
         ["--real", "{clips}", "--generated", "{clips}", "--weights", "{clips}", "--metrics", "synchformer"],
-        "not available",
+        "synchformer_state_dict.pth",
     ),
     "evaluate metric without bundle": (
         "evaluate",

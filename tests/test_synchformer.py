@@ -6,6 +6,8 @@ ships Synchformer's model code, so the numerical check against the released file
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -40,6 +42,9 @@ def test_protocol_segments_windows_and_offset_grid():
     assert F.window_seconds == pytest.approx(4.8)
     assert fe.window_starts(24, F) == (0, 10)  # first and last 4.8 s: 0-4.8 s and 3.2-8 s
     assert fe.window_starts(14, F) == (0, 0)
+    # what each window reads: frames 0-119 / 80-199 at 25 fps, samples 0-76 799 / 51 200-127 999
+    assert fe.window_spans(24, F) == [((0, 120), (0, 76800)), ((80, 200), (51200, 128000))]
+    assert fe.clip_lengths(F, 5.44) == (136, 87040)  # int(rate * seconds), as av-benchmark
     with pytest.raises(ValueError, match="14"):
         fe.window_starts(13, F)
     grid = offset_grid()
@@ -73,11 +78,11 @@ def test_log_mel_matches_torchaudio_melspectrogram_setup():
 
 
 def test_front_end_shapes_and_pixels():
-    audio = realistic_audio(16000, 8.0, batch=1)
-    assert fe.audio_segments(audio).shape == (1, 24, 66, 128)
+    audio = realistic_audio(16000, 1.6, batch=1)  # 25 600 samples: 4 segments of 10 240 every 5 120
+    assert fe.audio_segments(audio).shape == (1, 4, 66, 128)
     small = fe.SynchformerFrontend(image_size=32)
-    frames = np.random.default_rng(0).integers(0, 256, (1, 200, 36, 48, 3), dtype=np.uint8)
-    assert fe.video_segments(frames, small).shape == (1, 24, 16, 32, 32, 3)
+    frames = np.random.default_rng(0).integers(0, 256, (1, 40, 36, 48, 3), dtype=np.uint8)
+    assert fe.video_segments(frames, small).shape == (1, 4, 16, 32, 32, 3)
     square = frames[:, :2, :32, :32]
     np.testing.assert_allclose(fe.video_pixels(square, small), square / 127.5 - 1.0, atol=1e-6)
     assert fe.center_crop_offset(298, 224) == 37
@@ -85,8 +90,20 @@ def test_front_end_shapes_and_pixels():
         fe.video_pixels(np.zeros((2, 32, 32)), small)
 
 
-def test_released_geometry_shapes():
-    graph, state = nnx.split(bundle.abstract(Synchformer, SynchformerConfig()))
+def _shallow(c: SynchformerConfig) -> SynchformerConfig:
+    """The released widths, heads and grids with one block per part (every block alike: the shapes of
+    one are the shapes of all; tracing the 27-block model takes ~20 s here)."""
+    one = {name: dataclasses.replace(getattr(c, name), depth=1) for name in ("video", "audio", "joint")}
+    return dataclasses.replace(c, **one)
+
+
+@pytest.fixture(scope="module")
+def released_shallow():
+    return bundle.abstract(Synchformer, _shallow(SynchformerConfig()))
+
+
+def _shapes_of(model) -> dict:
+    graph, state = nnx.split(model)
 
     def shape(part, *shapes):
         def run(st, *x):
@@ -94,9 +111,27 @@ def test_released_geometry_shapes():
 
         return jax.eval_shape(run, state, *(jax.ShapeDtypeStruct(s, jnp.float32) for s in shapes)).shape
 
-    assert shape("video", (1, 2, 16, 224, 224, 3)) == (1, 2, 8, 768)
-    assert shape("audio", (1, 2, 66, 128)) == (1, 2, 6, 768)
-    assert shape("offset", (2, 14, 8, 768), (2, 14, 6, 768)) == (2, 21)
+    return {
+        "video": shape("video", (1, 2, 16, 224, 224, 3)),
+        "audio": shape("audio", (1, 2, 66, 128)),
+        "offset": shape("offset", (2, 14, 8, 768), (2, 14, 6, 768)),
+    }
+
+
+def test_released_geometry_shapes(released_shallow):
+    assert _shapes_of(released_shallow) == {
+        "video": (1, 2, 8, 768),
+        "audio": (1, 2, 6, 768),
+        "offset": (2, 21),
+    }
+
+
+@pytest.mark.slow  # ~45 s on the shared 2-core box: tracing the 237 M-parameter model twice
+def test_released_geometry_shapes_at_full_depth():
+    model = bundle.abstract(Synchformer, SynchformerConfig())
+    assert _shapes_of(model) == {"video": (1, 2, 8, 768), "audio": (1, 2, 6, 768), "offset": (2, 21)}
+    zeros = {k: np.broadcast_to(np.float32(0), s) for k, s in key_layout().items()}
+    bundle.check_shapes(model, params_from_weights(zeros, SynchformerConfig()))
 
 
 def test_divided_attention_matches_a_loop_over_groups():
@@ -119,7 +154,8 @@ def test_divided_attention_matches_a_loop_over_groups():
                 keys = np.concatenate([[0], idx])
                 ref[b, idx] = attend(q[b, idx], k[b, keys], v[b, keys])
         ref = np.asarray(attn.out(jnp.asarray(ref.reshape(2, -1, w))))
-        np.testing.assert_allclose(attn(x, frames, along_time), ref, rtol=1e-4, atol=1e-5)
+        got = nnx.jit(lambda m, x, t=along_time: m(x, frames, t))(attn, x)  # one compilation, not one per op
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.slow  # ~3 min on the shared 2-core box (eager JAX, two 8 s / 4.8 s clips)
@@ -214,14 +250,16 @@ def test_converter_round_trip_key_by_key(tmp_path):
     assert model.config == c
 
 
-def test_released_layout_fits_the_released_model():
+def test_released_layout_fits_the_released_model(released_shallow):
     layout = key_layout()
     assert len(layout) == 513
     # 905.8 MiB of float32: the 907 MB file MMAudio releases (plus torch's per-tensor bookkeeping)
     assert sum(int(np.prod(s)) for s in layout.values()) * 4 / 2**20 == pytest.approx(905.8, abs=0.1)
-    zeros = {k: np.broadcast_to(np.float32(0), s) for k, s in layout.items()}
-    params = params_from_weights(zeros, SynchformerConfig())
-    bundle.check_shapes(bundle.abstract(Synchformer, SynchformerConfig()), params)
+    shallow = _shallow(SynchformerConfig())
+    zeros = {k: np.broadcast_to(np.float32(0), s) for k, s in key_layout(shallow).items()}
+    assert set(key_layout(shallow)) < set(layout)  # blocks 0 of each part: a subset, the same shapes
+    assert all(layout[k] == s for k, s in key_layout(shallow).items())
+    bundle.check_shapes(released_shallow, params_from_weights(zeros, shallow))
 
 
 def test_converter_refusals(tmp_path, capsys):

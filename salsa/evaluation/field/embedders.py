@@ -3,9 +3,10 @@ how it is loaded; `load` gives a `Loaded` that reads a clip (its `reader`) and r
 
 Adding an embedder is one entry in `REGISTRY`: a loader returning `Loaded` (a reader with a hashable
 `key()` and a `read(path)` raising inputs.Skip, and a batched `run`), and its columns (scoring.KINDS says
-what each kind of column computes). Synchformer (DeSync) is listed without a loader until its JAX
-embedder exists; its column is reported as not available, never as a number. ImageBind's entry lives
-in imagebind.py (it reads video as well as audio).
+what each kind of column computes; a `Loaded` may bring its own scorer for a kind, as Synchformer's
+does for DeSync, whose offset head runs on each pair). ImageBind's and Synchformer's entries live in
+imagebind.py and synchformer.py (they read video as well as audio). An embedder with `min_seconds`
+needs that much of each clip: under a shorter --seconds it is not run (its columns say why).
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ from salsa import bundle
 from salsa.errors import UserError
 from salsa.evaluation.field.imagebind import load_imagebind
 from salsa.evaluation.field.inputs import AudioReader
+from salsa.evaluation.field.synchformer import load_synchformer
 from salsa.metrics import swsd as swsd_lib
+from salsa.models.evaluators.synchformer_frontend import SynchformerFrontend
 
 
 @dataclasses.dataclass(frozen=True)
 class Column:
     name: str  # as in the paper's tables: FD_PaSST, KL_PANNs, IS, ...
-    kind: str  # scoring.KINDS: fd, kl, is, swsd, ib (and desync once its embedder exists)
+    kind: str  # scoring.KINDS: fd, kl, is, swsd, ib; desync (its scorer comes with the embedder)
     output: str  # the embedder output it reads
     better: str  # "lower" or "higher"
 
@@ -43,6 +46,7 @@ class Loaded:
     signature: str
     protocol: str  # one paragraph for the report
     weights: dict  # what the report says about the bundle (path, source file, its sha256)
+    scorers: dict[str, Callable] = dataclasses.field(default_factory=dict)  # kind -> scorer (scoring.KINDS')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,8 +55,9 @@ class Embedder:
     title: str
     columns: tuple[Column, ...]
     source: str  # the released file and the command that makes the bundle (the missing-bundle line)
-    load: Callable[[str | None, float], Loaded] | None  # (bundle dir or None, seconds); None: no embedder yet
+    load: Callable[[str | None, float], Loaded]  # (bundle dir or None, seconds)
     needs_weights: bool = True
+    min_seconds: float = 0.0  # a shorter --seconds: not run (listed), or refused when named in --metrics
 
 
 def bundle_signature(path: str) -> str:
@@ -208,8 +213,10 @@ REGISTRY: dict[str, Embedder] = {
             "synchformer",
             "Synchformer",
             (Column("DeSync", "desync", "", "lower"),),
-            "synchformer_state_dict.pth: no JAX embedder yet",
-            None,
+            "synchformer_state_dict.pth: "
+            "python -m salsa.convert synchformer --src FILE --out DIR/synchformer",
+            load_synchformer,
+            min_seconds=SynchformerFrontend().window_seconds,
         ),
         Embedder(
             "swsd",

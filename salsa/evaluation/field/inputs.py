@@ -5,10 +5,11 @@ a trailing `.salsa` in the generated stem is ignored, so both what `salsa.extend
 (a folder of the inputs' names) and single-file outputs (`name.salsa.mp4`) pair with `name.mp4`. Clips
 that pair with nothing are listed, never dropped silently; two clips of one stem in a folder are an error.
 
-Reading (the av-benchmark protocol's): channels averaged, resampled, the mean of the whole file removed,
-the first `seconds` kept. A clip that ends within `SHORT_TOLERANCE_S` of `seconds` (encoders round the
-last audio packet) is zero-padded to exactly `seconds`; a shorter one, one without audio or one that
-cannot be decoded raises `Skip`, whose reason the report lists.
+Reading (the av-benchmark protocol's): channels averaged, resampled, the mean of the whole file
+removed (not for Synchformer, whose reading keeps it), the first `seconds` kept. A clip that ends
+within `SHORT_TOLERANCE_S` of `seconds` (encoders round the last audio packet) is zero-padded to
+exactly `seconds`; a shorter one, one without audio or one that cannot be decoded raises `Skip`, whose
+reason the report lists.
 """
 
 from __future__ import annotations
@@ -93,13 +94,15 @@ def pair_folders(real: str, generated: str) -> Pairing:
 
 @dataclasses.dataclass(frozen=True)
 class AudioReader:
-    """Mono audio at `rate`, mean removed, exactly `seconds` long (the protocol's input to an embedder)."""
+    """Mono audio at `rate`, mean removed (unless `center` is False: Synchformer's reading keeps it),
+    exactly `seconds` long (the protocol's input to an embedder)."""
 
     rate: int
     seconds: float
+    center: bool = True
 
     def key(self) -> str:
-        return f"audio:{self.rate}:{self.seconds!r}:{SHORT_TOLERANCE_S!r}"
+        return f"audio:{self.rate}:{self.seconds!r}:{SHORT_TOLERANCE_S!r}" + ("" if self.center else ":dc")
 
     def read(self, path: str) -> np.ndarray:
         try:
@@ -112,5 +115,7 @@ class AudioReader:
             raise Skip(
                 f"short: {audio.size / self.rate:.2f} s of audio, the protocol reads {self.seconds:g} s"
             )
-        audio = (audio - np.mean(audio, dtype=np.float64)).astype(np.float32)[:need]
+        if self.center:
+            audio = (audio - np.mean(audio, dtype=np.float64)).astype(np.float32)
+        audio = audio[:need]
         return np.pad(audio, (0, need - audio.size))

@@ -1,6 +1,7 @@
 """The field evaluation's report: OUT/metrics.json (every column, the protocol, every clip not scored),
 OUT/metrics.md (the same for reading) and OUT/per_clip.csv (one row per clip pair or unpaired clip; a
-scored pair's column it was excluded from, IB without video, is empty and its reason says why)."""
+scored pair's column it was excluded from, IB or DeSync without video, is empty and its reason says
+why; a column's per-pair details follow the columns, DeSync's signed offsets of its two windows)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ PROTOCOL = (
     "resampled per embedder, the first {seconds:g} s of each clip; clips ending less than "
     f"{inputs.SHORT_TOLERANCE_S:g} s early are zero-padded, shorter ones are not scored; IB reads the video "
     "of the same first {seconds:g} s at the stream's own frame rate (ImageBind's data.py sampling: 5 clips "
-    "of 2 s, their first and last frames, 3 crops), from the generated file, else from the real one"
+    "of 2 s, their first and last frames, 3 crops), from the generated file, else from the real one; "
+    "DeSync reads the real clip's video (else the generated one's) at 25 fps against the generated audio "
+    "at 16 kHz, in the first and the last 4.8 s window"
 )
 
 
@@ -141,16 +144,30 @@ def to_csv(r) -> str:
     paired = [c for c in r.columns if c.per_clip is not None]
     buf = text_io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["name", "real", "generated", "status", "reason", *[c.name for c in paired]])
+    details = [(c, k) for c in paired for k in c.details]
+    w.writerow(
+        ["name", "real", "generated", "status", "reason", *[c.name for c in paired]]
+        + [f"{c.name}_{k}" for c, k in details]
+    )
     index = {p.name: i for i, p in enumerate(r.scored)}
     for p in r.pairing.pairs:
         if p.name in index:
             i = index[p.name]
             reason = "; ".join(f"{c.name}: {c.excluded[p.name]}" for c in paired if p.name in c.excluded)
-            cells = ["" if math.isnan(c.per_clip[i]) else f"{c.per_clip[i]:.6g}" for c in paired]
+            values = [c.per_clip[i] for c in paired] + [c.details[k][i] for c, k in details]
+            cells = ["" if math.isnan(v) else f"{v:.6g}" for v in values]
             w.writerow([p.name, p.real, p.generated, "scored", reason, *cells])
         else:
-            w.writerow([p.name, p.real, p.generated, "excluded", r.excluded[p.name], *[""] * len(paired)])
+            w.writerow(
+                [
+                    p.name,
+                    p.real,
+                    p.generated,
+                    "excluded",
+                    r.excluded[p.name],
+                    *[""] * (len(paired) + len(details)),
+                ]
+            )
     for path in r.pairing.unpaired_real:
         w.writerow(
             [os.path.splitext(os.path.basename(path))[0], path, "", "unpaired", "no generated namesake"]

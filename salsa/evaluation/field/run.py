@@ -3,10 +3,11 @@
 Which embedders run (`plan`): by default every one whose bundle is under --weights (DIR/NAME/config.json),
 the others reported as missing with the file they would be converted from; none at all is an error.
 `metrics` names embedders explicitly (passt, panns, vggish, swsd, ...): then a missing bundle is an
-error, and an embedder that does not exist yet (synchformer) is one too. Reading failures are per
+error. An embedder that needs more than --seconds of each clip (Synchformer: its 4.8 s window) is not
+run and its columns say why, or, named in `metrics`, is an error. Reading failures are per
 clip: a pair with a clip that is short, silent (no audio stream) or undecodable is excluded and listed
-with the reason; a pair with no usable video on either side is excluded from IB alone, and listed with
-it; clips that pair with nothing are listed; nothing is dropped silently.
+with the reason; a pair with no usable video on either side is excluded from IB and DeSync alone, and listed
+with them; clips that pair with nothing are listed; nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from salsa.evaluation.field import inputs, report, scoring
 from salsa.evaluation.field.cache import EmbeddingCache
 from salsa.evaluation.field.embedders import COLUMN_ORDER, REGISTRY, Embedder, Loaded
 
-MISSING, UNAVAILABLE, NOT_REQUESTED = "missing weights", "not available (no embedder yet)", "not requested"
+MISSING, NOT_REQUESTED, TOO_SHORT = "missing weights", "not requested", "not run (--seconds too short)"
 
 
 @dataclasses.dataclass
@@ -34,12 +35,13 @@ class ColumnResult:
     name: str
     embedder: str  # registry name
     better: str
-    status: str  # "ok", "undefined", MISSING, UNAVAILABLE, NOT_REQUESTED
+    status: str  # "ok", "undefined", MISSING, NOT_REQUESTED, TOO_SHORT
     value: float | None = None
     std: float | None = None
     note: str = ""
     per_clip: np.ndarray | None = None  # NaN for a pair excluded from this column alone
     excluded: dict[str, str] = dataclasses.field(default_factory=dict)  # pair name -> why (IB: no video)
+    details: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # more per-pair values (CSV)
 
 
 @dataclasses.dataclass
@@ -60,7 +62,7 @@ class FieldResult:
 
 
 def plan(
-    weights: str | None, metrics: Sequence[str] | None
+    weights: str | None, metrics: Sequence[str] | None, seconds: float = 8.0
 ) -> tuple[list[tuple[Embedder, str | None]], dict]:
     """(embedders to run with their bundle folder, {embedder name: why not run}); UserError as above."""
     if weights is not None and not os.path.isdir(weights):
@@ -75,26 +77,31 @@ def plan(
         path = os.path.join(weights, e.name) if weights is not None and e.needs_weights else None
         if not requested:
             skipped[e.name] = NOT_REQUESTED
-        elif e.load is None:
-            if metrics is not None:
-                raise UserError(f"--metrics {e.name}: {UNAVAILABLE}.")
-            skipped[e.name] = UNAVAILABLE
         elif e.needs_weights and (path is None or not os.path.isfile(os.path.join(path, bundle.CONFIG))):
             where = os.path.join(path or os.path.join("--weights", e.name), bundle.CONFIG)
             if metrics is not None:
                 raise UserError(f"--metrics {e.name}: no bundle, expected {where} (from {e.source}).")
             skipped[e.name] = f"{MISSING}: expected {where} (from {e.source})"
+        elif seconds < e.min_seconds:
+            why = f"--seconds {seconds:g} is shorter than the {e.min_seconds:g} s {e.title} reads"
+            if metrics is not None:
+                raise UserError(f"--metrics {e.name}: {why}; give --seconds {e.min_seconds:g} or more.")
+            skipped[e.name] = f"{TOO_SHORT}: {why}"
         else:
             chosen.append((e, path))
     if metrics is None and not any(e.needs_weights for e, _ in chosen):
+        short = [n for n, why in skipped.items() if why.startswith(TOO_SHORT)]
+        if short:
+            raise UserError(
+                f"--seconds {seconds:g}: every bundle under --weights {weights} needs more "
+                f"({'; '.join(skipped[n].split(': ', 1)[1] for n in short)})."
+            )
         expected = ", ".join(
-            os.path.join(weights or "--weights", e.name)
-            for e in REGISTRY.values()
-            if e.load and e.needs_weights
+            os.path.join(weights or "--weights", e.name) for e in REGISTRY.values() if e.needs_weights
         )
         raise UserError(
             f"--weights {weights}: no bundle found; expected at least one of {expected} "
-            "(python -m salsa.convert passt|panns|vggish, docs/metrics.md)."
+            "(python -m salsa.convert passt|panns|vggish|imagebind|synchformer, docs/metrics.md)."
         )
     return chosen, skipped
 
@@ -147,7 +154,7 @@ def evaluate_field(
     """Scores GEN against REAL (see the module doc); writes OUT/metrics.md, metrics.json, per_clip.csv."""
     io.check_creatable(out, "--out", folder=True)
     pairing = inputs.pair_folders(real, generated)
-    chosen, skipped = plan(weights, metrics)
+    chosen, skipped = plan(weights, metrics, seconds)
     loaded = {e.name: e.load(path, seconds) for e, path in chosen}
     cache = EmbeddingCache(os.path.join(out, "cache"))
     hashes: dict[str, str] = {}
@@ -166,6 +173,9 @@ def evaluate_field(
                 missing = False
                 for name, lo in loaded.items():
                     cp = where[name, path] = cache.path(name, hashes[path], lo.signature, lo.reader.key())
+                    if cp in todo[name] or any(cp == q[1] for q in queued):
+                        missing = True  # the same content is queued already (real against itself)
+                        continue
                     if cache.get(cp) is not None:  # an unreadable file is recomputed
                         continue
                     missing = True
@@ -230,10 +240,13 @@ def _columns(loaded, skipped, scored, where, cache) -> list[ColumnResult]:
                 continue
             real = _Outputs(cache, [where[e.name, p.real] for p in scored])
             gen = _Outputs(cache, [where[e.name, p.generated] for p in scored])
-            s = scoring.KINDS[c.kind](real, gen, c.output)
+            score = loaded[e.name].scorers.get(c.kind) or scoring.KINDS[c.kind]
+            s = score(real, gen, c.output)
             status = "ok" if s.value is not None else "undefined"
             excluded = {scored[i].name: why for i, why in s.excluded.items()}
             columns.append(
-                ColumnResult(c.name, e.name, c.better, status, s.value, s.std, s.note, s.per_clip, excluded)
+                ColumnResult(
+                    c.name, e.name, c.better, status, s.value, s.std, s.note, s.per_clip, excluded, s.details
+                )
             )
     return columns

@@ -12,11 +12,17 @@ returning a `Score`:
     ib      mean over pairs of cosine(ImageBind video embedding, ImageBind audio embedding of the generated
             clip); the video is the generated file's, else the real file's (paired); a pair with no
             video on either side is excluded from this column and listed
+    desync  per pair, Synchformer's offset head on the real clip's video features (the generated
+            clip's where the real file has none) against the generated clip's audio features, in the
+            first and the last window; the pair's value is the mean |offset| of the arg-max classes,
+            the column the mean over pairs (av-benchmark's mean over all windows: two per clip). Its
+            network comes with the embedder (`Loaded.scorers`), not from this module.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 
@@ -34,6 +40,7 @@ class Score:
     per_clip: np.ndarray | None = None  # paired kinds: one value per pair
     note: str = ""
     excluded: dict[int, str] = dataclasses.field(default_factory=dict)  # pair index -> why not scored
+    details: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # more per-pair values (CSV)
 
 
 def _stack(outputs: list[dict], key: str) -> np.ndarray:
@@ -92,6 +99,66 @@ def ib(real: list[dict], generated: list[dict], key: str) -> Score:
     if excluded:
         note += f"; {len(excluded)} excluded from IB, no video (listed)"
     return Score(float(np.nanmean(per)) if n else None, per_clip=per, note=note, excluded=excluded)
+
+
+HEAD_BATCH = 16  # windows per call of the offset head (one compilation)
+
+
+def desync(
+    real: list[dict],
+    generated: list[dict],
+    key: str,
+    *,
+    head: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    grid: np.ndarray,
+    window: int,
+) -> Score:
+    """`head(video (n, window, steps, w), audio (n, window, cols, w)) -> logits (n, classes)`; `grid` the
+    classes' offsets in seconds; `window` the segments one prediction reads. Windows: the first and the
+    last `window` of the S segments both sides have (S = the shorter of the two)."""
+    n = len(generated)
+    per, excluded, borrowed = np.full(n, np.nan), {}, 0
+    offsets = np.full((n, 2), np.nan)
+    videos, audios, rows = [], [], []
+    for i, (r, g) in enumerate(zip(real, generated, strict=True)):
+        seen = r if bool(r["has_video"]) else g if bool(g["has_video"]) else None
+        if seen is None:
+            excluded[i] = (
+                f"no video on either side (real: {r['video_missing']}; generated: {g['video_missing']})"
+            )
+            continue
+        borrowed += seen is g
+        v, a = seen["video"], g["audio"]
+        segments = min(len(v), len(a))
+        for start in (0, segments - window):
+            videos.append(v[start : start + window])
+            audios.append(a[start : start + window])
+        rows.append(i)
+    if rows:
+        v, a = np.stack(videos), np.stack(audios)
+        logits = []
+        for s in range(0, len(v), HEAD_BATCH):
+            pad = HEAD_BATCH - len(v[s : s + HEAD_BATCH])
+            chunk = [
+                np.concatenate([x[s : s + HEAD_BATCH], np.zeros((pad, *x.shape[1:]), x.dtype)])
+                for x in (v, a)
+            ]
+            logits.append(head(*chunk)[: HEAD_BATCH - pad])
+        predicted = np.asarray(grid, np.float64)[np.argmax(np.concatenate(logits), axis=-1)].reshape(-1, 2)
+        offsets[rows] = predicted
+        per[rows] = np.abs(predicted).mean(axis=1)
+    note = f"{len(rows)} pairs, 2 windows each" + (
+        f", {borrowed} with the generated clip's video (the real file has none)" if borrowed else ""
+    )
+    if excluded:
+        note += f"; {len(excluded)} excluded from DeSync, no video (listed)"
+    return Score(
+        float(np.nanmean(per)) if rows else None,
+        per_clip=per,
+        note=note,
+        excluded=excluded,
+        details={"first_offset_s": offsets[:, 0], "last_offset_s": offsets[:, 1]},
+    )
 
 
 KINDS = {"fd": fd, "kl": kl, "is": inception, "swsd": swsd, "ib": ib}

@@ -127,10 +127,10 @@ def center_crop_offset(length: int, size: int) -> int:
     return int(round((length - size) / 2.0))
 
 
-def video_pixels(frames: np.ndarray | jax.Array, c: SynchformerFrontend = SynchformerFrontend()) -> jax.Array:
-    """RGB frames (..., time, height, width, 3) in 0..255 -> (..., time, image_size, image_size, 3) in
-    [-1, 1]: short side resized to image_size (bicubic, antialiased when shrinking; rounded to 0..255
-    as the reference's uint8 resize is), centre crop."""
+def resized_crop(frames: np.ndarray | jax.Array, c: SynchformerFrontend = SynchformerFrontend()) -> jax.Array:
+    """RGB frames (..., time, height, width, 3) in 0..255 -> (..., time, image_size, image_size, 3),
+    whole numbers in 0..255 as float32: short side resized to image_size (bicubic, antialiased when
+    shrinking; rounded to 0..255 as the reference's uint8 resize is), centre crop. Exact in uint8."""
     shape = np.shape(frames)
     if len(shape) < 4 or shape[-1] != 3:
         raise ValueError(f"frames of shape {shape}; expected (..., time, height, width, 3) RGB.")
@@ -142,8 +142,18 @@ def video_pixels(frames: np.ndarray | jax.Array, c: SynchformerFrontend = Synchf
         x = jnp.clip(jnp.round(x), 0, 255)
     s = c.image_size
     y0, x0 = center_crop_offset(nh, s), center_crop_offset(nw, s)
-    x = x[..., y0 : y0 + s, x0 : x0 + s, :]
-    return (x / 255.0 - 0.5) / 0.5
+    return x[..., y0 : y0 + s, x0 : x0 + s, :]
+
+
+def scale_pixels(x: np.ndarray | jax.Array) -> jax.Array:
+    """0..255 -> [-1, 1]: (x / 255 - 0.5) / 0.5, the reference's normalisation."""
+    return (jnp.asarray(x).astype(jnp.float32) / 255.0 - 0.5) / 0.5
+
+
+def video_pixels(frames: np.ndarray | jax.Array, c: SynchformerFrontend = SynchformerFrontend()) -> jax.Array:
+    """RGB frames (..., time, height, width, 3) in 0..255 -> (..., time, image_size, image_size, 3) in
+    [-1, 1] (`resized_crop`, then `scale_pixels`)."""
+    return scale_pixels(resized_crop(frames, c))
 
 
 def video_segments(
@@ -154,6 +164,24 @@ def video_segments(
     return segment(video_pixels(frames, c), c.segment_frames, c.frame_step, axis=-4)
 
 
-def clip_lengths(c: SynchformerFrontend = SynchformerFrontend()) -> tuple[int, int]:
-    """(frames, samples) of the protocol's clip: the first clip_seconds at 25 fps and 16 kHz."""
-    return math.floor(c.fps * c.clip_seconds), math.floor(c.sample_rate * c.clip_seconds)
+def clip_lengths(
+    c: SynchformerFrontend = SynchformerFrontend(), seconds: float | None = None
+) -> tuple[int, int]:
+    """(frames, samples) of the protocol's clip: the first `seconds` (default clip_seconds) at 25 fps
+    and 16 kHz, rounded down as av-benchmark's int(rate * seconds)."""
+    seconds = c.clip_seconds if seconds is None else seconds
+    return math.floor(c.fps * seconds + 1e-9), math.floor(c.sample_rate * seconds + 1e-9)
+
+
+def window_spans(
+    segments: int, c: SynchformerFrontend = SynchformerFrontend()
+) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """What each of DeSync's two windows reads of a clip cut into `segments` segments: [(frames [a, b),
+    samples [a, b)), ...] for the first and the last window (`window_starts`); 4.8 s each."""
+    spans = []
+    for s in window_starts(segments, c):
+        last = s + c.window_segments - 1
+        frames = (s * c.frame_step, last * c.frame_step + c.segment_frames)
+        samples = (s * c.sample_step, last * c.sample_step + c.segment_samples)
+        spans.append((frames, samples))
+    return spans
