@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from salsa.objectives.baked_guidance import baked_targets
 from salsa.objectives.shortcut import flow_rows, sc_rows, shortcut_targets
@@ -80,10 +81,12 @@ def test_mix_adds_the_teachers_conditional_branch_on_the_students_input():
 
 
 def _loss(config, model, batch, key):
-    return GeneratorTask(config).loss(model, None, batch, key, 0)[0]
+    task = GeneratorTask(config)
+    return nnx.jit(lambda m, b, k: task.loss(m, None, b, k, 0)[0])(model, batch, key)
 
 
 def test_scale_one_trains_exactly_as_without_guidance(tiny_config):
+    tiny_config.model.update(n_mm=1, n_x=1, n_dit=1)  # one block of each kind: three compilations
     tiny_config.objective.update(grid=2, sc_guidance_mix=1.0)
     model = perturbed_generator(tiny_config)
     batch = feature_batch(tiny_config, 8, jax.random.key(0))

@@ -80,7 +80,12 @@ def _launch(workdir, total_steps: int) -> list[dict]:
         )
         for i in range(2)
     ]
-    errors = [p.communicate(timeout=300)[1] for p in procs]
+    try:
+        errors = [p.communicate(timeout=300)[1] for p in procs]
+    finally:  # a timed-out job is not left training beside the rest of the suite
+        for p in procs:
+            p.kill()
+            p.wait()
     for p, err in zip(procs, errors, strict=True):
         assert p.returncode == 0, err[-4000:]
     return [json.loads((workdir / f"process_{i}.json").read_text()) for i in range(2)]
