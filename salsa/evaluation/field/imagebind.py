@@ -21,7 +21,6 @@ import numpy as np
 
 from data_pipelines.media import MediaError
 from data_pipelines.media import container as containers
-from data_pipelines.media.video import VideoFrames
 from salsa import bundle
 from salsa.evaluation.field import inputs
 
@@ -65,27 +64,21 @@ def first_frames(path: str, seconds: float, c) -> tuple[np.ndarray, float]:
         with containers.open_input(path) as container:
             stream = containers.pick_stream(container, "video", path)
             rate = stream.average_rate or stream.guessed_rate
-        if not rate:
-            raise inputs.Skip("video: its frame rate is unknown")
-        fps = float(rate)
-        n = round(seconds * fps)
-        need = n - round(inputs.SHORT_TOLERANCE_S * fps)
-        keep = set(clip_frame_indices(n, fps, c).ravel().tolist())
-        frames, seen = None, 0
-        reader = VideoFrames(path, fps)
-        for i, frame in enumerate(reader):
-            if frames is None:
-                frames = np.zeros((n, *frame.shape), np.uint8)
-            if i in keep:
-                frames[i] = frame
-            seen = i + 1
-            if seen >= n:
-                break
-        if reader.damage and seen < need:
-            raise inputs.Skip(f"video: unreadable after {seen} frames ({reader.damage})")
     except MediaError as e:
-        text = str(e).removeprefix(f"{path}: ")
-        raise inputs.Skip("no video" if "has no video stream" in text else f"video: {text}") from None
+        raise inputs.video_skip(path, e) from None
+    if not rate:
+        raise inputs.Skip("video: its frame rate is unknown")
+    fps = float(rate)
+    n = round(seconds * fps)
+    need = n - round(inputs.SHORT_TOLERANCE_S * fps)
+    keep = set(clip_frame_indices(n, fps, c).ravel().tolist())
+    frames, seen = None, 0
+    for i, frame in enumerate(inputs.video_frames(path, fps, n, need)):
+        if frames is None:
+            frames = np.zeros((n, *frame.shape), np.uint8)
+        if i in keep:
+            frames[i] = frame
+        seen = i + 1
     if seen < need:
         raise inputs.Skip(f"video short: {seen / fps:.2f} s of video, the protocol reads {seconds:g} s")
     if seen < n:  # ended within the tolerance: the last frame holds

@@ -20,6 +20,7 @@ import os
 import numpy as np
 
 from data_pipelines.media import VIDEO_EXTENSIONS, MediaError, decode_audio
+from data_pipelines.media.video import VideoFrames
 from salsa.errors import UserError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".opus")
@@ -119,3 +120,27 @@ class AudioReader:
             audio = (audio - np.mean(audio, dtype=np.float64)).astype(np.float32)
         audio = audio[:need]
         return np.pad(audio, (0, need - audio.size))
+
+
+def video_skip(path: str, e: MediaError) -> Skip:
+    """Why `path` has no usable video, from the MediaError its reading raised."""
+    text = str(e).removeprefix(f"{path}: ")
+    return Skip("no video" if "has no video stream" in text else f"video: {text}")
+
+
+def video_frames(path: str, fps: float, n: int, need: int):
+    """The first `n` frames of `path` at `fps`, one at a time; Skip when there is no video stream, the
+    file cannot be read, or damage ends it before `need` frames (a clean shorter ending is the
+    caller's to judge)."""
+    seen = 0
+    try:
+        reader = VideoFrames(path, fps)
+        for frame in reader:
+            yield frame
+            seen += 1
+            if seen >= n:
+                return
+    except MediaError as e:
+        raise video_skip(path, e) from None
+    if reader.damage and seen < need:
+        raise Skip(f"video: unreadable after {seen} frames ({reader.damage})")

@@ -21,8 +21,6 @@ import os
 import jax
 import numpy as np
 
-from data_pipelines.media import MediaError
-from data_pipelines.media.video import VideoFrames
 from salsa import bundle
 from salsa.evaluation.field import inputs, scoring
 from salsa.models.evaluators import synchformer_frontend as fe
@@ -73,21 +71,12 @@ def sync_frames(path: str, n: int, c: fe.SynchformerFrontend) -> np.ndarray:
         return np.asarray(_resized(x, c)).astype(np.uint8)[: len(chunk)]
 
     parts, seen = [], 0
-    try:
-        reader = VideoFrames(path, c.fps)
-        for frame in reader:
-            chunk.append(frame)
-            seen += 1
-            if len(chunk) == CHUNK:
-                parts.append(flush())
-                chunk = []
-            if seen >= n:
-                break
-        if reader.damage and seen < need:
-            raise inputs.Skip(f"video: unreadable after {seen} frames ({reader.damage})")
-    except MediaError as e:
-        text = str(e).removeprefix(f"{path}: ")
-        raise inputs.Skip("no video" if "has no video stream" in text else f"video: {text}") from None
+    for frame in inputs.video_frames(path, c.fps, n, need):
+        chunk.append(frame)
+        seen += 1
+        if len(chunk) == CHUNK:
+            parts.append(flush())
+            chunk = []
     if seen < need:
         raise inputs.Skip(
             f"video short: {seen / c.fps:.2f} s of video at {c.fps:g} fps, DeSync reads {n / c.fps:g} s"
