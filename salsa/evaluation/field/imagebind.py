@@ -12,9 +12,7 @@ says why, and the pair is scored for IB with the other side's video or listed as
 
 from __future__ import annotations
 
-import collections
 import dataclasses
-import hashlib
 import os
 
 import numpy as np
@@ -89,9 +87,6 @@ def first_frames(path: str, seconds: float, c) -> tuple[np.ndarray, float]:
     return frames, fps
 
 
-MEMO = 64  # vision embeddings remembered by input content (real and generated usually share a video)
-
-
 def load_imagebind(path: str, seconds: float):
     """The `Loaded` of ImageBind (embedders.py's registry entry); the vision tower runs once per distinct
     video (by the content of its preprocessed clips), the audio tower batched."""
@@ -102,28 +97,11 @@ def load_imagebind(path: str, seconds: float):
     weights = {"bundle": path, "source": b.meta.get("source"), "sha256": b.meta.get("sha256")}
     config = ImageBindConfig.from_dict(b.config)
     model = bundle.materialize(ImageBind, config, b.params, where=os.path.join(path, bundle.PARAMS))
-    memo: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
-
-    def vision(clips: np.ndarray) -> np.ndarray:
-        key = hashlib.sha256(clips.tobytes()).hexdigest()
-        if key not in memo:
-            memo[key] = np.asarray(model.embed_video_clips(clips[None]))[0]
-            if len(memo) > MEMO:
-                memo.popitem(last=False)
-        return memo[key]
+    vision = inputs.memoised(lambda clips: np.asarray(model.embed_video_clips(clips[None]))[0])
 
     def run(x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         audio = np.asarray(model.embed_audio_clips(x["audio"]))
-        video = np.zeros_like(audio)
-        for i, has in enumerate(x["has_video"]):
-            if has:
-                video[i] = vision(x["video"][i])
-        return {
-            "audio": audio,
-            "video": video,
-            "has_video": x["has_video"],
-            "video_missing": x["video_missing"],
-        }
+        return inputs.audio_and_video(x, audio, np.zeros_like(audio), vision)
 
     fr = config.frontend
     if seconds < fr.clip_seconds:

@@ -14,8 +14,11 @@ reason the report lists.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import hashlib
 import os
+from collections.abc import Callable
 
 import numpy as np
 
@@ -144,3 +147,30 @@ def video_frames(path: str, fps: float, n: int, need: int):
         raise video_skip(path, e) from None
     if reader.damage and seen < need:
         raise Skip(f"video: unreadable after {seen} frames ({reader.damage})")
+
+
+MEMO = 64  # video embeddings remembered by input content (real and generated usually share a video)
+
+
+def memoised(embed: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """`embed` of one video's frames, remembered by their content (the last MEMO distinct ones)."""
+    memo: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
+
+    def cached(frames: np.ndarray) -> np.ndarray:
+        key = hashlib.sha256(frames.tobytes()).hexdigest()
+        if key not in memo:
+            memo[key] = embed(frames)
+            if len(memo) > MEMO:
+                memo.popitem(last=False)
+        return memo[key]
+
+    return cached
+
+
+def audio_and_video(x: dict, audio: np.ndarray, video: np.ndarray, embed) -> dict[str, np.ndarray]:
+    """A batch's features: `audio`, and `video` (zeros, B first) filled by `embed` on the rows of `x`
+    that have video; the video flags of `x` carried along."""
+    for i, has in enumerate(x["has_video"]):
+        if has:
+            video[i] = embed(x["video"][i])
+    return {"audio": audio, "video": video, "has_video": x["has_video"], "video_missing": x["video_missing"]}

@@ -12,10 +12,8 @@ whose video is (an audio file, a stream ending early) keeps its audio features a
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import functools
-import hashlib
 import os
 
 import jax
@@ -26,7 +24,6 @@ from salsa.evaluation.field import inputs, scoring
 from salsa.models.evaluators import synchformer_frontend as fe
 
 CHUNK = 25  # frames resized per call (one compilation per source size)
-MEMO = 64  # video features remembered by input content (real and generated usually share a video)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,30 +115,13 @@ def load_synchformer(path: str, seconds: float):
     def head(state, video, audio):
         return nnx.merge(graphdef, state).offset(video, audio)
 
-    memo: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
-
-    def vision(frames: np.ndarray) -> np.ndarray:
-        key = hashlib.sha256(frames.tobytes()).hexdigest()
-        if key not in memo:
-            memo[key] = np.asarray(video_features(state, frames[None]))[0]
-            if len(memo) > MEMO:
-                memo.popitem(last=False)
-        return memo[key]
+    vision = inputs.memoised(lambda frames: np.asarray(video_features(state, frames[None]))[0])
 
     def run(x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         audio = np.asarray(audio_features(state, x["audio"]))
-        frames = x["video"].shape[1]
-        steps = fe.num_segments(frames, c.segment_frames, c.frame_step)
+        steps = fe.num_segments(x["video"].shape[1], c.segment_frames, c.frame_step)
         video = np.zeros((len(audio), steps, config.steps, config.video.width), np.float32)
-        for i, has in enumerate(x["has_video"]):
-            if has:
-                video[i] = vision(x["video"][i])
-        return {
-            "audio": audio,
-            "video": video,
-            "has_video": x["has_video"],
-            "video_missing": x["video_missing"],
-        }
+        return inputs.audio_and_video(x, audio, video, vision)
 
     frames, samples = fe.clip_lengths(c, seconds)
     segments = min(
