@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
+import signal
 import subprocess
 
 # Tests run on the CPU even where libtpu is installed (the `tpu` extra, for salsa.aot); set before
@@ -134,4 +136,9 @@ def fake(tmp_path, checkout):
                 return []
             return [line.split("\x1f") for line in self.log.read_text().splitlines()]
 
-    return Fake()
+    yield Fake()
+    # A trainer a test left running (a failed assertion before its `stop`) is stopped, its group with it.
+    pid_file = home / "salsa-train.pid"
+    if pid_file.exists() and pid_file.read_text().strip():
+        with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
+            os.killpg(int(pid_file.read_text()), signal.SIGKILL)

@@ -88,7 +88,8 @@ fi
 """
 
 # The worker's python3: records argv and SALSA_DISTRIBUTED; as salsa.train it meets its fate (above):
-# it lives long enough to be stopped, or ends at once with the scripted exit status.
+# it lives until it is stopped (the `fake` fixture stops what a test leaves running), or ends at once with
+# the scripted exit status.
 FAKE_PYTHON = """#!/usr/bin/env bash
 printf '%s\\n' "$@" > "$HOME/python3.argv"
 echo "SALSA_DISTRIBUTED=${SALSA_DISTRIBUTED:-}" > "$HOME/python3.env"
@@ -99,7 +100,7 @@ if [[ -d "$STATE" ]]; then
   fate="$(sed -n "$(wc -l < "$STATE/trains")p" "$STATE/fates" 2> /dev/null)"
   [[ "${fate:-run}" == run ]] || { echo "training ends with exit status $fate"; exit "$fate"; }
 fi
-exec sleep 30
+exec sleep 600
 """
 FAKE_TAIL = """#!/usr/bin/env bash
 echo "tail $*"

@@ -181,12 +181,13 @@ def test_ctrl_c_stops_watching_and_leaves_the_run(fake):
     proc = subprocess.Popen(
         [fake.script, *watch_args(FLAGS)], env=fake.env, stderr=subprocess.PIPE, text=True
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while sum(kind(c) == "probe" for c in fake.calls()) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert proc.poll() is None, f"watch ended before Ctrl-C: {proc.communicate()[1]}"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130
+    assert proc.returncode == 130, err
     assert "stopped watching (SIGINT); salsa-v4-8 and its run are left as they are" in err.splitlines()[-1]
     os.kill(pid, 0)  # still training
     assert {kind(c) for c in fake.calls()} == {"train", "describe", "probe"}
