@@ -85,6 +85,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.max_consecutive_skips = 10
 
     c.data = dict(dir="", make_toy_if_missing=False, shuffle_seed=0, worker_count=0)
+    # A mixture instead of data.dir: {name: dict(dir=FOLDER, weight=W)}, each source's share of rows
+    # (data_pipelines/features/sources.py); per-source losses are logged as <name>_loss.
+    c.data.sources = {}
     c.data.toy_clips = 512  # size and seed of the toy feature set built when make_toy_if_missing
     c.data.toy_seed = 0
 

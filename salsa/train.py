@@ -29,6 +29,7 @@ from absl import logging as absl_logging
 from ml_collections import config_flags
 from tqdm import tqdm
 
+from data_pipelines.features import sources as data_sources
 from salsa import cli, io
 from salsa.training import distributed, lock, loop, stages
 from salsa.training.setup import BadInput, check_config, check_storage, default_workdir, prepare_data
@@ -98,7 +99,8 @@ def _check(config, workdir: str) -> None:
     _check_numbers(config)
     _check_workdir(workdir)
     check_config(config)
-    check_storage(workdir, config.data.get("dir", "") if "data" in config else "")
+    folders = [s.dir for s in data_sources.sources(config)] if "data" in config else []
+    check_storage(workdir, *folders)
 
 
 def _train(config, workdir: str) -> None:

@@ -8,7 +8,16 @@ shuffled per epoch, repeated forever, randomly cropped to config.train_crop_s an
     sync (B, T24, sync_dim)       sync_mask (B, T24) bool      T24 = ceil(crop_s * sync_fps)
     text (B, text_dim)            text_mask (B,) bool          False where the clip has no caption
 
+An audio-only record (no semantic, no sync: audio-text data) gives zeros with all-False semantic and sync
+masks, which the generator reads as absent conditions (their null embeddings).
+
 B = config.batch_size // shard_count. The iterator is a grain DatasetIterator (get_state / set_state).
+
+With `data.sources` (a mixture, data_pipelines/features/sources.py) each source is read as above and the
+sources are interleaved in a fixed pattern that gives each its weight's share of rows; each batch's rows
+are then put in a random order (the objective gives rows roles by position: every k-th row is a
+self-consistency row) and carry `source` (B,) int32, the index of their source in `data.sources` sorted
+by name. The iterator's state is one index, so resuming a mixture is exact too.
 
 Damaged data does not stop training: a shard that cannot be opened (truncated, overwritten) is left out
 with one warning line and a summary of what is trained on; a record that cannot be read (a checksum
@@ -29,6 +38,7 @@ import grain
 import numpy as np
 
 from data_pipelines.features import extraction, records
+from data_pipelines.features import sources as data_sources
 from data_pipelines.prefetch import prefetched, process_share
 from salsa.errors import UserError
 
@@ -90,12 +100,16 @@ def crop(record: records.Record, window: Window, rng: np.random.Generator) -> di
     start_s = k / window.semantic_fps
     lengths = window.lengths
     example = {}
+    dims = {"semantic": window.semantic_dim, "sync": window.sync_dim}
     for name, rate in (
         ("latents", window.latent_rate),
         ("semantic", window.semantic_fps),
         ("sync", window.sync_fps),
     ):
-        values, mask = _take(record[name], round(start_s * rate), lengths[name])
+        if name in record:
+            values, mask = _take(record[name], round(start_s * rate), lengths[name])
+        else:  # an audio-only clip: no video features, all frames masked
+            values, mask = np.zeros((lengths[name], dims[name]), np.float32), np.zeros(lengths[name], bool)
         example[name] = values
         example["latent_mask" if name == "latents" else f"{name}_mask"] = mask
     has_text = "text" in record
@@ -178,22 +192,59 @@ class _Crop(grain.transforms.RandomMap):
         return crop(record, self.window, rng)
 
 
-def feature_dataset(config: Any, shard_index: int, shard_count: int) -> grain.IterDataset:
-    """The pipeline as a grain IterDataset (see module docstring)."""
-    paths = records.shard_paths(config.data.dir)
+class _Tag(grain.transforms.Map):
+    """Marks each example with the index of its source in the mixture."""
+
+    def __init__(self, index: int):
+        self.index = index
+
+    def map(self, example: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {**example, "source": np.int32(self.index)}
+
+
+class _ShuffleRows(grain.transforms.RandomMap):
+    """A batch with its rows in a random order (the same permutation for every field)."""
+
+    def random_map(self, batch: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+        order = rng.permutation(len(batch["source"]))
+        return {k: v[order] for k, v in batch.items()}
+
+
+def _examples(
+    config: Any, folder: str, what: str, shard_index: int, shard_count: int, seed: int
+) -> grain.MapDataset:
+    """One folder's share of records, shuffled per epoch, cropped, repeated forever."""
+    paths = records.shard_paths(folder)
     if not paths:
-        raise UserError(f"data.dir {config.data.dir!r} holds no feature shards (features-*.array_record).")
-    extraction.check(config, config.data.dir)  # extracted features must match the config's geometry
+        raise UserError(f"{what} {folder!r} holds no feature shards (features-*.array_record).")
+    extraction.check(config, folder)  # extracted features must match the config's geometry
     source = grain.sources.ArrayRecordDataSource(readable_shards(paths))
-    share = process_share(
-        source, shard_index, shard_count, config.batch_size, f"records in {config.data.dir}"
-    )
-    seed = int(config.data.shuffle_seed)
-    ds = (
-        _Readable(share.shuffle(seed=seed), f"the feature shards in {config.data.dir}")
+    share = process_share(source, shard_index, shard_count, config.batch_size, f"records in {folder}")
+    return (
+        _Readable(share.shuffle(seed=seed), f"the feature shards in {folder}")
         .random_map(_Crop(Window.from_config(config)), seed=seed + 1)
         .repeat(None)
-        .batch(config.batch_size // shard_count, drop_remainder=True)
+    )
+
+
+def feature_dataset(config: Any, shard_index: int, shard_count: int) -> grain.IterDataset:
+    """The pipeline as a grain IterDataset (see module docstring)."""
+    seed = int(config.data.shuffle_seed)
+    rows = config.batch_size // shard_count
+    if not data_sources.is_mixture(config):
+        ds = _examples(config, config.data.dir, "data.dir", shard_index, shard_count, seed)
+        return prefetched(ds.batch(rows, drop_remainder=True), int(config.data.get("worker_count", 0)))
+    mixture = data_sources.sources(config)
+    parts = [
+        _examples(config, s.dir, f"data.sources.{s.name}.dir", shard_index, shard_count, seed + 10 * k).map(
+            _Tag(k)
+        )
+        for k, s in enumerate(mixture)
+    ]
+    ds = (
+        grain.MapDataset.mix(parts, [s.weight for s in mixture])
+        .batch(rows, drop_remainder=True)
+        .random_map(_ShuffleRows(), seed=seed + 2)
     )
     return prefetched(ds, int(config.data.get("worker_count", 0)))
 

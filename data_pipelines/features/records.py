@@ -5,6 +5,8 @@ A record holds the offline-extracted features of one clip (docs/records.md):
     latents   (T, latent_dim) float32   VAE latents at sample_rate / hop (~43.07 Hz)
     semantic  (T8, semantic_dim) float32 SigLIP frame features at semantic_fps (8 fps)
     sync      (T24, sync_dim) float32    sync-encoder features at sync_fps (24 fps)
+                                         semantic and sync are both absent for an audio-only clip
+                                         (audio-text data): the generator gives it the null embeddings
     text      (text_dim,) float32        text embedding of the caption; absent when there is none
     caption   str                        "" when there is none
     duration  float                      seconds
@@ -45,7 +47,8 @@ from salsa.io import atomic_file
 Record = dict[str, Any]
 
 ARRAY_FIELDS = ("latents", "semantic", "sync", "text")
-REQUIRED_FIELDS = ("latents", "semantic", "sync", "caption", "duration", "id")
+REQUIRED_FIELDS = ("latents", "caption", "duration", "id")
+VIDEO_FIELDS = ("semantic", "sync")  # both present (a video clip) or both absent (an audio-only clip)
 FILE_PATTERN = "features-{index:05d}-of-{count:05d}.array_record"
 _SHARD_RE = re.compile(r"features-(\d{5})-of-(\d{5})\.array_record")
 # group_size:1 keeps random access (shuffled reads) to one record per seek.
@@ -210,6 +213,13 @@ def validate(record: Mapping[str, Any], config: Any | None = None) -> None:
             raise RecordError(
                 f"record {rid}: missing field {name!r} (required: {', '.join(REQUIRED_FIELDS)})."
             )
+    present = [name for name in VIDEO_FIELDS if name in record]
+    if len(present) == 1:
+        missing = next(name for name in VIDEO_FIELDS if name not in record)
+        raise RecordError(
+            f"record {rid}: has {present[0]!r} but no {missing!r}; a clip with video has both, an "
+            "audio-only clip neither."
+        )
     duration = float(record["duration"])
     if not (math.isfinite(duration) and duration > 0):
         raise RecordError(
@@ -226,6 +236,8 @@ def validate(record: Mapping[str, Any], config: Any | None = None) -> None:
             "sync": (config.video.sync_fps, config.features.sync_dim),
         }
     for name, (rate, dim) in expect.items():
+        if name not in record:  # an audio-only clip (checked above: both video fields absent)
+            continue
         value = np.asarray(record[name])
         want_t = "T" if rate is None else f"{frames(duration, rate)}±1"
         want = f"({want_t}, {'D' if dim is None else dim}) float32"

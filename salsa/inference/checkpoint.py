@@ -234,7 +234,9 @@ def export(config: ml_collections.ConfigDict, params: dict, workdir: str) -> str
     extraction.json components, or only WORKDIR/pipeline/generator/ when there is none (toy features).
     Returns what was written."""
     out = os.path.join(workdir, "pipeline")
-    data = config.data.get("dir") or os.path.join(workdir, "data")
+    mixture = dict(config.data.get("sources") or {})  # the first source's extraction names the parts
+    first = dict(next(iter(mixture.values()))).get("dir") if mixture else config.data.get("dir")
+    data = first or os.path.join(workdir, "data")
     extraction = os.path.join(data, "extraction.json")
     if os.path.isfile(extraction):
         with open(extraction) as f:

@@ -12,6 +12,7 @@ import jax
 from jax.experimental import multihost_utils
 
 from data_pipelines.features import extraction, records, toy
+from data_pipelines.features import sources as data_sources
 from salsa import sharding
 from salsa.errors import UserError
 from salsa.training import tasks
@@ -35,13 +36,14 @@ def prepare_data(config, workdir: str) -> None:
     Only for tasks that read feature records (their configs have data.dir); others bring their own data."""
     if "dir" not in config.data:
         return
+    if data_sources.is_mixture(config):
+        for source in data_sources.sources(config):  # a mixture is read as given: no toy set
+            _check_folder(config, source.dir, f"data.sources.{source.name}.dir")
+        return
     if not config.data.dir:
         config.data.dir = f"{workdir.rstrip('/')}/data"
     if records.shard_paths(config.data.dir):
-        try:  # extracted features (extraction.json) must match the config's audio/video/features
-            extraction.check(config, config.data.dir)
-        except extraction.ExtractionMismatch as e:
-            raise BadInput(str(e)) from None
+        _check_folder(config, config.data.dir, "data.dir")
         return
     if not config.data.make_toy_if_missing:
         raise BadInput(
@@ -58,6 +60,16 @@ def prepare_data(config, workdir: str) -> None:
         )
     if shared and jax.process_count() > 1:
         multihost_utils.sync_global_devices("salsa.train: toy feature set written")
+
+
+def _check_folder(config, folder: str, field: str) -> None:
+    """A folder of feature shards whose extraction.json (if any) matches the config's audio/video/features."""
+    if not records.shard_paths(folder):
+        raise BadInput(f"{field} {folder!r} holds no feature shards (features-*-of-*.array_record).")
+    try:
+        extraction.check(config, folder)
+    except extraction.ExtractionMismatch as e:
+        raise BadInput(str(e)) from None
 
 
 def check_storage(*paths: str) -> None:

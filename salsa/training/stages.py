@@ -80,12 +80,12 @@ class Stage:
 
 
 def is_pipeline(config: ml_collections.ConfigDict) -> bool:
-    """A config with stages, given no data of its own (data.dir or the toy set): runs the stages.
-    Given data, the same config trains the generator alone."""
+    """A config with stages, given no data of its own (data.dir, data.sources or the toy set): runs the
+    stages. Given data, the same config trains the generator alone."""
     if "stages" not in config:
         return False
     data = config.get("data", {})
-    return not data.get("dir") and not data.get("make_toy_if_missing")
+    return not data.get("dir") and not data.get("sources") and not data.get("make_toy_if_missing")
 
 
 def generator_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

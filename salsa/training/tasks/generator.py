@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
+from data_pipelines.features import sources as data_sources
 from salsa.errors import UserError
 from salsa.models.generator.model import CONDITIONS, Conditions, Generator, GeneratorConfig, null_signals
 from salsa.objectives.baked_guidance import baked_targets
@@ -44,6 +45,18 @@ def dropout_rates(objective: ml_collections.ConfigDict) -> tuple[float, float]:
         if not 0.0 <= p <= 1.0:
             raise UserError(f"objective.{name}={p} is not a probability; use a value in [0, 1].")
     return rates
+
+
+def source_losses(
+    v: jax.Array, target: jax.Array, weight: jax.Array, source: jax.Array, config: ml_collections.ConfigDict
+) -> dict[str, jax.Array]:
+    """`<name>_loss` per source of data.sources: the loss over the rows of that source (source (B,) holds
+    each row's index), NaN in a batch without a row of it."""
+    out = {}
+    for k, s in enumerate(data_sources.sources(config)):
+        rows = (source == k).astype(weight.dtype)[:, None] * weight
+        out[f"{s.name}_loss"] = jnp.where(rows.sum() > 0, masked_mse(v, target, rows), jnp.nan)
+    return out
 
 
 class GeneratorTask(Task):
@@ -100,6 +113,8 @@ class GeneratorTask(Task):
             "sc_loss": masked_mse(v, tg.target, is_sc),
             "reference_tokens": tg.reference.mean(),
         }
+        if "source" in batch:  # a mixture of feature sets: the loss of each source's rows
+            metrics.update(source_losses(v, tg.target, tg.weight, batch["source"], self.config))
         return loss, metrics
 
     def _baked_targets(self, teacher_model, tg, x1, cond, drop, every) -> jax.Array:
