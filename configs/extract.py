@@ -7,8 +7,10 @@
 Sources: `configs/extract.py` (or `:folder`) reads every video under source.dir (optional captions.csv
 with `file,caption`); `configs/extract.py:vggsound` reads source.dir in data_pipelines/real/vggsound.py's
 manual_dir layout (vggsound.csv + videos/; the label is the caption; source.split="" keeps every row);
-configs/extract_tiny.py renders the synthetic world. The audio/video/
-features sections must equal the generator config's that will train on the output (docs/extraction.md).
+`configs/extract.py:audio_text` reads captioned audio without video (WavCaps captions.json or a
+captions.csv, data_pipelines/real/audio_text.py) into audio-only records; configs/extract_tiny.py
+renders the synthetic world. The audio/video/features sections must equal the generator config's that
+will train on the output (docs/extraction.md).
 """
 
 import ml_collections
@@ -37,6 +39,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = extract_base(base_config())
     if arg == "vggsound":
         c.source = dict(kind="vggsound", dir="", split="")
+    elif arg == "audio_text":
+        c.source = dict(kind="audio_text", dir="", split="")
     elif arg not in (None, "", "folder"):
-        raise ValueError(f"configs/extract.py takes 'folder' or 'vggsound', got {arg!r}.")
+        raise ValueError(f"configs/extract.py takes 'folder', 'vggsound' or 'audio_text', got {arg!r}.")
     return c

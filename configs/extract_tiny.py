@@ -33,8 +33,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     )
     if arg == "folder":
         c.source = dict(kind="folder", dir="")
+    elif arg == "audio_text":
+        c.source = dict(kind="audio_text", dir="", split="")
     elif arg not in (None, "", "synthetic"):
-        raise ValueError(f"configs/extract_tiny.py takes 'synthetic' or 'folder', got {arg!r}.")
+        raise ValueError(f"configs/extract_tiny.py takes 'synthetic', 'folder' or 'audio_text', got {arg!r}.")
     c.num_shards = 4
     c.chunks = dict(semantic=32, sync=8, sync_hop=8, vae_frames=256)
     return c

@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 import pytest
+import soundfile
 
 from configs import extract_tiny
 from configs import generator as generator_configs
@@ -24,6 +25,7 @@ from data_pipelines.media.errors import MediaError
 from data_pipelines.synthetic.clip import make_clip
 from data_pipelines.synthetic.config import WorldConfig
 from salsa import testing
+from salsa.errors import UserError
 from salsa.inference import codec as vae_codec
 from salsa.inference import encoders
 from tests.train_cli import REPO, system_flags
@@ -189,6 +191,36 @@ def test_unreadable_clips_are_skipped_and_reported(bundles, comps, tmp_path):
     assert got["b_good"]["caption"] == "a glass ball bounces" and got["b_good"]["text"].shape == (64,)
     for rec in got.values():
         records.validate(rec, generator_configs.get_config("tiny"))
+
+
+def test_audio_text_source_writes_audio_only_records_with_their_captions(bundles, comps, tmp_path):
+    folder = tmp_path / "wavcaps"
+    (folder / "audio").mkdir(parents=True)
+    world = WorldConfig(seconds=2.0, height=32, width=32, sample_rate=16000, channels=1)
+    for name in ("rain", "knock"):
+        soundfile.write(str(folder / "audio" / f"{name}.wav"), make_clip(world, 3, len(name)).audio, 16000)
+    captions = [
+        {"id": "rain", "caption": "rain on a tin roof"},
+        {"id": "knock", "caption": "a knock on a door", "audio": "audio/knock.wav"},
+        {"id": "gone", "caption": "a file that is not there"},
+    ]
+    (folder / "captions.json").write_text(json.dumps({"data": captions}))
+    config = _config(bundles)
+    config.source = {"kind": "audio_text", "dir": str(folder)}
+    config.num_shards = 1
+    result = run.extract(config, str(tmp_path / "out"), components=comps)
+    assert (result.report["clips"], result.report["written"]) == (3, 2)
+    assert [s["source"] for s in result.report["skipped"]] == ["gone"]
+    assert "no audio file" in result.report["skipped"][0]["reason"]
+    got = {r["id"]: r for r in records.read_all(records.shard_paths(str(tmp_path / "out")))}
+    assert sorted(got) == ["knock", "rain"]
+    for rec in got.values():
+        assert "semantic" not in rec and "sync" not in rec  # audio-only: no video features
+        assert rec["text"].shape == (64,) and rec["duration"] == pytest.approx(2.0)
+        records.validate(rec, generator_configs.get_config("tiny"))
+    assert got["rain"]["caption"] == "rain on a tin roof"
+    with pytest.raises(UserError, match="has neither captions.json"):
+        sources.make({"kind": "audio_text", "dir": str(tmp_path)})
 
 
 def test_vggsound_layout_source_reads_rows_labels_and_missing_videos(tmp_path):

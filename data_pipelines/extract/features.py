@@ -19,16 +19,18 @@ from salsa.inference import encoders
 
 def record(components: Components, media: Media, clip_id: str, duration: float, chunks: Any) -> dict:
     """The record of a trimmed clip (see sources.trim): normalised VAE latents, SigLIP semantic frames,
-    sync frames, and the caption's SigLIP text embedding when there are a caption and a tokenizer."""
+    sync frames (neither for audio without video), and the caption's SigLIP text embedding when there are
+    a caption and a tokenizer."""
     latents = vae_codec.encode(components.vae, media.audio, int(chunks.vae_frames))
     out = {
         "id": clip_id,
         "duration": float(duration),
         "latents": vae_codec.normalize(latents, components.stats).astype(np.float32),
-        "semantic": encoders.semantic(components.siglip, media.frames8, int(chunks.semantic)),
-        "sync": encoders.sync(components.sync, media.frames24, int(chunks.sync_hop), int(chunks.sync)),
         "caption": media.caption,
     }
+    if media.frames8 is not None:
+        out["semantic"] = encoders.semantic(components.siglip, media.frames8, int(chunks.semantic))
+        out["sync"] = encoders.sync(components.sync, media.frames24, int(chunks.sync_hop), int(chunks.sync))
     if media.caption and components.tokenizer is not None:
         tokens = encoders.tokenize(components.tokenizer, [media.caption], components.siglip.config.text_len)
         out["text"] = encoders.text(components.siglip, tokens)[0].astype(np.float32)

@@ -183,7 +183,8 @@ def _extract_clip(config, comps, source, decode, index: int, folder: str) -> dic
         media, duration = sources.trim(source.load(index, decode), decode)
         if duration < config.min_seconds:
             raise MediaError(
-                f"{clip_id}: too short ({duration:.3f} s of video with audio; at least "
+                f"{clip_id}: too short ({duration:.3f} s of "
+                f"{'audio' if media.frames8 is None else 'video with audio'}; at least "
                 f"{config.min_seconds:g} s is required)."
             )
     except MediaError as e:

@@ -11,6 +11,10 @@ do not describe a source raise UserError.
                optional `dir/captions.csv` with columns `file,caption` (file relative to dir)
     vggsound   `dir` in data_pipelines/real/vggsound.py's manual_dir layout: vggsound.csv + videos/;
                caption = the label; `split` keeps the rows of one split ("" keeps all)
+    audio_text `dir` in data_pipelines/real/audio_text.py's layout (WavCaps captions.json, or
+               captions.csv with id/file and caption, audio under audio/): audio and caption, no video,
+               so the records have no semantic or sync features (audio-only, docs/records.md);
+               `split` as for vggsound (rows without a split column are split by a hash of their id)
 """
 
 from __future__ import annotations
@@ -42,11 +46,11 @@ class Decoding:
 
 @dataclasses.dataclass
 class Media:
-    """One decoded clip: frames8 (T8, s, s, 3) uint8, frames24 (T24, s', s', 3) uint8,
-    audio (samples, channels) float32, caption ("" when none)."""
+    """One decoded clip: frames8 (T8, s, s, 3) uint8, frames24 (T24, s', s', 3) uint8 (both None for
+    audio without video), audio (samples, channels) float32, caption ("" when none)."""
 
-    frames8: np.ndarray
-    frames24: np.ndarray
+    frames8: np.ndarray | None
+    frames24: np.ndarray | None
     audio: np.ndarray
     caption: str
 
@@ -178,11 +182,55 @@ class VggsoundSource:
         return _decode_file(path, label, decoding)
 
 
+class AudioTextSource:
+    """Captioned audio without video: the rows of DIR/captions.json or DIR/captions.csv whose audio file
+    is found (data_pipelines/real/audio_text.py)."""
+
+    def __init__(self, dir: str, split: str = ""):
+        from data_pipelines.real.audio_text import read_captions
+
+        if not os.path.isdir(dir):
+            raise UserError(f"source.dir {dir!r} is not a folder of captioned audio.")
+        try:
+            rows = read_captions(dir)
+        except FileNotFoundError:
+            raise UserError(
+                f"source.dir {dir!r} has neither captions.json (WavCaps) nor captions.csv "
+                "(data_pipelines/real/audio_text.py)."
+            ) from None
+        except (KeyError, ValueError) as e:
+            raise UserError(f"the captions in {dir!r} do not have the expected fields ({e}).") from None
+        self.dir = dir
+        self.rows = [r for r in rows if not split or r["split"] == split]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def id(self, index: int) -> str:
+        return self.rows[index]["id"]
+
+    def load(self, index: int, decoding: Decoding) -> Media:
+        from data_pipelines.real.audio_text import find_audio
+
+        row = self.rows[index]
+        path = find_audio(self.dir, row)
+        if path is None:
+            raise MediaError(f"{row['id']}: no audio file for it in {self.dir} (nor in its audio/).")
+        audio = decode_audio(path, decoding.sample_rate, decoding.channels)
+        return Media(frames8=None, frames24=None, audio=audio, caption=str(row["caption"]).strip())
+
+
 def make(source: Any) -> Source:
-    """The source named by the config's `source` section (kind = synthetic | folder | vggsound)."""
+    """The source named by the config's `source` section (kind = synthetic | folder | vggsound |
+    audio_text)."""
     settings = dict(source)
     kind = settings.pop("kind", None)
-    kinds = {"synthetic": SyntheticSource, "folder": FolderSource, "vggsound": VggsoundSource}
+    kinds = {
+        "synthetic": SyntheticSource,
+        "folder": FolderSource,
+        "vggsound": VggsoundSource,
+        "audio_text": AudioTextSource,
+    }
     if kind not in kinds:
         raise UserError(f"source.kind {kind!r} is not known; use one of {', '.join(kinds)}.")
     try:
@@ -192,16 +240,20 @@ def make(source: Any) -> Source:
 
 
 def trim(media: Media, decoding: Decoding) -> tuple[Media, float]:
-    """Cuts every stream to the shortest one's duration (seconds, whole sync frames); returns both."""
-    seconds = min(
-        media.audio.shape[0] / decoding.sample_rate,
-        media.frames24.shape[0] / decoding.sync_fps,
-        media.frames8.shape[0] / decoding.semantic_fps,
-    )
+    """Cuts every stream to the shortest one's duration (seconds, whole sync frames); returns both.
+    Audio without video is cut to whole sync frames too, so that every record's duration is on one grid."""
+    seconds = media.audio.shape[0] / decoding.sample_rate
+    if media.frames8 is not None:
+        seconds = min(
+            seconds,
+            media.frames24.shape[0] / decoding.sync_fps,
+            media.frames8.shape[0] / decoding.semantic_fps,
+        )
     duration = math.floor(seconds * decoding.sync_fps + 1e-6) / decoding.sync_fps
+    video = media.frames8 is not None
     cut = Media(
-        frames8=media.frames8[: max(1, round(duration * decoding.semantic_fps))],
-        frames24=media.frames24[: round(duration * decoding.sync_fps)],
+        frames8=media.frames8[: max(1, round(duration * decoding.semantic_fps))] if video else None,
+        frames24=media.frames24[: round(duration * decoding.sync_fps)] if video else None,
         audio=media.audio[: round(duration * decoding.sample_rate)],
         caption=media.caption,
     )
