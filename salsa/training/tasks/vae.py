@@ -13,8 +13,9 @@ When training ends, the VAE (EMA if kept) is exported as a bundle in <workdir>/v
 latent statistics over `config.stats_clips` clips of the data set.
 
 Adversarial warm-up (Stable Audio's): before step `config.loss.adversarial_start` the generator trains on
-MRSTFT + KL only and the discriminator does not train; a discriminator that has not yet learned anything
-only feeds noise into the adversarial and feature-matching gradients.
+MRSTFT (+ onset flux) + KL only and the discriminator does not train (nor ever, with both GAN weights
+0); a discriminator that has not yet learned anything only feeds noise into the adversarial and
+feature-matching gradients.
 """
 
 from __future__ import annotations
@@ -103,9 +104,16 @@ class VaeTask(Task):
             {"gen": gen_tx, "disc": disc_tx}, lambda p: group_labels(self, p)
         ), schedule
 
+    @property
+    def adversarial(self) -> bool:
+        """Whether the GAN terms count at all: loss.adversarial or loss.feature_matching is not 0."""
+        w = self.config.loss
+        return bool(w.adversarial or w.feature_matching)
+
     def phase(self, step: int) -> int:
-        """0 before loss.adversarial_start (reconstruction only: the discriminator is not run), 1 after."""
-        return int(step >= int(self.config.loss.get("adversarial_start", 0)))
+        """0 before loss.adversarial_start (reconstruction only: the discriminator is not run), 1 after;
+        always 0 when both GAN weights are 0 (the discriminator is then never run nor compiled)."""
+        return int(self.adversarial and step >= int(self.config.loss.get("adversarial_start", 0)))
 
     def loss(self, model: VAEGAN, ema, batch: dict, key: jax.Array, step: jax.Array | int, phase: int = 1):
         w = self.config.loss
