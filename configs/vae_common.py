@@ -22,9 +22,17 @@ def vae_base_config() -> ml_collections.ConfigDict:
         feature_matching=5.0,
         adversarial_start=0,  # step from which the discriminator trains and the GAN terms count
         stft_n_ffts=(2048, 1024, 512, 256, 128, 64, 32),
+        # Onset-flux term (salsa/objectives/onset_flux.py): the onset detector's envelope, relative L1;
+        # windows of onset_window_s every onset_hop_s over onset_mels mel bands. 0: off.
+        onset_flux=0.0,
+        onset_window_s=0.02,
+        onset_hop_s=0.005,
+        onset_mels=64,
     )
     c.disc = dict(n_ffts=(2048, 1024, 512, 256, 128), filters=32, lr=3e-4)
-    c.optim = dict(name="adam", lr=1.5e-4, b1=0.8, b2=0.99, warmup_steps=0, grad_clip=1.0, ema=0.0)
+    c.optim = dict(
+        name="adam", lr=1.5e-4, b1=0.8, b2=0.99, warmup_steps=0, grad_clip=1.0, ema=0.0, schedule="constant"
+    )
     c.batch_size = 32
     c.total_steps = 1_000_000
     c.log_every = 100

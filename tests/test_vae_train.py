@@ -48,6 +48,7 @@ def test_vae_task_grads_through_the_shared_step_equal_direct_grads():
     c = get_config()
     c.vae.overrides = {"multiples": (2,), "strides": (4,), "latent_dim": 4}
     c.crop_samples, c.disc.filters, c.disc.n_ffts, c.loss.stft_n_ffts = 256, 4, (64,), (64,)
+    c.loss.adversarial, c.loss.feature_matching = 0.1, 5.0  # vae_tiny has none; Stable Audio's weights
     task = VaeTask(c)
     with nnx.use_eager_sharding(False):
         model = task.create_model(nnx.Rngs(0))
@@ -84,16 +85,18 @@ def test_vae_task_grads_through_the_shared_step_equal_direct_grads():
 
 
 def test_vae_task_leaves_the_discriminator_out_before_adversarial_start():
-    """Before loss.adversarial_start the task is in phase 0: the loss is MRSTFT + KL alone (the
-    discriminator is not run, its loss and gradients are exactly zero); from that step on, phase 1."""
-    from salsa.objectives import stft_losses
+    """Before loss.adversarial_start the task is in phase 0: the loss is MRSTFT + onset flux + KL alone
+    (the discriminator is not run, its loss and gradients are exactly zero); from that step on, phase 1."""
+    from salsa.objectives import onset_flux, stft_losses
     from salsa.training.tasks.vae import VaeTask
 
     c = get_config()
     c.vae.overrides = {"multiples": (2,), "strides": (4,), "latent_dim": 4}
     c.crop_samples, c.disc.filters, c.disc.n_ffts, c.loss.stft_n_ffts = 256, 4, (64,), (64,)
-    task = VaeTask(c)
     start = c.loss.adversarial_start
+    assert [VaeTask(c).phase(s) for s in (0, start, start + 5)] == [0, 0, 0]  # vae_tiny: GAN weights 0
+    c.loss.adversarial, c.loss.feature_matching = 0.1, 5.0
+    task = VaeTask(c)
     assert [task.phase(s) for s in (0, start - 1, start, start + 5)] == [0, 0, 1, 1]
     with nnx.use_eager_sharding(False):
         model = task.create_model(nnx.Rngs(0))
@@ -101,21 +104,27 @@ def test_vae_task_leaves_the_discriminator_out_before_adversarial_start():
     key = jax.random.key(1)
     losses, metrics = task.loss(model, None, {"audio": audio}, key, step=0, phase=0)
     recon, kl = model.vae(audio, key)
+    flux = onset_flux.onset_flux_loss(recon, audio, 16000)
+    assert c.loss.onset_flux > 0 and float(flux) > 0 and float(metrics["onset_flux"]) == float(flux)
     want = c.loss.stft * stft_losses.multi_resolution_stft_loss(recon, audio, (64,)) + c.loss.kl * kl
-    np.testing.assert_allclose(losses["gen"], want, rtol=1e-6)
+    np.testing.assert_allclose(losses["gen"], want + c.loss.onset_flux * flux, rtol=1e-6)
     assert float(losses["disc"]) == 0.0 and float(metrics["feature_matching"]) == 0.0
     on, _ = task.loss(model, None, {"audio": audio}, key, step=start, phase=1)
     assert float(on["disc"]) > 0.0 and float(on["gen"]) != float(losses["gen"])
 
 
 def _small_tiny_config(steps: int, adversarial_start: int):
-    """vae_tiny (16 kHz mono, loudest-of-4 crops) cut to two blocks (hop 32) and short crops."""
+    """vae_tiny (16 kHz mono, loudest-of-4 crops, onset flux) cut to two blocks (hop 32) and short crops,
+    at a constant rate (a cosine over a few steps barely moves), with Stable Audio's GAN terms from
+    `adversarial_start` (vae_tiny has none) so that the trainer's second phase is exercised."""
     c = get_config()
     c.vae.overrides = {"multiples": (2, 4), "strides": (4, 8)}
     c.crop_samples = 2048
     c.total_steps = steps
     c.log_every = steps
     c.checkpoint_every = steps
+    c.optim.schedule = "constant"
+    c.loss.adversarial, c.loss.feature_matching = 0.1, 5.0
     c.loss.adversarial_start = adversarial_start
     c.disc.filters = 4
     c.disc.n_ffts = (256, 128)
@@ -212,18 +221,19 @@ def _train_and_compare(tmp_path, config, events: bool = True) -> tuple[list[floa
 
 def test_vae_tiny_trains_and_exports_through_the_trainer(tmp_path):
     """vae_tiny through salsa.train (GAN terms switched on before the end) lowers the held-out
-    reconstruction loss and exports a bundle with latent statistics."""
+    reconstruction loss and exports a bundle with latent statistics. With the onset-flux term the
+    MRSTFT falls less in 30 steps (3.284 -> 2.852, 0.87x; 2.739, 0.83x, without it)."""
     before, after = _train_and_compare(tmp_path, _small_tiny_config(30, 25), events=False)
-    assert after[0] < 0.85 * before[0]
+    assert after[0] < 0.9 * before[0]
 
 
 @pytest.mark.slow  # ~12 min on 2 idle cores
 def test_vae_tiny_learns_through_the_trainer(tmp_path):
-    """The vae_tiny recipe, cut to 800 steps (GAN from 600): the held-out MRSTFT ends far below its
+    """The vae_tiny recipe (no GAN terms), cut to 800 steps: the held-out MRSTFT ends far below its
     initial value and the reconstructions keep the world's impacts where they were (onset F1; the untrained
     codec's output has none) and of the right material."""
     config = get_config()
-    config.total_steps, config.loss.adversarial_start = 800, 600
+    config.total_steps = 800
     config.log_every, config.checkpoint_every, config.stats_clips = 100, 800, 8
     before, after = _train_and_compare(tmp_path, config)
     assert after[0] < 0.6 * before[0]

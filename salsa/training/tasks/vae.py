@@ -2,7 +2,8 @@
 reconstruction + KL on the generator, a multi-scale STFT discriminator (hinge) with feature matching.
 
 Two parameter groups: `gen` (the VAE) minimises
-    w_stft · MRSTFT + w_kl · KL + w_adv · hinge_G + w_fm · feature matching,
+    w_stft · MRSTFT + w_onset · onset flux + w_kl · KL + w_adv · hinge_G + w_fm · feature matching,
+(onset flux: salsa/objectives/onset_flux.py, off at weight 0),
 `disc` (the discriminator) minimises the hinge discriminator loss on real crops vs reconstructions.
 `config.init_bundle` starts from a bundle (e.g. converted `sao` weights for `sao43`: every layer whose
 shape is unchanged is loaded). `config.vae.initial_posterior_std` (fresh models only) starts the
@@ -12,8 +13,9 @@ When training ends, the VAE (EMA if kept) is exported as a bundle in <workdir>/v
 latent statistics over `config.stats_clips` clips of the data set.
 
 Adversarial warm-up (Stable Audio's): before step `config.loss.adversarial_start` the generator trains on
-MRSTFT + KL only and the discriminator does not train; a discriminator that has not yet learned anything
-only feeds noise into the adversarial and feature-matching gradients.
+MRSTFT (+ onset flux) + KL only and the discriminator does not train (nor ever, with both GAN weights
+0); a discriminator that has not yet learned anything only feeds noise into the adversarial and
+feature-matching gradients.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from salsa.errors import UserError
 from salsa.inference import codec as vae_codec
 from salsa.models.vae import model as vae_lib
 from salsa.models.vae.discriminator import MultiScaleSTFTDiscriminator
-from salsa.objectives import stft_losses
+from salsa.objectives import onset_flux, stft_losses
 from salsa.training.optimizer import make_optimizer
 from salsa.training.step import group_labels
 from salsa.training.task import Task
@@ -94,16 +96,24 @@ class VaeTask(Task):
         return "disc" if path[0] == "disc" else "gen"
 
     def optimizer(self):
-        gen_tx, schedule = make_optimizer(self.config.optim)
+        total = int(self.config.total_steps)
+        gen_tx, schedule = make_optimizer(self.config.optim, total)
         disc_optim = ml_collections.ConfigDict({**self.config.optim.to_dict(), "lr": self.config.disc.lr})
-        disc_tx, _ = make_optimizer(disc_optim)
+        disc_tx, _ = make_optimizer(disc_optim, total)
         return optax.multi_transform(
             {"gen": gen_tx, "disc": disc_tx}, lambda p: group_labels(self, p)
         ), schedule
 
+    @property
+    def adversarial(self) -> bool:
+        """Whether the GAN terms count at all: loss.adversarial or loss.feature_matching is not 0."""
+        w = self.config.loss
+        return bool(w.adversarial or w.feature_matching)
+
     def phase(self, step: int) -> int:
-        """0 before loss.adversarial_start (reconstruction only: the discriminator is not run), 1 after."""
-        return int(step >= int(self.config.loss.get("adversarial_start", 0)))
+        """0 before loss.adversarial_start (reconstruction only: the discriminator is not run), 1 after;
+        always 0 when both GAN weights are 0 (the discriminator is then never run nor compiled)."""
+        return int(self.adversarial and step >= int(self.config.loss.get("adversarial_start", 0)))
 
     def loss(self, model: VAEGAN, ema, batch: dict, key: jax.Array, step: jax.Array | int, phase: int = 1):
         w = self.config.loss
@@ -111,6 +121,11 @@ class VaeTask(Task):
         recon, kl = model.vae(audio, key)
         mrstft = stft_losses.multi_resolution_stft_loss(recon, audio, w.stft_n_ffts)
         zero = jnp.zeros((), jnp.float32)
+        flux = zero
+        if w.get("onset_flux", 0.0):
+            flux = onset_flux.onset_flux_loss(
+                recon, audio, self.config.audio.sample_rate, w.onset_window_s, w.onset_hop_s, w.onset_mels
+            )
         adv = fm = d_loss = zero
         if phase:
             n = audio.shape[0]
@@ -123,8 +138,10 @@ class VaeTask(Task):
             adv = stft_losses.hinge_generator_loss(fake_logits)
             fm = stft_losses.feature_matching_loss(real_feats, fake_feats)
         g_loss = w.stft * mrstft + w.kl * kl + w.adversarial * adv + w.feature_matching * fm
+        g_loss = g_loss + w.get("onset_flux", 0.0) * flux
         metrics = {
             "stft_loss": mrstft,
+            "onset_flux": flux,
             "kl": kl,
             "adversarial": adv,
             "feature_matching": fm,

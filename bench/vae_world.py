@@ -1,0 +1,97 @@
+"""A VAE's reconstructions of held-out world clips, scored as the evaluation scores its "codec" row.
+
+    python -m bench.vae_world [--pipeline=runs/tiny/generator/pipeline] [--vae=NAME=DIR ...] [--clips=32]
+
+The clips are the evaluation's (salsa.evaluate): the first `clips` clips of the `split`'s world seed, at
+the pipeline checkpoint's geometry and in its training world (data.world: hidden acoustics on in the
+tiny pipeline). Each VAE (a bundle: a VAE stage's WORKDIR/vae, or a pipeline's vae/) encodes and decodes
+them as salsa.evaluation.generation.codec does, and the reconstructions are scored by
+salsa.evaluation.scoring.score (onset P/R/F1 and offset, material accuracy, SWSD, FD over the
+pipeline's sync model) and salsa.evaluation.hidden (room, microphone, pitch probes), with the same 95%
+bootstrap intervals over clips (± half-width). The ground truth and the pipeline's own VAE ("pipeline")
+are scored too. DeSync is left out (it needs a second pass of the sync model per clip; --desync adds it).
+
+Prints one table; writes bench/results/vae_world.json (--out). docs/vae.md quotes it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import types
+
+from absl import app, flags
+
+from data_pipelines.synthetic.heldout import hidden_settings
+from salsa import bundle, io
+from salsa.evaluation import generation, hidden, report
+from salsa.evaluation.scoring import score
+from salsa.inference import pipeline as pipeline_lib
+
+_PIPELINE = flags.DEFINE_string(
+    "pipeline", "runs/tiny/generator/pipeline", "pipeline checkpoint: geometry, world, sync model, its VAE"
+)
+_VAE = flags.DEFINE_multi_string("vae", [], "NAME=DIR: a VAE bundle to score (repeatable)")
+_CLIPS = flags.DEFINE_integer("clips", 32, "held-out clips (the evaluation's default: 32)")
+_SPLIT = flags.DEFINE_enum("split", "test", ["test", "validation"], "held-out split")
+_DESYNC = flags.DEFINE_bool("desync", False, "also score DeSync (slower)")
+_OUT = flags.DEFINE_string("out", "bench/results/vae_world.json", "JSON results")
+
+COLUMNS = [c for c in report.COLUMNS if c[0] in ("precision", "recall", "f1", "mean_abs_offset_s")]
+COLUMNS += [c for c in report.COLUMNS if c[0] in ("material_accuracy", "swsd", "fd", "desync")]
+
+
+def _vaes(p: pipeline_lib.Pipeline) -> list[tuple[str, object, str]]:
+    """(name, VAE, where) of the pipeline's own VAE and each --vae NAME=DIR."""
+    out = [("pipeline", p.vae, os.path.join(os.path.abspath(_PIPELINE.value), "vae"))]
+    for spec in _VAE.value:
+        name, sep, directory = spec.partition("=")
+        if not sep or not name or not directory:
+            raise app.UsageError(f"--vae {spec!r}: give NAME=DIR, e.g. --vae=onset=/tmp/vae_A/vae/vae.")
+        model, _ = bundle.vae_model(directory)
+        c = model.config
+        if (c.sample_rate, c.audio_channels) != (p.sample_rate, p.channels):
+            raise app.UsageError(
+                f"--vae {spec!r}: a {c.sample_rate} Hz x{c.audio_channels} VAE cannot code the pipeline's "
+                f"{p.sample_rate} Hz x{p.channels} clips."
+            )
+        out.append((name, model, os.path.abspath(directory)))
+    return out
+
+
+def _row(audio, clips, p, probes) -> dict:
+    row = score(audio, clips, p.sync, with_desync=_DESYNC.value)
+    return row if probes is None else hidden.merged(row, hidden.scores(audio, clips, probes))
+
+
+def main(argv):
+    del argv
+    p = pipeline_lib.load(_PIPELINE.value)
+    world = hidden_settings(p.config.data.get("world"))
+    clips = generation.test_clips(p, _SPLIT.value, range(_CLIPS.value), float(p.config.window_s), world)
+    probes = hidden.probes(p.sample_rate) if world["hidden_acoustics"] else None
+    rows = [("ground truth", _row([c.audio for c in clips], clips, p, probes), "", 0.0)]
+    for name, model, where in _vaes(p):
+        start = time.perf_counter()
+        coded = generation.codec(types.SimpleNamespace(vae=model), clips)  # the evaluation's codec row
+        seconds = time.perf_counter() - start
+        rows.append((name, _row(coded, clips, p, probes), where, seconds))
+    columns = COLUMNS + (report.PROBE_COLUMNS if probes is not None else [])
+    print(
+        f"{len(clips)} {_SPLIT.value} clips of {float(p.config.window_s):g} s, world {world}, "
+        f"{p.sample_rate} Hz x{p.channels}; value ± half-width of the 95% bootstrap interval"
+    )
+    print("\n".join(report._table([(n, r) for n, r, _, _ in rows], "audio", columns)))
+    result = {
+        "pipeline": os.path.abspath(_PIPELINE.value),
+        "split": _SPLIT.value,
+        "clips": len(clips),
+        "world": world,
+        "rows": [{"name": n, "vae": w, "codec_seconds": s, **r} for n, r, w, s in rows],
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
+    io.write_json(_OUT.value, report.jsonable(result))
+
+
+if __name__ == "__main__":
+    app.run(main)
