@@ -49,7 +49,10 @@ def base_config() -> ml_collections.ConfigDict:
         rope_theta=10000.0,
         dtype="float32",  # compute dtype: bfloat16 on TPU/GPU, float32 on CPU
         param_dtype="float32",
-        remat=False,  # rematerialise each block in the backward pass
+        # What the backward pass keeps and recomputes (salsa/models/generator/remat.py): "none", "block"
+        # (each block's forward again), "dots" (recompute attention and elementwise work only),
+        # "projections" (also recompute the adaLN modulation projections).
+        remat="none",
         attention="xla",  # "xla" anywhere; "cudnn" (GPU, bf16/f16): cuDNN's fused attention kernel
     )
 
@@ -115,7 +118,7 @@ def _tiny(c: ml_collections.ConfigDict) -> None:
 def _paper(c: ml_collections.ConfigDict, **model) -> None:
     c.model.update(**model)
     c.model.dtype = "bfloat16"
-    c.model.remat = True  # per-block rematerialisation: activations of batch 300 do not fit otherwise
+    c.model.remat = "block"  # activations of batch 300 do not fit v4-8 without rematerialisation
     c.batch_size = 300
     c.mesh = dict(data=1, fsdp=-1, tensor=1)
 

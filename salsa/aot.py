@@ -5,7 +5,8 @@
 
 Needs libtpu (the `tpu` extra) but no TPU: jax.experimental.topologies describes the slice and XLA
 compiles for it. Prints per-chip HBM (arguments, temporaries, total) against the chip's capacity,
-compiled and analytic FLOPs per step; the last line is one JSON object.
+compiled and analytic FLOPs per step, the bytes the compiled program reads and writes, and the step
+time and MFU that the chip's peak rates bound them to; the last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import math
 import os
 import re
+import time
 
 import jax
 import jax.numpy as jnp
@@ -23,6 +25,7 @@ from ml_collections import config_flags
 
 from salsa import cli, sharding
 from salsa.errors import UserError
+from salsa.models.generator import remat
 from salsa.models.generator.flops import train_step_flops
 from salsa.training import state as state_lib
 from salsa.training import tasks
@@ -35,6 +38,10 @@ flags.mark_flags_as_required(["config"])
 
 # Per-chip HBM and the 3-D chip grid of v4 slices (one megacore device per chip, 4 chips per host).
 HBM_BYTES = {"v4": 32 * 2**30}
+# A v4 chip's peak bf16 matmul rate and HBM bandwidth: a step takes at least FLOPs / PEAK_FLOPS and at
+# least bytes accessed / HBM_BANDWIDTH, whichever is longer.
+PEAK_FLOPS = {"v4": 275e12}
+HBM_BANDWIDTH = {"v4": 1.2e12}
 V4_GRIDS = {8: (2, 2, 1), 16: (2, 2, 2), 32: (2, 2, 4), 64: (2, 4, 4), 128: (4, 4, 4), 256: (4, 4, 8)}
 
 
@@ -98,6 +105,8 @@ def compile_report(config: ml_collections.ConfigDict, topology: str) -> dict:
     step = make_train_step(task, tx, schedule, config, mesh, spec)
     batch = abstract_batch(config, batch_sharding(mesh, config.sharding_rules))
     capacity, chips = HBM_BYTES["v4"], len(devices)
+    flops = bytes_accessed = None
+    start = time.monotonic()
     try:
         # The last phase: the loss's full structure (e.g. a GAN's discriminator switched on).
         compiled = step.lower(spec.abstract, batch, task.phase(config.total_steps - 1)).compile()
@@ -108,7 +117,7 @@ def compile_report(config: ml_collections.ConfigDict, topology: str) -> dict:
             raise
         arguments = _per_chip_bytes((spec.abstract, batch))
         temporaries = float(needed.group(1)) * 2**30
-        total, flops = arguments + temporaries, None
+        total = arguments + temporaries
     else:
         mem = compiled.memory_analysis()
         cost = compiled.cost_analysis()
@@ -116,22 +125,50 @@ def compile_report(config: ml_collections.ConfigDict, topology: str) -> dict:
         arguments, temporaries = mem.argument_size_in_bytes, mem.temp_size_in_bytes
         total = arguments + mem.output_size_in_bytes - mem.alias_size_in_bytes
         total += temporaries + mem.generated_code_size_in_bytes
-        # XLA's cost analysis describes one device's SPMD program.
-        flops = float(cost.get("flops", 0.0)) * chips
-    return {
+        # XLA's cost analysis describes one device's SPMD program: FLOPs and bytes per chip.
+        flops = float(cost.get("flops", 0.0))
+        bytes_accessed = float(cost.get("bytes accessed", 0.0))
+    analytic = float(train_step_flops(config))
+    report = {
         "topology": topology,
         "chips": chips,
         "mesh": dict(mesh.shape),
         "batch": config.batch_size,
-        "remat": bool(config.model.remat),
+        "train_crop_s": config.train_crop_s,
+        "remat": remat.normalise(config.model.remat),
+        "attention": config.model.attention,
         "compute_dtype": config.model.dtype,
         "fits": bool(total <= capacity),
         "hbm_per_chip_bytes": int(total),
         "hbm_arguments_bytes": int(arguments),
         "hbm_temporaries_bytes": int(temporaries),
         "hbm_capacity_bytes": int(capacity),
-        "compiled_flops_per_step": flops,  # None when XLA refused to compile (does not fit)
-        "analytic_flops_per_step": float(train_step_flops(config)),
+        "hbm_headroom": 1 - total / capacity,
+        # None when XLA refused to compile (does not fit).
+        "compiled_flops_per_step": None if flops is None else flops * chips,
+        "analytic_flops_per_step": analytic,
+        "compiled_flops_per_chip": flops,
+        "bytes_accessed_per_chip": bytes_accessed,
+        "compile_s": round(time.monotonic() - start, 1),
+    }
+    return report | step_time_bound(flops, bytes_accessed, analytic, chips)
+
+
+def step_time_bound(
+    flops_per_chip: float | None, bytes_per_chip: float | None, analytic_flops: float, chips: int
+) -> dict:
+    """The step time that v4's peak rates allow for one chip's program (the longer of its FLOPs at
+    PEAK_FLOPS and its bytes at HBM_BANDWIDTH), and the model-FLOPs utilisation that time caps."""
+    if flops_per_chip is None or bytes_per_chip is None:
+        return {"step_s_compute": None, "step_s_memory": None, "step_s_bound": None, "mfu_bound": None}
+    compute_s = flops_per_chip / PEAK_FLOPS["v4"]
+    memory_s = bytes_per_chip / HBM_BANDWIDTH["v4"]
+    bound = max(compute_s, memory_s)
+    return {
+        "step_s_compute": compute_s,
+        "step_s_memory": memory_s,
+        "step_s_bound": bound,
+        "mfu_bound": analytic_flops / (chips * PEAK_FLOPS["v4"] * bound),
     }
 
 
@@ -155,6 +192,12 @@ def main(argv: list[str]) -> None:
         f"  FLOPs per step: compiled {'-' if compiled is None else f'{compiled:.3e}'}, "
         f"analytic {r['analytic_flops_per_step']:.3e}"
     )
+    if compiled is not None:
+        print(
+            f"  per chip: {r['compiled_flops_per_chip']:.3e} FLOPs, {r['bytes_accessed_per_chip']:.3e} bytes "
+            f"-> step >= {r['step_s_bound']:.3f} s (compute {r['step_s_compute']:.3f} s, "
+            f"HBM {r['step_s_memory']:.3f} s), MFU <= {r['mfu_bound']:.2f}"
+        )
     print(json.dumps(report))
 
 

@@ -90,6 +90,11 @@ def use_mesh(mesh: Mesh, rules: Rules) -> Iterator[None]:
         _ACTIVE.reset(token)
 
 
+def active() -> tuple[Mesh, Rules] | None:
+    """The mesh and rules that `use_mesh` activated, or None."""
+    return _ACTIVE.get()
+
+
 def constrain(x: jax.Array, names: Sequence[str | None]) -> jax.Array:
     """Sharding constraint by logical names; identity when no mesh is active."""
     active = _ACTIVE.get()

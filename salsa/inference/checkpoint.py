@@ -30,6 +30,7 @@ from salsa import bundle, io
 from salsa.errors import UserError
 from salsa.models.encoders.siglip2 import Siglip, SiglipConfig
 from salsa.models.encoders.sync import SyncConfig, SyncModel
+from salsa.models.generator.attention import KERNEL_BACKEND
 from salsa.models.generator.model import Generator, GeneratorConfig
 from salsa.models.vae.model import VAE
 
@@ -199,7 +200,7 @@ def load(directory: str | os.PathLike) -> Components:
     sync_config, sync_params = _read_bundle(part("sync"), "sync", SyncConfig.from_dict)
     _check_dims(config, vae_config, stats, siglip_config, sync_config, directory)
     _, gen_params = _read_bundle(part("generator"), "generator", ml_collections.ConfigDict)
-    if config.model.get("attention") == "cudnn" and jax.default_backend() != "gpu":
+    if KERNEL_BACKEND.get(config.model.get("attention"), jax.default_backend()) != jax.default_backend():
         # The attention implementation is the machine's choice, not the checkpoint's: same parameters.
         config.model.attention = "xla"
     generator = _materialize(Generator, GeneratorConfig.from_config(config), gen_params, part("generator"))

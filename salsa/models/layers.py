@@ -7,8 +7,13 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jax.ad_checkpoint import checkpoint_name
 
 Dtype = jnp.dtype | str
+
+# checkpoint_name tags on the MLP's and the modulation's projections, for rematerialisation policies
+# (salsa/models/generator/remat.py).
+MLP_HIDDEN, MLP_OUT, MODULATION = "mlp_hidden", "mlp_out", "modulation"
 
 
 def dense(
@@ -44,7 +49,8 @@ class Mlp(nnx.Module):
         self.down = dense(hidden, out, (in_names[1], "embed"), rngs, **kw)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return self.down(jax.nn.gelu(self.up(x), approximate=True))
+        hidden = checkpoint_name(self.up(x), MLP_HIDDEN)
+        return checkpoint_name(self.down(jax.nn.gelu(hidden, approximate=True)), MLP_OUT)
 
 
 class Modulation(nnx.Module):
@@ -55,7 +61,7 @@ class Modulation(nnx.Module):
         self.proj = dense(width, n * width, ("embed", "mlp"), rngs, zero_init=True, **kw)
 
     def __call__(self, c: jax.Array) -> Sequence[jax.Array]:
-        return jnp.split(self.proj(jax.nn.silu(c)), self.n, axis=-1)
+        return jnp.split(checkpoint_name(self.proj(jax.nn.silu(c)), MODULATION), self.n, axis=-1)
 
 
 def standardize(x: jax.Array, eps: float = 1e-6) -> jax.Array:

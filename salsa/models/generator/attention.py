@@ -9,8 +9,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jax.ad_checkpoint import checkpoint_name
 
-from salsa.models.generator import rope
+from salsa.models.generator import remat, rope, splash
 
 
 def _init(names):
@@ -43,7 +44,7 @@ class QKV(nnx.Module):
         self.k_norm = nnx.RMSNorm(head_dim, **norm)
 
     def __call__(self, x: jax.Array, ang: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-        qkv = self.proj(x)
+        qkv = checkpoint_name(self.proj(x), remat.QKV)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
         return rope.apply(self.q_norm(q), ang), rope.apply(self.k_norm(k), ang), v
 
@@ -64,17 +65,27 @@ class Out(nnx.Module):
         )
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return self.proj(x)
+        return checkpoint_name(self.proj(x), remat.ATTENTION_OUT)
 
 
-# jax.nn.dot_product_attention's implementations: XLA's ops on any backend, cuDNN's fused kernel on GPU.
-IMPLEMENTATIONS = ("xla", "cudnn")
+# "xla" and "cudnn": jax.nn.dot_product_attention's implementations (XLA's ops on any backend, cuDNN's
+# fused kernel on GPU); "splash": jax's Pallas TPU splash-attention kernel (splash.py).
+IMPLEMENTATIONS = ("xla", "cudnn", "splash")
+# The backend each fused kernel runs on; elsewhere a checkpoint loads with "xla" (same parameters).
+KERNEL_BACKEND = {"cudnn": "gpu", "splash": "tpu"}
 
 
 def attend(
     q: jax.Array, k: jax.Array, v: jax.Array, key_mask: jax.Array, implementation: str = "xla"
 ) -> jax.Array:
     """Softmax attention in which invalid keys (key_mask False, (batch, keys)) get no weight."""
+    if implementation == "splash":
+        if splash.platform() != "tpu":
+            raise ValueError(
+                f"model.attention='splash' is a TPU kernel; this computation runs on {splash.platform()}: "
+                "use model.attention='xla'."
+            )
+        return splash.splash_attention(q, k, v, key_mask)
     mask = key_mask[:, None, None, :]
     if implementation == "cudnn":  # cuDNN takes the mask as a bias of the full (queries, keys) shape
         mask = jnp.broadcast_to(mask, (q.shape[0], 1, q.shape[1], k.shape[1]))

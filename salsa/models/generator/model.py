@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from salsa.models.generator import rope
+from salsa.models.generator import remat, rope
 from salsa.models.generator.attention import IMPLEMENTATIONS
 from salsa.models.generator.blocks import DiTBlock, JointBlock
 from salsa.models.generator.embeddings import ScalarEmbedder
@@ -68,10 +68,11 @@ class GeneratorConfig:
     rope_theta: float
     dtype: str = "float32"  # compute dtype
     param_dtype: str = "float32"
-    remat: bool = False  # rematerialise each block in the backward pass
+    remat: str = "none"  # rematerialisation policy of the blocks: one of remat.POLICIES
     attention: str = "xla"  # jax.nn.dot_product_attention's implementation: "xla", or "cudnn" on GPU
 
     def __post_init__(self):
+        object.__setattr__(self, "remat", remat.normalise(self.remat))
         if self.attention not in IMPLEMENTATIONS:
             names = ", ".join(IMPLEMENTATIONS)
             raise ValueError(f"model.attention={self.attention!r} must be one of {names}.")
@@ -132,7 +133,7 @@ class Generator(nnx.Module):
             raise ValueError(f"model.n_x={g.n_x} must lie in [0, model.n_mm={g.n_mm}].")
         width, c = g.width, g.latent_dim
         self.dtype = kw["dtype"]
-        self.remat = g.remat
+        self.remat = g.remat  # a policy name (GeneratorConfig normalises True/False)
         self.head_dim = width // g.heads
         self.rope_theta = g.rope_theta
         self.latent_rate = g.latent_rate
@@ -225,11 +226,9 @@ class Generator(nnx.Module):
         mask_a = cond["latent_mask"]
 
         for block in self.joint:
-            call = nnx.remat(block) if self.remat else block
-            a, v = call(a, v, c_l, c_g, ang_a, ang_v, mask_a, sem_mask)
+            a, v = remat.wrap(block, self.remat)(a, v, c_l, c_g, ang_a, ang_v, mask_a, sem_mask)
         for block in self.dit:
-            call = nnx.remat(block) if self.remat else block
-            a = call(a, c_l, ang_a, mask_a)
+            a = remat.wrap(block, self.remat)(a, c_l, ang_a, mask_a)
 
         shift, scale = self.final_mod(c_l)
         return self.final(modulate(standardize(a), shift, scale)).astype(jnp.float32)
