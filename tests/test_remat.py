@@ -51,6 +51,7 @@ def _loss_and_grads(config, batch):
 
 
 def test_every_policy_gives_the_loss_and_gradients_of_no_remat(tiny_config):
+    tiny_config.model.update(n_mm=1, n_x=1, n_dit=1)  # one block of each kind: four compilations
     batch = feature_batch(tiny_config, 2, jax.random.key(0), seconds=1.7)
     tiny_config.model.remat = "none"
     loss, grads = _loss_and_grads(tiny_config, batch)
