@@ -242,15 +242,15 @@ def make(source: Any) -> Source:
 def trim(media: Media, decoding: Decoding) -> tuple[Media, float]:
     """Cuts every stream to the shortest one's duration (seconds, whole sync frames); returns both.
     Audio without video is cut to whole sync frames too, so that every record's duration is on one grid."""
+    video = media.frames8 is not None
     seconds = media.audio.shape[0] / decoding.sample_rate
-    if media.frames8 is not None:
+    if video:
         seconds = min(
             seconds,
             media.frames24.shape[0] / decoding.sync_fps,
             media.frames8.shape[0] / decoding.semantic_fps,
         )
     duration = math.floor(seconds * decoding.sync_fps + 1e-6) / decoding.sync_fps
-    video = media.frames8 is not None
     cut = Media(
         frames8=media.frames8[: max(1, round(duration * decoding.semantic_fps))] if video else None,
         frames24=media.frames24[: round(duration * decoding.sync_fps)] if video else None,

@@ -26,6 +26,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from data_pipelines.features import sources as data_sources
 from salsa import bundle, io
 from salsa.errors import UserError
 from salsa.models.encoders.siglip2 import Siglip, SiglipConfig
@@ -235,9 +236,8 @@ def export(config: ml_collections.ConfigDict, params: dict, workdir: str) -> str
     extraction.json components, or only WORKDIR/pipeline/generator/ when there is none (toy features).
     Returns what was written."""
     out = os.path.join(workdir, "pipeline")
-    mixture = dict(config.data.get("sources") or {})  # the first source's extraction names the parts
-    first = dict(next(iter(mixture.values()))).get("dir") if mixture else config.data.get("dir")
-    data = first or os.path.join(workdir, "data")
+    # data.dir, or a mixture's first source (by name): its extraction.json names the parts
+    data = data_sources.sources(config)[0].dir or os.path.join(workdir, "data")
     extraction = os.path.join(data, "extraction.json")
     if os.path.isfile(extraction):
         with open(extraction) as f:
