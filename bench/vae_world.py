@@ -81,7 +81,7 @@ def main(argv):
         f"{len(clips)} {_SPLIT.value} clips of {float(p.config.window_s):g} s, world {world}, "
         f"{p.sample_rate} Hz x{p.channels}; value ± half-width of the 95% bootstrap interval"
     )
-    print("\n".join(report._table([(n, r) for n, r, _, _ in rows], "audio", columns)))
+    print("\n".join(report.table([(n, r) for n, r, _, _ in rows], "audio", columns)))
     result = {
         "pipeline": os.path.abspath(_PIPELINE.value),
         "split": _SPLIT.value,

@@ -58,7 +58,7 @@ def _cell(value, fmt: str, interval=None) -> str:
     return f"{text} ± {f'{half * 1e3:.1f}' if fmt == 'ms' else fmt.format(half)}"
 
 
-def _table(rows: list[tuple[str, dict]], first: str, columns=None) -> list[str]:
+def table(rows: list[tuple[str, dict]], first: str, columns=None) -> list[str]:
     """A markdown table of rows; columns default to COLUMNS, plus PROBE_COLUMNS when a row has them."""
     if columns is None:
         probed = any(k in m for _, m in rows for k, _, _ in PROBE_COLUMNS)
@@ -84,7 +84,7 @@ def text_section(t: dict) -> list[str]:
         "hidden acoustics and with them (e.g. "
         f"“{t['example']['hidden']}”); the probes read room, microphone and pitch from the audio.",
         "",
-        *_table([("caption", t["plain"]), ("caption + hidden words", t["hidden"])], "prompt", TEXT_COLUMNS),
+        *table([("caption", t["plain"]), ("caption + hidden words", t["hidden"])], "prompt", TEXT_COLUMNS),
     ]
 
 
@@ -101,7 +101,7 @@ def markdown(r: dict) -> str:
         "",
         "## Sampling steps (Fig. 5 left)",
         "",
-        *_table(
+        *table(
             [("ground truth", r["ground_truth"])]
             + ([("codec", r["codec"])] if r.get("codec") else [])
             + [(k, v) for k, v in r["steps"].items()],
@@ -122,7 +122,7 @@ def markdown(r: dict) -> str:
         rows = []
         for k in r["steps"]:
             rows += [(f"{k} shortcut", r["steps"][k]), (f"{k} flow-only", r["compare_steps"][k])]
-        lines += _table(rows, "steps, training")
+        lines += table(rows, "steps, training")
     ref = r["reference"]
     lines += ["", f"## Reference audio length (Fig. 6), {ref['steps']} steps", ""]
     lines += [
@@ -130,7 +130,7 @@ def markdown(r: dict) -> str:
         "window is scored.",
         "",
     ]
-    lines += _table([(f"{k} s", v) for k, v in ref["lengths"].items()], "reference")
+    lines += table([(f"{k} s", v) for k, v in ref["lengths"].items()], "reference")
     if ref["skipped"]:
         skipped = ", ".join(f"{x:g}" for x in ref["skipped"])
         lines += ["", f"Skipped: {skipped} s (leaves less than 0.5 s of the window to generate)."]
@@ -153,7 +153,7 @@ def markdown(r: dict) -> str:
             m = long[name]
             cells = [_cell(m["f1"], "{:.3f}")] + [_cell(x["f1"], "{:.3f}") for x in m["segments"]]
             lines.append("| " + " | ".join([name.replace("_", " "), *cells]) + " |")
-        lines += ["", *_table([(n.replace("_", " "), long[n]) for n in ("iterative", "one_shot")], "method")]
+        lines += ["", *table([(n.replace("_", " "), long[n]) for n in ("iterative", "one_shot")], "method")]
     if r.get("targets"):
         lines += ["", *targets_section(r["targets"])]
     if r.get("guided_steps"):

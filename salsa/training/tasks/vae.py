@@ -121,8 +121,8 @@ class VaeTask(Task):
         recon, kl = model.vae(audio, key)
         mrstft = stft_losses.multi_resolution_stft_loss(recon, audio, w.stft_n_ffts)
         zero = jnp.zeros((), jnp.float32)
-        flux = zero
-        if w.get("onset_flux", 0.0):
+        flux, flux_weight = zero, w.get("onset_flux", 0.0)
+        if flux_weight:
             flux = onset_flux.onset_flux_loss(
                 recon, audio, self.config.audio.sample_rate, w.onset_window_s, w.onset_hop_s, w.onset_mels
             )
@@ -138,7 +138,7 @@ class VaeTask(Task):
             adv = stft_losses.hinge_generator_loss(fake_logits)
             fm = stft_losses.feature_matching_loss(real_feats, fake_feats)
         g_loss = w.stft * mrstft + w.kl * kl + w.adversarial * adv + w.feature_matching * fm
-        g_loss = g_loss + w.get("onset_flux", 0.0) * flux
+        g_loss = g_loss + flux_weight * flux
         metrics = {
             "stft_loss": mrstft,
             "onset_flux": flux,
