@@ -58,6 +58,40 @@ def perturbed_generator(config, seed: int = 0):
     return model
 
 
+# The default run's longest files, longest first (from the run's --durations). With `-n 2 --dist loadfile`
+# (README) pytest-xdist hands each worker a whole file at a time, in collection order once its own
+# reordering (by number of tests) is off: started first, these cannot leave one worker running a long file
+# alone at the end while the other is idle.
+LONG_FILES = (
+    "tests/test_vae_train.py",
+    "tests/test_multihost.py",
+    "tests/test_evaluate.py",
+    "tests/test_sync.py",
+    "tests/test_extend.py",
+    "tests/test_sharding.py",
+    "tests/test_resume.py",
+    "tests/test_extract.py",
+    "tests/test_info_aot.py",
+    "tests/test_notebooks.py",
+    "tests/test_generator.py",
+    "tests/test_baked_guidance.py",
+    "tests/test_toy_shortcut.py",
+    "tests/test_siglip_tiny.py",
+)
+
+
+def pytest_configure(config):
+    if getattr(config.option, "dist", "no") == "loadfile":
+        config.option.loadscopereorder = False  # files in the order pytest_collection_modifyitems leaves
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own reordering (by fixture scope), which keeps files whole
+def pytest_collection_modifyitems(items):
+    rank = {path: i for i, path in enumerate(LONG_FILES)}
+    # A stable sort: each file's tests stay together and in their order.
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
 @pytest.fixture
 def tiny_config():
     return generator.get_config("tiny")

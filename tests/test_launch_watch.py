@@ -5,6 +5,7 @@ node life (states between polls, the trainer's fate) each test scripts."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -174,13 +175,29 @@ def test_a_step_failing_again_and_again_gives_up_with_its_error(fake):
     )
 
 
+@contextlib.contextmanager
+def sigint_not_ignored():
+    """Processes started inside get SIGINT's default action even where this test run ignores SIGINT (a
+    run started in the background by a script, `pytest ... &`, does): bash cannot trap a signal ignored
+    when it starts, so such a watch would never see the Ctrl-C. A Python handler is reset by exec."""
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def test_ctrl_c_stops_watching_and_leaves_the_run(fake):
     (fake.home / "salsa").mkdir()
     fake.run("train", *FLAGS)
     pid = int((fake.home / "salsa-train.pid").read_text())
-    proc = subprocess.Popen(
-        [fake.script, *watch_args(FLAGS)], env=fake.env, stderr=subprocess.PIPE, text=True
-    )
+    with sigint_not_ignored():
+        proc = subprocess.Popen(
+            [fake.script, *watch_args(FLAGS)], env=fake.env, stderr=subprocess.PIPE, text=True
+        )
     deadline = time.monotonic() + 60
     while sum(kind(c) == "probe" for c in fake.calls()) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)

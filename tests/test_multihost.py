@@ -14,7 +14,7 @@ import numpy as np
 
 from tests import train_cli
 
-STEPS = 6
+STEPS = 3  # one checkpoint (config.checkpoint_every), then two resumed steps
 
 
 def _child(workdir: str, total_steps: int) -> None:
@@ -30,7 +30,7 @@ def _child(workdir: str, total_steps: int) -> None:
     config = train_cli.system_config()
     config.mesh = dict(data=2, fsdp=4, tensor=1)
     config.total_steps = total_steps
-    config.checkpoint_every = 3
+    config.checkpoint_every = STEPS
     config.data.dir = os.path.join(workdir, "data")
     if not records.shard_paths(config.data.dir):  # both processes may write it; the files are identical
         toy.write(config, config.data.dir, n=48)

@@ -67,7 +67,9 @@ def env(devices: int = 1, **extra: str) -> dict[str, str]:
     out.update(
         PYTHONPATH=REPO,
         JAX_PLATFORMS="cpu",
-        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+        # LLVM's optimisations off: these children spend more time compiling than running (the sharded
+        # step of tests/test_sharding.py: 201 -> 140 CPU s). Runs compared with each other share it.
+        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} --xla_backend_optimization_level=0",
         TF_CPP_MIN_LOG_LEVEL="2",
         # Children compile the same train steps again and again (reference, killed and resumed runs).
         JAX_COMPILATION_CACHE_DIR=os.path.join(tempfile.gettempdir(), "salsa-tests-jax-cache"),
