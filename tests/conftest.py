@@ -12,10 +12,9 @@ import subprocess
 # Tests run on the CPU even where libtpu is installed (the `tpu` extra, for salsa.aot); set before
 # JAX is imported, and inherited by the subprocesses that tests start.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-# The tests compile far more than they run: LLVM's optimisations off roughly halves compile time (the
-# VAE trainer test 293 -> 198 CPU s) at a runtime cost the small shapes hardly feel. Subprocesses that
-# set their own XLA_FLAGS (tests/train_cli.env) add it themselves.
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
+from tests.train_cli import COMPILE_FLAGS  # noqa: E402  (imports no JAX)
+
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {COMPILE_FLAGS}".strip()
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402

@@ -16,6 +16,10 @@ import ml_collections
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOY_CONFIG = os.path.join(REPO, "tests", "toy_config.py")
+# LLVM's optimisations off: tests compile far more than they run (the VAE trainer test 293 -> 198 CPU s,
+# the sharded step of tests/test_sharding.py 201 -> 140 CPU s). tests/conftest.py sets it for the test
+# processes, env() for the children; runs compared with each other share it.
+COMPILE_FLAGS = "--xla_backend_optimization_level=0"
 HAS_GENERATOR = os.path.exists(os.path.join(REPO, "salsa", "training", "tasks", "generator.py"))
 
 if HAS_GENERATOR:
@@ -67,9 +71,7 @@ def env(devices: int = 1, **extra: str) -> dict[str, str]:
     out.update(
         PYTHONPATH=REPO,
         JAX_PLATFORMS="cpu",
-        # LLVM's optimisations off: these children spend more time compiling than running (the sharded
-        # step of tests/test_sharding.py: 201 -> 140 CPU s). Runs compared with each other share it.
-        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} --xla_backend_optimization_level=0",
+        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} {COMPILE_FLAGS}",
         TF_CPP_MIN_LOG_LEVEL="2",
         # Children compile the same train steps again and again (reference, killed and resumed runs).
         JAX_COMPILATION_CACHE_DIR=os.path.join(tempfile.gettempdir(), "salsa-tests-jax-cache"),
