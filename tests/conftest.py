@@ -66,8 +66,8 @@ def perturbed_generator(config, seed: int = 0):
 # reordering (by number of tests) is off: started first, these cannot leave one worker running a long file
 # alone at the end while the other is idle.
 LONG_FILES = (
-    "tests/test_vae_train.py",
     "tests/test_multihost.py",
+    "tests/test_vae_train.py",
     "tests/test_evaluate.py",
     "tests/test_sync.py",
     "tests/test_extend.py",

@@ -220,10 +220,12 @@ def _train_and_compare(tmp_path, config, events: bool = True) -> tuple[list[floa
 
 
 def test_vae_tiny_trains_and_exports_through_the_trainer(tmp_path):
-    """vae_tiny through salsa.train (GAN terms switched on before the end) lowers the held-out
-    reconstruction loss and exports a bundle with latent statistics. With the onset-flux term the
-    MRSTFT falls less in 30 steps (3.284 -> 2.852, 0.87x; 2.739, 0.83x, without it)."""
-    before, after = _train_and_compare(tmp_path, _small_tiny_config(30, 25), events=False)
+    """vae_tiny through salsa.train with the GAN terms on (the discriminator's parameter group trained
+    beside the codec's) lowers the held-out reconstruction loss and exports a bundle with latent
+    statistics: MRSTFT 3.284 -> 2.779 (0.85x) in 30 steps. The GAN terms are on from the first step, one
+    compilation of the train step instead of two (200 -> 148 CPU s); the trainer's switch of phase at
+    loss.adversarial_start is tests/test_phases.py's, the task's phases the test above."""
+    before, after = _train_and_compare(tmp_path, _small_tiny_config(30, 0), events=False)
     assert after[0] < 0.9 * before[0]
 
 
