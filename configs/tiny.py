@@ -38,6 +38,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # Stages to run, in order, comma-separated; "default" is every stage but the optional ones
     # (salsa.training.stages.OPTIONAL: generator_guided), "all" every stage (stages.ORDER).
     c.run = "default"
+    # Stages that wait for nothing unfinished run this many at once (salsa/training/stages.py `waves`:
+    # vae beside sync then siglip, generator beside generator_flow), the others in a spawned process. A
+    # tiny training step keeps about one of 2 cores busy; 1 runs every stage in turn in this process.
+    c.parallel_stages = 2
     c.stages = ml_collections.ConfigDict()
     c.stages.vae = vae_tiny.get_config()
     c.stages.sync = sync_tiny.get_config()

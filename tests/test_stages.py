@@ -7,18 +7,20 @@ runs every real stage with minimal sizes through `python -m salsa.train --config
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
 from bench import tiny_minimal
 from configs import generator as generator_sizes
 from configs import tiny
-from salsa.training import stages
+from salsa.training import processes, stages
 from salsa.training.setup import BadInput
 from tests import train_cli
 
@@ -94,6 +96,57 @@ def test_a_finished_stage_that_reruns_on_changed_settings_runs_again(tmp_path):
     assert calls == ["first", "second"] and not summary["evaluate"]["skipped"]
     with open(tmp_path / "eval" / "done.json") as f:
         assert json.load(f)["settings"] == {"guided": "g"}
+
+
+def _meeting_stage(name: str, other: str | None, fail_once: bool, out: str) -> None:
+    """Marks itself started, waits up to 60 s for `other` to start (so it passes only when the two run
+    at once), fails its first attempt with fail_once, then writes its process id as the result."""
+    root = os.path.dirname(out)
+    open(os.path.join(root, f"{name}.started"), "w").close()
+    deadline = time.monotonic() + 60
+    while other and not os.path.exists(os.path.join(root, f"{other}.started")):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} ran without {other}")
+        time.sleep(0.05)
+    if fail_once and not os.path.exists(os.path.join(out, "failed")):
+        open(os.path.join(out, "failed"), "w").close()
+        raise RuntimeError(f"{name} fails once")
+    with open(os.path.join(out, "result"), "w") as f:
+        f.write(str(os.getpid()))
+
+
+def test_parallel_stages_run_a_wave_at_once_in_two_processes_and_a_failure_resumes(tmp_path):
+    def stage(name, other=None, fail_once=False, after=()):
+        run = functools.partial(_meeting_stage, name, other, fail_once)
+        return stages.Stage(name, run, settings={"n": 1}, after=after)
+
+    # vae, sync and siglip wait for nothing (one wave: vae here, sync then siglip in a second process);
+    # extract comes after them.
+    pipeline = [
+        stage("vae", "sync"),
+        stage("sync", "vae"),
+        stage("siglip", fail_once=True),
+        stage("extract", after=("vae", "sync", "siglip")),
+    ]
+    assert [[s.name for s in w] for w in stages.waves(pipeline)] == [["vae", "sync", "siglip"], ["extract"]]
+    with pytest.raises(processes.StageFailed, match="stage\\(s\\) siglip failed in a second process"):
+        stages.run(pipeline, str(tmp_path), parallel=2)
+    pids = {n: int((tmp_path / n / "result").read_text()) for n in ("vae", "sync")}
+    assert pids["vae"] == os.getpid() != pids["sync"]  # met while both ran, in two processes
+    assert (tmp_path / "sync" / "done.json").exists() and (tmp_path / "siglip" / "partial.json").exists()
+    assert not (tmp_path / "extract").exists()  # after a failed wave nothing later starts
+
+    summary = stages.run(pipeline, str(tmp_path), parallel=2)
+    assert summary["vae"]["skipped"] and summary["sync"]["skipped"] and summary["siglip"]["resumed"]
+    assert (tmp_path / "extract" / "result").exists() and not (tmp_path / "siglip" / "partial.json").exists()
+
+
+def test_parallel_stages_must_be_a_whole_number_of_at_least_one():
+    config = tiny.get_config()
+    assert stages.parallel(config) == config.parallel_stages
+    config.parallel_stages = 0
+    with pytest.raises(BadInput, match="config.parallel_stages must be a whole number >= 1, got 0"):
+        stages.parallel(config)
 
 
 def test_run_selects_stages_in_pipeline_order_and_rejects_unknown_names():

@@ -35,9 +35,11 @@ run adds the baked-guidance comparison to the evaluation.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import json
 import logging
+import multiprocessing
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -45,7 +47,7 @@ from collections.abc import Callable, Sequence
 import ml_collections
 
 from salsa import io
-from salsa.training import lock
+from salsa.training import lock, processes
 from salsa.training.setup import BadInput
 
 ORDER = ("vae", "sync", "siglip", "extract", "generator", "generator_flow", "generator_guided", "evaluate")
@@ -61,8 +63,10 @@ NEEDS = {
     "generator_guided": ("extract",),
     "evaluate": ("generator",),
 }
+# What each stage waits for when they are run together (NEEDS, and the evaluation's comparisons).
+AFTER = {**NEEDS, "evaluate": ("generator", "generator_flow", "generator_guided")}
 # Top-level keys of a pipeline config that are not the generator's.
-PIPELINE_KEYS = ("workdir", "run", "stages", "evaluate")
+PIPELINE_KEYS = ("workdir", "run", "stages", "evaluate", "parallel_stages")
 DONE = "done.json"
 PARTIAL = "partial.json"  # seconds spent in earlier, interrupted attempts at the stage
 
@@ -77,6 +81,7 @@ class Stage:
     run: Callable[[str], None]
     settings: dict = dataclasses.field(default_factory=dict)
     rerun_if_changed: bool = False
+    after: tuple[str, ...] = ()  # stages (if given to the same run) that must finish before this starts
 
 
 def is_pipeline(config: ml_collections.ConfigDict) -> bool:
@@ -130,58 +135,124 @@ def _read_json(path: str, default=None):
         return default
 
 
-def run(stages: Sequence[Stage], workdir: str, log: Callable[[str], None] = logging.info) -> dict[str, dict]:
-    """Runs `stages` in order in workdir/<folder>, skipping those with a done.json; returns and writes
-    workdir/stages.json: {name: {"seconds", "skipped", "resumed"}} for every stage given."""
+def parallel(config: ml_collections.ConfigDict) -> int:
+    """config.parallel_stages (default 1): how many stages of a pipeline may run at once."""
+    n = config.get("parallel_stages", 1)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise BadInput(f"config.parallel_stages must be a whole number >= 1, got {n!r}.")
+    return n
+
+
+def waves(stages: Sequence[Stage]) -> list[list[Stage]]:
+    """The stages grouped in order of what they wait for: a stage's wave is one past the latest wave of the
+    given stages it comes after (Stage.after); each wave keeps the given order."""
+    level: dict[str, int] = {}
+    for stage in stages:
+        level[stage.name] = 1 + max((level[n] for n in stage.after if n in level), default=-1)
+    return [[s for s in stages if level[s.name] == k] for k in range(max(level.values(), default=-1) + 1)]
+
+
+def run(
+    stages: Sequence[Stage],
+    workdir: str,
+    log: Callable[[str], None] = logging.info,
+    parallel: int = 1,
+) -> dict[str, dict]:
+    """Runs `stages` in workdir/<folder>, skipping those with a done.json; returns and writes
+    workdir/stages.json: {name: {"seconds", "skipped", "resumed"}} for every stage given.
+
+    parallel > 1 runs the stages of a wave (stages that do not wait for each other, `waves`) at once:
+    the first in this process, the others in up to parallel - 1 spawned processes (each stage's `run`
+    must then pickle). On 2 CPU cores a tiny training step keeps about one core busy, so two stages side
+    by side take little longer than the longer of the two. One process of a multi-host job runs them in
+    turn."""
     os.makedirs(workdir, exist_ok=True)
     with lock.hold(workdir):  # one pipeline per workdir; each training stage also locks its folder
-        return _run(stages, workdir, log)
+        return _run(stages, workdir, log, parallel)
 
 
-def _run(stages: Sequence[Stage], workdir: str, log: Callable[[str], None]) -> dict[str, dict]:
+def _run(stages: Sequence[Stage], workdir: str, log: Callable[[str], None], parallel: int) -> dict[str, dict]:
+    import jax
+
+    labels = {s.name: f"[{i}/{len(stages)}]" for i, s in enumerate(stages, 1)}
     summary: dict[str, dict] = {}
-    for i, stage in enumerate(stages, 1):
-        out = folder(workdir, stage.name)
-        done_path, partial_path = os.path.join(out, DONE), os.path.join(out, PARTIAL)
-        done = _read_json(done_path)
-        changed = done is not None and done.get("settings") != json.loads(json.dumps(stage.settings))
-        if changed and stage.rerun_if_changed:
-            log(f"[{i}/{len(stages)}] {stage.name}: finished with other settings; running it again")
-            done = None
-        if done is not None:
-            log(f"[{i}/{len(stages)}] {stage.name}: done already ({done['seconds']:.0f} s; {out}/{DONE})")
-            if changed:
-                log(f"  {stage.name} finished with other settings; delete {out} to run it again with these")
-            summary[stage.name] = dict(
-                seconds=done["seconds"], skipped=True, resumed=done.get("resumed", False)
-            )
+    alone = parallel == 1 or jax.process_count() > 1
+    for wave in [[s] for s in stages] if alone else waves(stages):
+        pending = [s for s in wave if not _finished(s, workdir, labels[s.name], log, summary)]
+        if not pending:
             continue
-        earlier = _read_json(partial_path, {}).get("seconds", 0.0)
-        resumed = os.path.isdir(out) and bool(os.listdir(out))
-        log(
-            f"==== [{i}/{len(stages)}] {stage.name} -> {out}"
-            + (" (resuming" + (f"; {earlier:.0f} s spent before)" if earlier else ")") if resumed else "")
-            + " ===="
-        )
-        os.makedirs(out, exist_ok=True)
-        start = time.perf_counter()
+        here, rest = pending[0], pending[1:]
+        groups = [rest[k :: parallel - 1] for k in range(min(parallel - 1, len(rest)))] if rest else []
+        children = [processes.start(_run_one, [(s, labels[s.name]) for s in g], workdir) for g in groups]
         try:
-            stage.run(out)
-        except BaseException:  # interrupted or failed: keep the time spent for the final tally
-            io.write_json(partial_path, {"seconds": earlier + time.perf_counter() - start})
+            summary[here.name] = _run_one(here, workdir, labels[here.name], log)
+        except BaseException as e:
+            processes.stop(children, interrupted=isinstance(e, KeyboardInterrupt))
             raise
-        seconds = earlier + time.perf_counter() - start
-        io.write_json(
-            done_path,
-            {"stage": stage.name, "seconds": seconds, "resumed": resumed, "settings": stage.settings},
-        )
-        if os.path.exists(partial_path):
-            os.remove(partial_path)
-        log(f"==== {stage.name} done in {seconds:.0f} s ====")
-        summary[stage.name] = dict(seconds=seconds, skipped=False, resumed=resumed)
+        for child in children:
+            child.join()
+        failed = []
+        for s in rest:
+            done = _read_json(os.path.join(folder(workdir, s.name), DONE))
+            if done is None:
+                failed.append(s.name)
+            else:
+                summary[s.name] = dict(seconds=done["seconds"], skipped=False, resumed=done["resumed"])
+        if failed:
+            raise processes.StageFailed(
+                f"stage(s) {', '.join(failed)} failed in a second process (its log is above); run the same "
+                f"command again to resume {'it' if len(failed) == 1 else 'them'}."
+            )
+    summary = {s.name: summary[s.name] for s in stages}
     io.write_json(os.path.join(workdir, "stages.json"), summary)
     log(table(summary))
     return summary
+
+
+def _finished(stage: Stage, workdir: str, label: str, log, summary: dict) -> bool:
+    """Whether the stage is done already (logged and put in summary) and is not to run again."""
+    out = folder(workdir, stage.name)
+    done = _read_json(os.path.join(out, DONE))
+    changed = done is not None and done.get("settings") != json.loads(json.dumps(stage.settings))
+    if changed and stage.rerun_if_changed:
+        log(f"{label} {stage.name}: finished with other settings; running it again")
+        return False
+    if done is None:
+        return False
+    log(f"{label} {stage.name}: done already ({done['seconds']:.0f} s; {out}/{DONE})")
+    if changed:
+        log(f"  {stage.name} finished with other settings; delete {out} to run it again with these")
+    summary[stage.name] = dict(seconds=done["seconds"], skipped=True, resumed=done.get("resumed", False))
+    return True
+
+
+def _run_one(stage: Stage, workdir: str, label: str, log: Callable[[str], None] = logging.info) -> dict:
+    """Runs one stage in its folder: done.json when it finishes, partial.json (its time) when it does not."""
+    out = folder(workdir, stage.name)
+    done_path, partial_path = os.path.join(out, DONE), os.path.join(out, PARTIAL)
+    earlier = _read_json(partial_path, {}).get("seconds", 0.0)
+    resumed = os.path.isdir(out) and bool(os.listdir(out))
+    log(
+        f"==== {label} {stage.name} -> {out}"
+        + (" (resuming" + (f"; {earlier:.0f} s spent before)" if earlier else ")") if resumed else "")
+        + (f" (process {os.getpid()})" if multiprocessing.parent_process() else "")
+        + " ===="
+    )
+    os.makedirs(out, exist_ok=True)
+    start = time.perf_counter()
+    try:
+        stage.run(out)
+    except BaseException:  # interrupted or failed: keep the time spent for the final tally
+        io.write_json(partial_path, {"seconds": earlier + time.perf_counter() - start})
+        raise
+    seconds = earlier + time.perf_counter() - start
+    io.write_json(
+        done_path, {"stage": stage.name, "seconds": seconds, "resumed": resumed, "settings": stage.settings}
+    )
+    if os.path.exists(partial_path):
+        os.remove(partial_path)
+    log(f"==== {stage.name} done in {seconds:.0f} s ====")
+    return dict(seconds=seconds, skipped=False, resumed=resumed)
 
 
 def table(summary: dict[str, dict]) -> str:
@@ -302,25 +373,25 @@ def tiny_pipeline(
             "stage 'evaluate' needs salsa/evaluate.py, which this checkout lacks; leave it out of config.run."
         )
 
+    # Plain copies (references resolved), which pickle: a stage may run in a second process.
     stage_configs: dict[str, ml_collections.ConfigDict] = {}
     for name in ("vae", "sync", "siglip"):
-        stage_configs[name] = config.stages[name]
+        stage_configs[name] = ml_collections.ConfigDict(config.stages[name].to_dict())
     for name in ("generator", "generator_flow", "generator_guided"):
         stage_configs[name] = _generator_stage_config(config, workdir, name)
     stages = []
     for name in names:
+        after = AFTER.get(name, ())
         if name == "extract":
             c = _extract_config(config, workdir)
-            stages.append(Stage(name, lambda out, c=c: _extract(c, out), settings=c.to_dict()))
+            stages.append(Stage(name, functools.partial(_extract, c), settings=c.to_dict(), after=after))
         elif name == "evaluate":
             inputs = _evaluate_inputs(config, workdir, names)
-            stages.append(
-                Stage(name, lambda out, i=inputs: _evaluate(i, out), settings=inputs, rerun_if_changed=True)
-            )
+            run_it = functools.partial(_evaluate, inputs)
+            stages.append(Stage(name, run_it, settings=inputs, rerun_if_changed=True, after=after))
         else:
             c = stage_configs[name]
             check(c, folder(workdir, name))
-            stages.append(
-                Stage(name, lambda out, c=c: train(c, out), settings=json.loads(c.to_json_best_effort()))
-            )
+            settings = json.loads(c.to_json_best_effort())
+            stages.append(Stage(name, functools.partial(train, c), settings=settings, after=after))
     return stages

@@ -1,0 +1,66 @@
+"""Stages of a pipeline run in second processes (salsa/training/stages.py, config.parallel_stages).
+
+Each process is spawned (a fresh interpreter: JAX is not fork-safe), runs its stages in turn through the
+runner's own function (`run_one(stage, workdir, label)`: done.json, partial.json and the header lines
+as in the first process) and logs to the same stderr. It dies with the pipeline's process
+(PR_SET_PDEATHSIG: a `kill -9` of the command takes it along) and a SIGTERM interrupts its stage as
+Ctrl-C does (partial.json written; the stage resumes from its checkpoints on the next run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import pickle
+import signal
+import sys
+
+
+class StageFailed(RuntimeError):
+    """A stage run in a second process ended without finishing."""
+
+
+def start(run_one, group: list, workdir: str) -> multiprocessing.Process:
+    """A process running the group's (stage, label) pairs in turn; each stage's `run` must pickle."""
+    for stage, _ in group:
+        try:
+            pickle.dumps(stage)
+        except Exception as e:
+            raise TypeError(f"stage {stage.name!r} cannot run in a second process: {e}") from e
+    process = multiprocessing.get_context("spawn").Process(
+        target=_child, args=(run_one, group, workdir), name="+".join(s.name for s, _ in group)
+    )
+    process.start()
+    return process
+
+
+def stop(children: list[multiprocessing.Process], interrupted: bool) -> None:
+    """Ends the processes when the pipeline's own stage did not finish: after up to 30 s each to finish
+    their own Ctrl-C (the terminal sends it to all of them) when `interrupted`, else at once (SIGTERM)."""
+    for process in children:
+        process.join(timeout=30 if interrupted else 0)
+        if process.is_alive():
+            process.terminate()
+        process.join()
+
+
+def _child(run_one, group: list, workdir: str) -> None:
+    from absl import flags
+    from absl import logging as absl_logging
+
+    from salsa.training.command import QuietOrbax
+
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    flags.FLAGS.mark_as_parsed()
+    absl_logging.set_verbosity(absl_logging.INFO)
+    absl_logging.get_absl_handler().addFilter(QuietOrbax())
+    try:
+        for stage, label in group:  # the pipeline gives unfinished stages only
+            run_one(stage, workdir, label, logging.info)
+    except KeyboardInterrupt:
+        sys.exit(130)
