@@ -49,7 +49,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         clips=256,  # rendered once; the tokenizer's vocabulary is their captions' words
         shuffle_seed=0,
     )
-    c.audio = dict(weight=1.0, mels=32, n_fft=1024, hop=512, width=64, depth=3, kernel=5)
+    c.audio = dict(weight=3.0, mels=32, n_fft=1024, hop=512, width=64, depth=3, kernel=5)
     c.mesh = dict(data=-1, fsdp=1, tensor=1)
     c.sharding_rules = SHARDING_RULES
     return c
