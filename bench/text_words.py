@@ -1,6 +1,7 @@
 """How far a pipeline's text tower moves a caption when the words naming its hidden acoustics are added.
 
     python -m bench.text_words [--pipeline=runs/tiny/generator/pipeline] [--clips=32]
+    python -m bench.text_words --siglip=runs/tiny/siglip/export [--clips=32]
 
 The text experiment of salsa.evaluate asks whether "heard through a muffled microphone" changes the
 generated sound. The generator can only answer if the text feature changes first. For the first `clips`
@@ -10,24 +11,32 @@ checkpoint's SigLIP text tower, L2-normalised as the generator's MLP receives it
 distance between the two with the mean distance between different clips' captions. It does the same
 for a tower of the same config with fresh random weights, which shows what training did to the words.
 
+--siglip reads a SigLIP stage's export (bundle + tokenizer.json) instead of a pipeline; the world's
+settings come from the stage's config.json beside it (DIR/../config.json, written by salsa.train), and
+the clips are the test split's, rendered in that world.
+
 Prints one table; writes bench/results/text_words.json (--out).
 """
 
 from __future__ import annotations
 
+import json
+import os
+
 import numpy as np
 from absl import app, flags
 from flax import nnx
 
-from data_pipelines.synthetic import acoustics
-from data_pipelines.synthetic.heldout import hidden_settings
-from salsa import io
+from data_pipelines.synthetic import WorldConfig, acoustics, make_clip
+from data_pipelines.synthetic.heldout import hidden_settings, world_seed
+from salsa import bundle, io
 from salsa.evaluation import generation
 from salsa.inference import encoders
 from salsa.inference import pipeline as pipeline_lib
-from salsa.models.encoders.siglip2 import Siglip
+from salsa.models.encoders.siglip2 import Siglip, SiglipConfig
 
 _PIPELINE = flags.DEFINE_string("pipeline", "runs/tiny/generator/pipeline", "pipeline checkpoint")
+_SIGLIP = flags.DEFINE_string("siglip", None, "a SigLIP export folder, read instead of --pipeline")
 _CLIPS = flags.DEFINE_integer("clips", 32, "held-out clips (the evaluation's default: 32)")
 _OUT = flags.DEFINE_string("out", "bench/results/text_words.json", "JSON results")
 
@@ -46,25 +55,49 @@ def distances(tower: Siglip, tokenizer: str, pairs: list[tuple[str, str]]) -> di
     return {"words": words, "clips": float(between.mean()), "ratio": words / float(between.mean())}
 
 
-def main(argv: list[str]) -> None:
-    del argv
-    p = pipeline_lib.load(_PIPELINE.value)
+def from_pipeline(path: str, clips: int) -> tuple[Siglip, str, list[dict]]:
+    """(text tower, tokenizer.json, annotations of the evaluation's first `clips` test clips)."""
+    p = pipeline_lib.load(path)
     world = hidden_settings(p.config.data.get("world"))
     if not world["hidden_acoustics"]:
-        raise app.UsageError(f"{_PIPELINE.value}: its training world has no hidden acoustics to name")
+        raise app.UsageError(f"{path}: its training world has no hidden acoustics to name")
     if p.tokenizer is None:
-        raise app.UsageError(f"{_PIPELINE.value}: the checkpoint has no tokenizer.json")
-    clips = generation.test_clips(p, "test", range(_CLIPS.value), float(p.config.window_s), world)
-    pairs = [acoustics.captions(c.annotation) for c in clips]
+        raise app.UsageError(f"{path}: the checkpoint has no tokenizer.json")
+    test = generation.test_clips(p, "test", range(clips), float(p.config.window_s), world)
+    return p.siglip, p.tokenizer, [c.annotation for c in test]
+
+
+def from_siglip(path: str, clips: int) -> tuple[Siglip, str, list[dict]]:
+    """(text tower, tokenizer.json, annotations of the first `clips` test clips of the stage's world)."""
+    tokenizer, config = os.path.join(path, "tokenizer.json"), os.path.join(path, os.pardir, "config.json")
+    for f in (tokenizer, config):
+        if not os.path.isfile(f):
+            raise app.UsageError(f"{path}: no {os.path.normpath(f)} (a SigLIP stage's export and config)")
+    with open(config) as f:
+        world = json.load(f)["data"]["world"]
+    if not world.get("hidden_acoustics"):
+        raise app.UsageError(f"{path}: its training world has no hidden acoustics to name")
+    tower = bundle.from_bundle(path, "siglip2", Siglip, SiglipConfig)
+    w = WorldConfig(**world)
+    return tower, tokenizer, [make_clip(w, world_seed("test"), i).annotation for i in range(clips)]
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    source = _SIGLIP.value or _PIPELINE.value
+    load = from_siglip if _SIGLIP.value else from_pipeline
+    trained, tokenizer, annotations = load(source, _CLIPS.value)
+    pairs = [acoustics.captions(a) for a in annotations]
     with nnx.use_eager_sharding(False):
-        fresh = Siglip(p.siglip.config, rngs=nnx.Rngs(0))
-    towers = {"trained": p.siglip, "untrained": fresh}
-    rows = {name: distances(tower, p.tokenizer, pairs) for name, tower in towers.items()}
+        fresh = Siglip(trained.config, rngs=nnx.Rngs(0))
+    towers = {"trained": trained, "untrained": fresh}
+    rows = {name: distances(tower, tokenizer, pairs) for name, tower in towers.items()}
     print(f"{len(pairs)} test captions; mean L2 distance of normalised text embeddings")
     print("| tower | + hidden words | between clips | ratio |\n|---|---|---|---|")
     for name, r in rows.items():
         print(f"| {name} | {r['words']:.4f} | {r['clips']:.4f} | {r['ratio']:.3f} |")
-    io.write_json(_OUT.value, {"pipeline": _PIPELINE.value, "clips": len(pairs), "example": pairs[0], **rows})
+    key = "siglip" if _SIGLIP.value else "pipeline"
+    io.write_json(_OUT.value, {key: source, "clips": len(pairs), "example": pairs[0], **rows})
 
 
 if __name__ == "__main__":

@@ -1,7 +1,13 @@
 """Tiny SigLIP towers for the tiny pipeline's text conditioning: 32 x 32 frames of the synthetic world
 and their captions, the sigmoid loss of Eq. 1 (paper §3 "Representations"; 64-wide towers as
 `configs/tiny.py`'s features expect). Minutes on 2 CPU cores; writes WORKDIR/export (bundle +
-tokenizer.json)."""
+tokenizer.json).
+
+`audio`: the captions are also learned against each clip's sound (its log-mel spectrogram, through a
+small conv tower with its own temperature and bias; salsa.models.encoders.mel_tower), loss = image-caption
++ weight x audio-caption. The frames cannot show the world's hidden acoustics (data.world.hidden_acoustics,
+which configs/tiny.py turns on); without the sound the text tower learns to ignore the words that name
+them. The audio tower is not exported. weight=0: no audio tower, the image-caption towers alone."""
 
 import math
 
@@ -28,11 +34,22 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # Steps with non-finite inputs, loss or gradients are skipped; this many in a row stop training.
     c.max_consecutive_skips = 10
     c.data = dict(
-        world=dict(seconds=4.0, fps=24.0, height=32, width=32, sample_rate=16000, channels=1),
+        # configs/tiny.py turns the hidden acoustics on (and names them in half the captions)
+        world=dict(
+            seconds=4.0,
+            fps=24.0,
+            height=32,
+            width=32,
+            sample_rate=16000,
+            channels=1,
+            hidden_acoustics=False,
+            hidden_caption_fraction=0.0,
+        ),
         seed=0,
         clips=256,  # rendered once; the tokenizer's vocabulary is their captions' words
         shuffle_seed=0,
     )
+    c.audio = dict(weight=3.0, mels=32, n_fft=1024, hop=512, width=64, depth=3, kernel=5)
     c.mesh = dict(data=-1, fsdp=1, tensor=1)
     c.sharding_rules = SHARDING_RULES
     return c

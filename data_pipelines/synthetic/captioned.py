@@ -1,12 +1,16 @@
 """Frames and captions of the synthetic world, for training tiny SigLIP towers (image <-> caption).
 
 A batch is `batch` distinct clips, one frame each (drawn anywhere in the clip) with the clip's caption as
-token ids. The tokenizer is a word-level `tokenizers` model whose vocabulary is the words of the
+token ids; with `MelSpec` given, also the whole clip's log-mel spectrogram (computed once, at render
+time), for learning captions against the sound (the SigLIP task's audio term).
+
+The tokenizer is a word-level `tokenizers` model whose vocabulary is the words of the
 captions it was built from (`build_tokenizer`), saved as the `tokenizer.json` the feature functions read.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 
 import grain
@@ -39,14 +43,42 @@ def encode(tok, captions: Sequence[str], length: int) -> np.ndarray:
     return ids
 
 
-class CaptionedClips:
-    """`count` clips of the world (frames and caption), rendered once."""
+@dataclasses.dataclass(frozen=True)
+class MelSpec:
+    """A log-mel spectrogram: `mels` bands, windows of n_fft samples every `hop` samples."""
 
-    def __init__(self, world: WorldConfig, seed: int, count: int):
+    mels: int = 32
+    n_fft: int = 1024
+    hop: int = 512
+
+
+def log_mel(audio: np.ndarray, sample_rate: int, spec: MelSpec) -> np.ndarray:
+    """(samples, channels) audio -> (frames, mels) float32 log-mel power of the channels' mean, in units of
+    10 dB (re 1.0, floored at -100 dB): most values lie in [-5, 1]."""
+    import librosa
+
+    mono = np.asarray(audio, np.float32).mean(axis=-1)
+    power = librosa.feature.melspectrogram(
+        y=mono, sr=sample_rate, n_fft=spec.n_fft, hop_length=spec.hop, n_mels=spec.mels
+    )
+    return (librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=None).T / 10.0).astype(np.float32)
+
+
+class CaptionedClips:
+    """`count` clips of the world (frames and caption), rendered once; with `mel`, also each clip's
+    log-mel spectrogram, `audio` (count, frames, mels) float32 (None without), each band standardised
+    by its mean and standard deviation over all the clips' frames (as AST normalises its inputs)."""
+
+    def __init__(self, world: WorldConfig, seed: int, count: int, mel: MelSpec | None = None):
         self.world = world
         clips = [make_clip(world, seed, i) for i in range(count)]
         self.frames = [c.frames for c in clips]
         self.captions = [c.annotation["caption"] for c in clips]
+        self.audio = None
+        if mel is not None:
+            audio = np.stack([log_mel(c.audio, world.sample_rate, mel) for c in clips])
+            mean, std = audio.mean(axis=(0, 1)), audio.std(axis=(0, 1))
+            self.audio = ((audio - mean) / np.maximum(std, 1e-3)).astype(np.float32)
 
     def __len__(self) -> int:
         return len(self.captions)
@@ -54,11 +86,15 @@ class CaptionedClips:
 
 def captioned_batch(source: CaptionedClips, tokens: np.ndarray, batch: int, seed: int, step: int) -> dict:
     """Batch number `step`: {'image': (batch, H, W, 3) uint8, 'tokens': (batch, length) int32}, each row
-    a different clip, its frame drawn uniformly from the clip."""
+    a different clip, its frame drawn uniformly from the clip; when the clips keep their log-mel
+    spectrograms, also 'audio' (batch, frames, mels) float32, the rows' whole clips."""
     rng = np.random.default_rng([seed, step])
     picks = rng.choice(len(source), batch, replace=False)
     images = [source.frames[i][rng.integers(source.frames[i].shape[0])] for i in picks]
-    return {"image": np.stack(images), "tokens": tokens[picks]}
+    out = {"image": np.stack(images), "tokens": tokens[picks]}
+    if source.audio is not None:
+        out["audio"] = source.audio[picks]
+    return out
 
 
 def captioned_dataset(

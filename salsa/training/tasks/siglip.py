@@ -5,6 +5,14 @@ world and their captions (`configs/siglip_tiny.py`). Rows whose captions are the
 of each other. AdamW, cosine schedule with linear warmup from 0. `export` writes the towers as a
 'siglip2' bundle with the word-level tokenizer built from the training captions (tokenizer.json) in
 WORKDIR/export, the files `salsa.inference.encoders` reads.
+
+With `config.audio.weight` > 0 the captions are also learned against the clips' sound: an audio tower
+(salsa.models.encoders.mel_tower) over each clip's log-mel spectrogram, aligned with the same text
+embeddings by the sigmoid loss with its own temperature and bias; the loss is the image-caption loss +
+weight x the audio-caption loss. The frames cannot confirm words about what only the sound reveals
+(the world's hidden acoustics); the sound can, so the text tower keeps them. The audio tower is a
+training aid: it is checkpointed with the towers but not exported. Weight 0 trains the SigLIP towers
+alone, as without the section.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from flax import nnx
 
 from salsa import bundle
 from salsa.errors import UserError
+from salsa.models.encoders.mel_tower import MelTower, MelTowerConfig, SiglipWithAudio
 from salsa.models.encoders.siglip2 import Siglip, SiglipConfig, variant
 from salsa.objectives.siglip_loss import siglip_loss
 from salsa.training.task import Task
@@ -50,14 +59,37 @@ class SiglipTask(Task):
         super().__init__(config)
         self.model_config = siglip_config(config)
         self._tokenizer = None
+        self.audio_weight = float(config.get("audio", {}).get("weight", 0.0))
+        if not self.audio_weight >= 0.0:
+            raise UserError(f"audio.weight {self.audio_weight} must be >= 0 (0: no audio tower).")
 
-    def create_model(self, rngs: nnx.Rngs) -> Siglip:
+    def mel_spec(self):
+        """The audio tower's input (data_pipelines.synthetic.captioned.MelSpec), None without a tower."""
+        from data_pipelines.synthetic.captioned import MelSpec
+
+        if not self.audio_weight:
+            return None
+        a = self.config.audio
+        return MelSpec(mels=a.mels, n_fft=a.n_fft, hop=a.hop)
+
+    def create_model(self, rngs: nnx.Rngs) -> Siglip | SiglipWithAudio:
+        """The SigLIP towers; with an audio weight, wrapped with the audio tower (created after them, so
+        the towers start from the same weights either way)."""
         model = Siglip(self.model_config, rngs)
         # SigLIP starts the bias at -10, the log-odds of a positive pair in its 32k batches; in a batch of
         # n the prior is one positive in n: at -10 the (few) negatives give almost no gradient.
         if self.config.siglip.get("bias_init") is not None:
             model.bias[...] = jnp.full((), self.config.siglip.bias_init, jnp.float32)
-        return model
+        if not self.audio_weight:
+            return model
+        a = self.config.audio
+        c = MelTowerConfig(
+            mels=a.mels, width=a.width, depth=a.depth, kernel=a.kernel, out=self.model_config.text_proj
+        )
+        audio = MelTower(c, rngs)
+        audio.log_temperature[...] = model.log_temperature[...]  # initialised as the image-text pair's
+        audio.bias[...] = model.bias[...]
+        return SiglipWithAudio(model, audio)
 
     def optimizer(self) -> tuple[optax.GradientTransformation, optax.Schedule]:
         o = self.config.optim
@@ -68,21 +100,36 @@ class SiglipTask(Task):
         parts.append(optax.adamw(schedule, b1=o.b1, b2=o.b2, weight_decay=o.weight_decay))
         return optax.chain(*parts), schedule
 
-    def loss(self, model: Siglip, ema, batch: dict, key: jax.Array, step: jax.Array, phase: int = 0):
+    def loss(self, model, ema, batch: dict, key: jax.Array, step: jax.Array, phase: int = 0):
         del ema, key, step  # deterministic: no dropout, no EMA teacher, the same loss throughout
+        towers = model.siglip if self.audio_weight else model
         images = batch["image"].astype(jnp.float32) / 127.5 - 1.0  # siglip2.preprocess at native size
         tokens = batch["tokens"]
-        v, t = model.embed_images(images), model.embed_texts(tokens)
+        v, t = towers.embed_images(images), towers.embed_texts(tokens)
         same = jnp.all(tokens[:, None, :] == tokens[None, :, :], axis=-1)
-        loss = siglip_loss(v, t, model.log_temperature[...], model.bias[...], jnp.where(same, 1.0, -1.0))
-        hits = same[jnp.arange(v.shape[0]), jnp.argmax(v @ t.T, axis=1)]
+        labels = jnp.where(same, 1.0, -1.0)
+        loss = siglip_loss(v, t, towers.log_temperature[...], towers.bias[...], labels)
+        rows = jnp.arange(v.shape[0])
         metrics = {
             "loss": loss,
-            "top1": hits.mean(),  # image -> caption among the batch's captions
-            "temperature": jnp.exp(model.log_temperature[...]),
-            "bias": model.bias[...],
+            "top1": same[rows, jnp.argmax(v @ t.T, axis=1)].mean(),  # image -> caption among the batch's
+            "temperature": jnp.exp(towers.log_temperature[...]),
+            "bias": towers.bias[...],
         }
-        return loss, metrics
+        if not self.audio_weight:
+            return loss, metrics
+        a = model.audio(batch["audio"])
+        audio_loss = siglip_loss(a, t, model.audio.log_temperature[...], model.audio.bias[...], labels)
+        total = loss + self.audio_weight * audio_loss
+        metrics.update(
+            loss=total,
+            image_loss=loss,
+            audio_loss=audio_loss,
+            audio_top1=same[rows, jnp.argmax(a @ t.T, axis=1)].mean(),  # audio -> caption, the same way
+            audio_temperature=jnp.exp(model.audio.log_temperature[...]),
+            audio_bias=model.audio.bias[...],
+        )
+        return total, metrics
 
     def clips(self):
         """The training clips, rendered once, and the tokenizer built from their captions."""
@@ -90,7 +137,7 @@ class SiglipTask(Task):
         from data_pipelines.synthetic.captioned import CaptionedClips, build_tokenizer
 
         d = self.config.data
-        clips = CaptionedClips(WorldConfig(**dict(d.world)), d.seed, d.clips)
+        clips = CaptionedClips(WorldConfig(**dict(d.world)), d.seed, d.clips, self.mel_spec())
         self._tokenizer = build_tokenizer(clips.captions)
         return clips
 
@@ -115,9 +162,10 @@ class SiglipTask(Task):
         )
 
     def export(self, params: dict, workdir: str) -> None:
-        """Writes WORKDIR/export: the 'siglip2' bundle (salsa.bundle) and its tokenizer.json."""
+        """Writes WORKDIR/export: the 'siglip2' bundle (salsa.bundle) and its tokenizer.json; the image and
+        text towers only (an audio tower is a training aid and is left out)."""
         out = os.path.join(workdir, "export")
-        params = jax.tree.map(jax.device_get, params)
+        params = jax.tree.map(jax.device_get, params["siglip"] if self.audio_weight else params)
         tokenizer = {"tokenizer.json": self.tokenizer().to_str()}
         bundle.save(out, "siglip2", self.model_config.to_dict(), params, extra_files=tokenizer)
         logging.info("exported the SigLIP towers and tokenizer to %s", out)
