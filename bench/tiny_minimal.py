@@ -14,6 +14,7 @@ OVERRIDES = {
     "batch_size": 8,
     "objective.grid": 2,
     "stages.vae.total_steps": 2,
+    "stages.vae.optim.warmup_steps": 1,  # the cosine schedule decays after the warmup
     "stages.vae.log_every": 1,
     "stages.vae.checkpoint_every": 2,
     "stages.vae.loss.adversarial_start": 1,
