@@ -115,7 +115,7 @@ def _meeting_stage(name: str, other: str | None, fail_once: bool, out: str) -> N
         f.write(str(os.getpid()))
 
 
-def test_parallel_stages_run_a_wave_at_once_in_two_processes_and_a_failure_resumes(tmp_path):
+def test_parallel_stages_run_a_wave_at_once_in_two_processes_and_a_failure_resumes(tmp_path, capfd):
     def stage(name, other=None, fail_once=False, after=()):
         run = functools.partial(_meeting_stage, name, other, fail_once)
         return stages.Stage(name, run, settings={"n": 1}, after=after)
@@ -133,6 +133,9 @@ def test_parallel_stages_run_a_wave_at_once_in_two_processes_and_a_failure_resum
         stages.run(pipeline, str(tmp_path), parallel=2)
     pids = {n: int((tmp_path / n / "result").read_text()) for n in ("vae", "sync")}
     assert pids["vae"] == os.getpid() != pids["sync"]  # met while both ran, in two processes
+    logged = capfd.readouterr().err  # the second process logs its stages as this one does
+    assert f"==== [2/4] sync -> {tmp_path / 'sync'} (process {pids['sync']}) ====" in logged
+    assert "RuntimeError: siglip fails once" in logged
     assert (tmp_path / "sync" / "done.json").exists() and (tmp_path / "siglip" / "partial.json").exists()
     assert not (tmp_path / "extract").exists()  # after a failed wave nothing later starts
 

@@ -57,6 +57,7 @@ def _child(run_one, group: list, workdir: str) -> None:
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     flags.FLAGS.mark_as_parsed()
+    absl_logging.use_absl_handler()  # the root logger's handler and level, as absl's app.run sets them
     absl_logging.set_verbosity(absl_logging.INFO)
     absl_logging.get_absl_handler().addFilter(QuietOrbax())
     try:
