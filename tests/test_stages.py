@@ -144,6 +144,13 @@ def test_parallel_stages_run_a_wave_at_once_in_two_processes_and_a_failure_resum
     assert (tmp_path / "extract" / "result").exists() and not (tmp_path / "siglip" / "partial.json").exists()
 
 
+def test_the_total_is_the_wall_time_of_waves_that_ran_side_by_side():
+    summary = {n: dict(seconds=t, skipped=False, resumed=False) for n, t in (("a", 60), ("b", 30), ("c", 10))}
+    assert stages.table(summary).splitlines()[-1].split() == ["total", "1:40"]
+    last = stages.table(summary, [["a", "b"], ["c"]]).splitlines()[-1]
+    assert last.split()[:2] == ["total", "1:10"] and last.endswith("their times add up to 1:40")
+
+
 def test_parallel_stages_must_be_a_whole_number_of_at_least_one():
     config = tiny.get_config()
     assert stages.parallel(config) == config.parallel_stages
