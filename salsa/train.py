@@ -27,7 +27,7 @@ from absl import logging as absl_logging
 from ml_collections import config_flags
 
 from salsa import cli
-from salsa.training import command, distributed, stages
+from salsa.training import command, distributed, processes, stages
 from salsa.training.setup import BadInput, default_workdir
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/tiny.py[:variant].")
@@ -53,7 +53,7 @@ def main(argv: list[str]) -> None:
         workdir = os.path.abspath(workdir or default)
         command.check_workdir(workdir)
         pipeline = stages.tiny_pipeline(config, workdir, train=command.train, check=command.check)
-        stages.run(pipeline, workdir, parallel=stages.parallel(config))
+        stages.run(pipeline, workdir, parallel=processes.parallel(config))
         return
     if "stages" in config:  # given data: the generator alone, without the pipeline's keys
         if not workdir:

@@ -128,7 +128,10 @@ def test_parallel_stages_run_a_wave_at_once_in_two_processes_and_a_failure_resum
         stage("siglip", fail_once=True),
         stage("extract", after=("vae", "sync", "siglip")),
     ]
-    assert [[s.name for s in w] for w in stages.waves(pipeline)] == [["vae", "sync", "siglip"], ["extract"]]
+    assert [[s.name for s in w] for w in processes.waves(pipeline)] == [
+        ["vae", "sync", "siglip"],
+        ["extract"],
+    ]
     with pytest.raises(processes.StageFailed, match="stage\\(s\\) siglip failed in a second process"):
         stages.run(pipeline, str(tmp_path), parallel=2)
     pids = {n: int((tmp_path / n / "result").read_text()) for n in ("vae", "sync")}
@@ -153,10 +156,10 @@ def test_the_total_is_the_wall_time_of_waves_that_ran_side_by_side():
 
 def test_parallel_stages_must_be_a_whole_number_of_at_least_one():
     config = tiny.get_config()
-    assert stages.parallel(config) == config.parallel_stages
+    assert processes.parallel(config) == config.parallel_stages
     config.parallel_stages = 0
     with pytest.raises(BadInput, match="config.parallel_stages must be a whole number >= 1, got 0"):
-        stages.parallel(config)
+        processes.parallel(config)
 
 
 def test_run_selects_stages_in_pipeline_order_and_rejects_unknown_names():

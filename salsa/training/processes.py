@@ -1,4 +1,5 @@
-"""Stages of a pipeline run in second processes (salsa/training/stages.py, config.parallel_stages).
+"""Stages of a pipeline side by side (salsa/training/stages.py, config.parallel_stages): which stages
+can run at once (`waves`), and the second processes that run them.
 
 Each process is spawned (a fresh interpreter: JAX is not fork-safe), runs its stages in turn through the
 runner's own function (`run_one(stage, workdir, label)`: done.json, partial.json and the header lines
@@ -15,6 +16,26 @@ import multiprocessing
 import pickle
 import signal
 import sys
+from collections.abc import Sequence
+
+from salsa.training.setup import BadInput
+
+
+def parallel(config) -> int:
+    """config.parallel_stages (default 1): how many stages of a pipeline may run at once."""
+    n = config.get("parallel_stages", 1)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise BadInput(f"config.parallel_stages must be a whole number >= 1, got {n!r}.")
+    return n
+
+
+def waves(stages: Sequence) -> list[list]:
+    """The stages grouped in order of what they wait for: a stage's wave is one past the latest wave of the
+    given stages it comes after (Stage.after); each wave keeps the given order."""
+    level: dict[str, int] = {}
+    for stage in stages:
+        level[stage.name] = 1 + max((level[n] for n in stage.after if n in level), default=-1)
+    return [[s for s in stages if level[s.name] == k] for k in range(max(level.values(), default=-1) + 1)]
 
 
 class StageFailed(RuntimeError):

@@ -135,23 +135,6 @@ def _read_json(path: str, default=None):
         return default
 
 
-def parallel(config: ml_collections.ConfigDict) -> int:
-    """config.parallel_stages (default 1): how many stages of a pipeline may run at once."""
-    n = config.get("parallel_stages", 1)
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise BadInput(f"config.parallel_stages must be a whole number >= 1, got {n!r}.")
-    return n
-
-
-def waves(stages: Sequence[Stage]) -> list[list[Stage]]:
-    """The stages grouped in order of what they wait for: a stage's wave is one past the latest wave of the
-    given stages it comes after (Stage.after); each wave keeps the given order."""
-    level: dict[str, int] = {}
-    for stage in stages:
-        level[stage.name] = 1 + max((level[n] for n in stage.after if n in level), default=-1)
-    return [[s for s in stages if level[s.name] == k] for k in range(max(level.values(), default=-1) + 1)]
-
-
 def run(
     stages: Sequence[Stage],
     workdir: str,
@@ -161,8 +144,8 @@ def run(
     """Runs `stages` in workdir/<folder>, skipping those with a done.json; returns and writes
     workdir/stages.json: {name: {"seconds", "skipped", "resumed"}} for every stage given.
 
-    parallel > 1 runs the stages of a wave (stages that do not wait for each other, `waves`) at once:
-    the first in this process, the others in up to parallel - 1 spawned processes (each stage's `run`
+    parallel > 1 runs the stages of a wave (stages that do not wait for each other, processes.waves) at
+    once: the first in this process, the others in up to parallel - 1 spawned processes (each stage's `run`
     must then pickle). A tiny stage alone leaves part of 2 CPU cores idle (compilation and data
     rendering run on one; two tiny generator steps side by side run at 0.87-0.98 steps/s each against
     1.59 alone), so side by side they finish sooner than in turn. One process of a multi-host job runs
@@ -178,7 +161,7 @@ def _run(stages: Sequence[Stage], workdir: str, log: Callable[[str], None], para
     labels = {s.name: f"[{i}/{len(stages)}]" for i, s in enumerate(stages, 1)}
     summary: dict[str, dict] = {}
     alone = parallel == 1 or jax.process_count() > 1
-    for wave in [[s] for s in stages] if alone else waves(stages):
+    for wave in [[s] for s in stages] if alone else processes.waves(stages):
         pending = [s for s in wave if not _finished(s, workdir, labels[s.name], log, summary)]
         if not pending:
             continue
@@ -206,7 +189,7 @@ def _run(stages: Sequence[Stage], workdir: str, log: Callable[[str], None], para
             )
     summary = {s.name: summary[s.name] for s in stages}
     io.write_json(os.path.join(workdir, "stages.json"), summary)
-    log(table(summary, None if alone else [[s.name for s in w] for w in waves(stages)]))
+    log(table(summary, None if alone else [[s.name for s in w] for w in processes.waves(stages)]))
     return summary
 
 
