@@ -161,7 +161,8 @@ def _run(stages: Sequence[Stage], workdir: str, log: Callable[[str], None], para
     labels = {s.name: f"[{i}/{len(stages)}]" for i, s in enumerate(stages, 1)}
     summary: dict[str, dict] = {}
     alone = parallel == 1 or jax.process_count() > 1
-    for wave in [[s] for s in stages] if alone else processes.waves(stages):
+    plan = [[s] for s in stages] if alone else processes.waves(stages)
+    for wave in plan:
         pending = [s for s in wave if not _finished(s, workdir, labels[s.name], log, summary)]
         if not pending:
             continue
@@ -189,7 +190,7 @@ def _run(stages: Sequence[Stage], workdir: str, log: Callable[[str], None], para
             )
     summary = {s.name: summary[s.name] for s in stages}
     io.write_json(os.path.join(workdir, "stages.json"), summary)
-    log(table(summary, None if alone else [[s.name for s in w] for w in processes.waves(stages)]))
+    log(table(summary, [[s.name for s in wave] for wave in plan]))
     return summary
 
 
