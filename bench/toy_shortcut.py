@@ -1,10 +1,12 @@
 """Shortcut vs flow-matching training on a 2-D toy distribution.
 
 Trains the same small network twice with `salsa.objectives.shortcut.shortcut_targets`: once with
-self-consistency rows (sc_fraction 0.25) and once as plain flow matching (sc_fraction 0), then samples
+self-consistency rows (sc_fraction 0.25; their targets from the EMA weights, or with --teacher model from
+the weights being trained: objective.teacher) and once as plain flow matching (sc_fraction 0), then samples
 each with 1, 2, 4, 8 and 128 Euler steps and reports the sliced Wasserstein distance to fresh data.
 
-    python bench/toy_shortcut.py [--steps 4000] [--out bench/results/toy_shortcut.json]
+    python bench/toy_shortcut.py [--steps 4000] [--batch 256] [--teacher ema]
+        [--out bench/results/toy_shortcut.json]
 
 The last line printed is one JSON object {"shortcut": {"1": d, ...}, "flow": {...}}.
 """
@@ -52,7 +54,9 @@ class ToyVelocity(nnx.Module):
         return self.out(jax.nn.silu(h))[:, None]
 
 
-def train(sc_fraction: float, steps: int, batch: int, seed: int, ema_decay: float = 0.99) -> ToyVelocity:
+def train(
+    sc_fraction: float, steps: int, batch: int, seed: int, ema_decay: float = 0.99, teacher: str = "ema"
+) -> ToyVelocity:
     with nnx.use_eager_sharding(False):
         model = ToyVelocity(nnx.Rngs(seed))
     ema = nnx.clone(model)
@@ -61,9 +65,10 @@ def train(sc_fraction: float, steps: int, batch: int, seed: int, ema_decay: floa
     @nnx.jit
     def step(model, ema, opt, x1, key):
         def loss_fn(model):
-            teacher = lambda x, t, d, ref, cond: ema(x, t, d)
+            weights = ema if teacher == "ema" else model  # objective.teacher (docs/training.md)
+            teach = lambda x, t, d, ref, cond: jax.lax.stop_gradient(weights(x, t, d))
             tg = shortcut_targets(
-                key, x1, jnp.ones(x1.shape[:2], bool), teacher, sc_fraction=sc_fraction, ref_fraction=0.0
+                key, x1, jnp.ones(x1.shape[:2], bool), teach, sc_fraction=sc_fraction, ref_fraction=0.0
             )
             return masked_mse(model(tg.x_t, tg.t, tg.d), tg.target, tg.weight)
 
@@ -95,11 +100,13 @@ def evaluate(model: ToyVelocity, seed: int, n: int = 4000) -> dict[str, float]:
     return out
 
 
-def run(steps: int = 4000, batch: int = 256, seed: int = 0) -> dict[str, dict[str, float]]:
+def run(
+    steps: int = 4000, batch: int = 256, seed: int = 0, teacher: str = "ema"
+) -> dict[str, dict[str, float]]:
     results, seconds = {}, {}
     for name, frac in (("shortcut", 0.25), ("flow", 0.0)):
         start = time.perf_counter()
-        results[name] = evaluate(train(frac, steps, batch, seed), seed)
+        results[name] = evaluate(train(frac, steps, batch, seed, teacher=teacher), seed)
         seconds[name] = time.perf_counter() - start
     return results, seconds
 
@@ -109,10 +116,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--teacher", choices=("ema", "model"), default="ema", help="objective.teacher")
     parser.add_argument("--out", default="bench/results/toy_shortcut.json")
     args = parser.parse_args()
-    results, seconds = run(args.steps, args.batch, args.seed)
-    print(f"sliced Wasserstein to data after {args.steps} training steps (lower is better)")
+    results, seconds = run(args.steps, args.batch, args.seed, args.teacher)
+    print(f"sliced Wasserstein to data after {args.steps} steps, {args.teacher} teacher (lower is better)")
     print(f"{'steps':>6} {'shortcut':>10} {'flow':>10}")
     for s in STEPS_EVAL:
         print(f"{s:>6} {results['shortcut'][str(s)]:>10.4f} {results['flow'][str(s)]:>10.4f}")

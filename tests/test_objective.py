@@ -2,6 +2,7 @@
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 from flax import nnx
@@ -9,7 +10,7 @@ from flax import nnx
 import configs.large
 from salsa.objectives.masking import reference_spans
 from salsa.objectives.shortcut import masked_mse, sc_rows, shortcut_targets
-from salsa.training.tasks.generator import GeneratorTask
+from salsa.training.tasks.generator import GeneratorTask, teacher_weights
 from tests.conftest import feature_batch
 
 
@@ -123,3 +124,16 @@ def test_reference_and_padded_targets_change_neither_loss_nor_gradient(tiny_conf
     assert float(l1) == float(l2)
     for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g2), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_teacher_field_chooses_the_weights_that_give_the_targets():
+    model, ema = object(), object()
+    objective = ml_collections.ConfigDict({"teacher": "model"})
+    assert teacher_weights(objective, model, ema) is model
+    objective.teacher = "ema"
+    assert teacher_weights(objective, model, ema) is ema
+    assert teacher_weights(objective, model, None) is model  # training that keeps no EMA
+    assert teacher_weights(ml_collections.ConfigDict(), model, ema) is ema  # a config saved before the field
+    objective.teacher = "student"
+    with pytest.raises(ValueError, match=r"teacher='student' is not accepted; use one of ema, model"):
+        teacher_weights(objective, model, ema)

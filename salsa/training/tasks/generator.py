@@ -59,6 +59,22 @@ def source_losses(
     return out
 
 
+TEACHERS = ("ema", "model")
+
+
+def teacher_weights(
+    objective: ml_collections.ConfigDict, model: Generator, ema: Generator | None
+) -> Generator:
+    """The weights that give the self-consistency (and baked-guidance) targets, under stop-gradient:
+    objective.teacher "ema" (the paper's EMA; the model itself when training keeps none) or "model", the
+    weights being trained, whose targets a short run's EMA lags behind (docs/training.md). A config saved
+    before the field existed trains as it did, from the EMA."""
+    name = objective.get("teacher", "ema")
+    if name not in TEACHERS:
+        raise UserError(f"objective.teacher={name!r} is not accepted; use one of {', '.join(TEACHERS)}.")
+    return model if name == "model" or ema is None else ema
+
+
 class GeneratorTask(Task):
     def create_model(self, rngs: nnx.Rngs) -> Generator:
         return Generator(GeneratorConfig.from_config(self.config), rngs)
@@ -78,7 +94,7 @@ class GeneratorTask(Task):
         size = batch["latents"].shape[0]
         k_drop, k_targets = jax.random.split(key)
         drop = condition_dropout(k_drop, size, *dropout_rates(o))
-        teacher_model = model if ema is None else ema
+        teacher_model = teacher_weights(o, model, ema)
         every = rows_every(o.sc_fraction) if o.sc_fraction > 0 else None
 
         def teacher(x, t, d, reference, rows):  # rows: the conditions and dropout of the rows computed
