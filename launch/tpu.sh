@@ -39,7 +39,11 @@ Commands:
   train    start python -m salsa.train on every worker at once, in the background; logs go to
            ~/$REMOTE_LOG on each worker. Arguments after -- are passed to salsa.train
            (e.g. -- --config.batch_size=256 --config.total_steps=100000)
-  logs     follow the training log of --worker (default 0)
+  extract  start python -m data_pipelines.extract on every worker at once, in the background, as train
+           does (the same log, pid and stop); each host extracts its share of the shards into --workdir,
+           a path every worker sees (a mounted bucket; --config default configs/extract.py); running it
+           again with the same flags resumes
+  logs     follow the training (or extraction) log of --worker (default 0)
   stop     stop the training process on every worker
   watch    supervise the run: poll the node and worker 0's trainer; when a spot or queued slice is
            preempted or deleted, delete what is left, create it again, setup and train with the same
@@ -59,8 +63,10 @@ Flags (each also read from the environment variable in brackets):
   --version VERSION  TPU software (runtime) version [SALSA_TPU_VERSION; default tpu-ubuntu2204-base]
   --spot             Spot capacity (cheaper, may be preempted; training resumes from checkpoints)
   --queued           use a queued resource: waits for capacity instead of failing [SALSA_TPU_QUEUED=1]
-  --config FILE      salsa config for train [SALSA_CONFIG; default configs/large.py]
-  --workdir URL      run directory for train, gs://bucket/path on multi-host slices [SALSA_WORKDIR]
+  --config FILE      salsa config for train [SALSA_CONFIG; default configs/large.py], or for extract
+                     [default configs/extract.py]
+  --workdir URL      run directory for train, gs://bucket/path on multi-host slices; output folder for
+                     extract, a path on the workers [SALSA_WORKDIR]
   --data-dir URL     feature shards for train (sets --config.data.dir) [SALSA_DATA_DIR]
   --worker N         worker for logs and ssh [default 0]
   --env KEY=VALUE    extra environment variable for train (repeatable)
@@ -100,7 +106,7 @@ NAME="${SALSA_TPU_NAME:-}"
 VERSION="${SALSA_TPU_VERSION:-tpu-ubuntu2204-base}"
 SPOT=0
 QUEUED="${SALSA_TPU_QUEUED:-0}"
-CONFIG="${SALSA_CONFIG:-configs/large.py}"
+CONFIG="${SALSA_CONFIG:-}"
 WORKDIR="${SALSA_WORKDIR:-}"
 DATA_DIR="${SALSA_DATA_DIR:-}"
 WORKER=0
@@ -154,10 +160,16 @@ while [[ $# -gt 0 ]]; do
 done
 
 case "$COMMAND" in
-  create | status | sync | setup | train | logs | stop | watch | ssh | run | delete) ;;
+  create | status | sync | setup | train | extract | logs | stop | watch | ssh | run | delete) ;;
   help | -h | --help) usage; exit 0 ;;
-  *) die "unknown command '$COMMAND'; use one of create, status, sync, setup, train, logs, stop, watch, ssh, run, delete, help." ;;
+  *) die "unknown command '$COMMAND'; use one of create, status, sync, setup, train, extract, logs, stop, watch, ssh, run, delete, help." ;;
 esac
+if [[ "$COMMAND" == extract ]]; then
+  CONFIG="${CONFIG:-configs/extract.py}"
+  [[ -z "$DATA_DIR" ]] || die "--data-dir is a flag of train and watch, not of extract (the clips come from the config's source)."
+else
+  CONFIG="${CONFIG:-configs/large.py}"
+fi
 
 [[ -n "${HOSTS[$TYPE]:-}" ]] || die "--type '$TYPE' is not supported; use one of $SUPPORTED."
 [[ -n "$PROJECT" ]] || die "no project: pass --project ID or set SALSA_TPU_PROJECT."
@@ -280,7 +292,11 @@ train_line() {  # the trainer's command line on each worker, shell-quoted (train
   if [[ "${HOSTS[$TYPE]}" -gt 1 && "$WORKDIR" != gs://* ]]; then
     die "--workdir '$WORKDIR' must be a gs:// URL: the ${HOSTS[$TYPE]} hosts of a $TYPE share one checkpoint."
   fi
-  local args=(python3 -m salsa.train --config="$CONFIG" --workdir="$WORKDIR")
+  job_line salsa.train
+}
+
+job_line() {  # job_line MODULE: MODULE's command line on each worker, shell-quoted (train, extract, watch)
+  local args=(python3 -m "$1" --config="$CONFIG" --workdir="$WORKDIR")
   [[ -n "$DATA_DIR" ]] && args+=(--config.data.dir="$DATA_DIR")
   args+=("${EXTRA[@]+"${EXTRA[@]}"}")
   local envs=()
@@ -290,17 +306,33 @@ train_line() {  # the trainer's command line on each worker, shell-quoted (train
   quote env "${envs[@]+"${envs[@]}"}" "${args[@]}"
 }
 
+start_job() {  # start_job MODULE LINE: LINE (MODULE's command line) in the background on every worker
+  # A job still going on a worker is refused rather than fought over (the TPU allows one process).
+  # The job runs under a bash that writes its exit status to ~/$REMOTE_EXIT when it ends, and its
+  # command line is kept in ~/$REMOTE_CMD: watch reads both.
+  on_all "set -e; cd ~/$REMOTE_DIR; if [ -f ~/$REMOTE_PID ] && kill -0 \"\$(cat ~/$REMOTE_PID)\" 2>/dev/null; then \
+echo \"\$(hostname): a job is already running (pid \$(cat ~/$REMOTE_PID), ~/$REMOTE_CMD); '$PROG stop' first\" >&2; exit 1; fi; \
+rm -f ~/$REMOTE_EXIT; printf '%s\\n' $(quote "$2") > ~/$REMOTE_CMD; \
+setsid nohup bash -c '\"\$@\"; echo \$? > ~/$REMOTE_EXIT' salsa-job $2 > ~/$REMOTE_LOG 2>&1 < /dev/null & \
+echo \$! > ~/$REMOTE_PID; echo \"\$(hostname): started $1 (pid \$!), log ~/$REMOTE_LOG\""
+}
+
 cmd_train() {
   local line
   line="$(train_line)"
-  # A run still going on a worker is refused rather than fought over (the TPU allows one process).
-  # The trainer runs under a bash that writes its exit status to ~/$REMOTE_EXIT when it ends, and
-  # its command line is kept in ~/$REMOTE_CMD: watch reads both.
-  on_all "set -e; cd ~/$REMOTE_DIR; if [ -f ~/$REMOTE_PID ] && kill -0 \"\$(cat ~/$REMOTE_PID)\" 2>/dev/null; then \
-echo \"\$(hostname): salsa.train is already running (pid \$(cat ~/$REMOTE_PID)); '$PROG stop' first\" >&2; exit 1; fi; \
-rm -f ~/$REMOTE_EXIT; printf '%s\\n' $(quote "$line") > ~/$REMOTE_CMD; \
-setsid nohup bash -c '\"\$@\"; echo \$? > ~/$REMOTE_EXIT' salsa-train $line > ~/$REMOTE_LOG 2>&1 < /dev/null & \
-echo \$! > ~/$REMOTE_PID; echo \"\$(hostname): started salsa.train (pid \$!), log ~/$REMOTE_LOG\""
+  start_job salsa.train "$line"
+}
+
+cmd_extract() {
+  # Each host takes the shards s with s % hosts == its index (jax.process_index() under
+  # SALSA_DISTRIBUTED=1); the last host to finish writes extraction.json (docs/extraction.md). Extraction
+  # reads and writes with file operations, so its folders are paths on the workers (a mounted bucket).
+  [[ -n "$WORKDIR" ]] || die "extract needs --workdir (or SALSA_WORKDIR), e.g. /mnt/bucket/features/vggsound."
+  [[ "$WORKDIR" != *://* ]] \
+    || die "--workdir '$WORKDIR' must be a path on the workers (extract writes files; mount the bucket there)."
+  local line
+  line="$(job_line data_pipelines.extract)"
+  start_job data_pipelines.extract "$line"
 }
 
 cmd_logs() {

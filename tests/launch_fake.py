@@ -89,10 +89,11 @@ fi
 
 # The worker's python3: records argv and SALSA_DISTRIBUTED; as salsa.train it meets its fate (above):
 # it lives until it is stopped (the `fake` fixture stops what a test leaves running), or ends at once with
-# the scripted exit status.
+# the scripted exit status; as data_pipelines.extract it lives until it is stopped.
 FAKE_PYTHON = """#!/usr/bin/env bash
 printf '%s\\n' "$@" > "$HOME/python3.argv"
 echo "SALSA_DISTRIBUTED=${SALSA_DISTRIBUTED:-}" > "$HOME/python3.env"
+[[ "$1 $2" == "-m data_pipelines.extract" ]] && exec sleep 600
 [[ "$1 $2" == "-m salsa.train" ]] || exit 0
 STATE="${FAKE_GCLOUD_LOG%/*}/fake-state"
 if [[ -d "$STATE" ]]; then

@@ -100,6 +100,31 @@ def test_single_host_trains_without_distributed_init(fake):
     fake.run("stop")
 
 
+def test_extract_runs_on_every_host_as_a_background_job_that_train_cannot_join(fake):
+    pod = ["--type", "v4-32", "--name", "pod"]
+    (fake.home / "salsa").mkdir()  # as if synced
+    out = "/mnt/bucket/features/vgg"  # every worker's mount of one bucket
+    fake.run("extract", *pod, "--workdir", out, "--", "--config.source.dir=/mnt/bucket/videos")
+    (call,) = fake.calls()
+    assert call[:5] == ["compute", "tpus", "tpu-vm", "ssh", "pod"] and "--worker=all" in call
+    argv = written(fake.home / "python3.argv").splitlines()
+    assert argv == ["-m", "data_pipelines.extract", "--config=configs/extract.py", f"--workdir={out}"] + [
+        "--config.source.dir=/mnt/bucket/videos"
+    ]
+    assert written(fake.home / "python3.env") == "SALSA_DISTRIBUTED=1\n"  # each host its shards
+    os.kill(int((fake.home / "salsa-train.pid").read_text()), 0)
+    train = fake.run("train", *pod, "--workdir", "gs://my-bucket/runs/large", check=False)
+    assert train.returncode != 0 and "a job is already running" in train.stderr
+    fake.run("stop", *pod)
+    assert not (fake.home / "salsa-train.pid").exists()
+    for args, message in (
+        (["--workdir", "gs://b/features"], "--workdir 'gs://b/features' must be a path on the workers"),
+        (["--workdir", out, "--data-dir", "gs://b/f"], "--data-dir is a flag of train and watch, not of"),
+    ):
+        proc = fake.run("extract", *pod, *args, check=False)
+        assert proc.returncode == 2 and message in proc.stderr
+
+
 @pytest.mark.parametrize(
     "command, flags, expected",
     [
@@ -191,6 +216,7 @@ def test_help_lists_every_command(fake):
         "sync",
         "setup",
         "train",
+        "extract",
         "logs",
         "stop",
         "watch",
