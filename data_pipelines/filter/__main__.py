@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from tqdm import tqdm
 
+from data_pipelines.features import records
 from data_pipelines.filter import run
 from salsa import cli
 
@@ -35,9 +36,10 @@ def _parser() -> cli.Parser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    run.check_settings(args.features, args.out, args.keep, args.threshold)
+    paths = run.check_settings(args.features, args.out, args.keep, args.threshold)
     models = run.load_models(args.features, vae=args.vae, sync=args.sync)
-    with tqdm(desc="sync filter", unit="clip", dynamic_ncols=True) as bar:
+    total = sum(records.num_records(p) for p in paths)
+    with tqdm(desc="sync filter", total=total, unit="clip", dynamic_ncols=True) as bar:
         result = run.filter_features(
             args.features,
             args.out,

@@ -161,7 +161,7 @@ def score_all(
     """Every record's scores, shard by shard; `audio(record)` is its sound at the sync model's rate."""
     out = []
     for path in paths:
-        for record in records.read_shard(path):
+        for record in records.iter_shard(path):
             if "sync" not in record:
                 raise FilterError(
                     f"record {record['id']} in {path} has no video features; sync filtering needs clips "
@@ -175,7 +175,7 @@ def score_all(
 
 def _kept_records(paths: list[str], kept_ids: set[str]) -> Iterator[dict]:
     for path in paths:
-        for record in records.read_shard(path):
+        for record in records.iter_shard(path):
             if record["id"] in kept_ids:
                 yield record
 

@@ -3,8 +3,8 @@
 The video side is the record's `sync` frames (the sync model's video tower, run at extraction); the
 audio side is the clip's sound (its latents decoded by the VAE, `run.Models.audio`) through the model's
 audio tower. Both are cut into the model's snippets and compared at every candidate offset d (DeSync's
-21 offsets, -2 ... +2 s), exactly as DeSync does (`salsa.metrics.desync.offset_scores`); s(d) is the mean cosine
-similarity over every snippet of the clip (windows of 4.8 s tiling it).
+21 offsets, -2 ... +2 s), exactly as DeSync does (`salsa.metrics.desync.offset_scores`); s(d) is the
+mean cosine similarity over every snippet of the clip (windows of 4.8 s tiling it).
 
     temporal  = s(0) - max_{d != 0} s(d)   how sharply the true offset wins among the shifted ones:
                                            > 0 when the audio is best aligned as it is
