@@ -173,10 +173,12 @@ def score_all(
     return out
 
 
-def _kept_records(paths: list[str], kept_ids: set[str]) -> Iterator[dict]:
+def _kept_records(paths: list[str], kept: np.ndarray) -> Iterator[dict]:
+    """The records whose flag is set, `kept` in the order `score_all` read them."""
+    flags = iter(kept)
     for path in paths:
         for record in records.iter_shard(path):
-            if record["id"] in kept_ids:
+            if next(flags):
                 yield record
 
 
@@ -219,7 +221,6 @@ def filter_features(
         )
     cut = float(min(s.combined for s, k in zip(scores, kept, strict=True) if k))
     table = _csv(scores, kept)
-    io.write_text(os.path.join(features, SCORES), table)
     rule = {"keep": keep} if keep is not None else {"threshold": threshold}
     summary = {
         "from": os.path.abspath(features),
@@ -234,13 +235,12 @@ def filter_features(
         "scores": SCORES,
     }
     with io.atomic_directory(out) as temp:
-        shards = min(len(paths), int(kept.sum()))
-        kept_ids = {s.id for s, k in zip(scores, kept, strict=True) if k}
-        records.write_shards(_kept_records(paths, kept_ids), temp, shards)
+        records.write_shards(_kept_records(paths, kept), temp, min(len(paths), int(kept.sum())))
         if doc is not None:
             extraction.write(temp, {**doc, "filter": summary})
         io.write_text(os.path.join(temp, SCORES), table)
         report_lib.write(temp, scores, kept, summary)
+    io.write_text(os.path.join(features, SCORES), table)  # last: it says which clips OUT holds
     return Result(scores=scores, kept=kept, cut=cut, out=os.path.abspath(out))
 
 
