@@ -108,6 +108,27 @@ def tiny_pipeline_dir(tmp_path_factory):
     return testing.tiny_pipeline(str(tmp_path_factory.mktemp("tiny_pipeline")), generator.get_config("tiny"))
 
 
+@pytest.fixture(scope="session")
+def trained_sync(tmp_path_factory):
+    """(model, config, minutes): the tiny sync model trained with configs/sync_tiny.py, once per session
+    for the slow tests that need one that knows timing (minutes of CPU)."""
+    import time
+
+    from configs.sync_tiny import get_config
+    from salsa import bundle
+    from salsa.models.encoders.sync import SyncModel
+    from salsa.training import loop
+    from salsa.training.tasks.sync import SyncTask
+
+    config = get_config()
+    start = time.perf_counter()
+    state = loop.train(config, str(tmp_path_factory.mktemp("trained_sync")))
+    minutes = (time.perf_counter() - start) / 60
+    model = bundle.build(SyncModel, SyncTask(config).model_config)
+    bundle.assign(model, jax.device_get(state.params))
+    return model, config, minutes
+
+
 # launch/tpu.sh against a fake gcloud (tests/launch_fake.py): tests/test_launch.py, test_launch_sync.py
 @pytest.fixture
 def checkout(tmp_path):

@@ -3,8 +3,6 @@ and (slow) learning audio-visual timing on the synthetic world."""
 
 from __future__ import annotations
 
-import time
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -152,13 +150,8 @@ def test_sync_bundle_round_trip(tmp_path):
 
 
 @pytest.mark.slow
-def test_tiny_sync_learns_timing(tmp_path):
-    config = get_config()
-    start = time.perf_counter()
-    state = loop.train(config, str(tmp_path))
-    minutes = (time.perf_counter() - start) / 60
-    model = bundle.build(SyncModel, SyncTask(config).model_config)
-    bundle.assign(model, jax.device_get(state.params))
+def test_tiny_sync_learns_timing(trained_sync):
+    model, config, minutes = trained_sync  # tests/conftest.py: configs/sync_tiny.py, trained once
     world = WorldConfig(**dict(config.data.world))
     spec = SnippetSpec(1, 1, model.config.snippet_frames, model.config.snippet_samples)
     top1, chance = shift_top1(model, *heldout.shift_snippets(world, 12345, 100, spec))

@@ -34,7 +34,7 @@ import shutil
 import struct
 import tempfile
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -334,6 +334,28 @@ def _write_local(
             for w in writers:
                 w.close()
     return paths
+
+
+def num_records(path: str | os.PathLike) -> int:
+    """How many records a shard file holds (reads its index only)."""
+    reader = ArrayRecordReader(str(path))
+    try:
+        return reader.num_records()
+    finally:
+        reader.close()
+
+
+def iter_shard(path: str | os.PathLike) -> Iterator[Record]:
+    """The records of one shard file, in order, decoded one at a time (memory: one record)."""
+    reader = ArrayRecordReader(str(path))
+    try:
+        for i in range(reader.num_records()):
+            try:
+                yield decode(reader.read([i])[0])
+            except RecordError as e:
+                raise RecordError(f"{path}, record {i}: {e}") from None
+    finally:
+        reader.close()
 
 
 def read_shard(path: str | os.PathLike) -> list[Record]:

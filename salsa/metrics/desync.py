@@ -6,8 +6,11 @@ offset; clips longer than the model's 4.8 s context are scored on their first an
 We classify with our contrastive sync model instead (`SyncModel`: `video_features`, `audio_features`):
 a window of video is cut into the model's snippets (16 frames, 0.667 s); for each candidate offset d
 the audio of each snippet's time range moved by d is embedded, and the score of d is the mean over the
-window's snippets of the cosine similarity of video and audio embeddings (time-averaged and
-L2-normalised, as `SyncModel.embed`). The best-scoring d is the window's predicted offset.
+window's snippets of the cosine similarity of video and audio embeddings (L2-normalised as
+`SyncModel.embed` makes them: time-averaged, or kept in time order for a model trained with
+`embedding="sequence"`, the tiny one). The best-scoring d is the window's predicted offset.
+`offset_scores` is the same score for video already encoded (a feature record's `sync` frames,
+`feature_embeddings`): data_pipelines/filter ranks clips by it.
 
 Sign: d > 0 means the audio matches the video best when read d seconds later, i.e. the audio lags.
 Audio outside the clip is silence (zeros), so every offset can be scored at the clip's ends.
@@ -46,19 +49,31 @@ class DesyncParams:
         return np.round(np.arange(-n, n + 1) * self.step_s, 6)
 
 
-def _embed(features: jax.Array) -> jax.Array:
-    x = features.mean(axis=1)
+def _embed(features: jax.Array, frames: int, sequence: bool) -> jax.Array:
+    """(batch, time, width) tower features -> (batch, dim) L2-normalised snippet embeddings, as
+    `SyncModel.embed`: time-averaged, or for a "sequence" model resampled to the snippet's `frames` time
+    steps and flattened in time order."""
+    if sequence:
+        x = jax.image.resize(features, (features.shape[0], frames, features.shape[2]), method="linear")
+        x = x.reshape(x.shape[0], -1)
+    else:
+        x = features.mean(axis=1)
     return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)  # silence may embed to 0
+
+
+def _sequence(model: nnx.Module) -> bool:
+    return getattr(model.config, "embedding", "mean") == "sequence"
 
 
 @nnx.jit
 def _video_embeddings(model: nnx.Module, video: jax.Array) -> jax.Array:
-    return _embed(model.video_features(video.astype(jnp.float32) / 255.0))
+    features = model.video_features(video.astype(jnp.float32) / 255.0)
+    return _embed(features, video.shape[1], _sequence(model))
 
 
 @nnx.jit
 def _audio_embeddings(model: nnx.Module, audio: jax.Array) -> jax.Array:
-    return _embed(model.audio_features(audio))
+    return _embed(model.audio_features(audio), model.config.snippet_frames, _sequence(model))
 
 
 def _snippet(audio: np.ndarray, start: int, length: int) -> np.ndarray:
@@ -70,21 +85,29 @@ def _snippet(audio: np.ndarray, start: int, length: int) -> np.ndarray:
     return out
 
 
-def window_scores(
-    model: nnx.Module,
-    frames: np.ndarray,
-    audio: np.ndarray,
-    start_frame: int,
-    snippets: int,
-    params: DesyncParams,
+def snippet_starts(model: nnx.Module, start_frame: int, snippets: int) -> list[int]:
+    """First frames of `snippets` consecutive snippets from `start_frame`."""
+    return [start_frame + k * model.config.snippet_frames for k in range(snippets)]
+
+
+def feature_embeddings(model: nnx.Module, features: np.ndarray, starts: list[int]) -> np.ndarray:
+    """(snippets, dim) video embeddings of each snippet from frames already encoded by the model's video
+    tower: `features` (T24, width), a feature record's `sync` field (`salsa.inference.encoders.sync`
+    averages each frame over the overlapping snippets that hold it, so this approximates encoding the
+    snippet's frames alone)."""
+    n = model.config.snippet_frames
+    x = jnp.asarray(np.stack([features[s : s + n] for s in starts]), jnp.float32)
+    return np.asarray(_embed(x, n, _sequence(model)))
+
+
+def offset_scores(
+    model: nnx.Module, video: np.ndarray, audio: np.ndarray, starts: list[int], params: DesyncParams
 ) -> np.ndarray:
-    """(offsets,) mean cosine similarity, for each candidate offset, over `snippets` consecutive
-    snippets from `start_frame`; `audio` (samples,) at the model's rate."""
+    """(offsets,) mean cosine similarity over the snippets, for each candidate offset d, of each
+    snippet's video embedding (`video` (snippets, dim), snippet k starting at frame starts[k]) and the
+    embedding of the audio of its time range moved by d; `audio` (samples,) at the model's rate."""
     c = model.config
     sr, length = c.frontend.sample_rate, c.snippet_samples
-    starts = [start_frame + k * c.snippet_frames for k in range(snippets)]
-    video = np.stack([frames[s : s + c.snippet_frames] for s in starts])
-    v = np.asarray(_video_embeddings(model, jnp.asarray(video)))  # (snippets, width)
     offsets = params.offsets
     pieces = np.stack(
         [_snippet(audio, round(s / c.fps * sr + d * sr), length) for d in offsets for s in starts]
@@ -96,8 +119,36 @@ def window_scores(
             np.asarray(_audio_embeddings(model, jnp.asarray(pieces[i : i + params.chunk])))
             for i in range(0, len(pieces), params.chunk)
         ]
-    )[: len(offsets) * snippets]
-    return np.einsum("okd,kd->ok", a.reshape(len(offsets), snippets, -1), v).mean(axis=1)
+    )[: len(offsets) * len(starts)]
+    return np.einsum("okd,kd->ok", a.reshape(len(offsets), len(starts), -1), video).mean(axis=1)
+
+
+def window_scores(
+    model: nnx.Module,
+    frames: np.ndarray,
+    audio: np.ndarray,
+    start_frame: int,
+    snippets: int,
+    params: DesyncParams,
+) -> np.ndarray:
+    """(offsets,) `offset_scores` of `snippets` consecutive snippets of `frames` from `start_frame`;
+    `audio` (samples,) at the model's rate."""
+    starts = snippet_starts(model, start_frame, snippets)
+    video = np.stack([frames[s : s + model.config.snippet_frames] for s in starts])
+    v = np.asarray(_video_embeddings(model, jnp.asarray(video)))  # (snippets, dim)
+    return offset_scores(model, v, audio, starts, params)
+
+
+def windows(model: nnx.Module, frames: int, params: DesyncParams) -> tuple[list[int], int]:
+    """(first frames of the windows, whole snippets per window) that DeSync scores in a clip of
+    `frames` frames (see DesyncParams)."""
+    c = model.config
+    window = round(params.window_s * c.fps)
+    snippets = max(1, min(window, frames) // c.snippet_frames)
+    if frames <= window:
+        return [0], snippets  # a clip no longer than the window is one window of whole snippets
+    hop = frames if params.hop_s is None else max(1, round(params.hop_s * c.fps))
+    return window_starts(frames, snippets * c.snippet_frames, hop), snippets
 
 
 def model_audio(model: nnx.Module, audio: np.ndarray, audio_rate: int | None = None) -> np.ndarray:
@@ -130,13 +181,7 @@ def predict_offsets(
             f"frames must be (T, H, W, 3) with T >= {c.snippet_frames} (one snippet), got {frames.shape}."
         )
     audio = model_audio(model, audio, audio_rate)
-    n, window = frames.shape[0], round(params.window_s * c.fps)
-    snippets = max(1, min(window, n) // c.snippet_frames)
-    if n <= window:
-        starts = [0]  # a clip no longer than the window is one window of whole snippets from its start
-    else:
-        hop = n if params.hop_s is None else max(1, round(params.hop_s * c.fps))
-        starts = window_starts(n, snippets * c.snippet_frames, hop)
+    starts, snippets = windows(model, frames.shape[0], params)
     offsets = params.offsets
     return np.array(
         [offsets[np.argmax(window_scores(model, frames, audio, s, snippets, params))] for s in starts]
