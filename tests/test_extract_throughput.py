@@ -34,20 +34,24 @@ def test_the_encoders_of_a_clip_take_turns_and_each_is_held_by_its_own_bound():
     assert both["roofline"] < min(both["flops_bound"], both["bytes_bound"])
 
 
-def test_efficiency_scales_the_roofline_and_chips_scale_the_host():
-    cost = [Cost(flops=200.0, bytes=1.0)]
-    assert host_rate(cost, CHIP, efficiency=0.25)["estimate"] == pytest.approx(
-        0.25 * host_rate(cost, CHIP)["roofline"]
+def test_mfu_slows_the_compute_bound_part_and_chips_scale_the_host():
+    compute, memory = [Cost(flops=200.0, bytes=1.0)], [Cost(flops=1.0, bytes=50.0)]
+    assert host_rate(compute, CHIP, mfu=0.25)["estimate"] == pytest.approx(
+        0.25 * host_rate(compute, CHIP)["flops_bound"]
+    )
+    # A clip held by its bytes stays there while the FLOPs at that MFU still take less time.
+    assert host_rate(memory, CHIP, mfu=0.25)["estimate"] == pytest.approx(
+        host_rate(memory, CHIP)["bytes_bound"]
     )
     eight = Chip(CHIP.peak_flops, CHIP.hbm_bandwidth, 2 * CHIP.chips_per_host)
-    assert host_rate(cost, eight)["roofline"] == pytest.approx(2 * host_rate(cost, CHIP)["roofline"])
+    assert host_rate(compute, eight)["roofline"] == pytest.approx(2 * host_rate(compute, CHIP)["roofline"])
     assert V4.chips_per_host == 4 and V4.peak_flops == 275e12 and V4.hbm_bandwidth == 1.2e12
 
 
-@pytest.mark.parametrize("efficiency", [0.0, 1.5])
-def test_an_efficiency_outside_zero_to_one_is_refused(efficiency):
-    with pytest.raises(ValueError, match="efficiency"):
-        host_rate([Cost(1.0, 1.0)], CHIP, efficiency)
+@pytest.mark.parametrize("mfu", [0.0, 1.5])
+def test_an_mfu_outside_zero_to_one_is_refused(mfu):
+    with pytest.raises(ValueError, match="mfu"):
+        host_rate([Cost(1.0, 1.0)], CHIP, mfu)
 
 
 def test_slice_hours_is_clips_over_the_slices_rate():
