@@ -6,8 +6,9 @@ variant 'tiny', a word-level tokenizer.json built with `tokenizers`. Weights are
 parameter's shape, every one non-zero, so outputs depend on every input; drawing them instead of running
 the modules' initializers keeps this instant. Extraction bundles: the tiny geometry at 16 kHz mono
 (configs/extract_tiny.py) from the modules' own initializers, with the VAE's latent statistics measured
-on two synthetic clips. Nothing here is trained: the sound is meaningless, but every shape, rate, window
-and splice is the real one, which is all the tests and the throughput benchmarks need.
+on two synthetic clips; `extraction_configs("full")` names the paper's geometry, which bench/extract.py
+builds at random weights to measure throughput. Nothing here is trained: the sound is meaningless, but
+every shape, rate, window and splice is the real one, which is all the tests and the benchmarks need.
 """
 
 from __future__ import annotations
