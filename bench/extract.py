@@ -1,12 +1,16 @@
-"""Throughput of feature extraction with the tiny config on CPU: clips per second, per stage.
+"""Throughput of feature extraction on CPU: the tiny config's clips per second, or the paper's sizes.
 
     JAX_PLATFORMS=cpu PYTHONPATH=. python bench/extract.py [--clips 32] [--seconds 4]
+    PYTHONPATH=. python bench/extract.py --size full [--seconds 10] [--mfu 0.35] [--decode] [--reuse]
 
-Random-weight tiny bundles (salsa/testing.py; speed does not depend on the values). One warm-up
-clip compiles every encoder first; then `--clips` synthetic clips of configs/extract_tiny.py run through
-data_pipelines.extract.run.extract (render, encode, write, one process). Also times each stage on one clip.
+Tiny (default): random-weight tiny bundles (salsa/testing.py; speed does not depend on the values). One
+warm-up clip compiles every encoder first; then `--clips` synthetic clips of configs/extract_tiny.py run
+through data_pipelines.extract.run.extract (render, encode, write, one process). Also times each stage
+on one clip. Prints one table and writes bench/results/extract.json.
+Full: the sao43 VAE, SigLIP 2 So400m and the sync model at random weights, per encoder CPU seconds per
+clip, FLOPs and bytes per clip and TPU v4 host estimates (bench/extract_full.py; writes
+bench/results/extract_full.json).
 The machine is shared: the 1-minute load average before and after is recorded with the numbers.
-Prints one table and writes bench/results/extract.json.
 """
 
 from __future__ import annotations
@@ -51,9 +55,26 @@ def _stages(comps, config, decode) -> dict[str, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--clips", type=int, default=32)
-    p.add_argument("--seconds", type=float, default=4.0)
+    p.add_argument("--size", choices=("tiny", "full"), default="tiny")
+    p.add_argument("--clips", type=int, default=32, help="tiny: clips to extract")
+    p.add_argument("--seconds", type=float, default=None, help="clip length (tiny 4, full 10)")
+    p.add_argument(
+        "--mfu", type=float, default=0.35, help="full: v4 FLOP rate assumed, as a fraction of peak"
+    )
+    p.add_argument("--image-frames", type=int, default=2, help="full: frames of the timed SigLIP call")
+    p.add_argument("--sync-windows", type=int, default=1, help="full: snippet windows of the timed sync call")
+    p.add_argument("--vae-frames", type=int, default=16, help="full: latent frames of the timed VAE call")
+    p.add_argument("--decode", action="store_true", help="full: also time decoding a 10 s H.264 file")
+    p.add_argument("--skip-cpu", action="store_true", help="full: cost analysis and estimates only")
+    p.add_argument("--reuse", action="store_true", help="full: what the last results file measured")
     args = p.parse_args()
+    if args.size == "full":
+        from bench import extract_full
+
+        args.seconds = args.seconds or 10.0
+        extract_full.main(args)
+        return
+    args.seconds = args.seconds or 4.0
     from configs import extract_tiny
     from data_pipelines.extract import components, run
     from salsa import testing

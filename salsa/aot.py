@@ -24,6 +24,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from salsa import cli, sharding
+from salsa.chips import HBM_BANDWIDTH, HBM_BYTES, PEAK_FLOPS
 from salsa.errors import UserError
 from salsa.models.generator import remat
 from salsa.models.generator.flops import train_step_flops
@@ -36,12 +37,8 @@ _TOPOLOGY = flags.DEFINE_string("topology", "v4-8", "TPU slice: v4-8, v4-16, v4-
 _BATCH = flags.DEFINE_integer("batch", None, "Global batch size (default: config.batch_size).")
 flags.mark_flags_as_required(["config"])
 
-# Per-chip HBM and the 3-D chip grid of v4 slices (one megacore device per chip, 4 chips per host).
-HBM_BYTES = {"v4": 32 * 2**30}
-# A v4 chip's peak bf16 matmul rate and HBM bandwidth: a step takes at least FLOPs / PEAK_FLOPS and at
-# least bytes accessed / HBM_BANDWIDTH, whichever is longer.
-PEAK_FLOPS = {"v4": 275e12}
-HBM_BANDWIDTH = {"v4": 1.2e12}
+# The 3-D chip grid of v4 slices. A step takes at least FLOPs / PEAK_FLOPS and at least bytes accessed /
+# HBM_BANDWIDTH (salsa/chips.py), whichever is longer.
 V4_GRIDS = {8: (2, 2, 1), 16: (2, 2, 2), 32: (2, 2, 4), 64: (2, 4, 4), 128: (4, 4, 4), 256: (4, 4, 8)}
 
 

@@ -6,8 +6,9 @@ variant 'tiny', a word-level tokenizer.json built with `tokenizers`. Weights are
 parameter's shape, every one non-zero, so outputs depend on every input; drawing them instead of running
 the modules' initializers keeps this instant. Extraction bundles: the tiny geometry at 16 kHz mono
 (configs/extract_tiny.py) from the modules' own initializers, with the VAE's latent statistics measured
-on two synthetic clips. Nothing here is trained: the sound is meaningless, but every shape, rate, window
-and splice is the real one, which is all the tests and the throughput benchmarks need.
+on two synthetic clips; `extraction_configs("full")` names the paper's geometry, which bench/extract.py
+builds at random weights to measure throughput. Nothing here is trained: the sound is meaningless, but
+every shape, rate, window and splice is the real one, which is all the tests and the benchmarks need.
 """
 
 from __future__ import annotations
@@ -107,6 +108,18 @@ def tiny_pipeline(root: str, config: ml_collections.ConfigDict, seed: int = 0) -
     return out
 
 
+def extraction_configs(size: str = "tiny") -> tuple:
+    """(VAE, SigLIP, sync) configs of an extraction geometry: 'tiny' (configs/extract_tiny.py: VAE variant
+    tiny at 16 kHz mono, SigLIP and sync variant tiny) or 'full' (configs/extract.py: the sao43 VAE of
+    configs/vae_sao43.py at 44.1 kHz stereo, SigLIP 2 So400m, the sync model of configs/sync.py)."""
+    if size == "tiny":
+        vae = vae_lib.variant("tiny", sample_rate=16000, audio_channels=1)  # configs/vae_tiny.py
+        return vae, siglip_lib.variant("tiny"), sync_lib.variant("tiny")
+    if size == "full":
+        return vae_lib.variant("sao43"), siglip_lib.variant("so400m"), sync_lib.variant("base")
+    raise ValueError(f"extraction size {size!r} is not known; use 'tiny' or 'full'.")
+
+
 def extraction_bundles(folder: str, seed: int = 0) -> dict[str, str]:
     """Writes vae/, siglip/, sync/ and tokenizer.json of the tiny extraction geometry into `folder`;
     returns their paths by component (the keys of an extraction config's `components`)."""
@@ -116,15 +129,13 @@ def extraction_bundles(folder: str, seed: int = 0) -> dict[str, str]:
 
     os.makedirs(folder, exist_ok=True)
     paths = {n: os.path.join(folder, n) for n in ("vae", "siglip", "sync")}
-    config = vae_lib.variant("tiny", sample_rate=16000, audio_channels=1)  # configs/vae_tiny.py
+    config, siglip_config, sync_config = extraction_configs("tiny")
     vae = bundle.build(vae_lib.VAE, config, seed=seed)
     world = WorldConfig(seconds=2.0, height=16, width=16, sample_rate=16000, channels=1)
     stats = latent_stats(vae, [make_clip(world, 99, i).audio for i in range(2)])
     bundle.save_vae(paths["vae"], config, bundle.params_of(vae), stats, meta={"weights": "random"})
-    siglip_config = siglip_lib.variant("tiny")
     siglip = bundle.build(siglip_lib.Siglip, siglip_config, seed)
     bundle.save(paths["siglip"], "siglip2", siglip_config.to_dict(), bundle.params_of(siglip))
-    sync_config = sync_lib.variant("tiny")
     sync = bundle.build(sync_lib.SyncModel, sync_config, seed)
     bundle.save(paths["sync"], "sync", sync_config.to_dict(), bundle.params_of(sync))
     paths["tokenizer"] = word_tokenizer(os.path.join(folder, "tokenizer.json"), CAPTION_WORDS.split())
