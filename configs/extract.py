@@ -31,7 +31,13 @@ def extract_base(generator: ml_collections.ConfigDict) -> ml_collections.ConfigD
     c.num_shards = 64  # shard files; several processes split them (process p takes shards s % n == p)
     c.min_seconds = 1.0  # shorter clips (video with audio) are skipped
     # Frames per SigLIP call, sync windows per call and their hop (frames), latent frames per VAE window.
+    # Each SigLIP and sync call is split across the process's devices (a TPU v4 host's 4 chips), so
+    # semantic and sync should be multiples of the device count; otherwise every device computes the
+    # whole call (data_pipelines/extract/components.py).
     c.chunks = dict(semantic=32, sync=8, sync_hop=8, vae_frames=256)
+    # Clips decoded by background threads while the current one is encoded (0: in turn). A 10 s video
+    # takes ~0.6 CPU s to decode and the encoders ~0.2 s on a v4 host's chips, so 4 keep up (docs/data.md).
+    c.decode_ahead = 4
     return c
 
 

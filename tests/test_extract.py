@@ -161,6 +161,50 @@ def test_two_processes_write_disjoint_shares_that_cover_every_clip(reference, bu
     _assert_same_records(_by_shard(workdir), _by_shard(reference))
 
 
+def test_decoding_ahead_in_threads_writes_what_decoding_in_turn_writes(reference, bundles, comps, tmp_path):
+    config = _config(bundles)
+    assert config.decode_ahead > 1  # the reference decoded clips ahead in threads
+    config.decode_ahead = 0
+    run.extract(config, str(tmp_path / "out"), components=comps)
+    _assert_same_records(_by_shard(str(tmp_path / "out")), _by_shard(reference))
+
+
+# A child with 4 CPU devices (as a TPU v4 host has 4 chips): the encoders replicated over them, each
+# batch split 4 ways.
+FOUR_DEVICES = """
+import json, sys
+import numpy as np
+from data_pipelines.extract import components, run
+from salsa.inference import placement
+from tests.test_extract import _config
+bundles, workdir = json.loads(sys.argv[1]), sys.argv[2]
+comps = components.load(_config(bundles))
+frames = placement.place(np.zeros((32, 8, 8, 3), np.uint8), comps.siglip)  # a semantic batch
+tokens = placement.place(np.zeros((1, 16), np.int32), comps.siglip)  # one caption: not split
+run.extract(_config(bundles), workdir, components=comps)
+print(json.dumps({"devices": [placement.devices(m) for m in (comps.vae, comps.siglip, comps.sync)],
+                  "frames": sorted(s.data.shape[0] for s in frames.addressable_shards),
+                  "tokens": sorted(s.data.shape[0] for s in tokens.addressable_shards)}))
+"""
+
+
+def test_a_host_with_four_devices_splits_each_batch_and_writes_the_same_records(reference, bundles, tmp_path):
+    env = {
+        **os.environ,
+        "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4",
+    }
+    workdir = str(tmp_path / "out")
+    cmd = [sys.executable, "-c", FOUR_DEVICES, json.dumps(bundles), workdir]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out == {"devices": [4, 4, 4], "frames": [8, 8, 8, 8], "tokens": [1, 1, 1, 1]}
+    for a, b in zip(sum(_by_shard(workdir), []), sum(_by_shard(reference), []), strict=True):
+        assert a["id"] == b["id"] and sorted(a) == sorted(b)
+        for key in ("latents", "semantic", "sync", "text"):
+            np.testing.assert_allclose(a[key], b[key], rtol=1e-5, atol=1e-5, err_msg=f"{a['id']} {key}")
+
+
 def test_unreadable_clips_are_skipped_and_reported(bundles, comps, tmp_path):
     videos = tmp_path / "videos"
     videos.mkdir()

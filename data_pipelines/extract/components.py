@@ -2,7 +2,9 @@
 
 `load(config)` reads the bundles named by `config.components` and checks them against the config's
 `audio`, `video` and `features` sections (the generator's), so that a missing or mismatched bundle is
-one `ComponentError` sentence before any clip is touched.
+one `ComponentError` sentence before any clip is touched. The models are replicated over every device of
+this process (`devices`, default all local ones: a TPU host's 4 chips), and each encoder batch is split
+across them (salsa/inference/placement.py).
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ import dataclasses
 import os
 from typing import Any
 
+import jax
 import numpy as np
+from absl import logging
 
 from salsa import bundle
 from salsa.errors import UserError
+from salsa.inference import placement
 from salsa.models.encoders import siglip2
 from salsa.models.encoders import sync as sync_lib
 from salsa.models.vae.model import VAE
@@ -62,8 +67,9 @@ def _mismatch(name: str, path: str, what: str, has: Any, section: str, want: Any
     )
 
 
-def load(config: Any) -> Components:
-    """Loads and checks every component named in config.components (see module docstring)."""
+def load(config: Any, devices: list[jax.Device] | None = None) -> Components:
+    """Loads and checks every component named in config.components (see module docstring), replicated
+    over `devices` (default: every device of this process)."""
     paths = {n: _path(config, n) for n in ("vae", "siglip", "sync")}
     paths["tokenizer"] = _path(config, "tokenizer", required=False)
     audio, video, features = config.audio, config.video, config.features
@@ -103,6 +109,13 @@ def load(config: Any) -> Components:
         bundle.assign(sync, sync_params)
     except ValueError as e:
         raise ComponentError(f"a component bundle's parameters do not fit its config: {e}") from None
+    devices = jax.local_devices() if devices is None else devices
+    for model in (vae, siglip, sync):
+        placement.replicate(model, devices)
+    if len(devices) > 1:
+        logging.info(
+            "encoders on %d devices (%s): each batch is split across them", len(devices), devices[0].platform
+        )
     return Components(
         vae=vae, stats=stats, siglip=siglip, sync=sync, tokenizer=paths["tokenizer"], paths=paths
     )

@@ -20,13 +20,15 @@ extraction.py); until then the folder holds no complete set and reads as empty.
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import dataclasses
 import hashlib
 import json
 import logging
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from array_record.python.array_record_module import ArrayRecordReader, ArrayRecordWriter
@@ -176,8 +178,8 @@ def _shard_readable(workdir: str, shard: int, count: int) -> bool:
     return False
 
 
-def _extract_clip(config, comps, source, decode, index: int, folder: str) -> dict[str, str] | None:
-    """Extracts clip `index` into `folder` (a .rec or a .skip.json); returns the skip entry, if any."""
+def _load(config, source, decode, index: int) -> tuple[sources.Media, float] | str:
+    """Clip `index` decoded and trimmed (media, seconds), or why it is skipped."""
     clip_id = source.id(index)
     try:
         media, duration = sources.trim(source.load(index, decode), decode)
@@ -188,7 +190,17 @@ def _extract_clip(config, comps, source, decode, index: int, folder: str) -> dic
                 f"{config.min_seconds:g} s is required)."
             )
     except MediaError as e:
-        return _skip(folder, index, clip_id, str(e))
+        return str(e)
+    return media, duration
+
+
+def _extract_clip(config, comps, source, loaded, index: int, folder: str) -> dict[str, str] | None:
+    """Encodes clip `index` (`loaded`: what `_load` gave) into `folder` (a .rec or a .skip.json); returns
+    the skip entry, if any."""
+    clip_id = source.id(index)
+    if isinstance(loaded, str):
+        return _skip(folder, index, clip_id, loaded)
+    media, duration = loaded
     rec = features.record(comps, media, clip_id, duration, config.chunks)
     try:
         records.validate(rec, config)
@@ -196,6 +208,26 @@ def _extract_clip(config, comps, source, decode, index: int, folder: str) -> dic
         return _skip(folder, index, clip_id, str(e))
     _write_bytes(os.path.join(folder, f"{index:08d}.rec"), records.encode(rec))
     return None
+
+
+def _decoded(config, source, decode, indices: list[int]) -> Iterator[tuple[int, Any]]:
+    """(index, `_load`'s result) in order; with config.decode_ahead = k > 0, k threads decode the next k
+    clips while the current one is encoded (decoding a 10 s video is ~0.6 CPU s, more than the encoders'
+    time on a TPU host: docs/data.md)."""
+    ahead = int(config.get("decode_ahead", 0))
+    if ahead <= 0:
+        yield from ((i, _load(config, source, decode, i)) for i in indices)
+        return
+    with concurrent.futures.ThreadPoolExecutor(ahead, thread_name_prefix="decode") as pool:
+        pending = collections.deque()
+        for i in indices:
+            pending.append((i, pool.submit(_load, config, source, decode, i)))
+            if len(pending) > ahead:
+                index, future = pending.popleft()
+                yield index, future.result()
+        while pending:
+            index, future = pending.popleft()
+            yield index, future.result()
 
 
 def _skip(folder: str, index: int, clip_id: str, reason: str) -> dict[str, str]:
@@ -213,10 +245,9 @@ def _extract_shard(config, comps, source, decode, workdir: str, shard: int, on_c
     os.makedirs(folder, exist_ok=True)
     clips = range(shard, len(source), count)
     done_now = 0
-    for index in clips:
-        if _finished(folder, index, config):
-            continue
-        skip = _extract_clip(config, comps, source, decode, index, folder)
+    todo = [index for index in clips if not _finished(folder, index, config)]
+    for index, loaded in _decoded(config, source, decode, todo):
+        skip = _extract_clip(config, comps, source, loaded, index, folder)
         done_now += 1
         if on_clip is not None:
             on_clip(source.id(index), skip)

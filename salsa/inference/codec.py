@@ -20,7 +20,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from salsa.inference import windows
+from salsa.inference import placement, windows
 from salsa.models.vae.model import VAE, receptive_radius
 
 
@@ -46,7 +46,8 @@ def encode(model: VAE, audio: np.ndarray, chunk_frames: int = 256) -> np.ndarray
     out = np.empty((total, model.config.latent_dim), np.float32)
 
     def window(start: int, end: int) -> np.ndarray:
-        return np.asarray(_encode_window(model, _window(audio, start * hop, end * hop)))[0]
+        piece = placement.place(_window(audio, start * hop, end * hop), model)
+        return np.asarray(_encode_window(model, piece))[0]
 
     return windows.run(window, out, chunk_frames, context)
 
@@ -73,7 +74,7 @@ def decode(model: VAE, latents: np.ndarray, chunk_frames: int = 256) -> np.ndarr
     out = np.empty((total * hop, model.config.audio_channels), np.float32)
 
     def window(start: int, end: int) -> np.ndarray:
-        return np.asarray(_decode_window(model, latents[start:end][None]))[0]
+        return np.asarray(_decode_window(model, placement.place(latents[start:end][None], model)))[0]
 
     return windows.run(window, out, chunk_frames, context, scale=hop)
 

@@ -5,7 +5,8 @@
     sync(sync_model, frames at 24 fps (T24, H, W, 3) uint8)  -> (T24, width)   continuous sync features
 
 Frames are encoded in fixed-size batches (salsa.inference.windows) so one compiled function serves every
-length.
+length; on a model replicated over several devices (salsa.inference.placement) each batch is split
+across them.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from salsa.inference import windows
+from salsa.inference import placement, windows
 from salsa.models.encoders.siglip2 import Siglip, preprocess, preprocess_naflex
 from salsa.models.encoders.sync import SyncModel
 
@@ -38,7 +39,7 @@ def semantic(
     keeps their aspect ratio instead (`siglip2.preprocess_naflex`)."""
     out = []
     for part, count in windows.batches(frames, chunk):
-        feats = _image_chunk(model, jnp.asarray(part), model.config.image_size, max_patches)
+        feats = _image_chunk(model, placement.place(part, model), model.config.image_size, max_patches)
         out.append(np.asarray(feats)[:count])
     return np.concatenate(out) if out else np.zeros((0, model.config.image.width), np.float32)
 
@@ -50,7 +51,7 @@ def _text(model: Siglip, tokens: jax.Array) -> jax.Array:
 
 def text(model: Siglip, tokens: np.ndarray) -> np.ndarray:
     """(N, text_len) token ids (see `tokenize`) -> (N, text_proj) text features."""
-    return np.asarray(_text(model, jnp.asarray(tokens)))
+    return np.asarray(_text(model, placement.place(tokens, model)))
 
 
 def tokenize(tokenizer_file: str, texts: list[str], length: int) -> np.ndarray:
@@ -86,7 +87,8 @@ def sync(model: SyncModel, frames: np.ndarray, hop: int = 8, chunk: int = 8) -> 
     count = np.zeros((frames.shape[0], 1), np.float32)
     starts = np.asarray(windows.starts(frames.shape[0], win, hop))
     for group, real in windows.batches(starts, chunk):
-        feats = np.asarray(_sync_windows(model, jnp.asarray(np.stack([frames[s : s + win] for s in group]))))
+        batch = placement.place(np.stack([frames[s : s + win] for s in group]), model)
+        feats = np.asarray(_sync_windows(model, batch))
         for s, f in zip(group[:real], feats[:real], strict=True):
             total[s : s + win] += f
             count[s : s + win] += 1
