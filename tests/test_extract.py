@@ -173,18 +173,26 @@ def test_decoding_ahead_in_threads_writes_what_decoding_in_turn_writes(reference
 # batch split 4 ways.
 FOUR_DEVICES = """
 import json, sys
+import jax
 import numpy as np
 from data_pipelines.extract import components, run
-from salsa.inference import placement
+from salsa.inference import codec, placement
 from tests.test_extract import _config
 bundles, workdir = json.loads(sys.argv[1]), sys.argv[2]
 comps = components.load(_config(bundles))
 frames = placement.place(np.zeros((32, 8, 8, 3), np.uint8), comps.siglip)  # a semantic batch
 tokens = placement.place(np.zeros((1, 16), np.int32), comps.siglip)  # one caption: not split
 run.extract(_config(bundles), workdir, components=comps)
-print(json.dumps({"devices": [placement.devices(m) for m in (comps.vae, comps.siglip, comps.sync)],
+# 5.3 s in windows of 64 latent frames: 6 windows, VAE calls of 4 and 2 (+2 padding).
+one = components.load(_config(bundles), devices=jax.local_devices()[:1]).vae
+audio = np.random.default_rng(0).normal(size=(84800, 1)).astype(np.float32) * 0.1
+latents = codec.encode(comps.vae, audio, 64)
+sound = codec.decode(comps.vae, latents, 64)
+print(json.dumps({"devices": [placement.devices(m) for m in (comps.vae, comps.siglip, comps.sync, one)],
                   "frames": sorted(s.data.shape[0] for s in frames.addressable_shards),
-                  "tokens": sorted(s.data.shape[0] for s in tokens.addressable_shards)}))
+                  "tokens": sorted(s.data.shape[0] for s in tokens.addressable_shards),
+                  "encode": float(np.abs(latents - codec.encode(one, audio, 64)).max()),
+                  "decode": float(np.abs(sound - codec.decode(one, latents, 64)).max())}))
 """
 
 
@@ -198,7 +206,8 @@ def test_a_host_with_four_devices_splits_each_batch_and_writes_the_same_records(
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out == {"devices": [4, 4, 4], "frames": [8, 8, 8, 8], "tokens": [1, 1, 1, 1]}
+    assert out.pop("encode") < 1e-5 and out.pop("decode") < 1e-5  # the VAE's windows four per call
+    assert out == {"devices": [4, 4, 4, 1], "frames": [8, 8, 8, 8], "tokens": [1, 1, 1, 1]}
     for a, b in zip(sum(_by_shard(workdir), []), sum(_by_shard(reference), []), strict=True):
         assert a["id"] == b["id"] and sorted(a) == sorted(b)
         for key in ("latents", "semantic", "sync", "text"):

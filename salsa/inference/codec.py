@@ -6,7 +6,8 @@ central frames exactly as the whole clip would (up to float rounding). Windows h
 each direction compiles once; the last window is shifted back to end on the clip's end rather than padded.
 Each window's result is copied to the host and trimmed there (trimming the device array would compile a
 slice per distinct offset), and written into one preallocated output: memory beyond the input and output
-arrays is one window's, whatever the length.
+arrays is one window's, whatever the length. On a model replicated over n devices
+(salsa/inference/placement.py) n windows go in each call, one per device.
 
 Length rule: encode pads the audio with zeros to a multiple of hop (T = ceil(samples / hop) frames);
 decode returns exactly T · hop samples.
@@ -45,11 +46,11 @@ def encode(model: VAE, audio: np.ndarray, chunk_frames: int = 256) -> np.ndarray
     context = receptive_radius(model.config)[0]
     out = np.empty((total, model.config.latent_dim), np.float32)
 
-    def window(start: int, end: int) -> np.ndarray:
-        piece = placement.place(_window(audio, start * hop, end * hop), model)
-        return np.asarray(_encode_window(model, piece))[0]
+    def calls(spans: list[tuple[int, int]]) -> np.ndarray:
+        pieces = np.concatenate([_window(audio, start * hop, end * hop) for start, end in spans])
+        return np.asarray(_encode_window(model, placement.place(pieces, model)))
 
-    return windows.run(window, out, chunk_frames, context)
+    return windows.run(calls, out, chunk_frames, context, per_call=placement.devices(model))
 
 
 def _window(audio: np.ndarray, start: int, end: int) -> np.ndarray:
@@ -73,10 +74,11 @@ def decode(model: VAE, latents: np.ndarray, chunk_frames: int = 256) -> np.ndarr
     context = receptive_radius(model.config)[1]
     out = np.empty((total * hop, model.config.audio_channels), np.float32)
 
-    def window(start: int, end: int) -> np.ndarray:
-        return np.asarray(_decode_window(model, placement.place(latents[start:end][None], model)))[0]
+    def calls(spans: list[tuple[int, int]]) -> np.ndarray:
+        pieces = np.stack([latents[start:end] for start, end in spans])
+        return np.asarray(_decode_window(model, placement.place(pieces, model)))
 
-    return windows.run(window, out, chunk_frames, context, scale=hop)
+    return windows.run(calls, out, chunk_frames, context, scale=hop, per_call=placement.devices(model))
 
 
 class StreamDecoder:

@@ -32,14 +32,24 @@ def kept(output: np.ndarray, start: int, a: int, b: int, scale: int = 1) -> np.n
 
 
 def run(
-    fn: Callable[[int, int], np.ndarray], out: np.ndarray, core: int, context: int, scale: int = 1
+    fn: Callable[[list[tuple[int, int]]], np.ndarray],
+    out: np.ndarray,
+    core: int,
+    context: int,
+    scale: int = 1,
+    per_call: int = 1,
 ) -> np.ndarray:
-    """Fills `out` ((total · scale, ...) rows) window by window: `fn(start, end)` is the network's host
-    output for frames [start, end), `scale` rows per frame; only its kept rows are written. Memory
-    beyond `out` is one window's. Returns `out`."""
+    """Fills `out` ((total · scale, ...) rows) `per_call` windows at a time: `fn([(start, end), ...])` is
+    the network's host output (per_call, rows, ...) for those windows (all of one size), `scale` rows per
+    frame; only their kept rows are written. The last call is padded by repeating its last window.
+    Memory beyond `out` is `per_call` windows'. Returns `out`."""
     total = out.shape[0] // scale
-    for start, end, a, b in spans(total, core, context):
-        out[a * scale : b * scale] = kept(fn(start, end), start, a, b, scale)
+    todo = list(spans(total, core, context))
+    for i in range(0, len(todo), per_call):
+        group = todo[i : i + per_call]
+        outputs = fn([(s, e) for s, e, _, _ in group + group[-1:] * (per_call - len(group))])
+        for (start, _, a, b), output in zip(group, outputs, strict=False):
+            out[a * scale : b * scale] = kept(output, start, a, b, scale)
     return out
 
 
