@@ -77,6 +77,9 @@ def test_writes_every_metric_for_every_step_and_the_plots(evaluated):
     fits = saved["geometry"]["window_s"] - 2.0 >= MIN_GENERATED_S
     assert set(saved["reference"]["lengths"]) == ({"0", "0.5", "2"} if fits else {"0", "0.5"})
     assert saved["reference"]["skipped"] == ([] if fits else [2.0])
+    # every length is scored on the same section: the window after the longest reference kept
+    assert saved["reference"]["scored_from"] == (2.0 if fits else 0.5)
+    assert "scored on the same section, the window after" in md
     long = saved["long"]
     assert [len(long[m]["segments"]) for m in ("iterative", "one_shot", "ground_truth")] == [2, 2, 2]
     # hidden acoustics: the probes on every reference row and on both prompts of the text experiment,

@@ -94,26 +94,28 @@ def steps(shared: Shared) -> dict[str, dict]:
 
 def reference(shared: Shared) -> dict:
     """Fig. 6: for each length L in 0 and settings.reference_seconds, the first L s of each clip's own
-    audio given as reference and only the rest of the window scored; lengths that leave less than
-    MIN_GENERATED_S to generate are listed under "skipped"."""
+    audio given as reference, and every length scored on the same section: the window after the longest
+    L kept (`scored_from`), so that the rows differ only in what the generator was given, not in how much
+    audio each metric sees. Lengths that leave less than MIN_GENERATED_S to generate are listed under
+    "skipped"."""
     p, window = shared.pipeline, float(shared.pipeline.config.window_s)
-    out = {"steps": shared.steps, "lengths": {}, "skipped": []}
-    for r in (0.0, *shared.settings.reference_seconds):
-        if window - r < MIN_GENERATED_S - 1e-9:
-            out["skipped"].append(r)
-            continue
+    lengths = [r for r in (0.0, *shared.settings.reference_seconds) if window - r >= MIN_GENERATED_S - 1e-9]
+    start = max(lengths)
+    out = {"steps": shared.steps, "scored_from": start, "lengths": {}, "skipped": []}
+    out["skipped"] = [r for r in shared.settings.reference_seconds if r not in lengths]
+    cut = round(start * p.sample_rate)
+    sections = [c.section(start) for c in shared.clips]
+    for r in lengths:
         if r == 0:  # no reference: the steps experiment's audio at these steps (generated once)
             audio = _audio(shared, p, shared.cache, "steps", steps=shared.steps, cfg=shared.cfg)
         else:
             audio = _audio(
                 shared, p, shared.cache, "reference", steps=shared.steps, cfg=shared.cfg, reference_s=r
             )
-        cut = round(r * p.sample_rate)
-        sections = [c.section(r) for c in shared.clips]
-        remainder = [a[cut:] for a in audio]
-        row = score(remainder, sections, p.sync)
+        scored = [a[cut:] for a in audio]
+        row = score(scored, sections, p.sync)
         if shared.probes is not None:
-            row = hidden.merged(row, hidden.scores(remainder, sections, shared.probes))
+            row = hidden.merged(row, hidden.scores(scored, sections, shared.probes))
         out["lengths"][f"{r:g}"] = row
     return out
 

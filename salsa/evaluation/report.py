@@ -125,11 +125,14 @@ def markdown(r: dict) -> str:
         lines += table(rows, "steps, training")
     ref = r["reference"]
     lines += ["", f"## Reference audio length (Fig. 6), {ref['steps']} steps", ""]
-    lines += [
-        "The first L s of each clip's ground-truth audio are given as clean reference; only the rest of the "
-        "window is scored.",
-        "",
-    ]
+    scored_from = ref.get("scored_from")  # absent in results saved before every length shared a section
+    where = (
+        f"every length is scored on the same section, the window after {scored_from:g} s (the longest "
+        "reference)"
+        if scored_from is not None
+        else "only the rest of the window is scored"
+    )
+    lines += [f"The first L s of each clip's ground-truth audio are given as clean reference; {where}.", ""]
     lines += table([(f"{k} s", v) for k, v in ref["lengths"].items()], "reference")
     if ref["skipped"]:
         skipped = ", ".join(f"{x:g}" for x in ref["skipped"])
