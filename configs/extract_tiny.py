@@ -8,7 +8,10 @@ The bundles are the tiny stages' exports (VAE variant "tiny" at 16 kHz mono with
 SigLIP variant "tiny", sync variant "tiny"); the audio/video/features sections are the tiny generator's,
 so `python -m salsa.train --config=configs/tiny.py --workdir=W --config.data.dir=OUT` trains on the
 result (the tiny pipeline, configs/tiny.py, runs this extraction as its stage `extract`).
-`configs/extract_tiny.py:folder` reads the videos under --config.source.dir instead of the world.
+`configs/extract_tiny.py:folder` reads the videos under --config.source.dir instead of the world;
+`:audio_world` extracts a miniature audio-text set: clips of the world (seed 3, apart from training's 0
+and the held-out splits' 1 and 2) as captioned sound without their picture, records without semantic or
+sync features, for a `data.sources` mixture with the audio-visual set (docs/training.md).
 """
 
 import ml_collections
@@ -35,8 +38,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.source = dict(kind="folder", dir="")
     elif arg == "audio_text":
         c.source = dict(kind="audio_text", dir="", split="")
+    elif arg == "audio_world":
+        c.source.update(seed=3, audio_only=True)
     elif arg not in (None, "", "synthetic"):
-        raise ValueError(f"configs/extract_tiny.py takes 'synthetic', 'folder' or 'audio_text', got {arg!r}.")
+        raise ValueError(
+            "configs/extract_tiny.py takes 'synthetic', 'folder', 'audio_text' or 'audio_world', "
+            f"got {arg!r}."
+        )
     c.num_shards = 4
     c.chunks = dict(semantic=32, sync=8, sync_hop=8, vae_frames=256)
     return c

@@ -276,6 +276,18 @@ def test_audio_text_source_writes_audio_only_records_with_their_captions(bundles
         sources.make({"kind": "audio_text", "dir": str(tmp_path)})
 
 
+def test_the_audio_world_is_the_worlds_clips_captioned_without_their_picture(comps):
+    config = extract_tiny.get_config("audio_world")
+    assert config.source.audio_only and config.source.seed == 3  # apart from training (0) and held out (1, 2)
+    decode = run.decoding(config, comps)
+    settings = {**config.source.to_dict(), "clips": 2, "seconds": SECONDS}
+    sound = sources.make(settings).load(1, decode)
+    whole = sources.make({**settings, "audio_only": False}).load(1, decode)
+    assert sound.frames8 is None and sound.frames24 is None and whole.frames8 is not None
+    np.testing.assert_array_equal(sound.audio, whole.audio)
+    assert sound.caption == whole.caption and sound.caption
+
+
 def test_vggsound_layout_source_reads_rows_labels_and_missing_videos(tmp_path):
     (tmp_path / "videos").mkdir()
     world = WorldConfig(seconds=2.0, height=40, width=48, sample_rate=22050, channels=2)

@@ -65,7 +65,9 @@ class Source(Protocol):
 
 class SyntheticSource:
     """`clips` clips of the synthetic world, clip i = make_clip(world, seed, first + i); hidden_acoustics
-    and hidden_caption_fraction are the world's (data_pipelines/synthetic/config.py)."""
+    and hidden_caption_fraction are the world's (data_pipelines/synthetic/config.py). With audio_only the
+    clips are captioned sound without their picture: a miniature audio-text set, whose records have no
+    semantic or sync features (docs/records.md)."""
 
     def __init__(
         self,
@@ -76,8 +78,10 @@ class SyntheticSource:
         size: int = 32,
         hidden_acoustics: bool = False,
         hidden_caption_fraction: float = 0.0,
+        audio_only: bool = False,
     ):
         self.clips, self.seed, self.first, self.seconds, self.size = clips, seed, first, seconds, size
+        self.audio_only = bool(audio_only)
         self.hidden = dict(
             hidden_acoustics=bool(hidden_acoustics), hidden_caption_fraction=float(hidden_caption_fraction)
         )
@@ -102,6 +106,8 @@ class SyntheticSource:
             **self.hidden,
         )
         clip = make_clip(config, self.seed, self.first + index)
+        if self.audio_only:
+            return Media(frames8=None, frames24=None, audio=clip.audio, caption=clip.annotation["caption"])
         count8 = round(config.num_frames * decoding.semantic_fps / decoding.sync_fps)
         frames8 = pick_frames(clip.frames, decoding.sync_fps, decoding.semantic_fps, count8)
         return Media(
