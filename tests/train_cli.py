@@ -1,7 +1,7 @@
 """Runs `python -m salsa.train` in a subprocess for the end-to-end tests, and the config they train.
 
-The system tests (resume, sharding, multi-host) train the real generator on a shrunken configs/tiny.py
-once its task exists, else the test task of tests/toy_task.py.
+The system tests (resume, sharding) train the real generator on a shrunken configs/tiny.py once its task
+exists, else the test task of tests/toy_task.py; the multi-host test trains the test task.
 """
 
 from __future__ import annotations
