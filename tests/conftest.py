@@ -66,7 +66,6 @@ def perturbed_generator(config, seed: int = 0):
 # reordering (by number of tests) is off: started first, these cannot leave one worker running a long file
 # alone at the end while the other is idle.
 LONG_FILES = (
-    "tests/test_multihost.py",
     "tests/test_vae_train.py",
     "tests/test_evaluate.py",
     "tests/test_sync.py",
@@ -80,6 +79,7 @@ LONG_FILES = (
     "tests/test_baked_guidance.py",
     "tests/test_toy_shortcut.py",
     "tests/test_siglip_tiny.py",
+    "tests/test_multihost.py",
 )
 
 
