@@ -5,7 +5,7 @@ self-consistency rows (sc_fraction 0.25; their targets from the EMA weights, or 
 the weights being trained: objective.teacher) and once as plain flow matching (sc_fraction 0), then samples
 each with 1, 2, 4, 8 and 128 Euler steps and reports the sliced Wasserstein distance to fresh data.
 
-    python bench/toy_shortcut.py [--steps 4000] [--batch 256] [--teacher ema]
+    python bench/toy_shortcut.py [--steps 4000] [--batch 256] [--teacher ema] [--width 256]
         [--out bench/results/toy_shortcut.json]
 
 The last line printed is one JSON object {"shortcut": {"1": d, ...}, "flow": {...}}.
@@ -55,10 +55,16 @@ class ToyVelocity(nnx.Module):
 
 
 def train(
-    sc_fraction: float, steps: int, batch: int, seed: int, ema_decay: float = 0.99, teacher: str = "ema"
+    sc_fraction: float,
+    steps: int,
+    batch: int,
+    seed: int,
+    ema_decay: float = 0.99,
+    teacher: str = "ema",
+    width: int = 256,
 ) -> ToyVelocity:
     with nnx.use_eager_sharding(False):
-        model = ToyVelocity(nnx.Rngs(seed))
+        model = ToyVelocity(nnx.Rngs(seed), width)
     ema = nnx.clone(model)
     opt = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
 
@@ -101,12 +107,12 @@ def evaluate(model: ToyVelocity, seed: int, n: int = 4000) -> dict[str, float]:
 
 
 def run(
-    steps: int = 4000, batch: int = 256, seed: int = 0, teacher: str = "ema"
+    steps: int = 4000, batch: int = 256, seed: int = 0, teacher: str = "ema", width: int = 256
 ) -> dict[str, dict[str, float]]:
     results, seconds = {}, {}
     for name, frac in (("shortcut", 0.25), ("flow", 0.0)):
         start = time.perf_counter()
-        results[name] = evaluate(train(frac, steps, batch, seed, teacher=teacher), seed)
+        results[name] = evaluate(train(frac, steps, batch, seed, teacher=teacher, width=width), seed)
         seconds[name] = time.perf_counter() - start
     return results, seconds
 
@@ -117,9 +123,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--teacher", choices=("ema", "model"), default="ema", help="objective.teacher")
+    parser.add_argument("--width", type=int, default=256, help="the velocity network's hidden width")
     parser.add_argument("--out", default="bench/results/toy_shortcut.json")
     args = parser.parse_args()
-    results, seconds = run(args.steps, args.batch, args.seed, args.teacher)
+    results, seconds = run(args.steps, args.batch, args.seed, args.teacher, args.width)
     print(f"sliced Wasserstein to data after {args.steps} steps, {args.teacher} teacher (lower is better)")
     print(f"{'steps':>6} {'shortcut':>10} {'flow':>10}")
     for s in STEPS_EVAL:

@@ -12,9 +12,14 @@ import subprocess
 # Tests run on the CPU even where libtpu is installed (the `tpu` extra, for salsa.aot); set before
 # JAX is imported, and inherited by the subprocesses that tests start.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-from tests.train_cli import COMPILE_FLAGS  # noqa: E402  (imports no JAX)
+from tests.train_cli import COMPILE_CACHE, COMPILE_FLAGS  # noqa: E402  (imports no JAX)
 
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {COMPILE_FLAGS}".strip()
+# The test processes use the children's persistent compilation cache too: each loop.train call jits its
+# state creation and train step anew, and both xdist workers compile the same tiny models (the training
+# system's tests, test_faults_steps + test_faults_checkpoints + test_phases, 43 -> 30 CPU s cold).
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", COMPILE_CACHE)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")  # not every eager op
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -66,7 +71,6 @@ def perturbed_generator(config, seed: int = 0):
 # reordering (by number of tests) is off: started first, these cannot leave one worker running a long file
 # alone at the end while the other is idle.
 LONG_FILES = (
-    "tests/test_multihost.py",
     "tests/test_vae_train.py",
     "tests/test_evaluate.py",
     "tests/test_sync.py",
@@ -80,6 +84,7 @@ LONG_FILES = (
     "tests/test_baked_guidance.py",
     "tests/test_toy_shortcut.py",
     "tests/test_siglip_tiny.py",
+    "tests/test_multihost.py",
 )
 
 

@@ -1,7 +1,10 @@
 """Two processes on localhost, 4 CPU devices each, train on one data=2 x fsdp=4 mesh.
 
 Each process reads its own share of the data; both must log the same (global) losses, save their own
-data-iterator state into the shared checkpoint and resume from it.
+data-iterator state into the shared checkpoint and resume from it. The model is the test task's
+(tests/toy_task.py: the same loader, EMA and logical axes as the generator): what is tested is the
+multi-process machinery (34 CPU s; 177 with the generator compiled in both processes); the generator's
+own sharded step is tests/test_sharding.py's.
 """
 
 import json
@@ -26,8 +29,9 @@ def _child(workdir: str, total_steps: int) -> None:
 
     from data_pipelines.features import records, toy
     from salsa.training import loop, tasks
+    from tests import toy_config
 
-    config = train_cli.system_config()
+    config = toy_config.get_config()
     config.mesh = dict(data=2, fsdp=4, tensor=1)
     config.total_steps = total_steps
     config.checkpoint_every = STEPS

@@ -1,7 +1,7 @@
 """Runs `python -m salsa.train` in a subprocess for the end-to-end tests, and the config they train.
 
-The system tests (resume, sharding, multi-host) train the real generator on a shrunken configs/tiny.py
-once its task exists, else the test task of tests/toy_task.py.
+The system tests (resume, sharding) train the real generator on a shrunken configs/tiny.py once its task
+exists, else the test task of tests/toy_task.py; the multi-host test trains the test task.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ TOY_CONFIG = os.path.join(REPO, "tests", "toy_config.py")
 # the sharded step of tests/test_sharding.py 201 -> 140 CPU s). tests/conftest.py sets it for the test
 # processes, env() for the children; runs compared with each other share it.
 COMPILE_FLAGS = "--xla_backend_optimization_level=0"
+# The persistent compilation cache of the test processes and their children (tests/conftest.py, env()).
+COMPILE_CACHE = os.path.join(tempfile.gettempdir(), "salsa-tests-jax-cache")
 HAS_GENERATOR = os.path.exists(os.path.join(REPO, "salsa", "training", "tasks", "generator.py"))
 
 if HAS_GENERATOR:
@@ -74,7 +76,7 @@ def env(devices: int = 1, **extra: str) -> dict[str, str]:
         XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} {COMPILE_FLAGS}",
         TF_CPP_MIN_LOG_LEVEL="2",
         # Children compile the same train steps again and again (reference, killed and resumed runs).
-        JAX_COMPILATION_CACHE_DIR=os.path.join(tempfile.gettempdir(), "salsa-tests-jax-cache"),
+        JAX_COMPILATION_CACHE_DIR=COMPILE_CACHE,
         JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
         JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
     )
