@@ -131,3 +131,17 @@ def test_the_generator_trains_on_a_mixture_and_logs_each_sources_loss(folders, t
     assert len(logged) == 2
     for m in logged:
         assert np.isfinite(m["loss"]) and np.isfinite(m["av_loss"]) and np.isfinite(m["audio_text_loss"])
+
+
+def test_the_tiny_mixture_is_the_pipelines_generator_on_its_features_and_the_audio_world():
+    from configs import tiny, tiny_mixture
+    from salsa.training.stages import generator_config
+
+    mixture, pipeline = tiny_mixture.get_config(), generator_config(tiny.get_config())
+    assert {k: (v.dir, v.weight) for k, v in mixture.data.sources.items()} == {
+        "av": ("runs/tiny/extract", 0.5),
+        "audio_text": ("runs/tiny/extract_audio", 0.5),
+    }
+    mixture.data.sources, pipeline.data.sources = {}, {}
+    mixture.data.dir = pipeline.data.dir
+    assert mixture.to_dict() == pipeline.to_dict()  # the same generator, world and training otherwise
