@@ -101,8 +101,8 @@ def reference(shared: Shared) -> dict:
     p, window = shared.pipeline, float(shared.pipeline.config.window_s)
     lengths = [r for r in (0.0, *shared.settings.reference_seconds) if window - r >= MIN_GENERATED_S - 1e-9]
     start = max(lengths)
-    out = {"steps": shared.steps, "scored_from": start, "lengths": {}, "skipped": []}
-    out["skipped"] = [r for r in shared.settings.reference_seconds if r not in lengths]
+    skipped = [r for r in shared.settings.reference_seconds if r not in lengths]
+    out = {"steps": shared.steps, "scored_from": start, "lengths": {}, "skipped": skipped}
     cut = round(start * p.sample_rate)
     sections = [c.section(start) for c in shared.clips]
     for r in lengths:

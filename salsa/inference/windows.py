@@ -44,11 +44,9 @@ def run(
     frame; only their kept rows are written. The last call is padded by repeating its last window.
     Memory beyond `out` is `per_call` windows'. Returns `out`."""
     total = out.shape[0] // scale
-    todo = list(spans(total, core, context))
-    for i in range(0, len(todo), per_call):
-        group = todo[i : i + per_call]
-        outputs = fn([(s, e) for s, e, _, _ in group + group[-1:] * (per_call - len(group))])
-        for (start, _, a, b), output in zip(group, outputs, strict=False):
+    for group, real in batches(np.asarray(list(spans(total, core, context))), per_call):
+        outputs = fn([(int(s), int(e)) for s, e, _, _ in group])
+        for (start, _, a, b), output in zip(group[:real], outputs[:real], strict=True):
             out[a * scale : b * scale] = kept(output, start, a, b, scale)
     return out
 
