@@ -6,7 +6,9 @@
 
 Sources: `configs/extract.py` (or `:folder`) reads every video under source.dir (optional captions.csv
 with `file,caption`); `configs/extract.py:vggsound` reads source.dir in data_pipelines/real/vggsound.py's
-manual_dir layout (vggsound.csv + videos/; the label is the caption; source.split="" keeps every row);
+manual_dir layout (vggsound.csv + videos/; the label is the caption, or with
+source.captions=VGGSound_AudioSetCaps_caption.csv the clip's AudioSetCaps caption where it has one;
+source.split="" keeps every row);
 `configs/extract.py:audio_text` reads captioned audio without video (WavCaps captions.json or a
 captions.csv, data_pipelines/real/audio_text.py) into audio-only records; configs/extract_tiny.py
 renders the synthetic world. The audio/video/features sections must equal the generator config's that
@@ -44,7 +46,8 @@ def extract_base(generator: ml_collections.ConfigDict) -> ml_collections.ConfigD
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = extract_base(base_config())
     if arg == "vggsound":
-        c.source = dict(kind="vggsound", dir="", split="")
+        # captions: AudioSetCaps's caption CSV for VGGSound ("" captions every clip with its label).
+        c.source = dict(kind="vggsound", dir="", split="", captions="")
     elif arg == "audio_text":
         c.source = dict(kind="audio_text", dir="", split="")
     elif arg not in (None, "", "folder"):

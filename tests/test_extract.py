@@ -305,6 +305,39 @@ def test_vggsound_layout_source_reads_rows_labels_and_missing_videos(tmp_path):
         source.load(1, decode)
 
 
+def test_vggsound_records_carry_their_audiosetcaps_caption_or_else_their_label(bundles, comps, tmp_path):
+    """source.captions joins AudioSetCaps's VGGSound captions by (id, start second): the caption and its
+    text embedding replace the label; a clip the CSV lacks (here: another start of the same video) keeps
+    its label (tests/test_vggsound_captions.py: the CSV's variants and errors)."""
+    (tmp_path / "videos").mkdir()
+    world = WorldConfig(seconds=SECONDS, height=16, width=16, sample_rate=16000, channels=1)
+    rows = [("OxPnZzn1_L8", 0), ("--0PQM4-hqg", 30), ("--0PQM4-hqg", 40)]
+    for n, (clip_id, start) in enumerate(rows):
+        clip = make_clip(world, 4, n)
+        path = str(tmp_path / "videos" / f"{clip_id}_{start:06d}.mp4")
+        write_video(path, clip.frames, world.fps, clip.audio, world.sample_rate)
+    (tmp_path / "vggsound.csv").write_text("".join(f"{i},{s},rain,train\n" for i, s in rows))
+    (tmp_path / "captions.csv").write_text(
+        'id,caption\nOxPnZzn1_L8_000000,"A ball bounces, then rolls on the floor."\n'
+        "--0PQM4-hqg_000030,Wind and rain in a quiet room.\n"
+    )
+    config = _config(bundles)
+    config.source = {"kind": "vggsound", "dir": str(tmp_path), "split": "", "captions": "captions.csv"}
+    config.num_shards = 1
+    assert run.extract(config, str(tmp_path / "out"), components=comps).report["written"] == 3
+    got = {r["id"]: r for r in records.read_all(records.shard_paths(str(tmp_path / "out")))}
+    assert got["OxPnZzn1_L8_0"]["caption"] == "A ball bounces, then rolls on the floor."
+    assert got["--0PQM4-hqg_30"]["caption"] == "Wind and rain in a quiet room."
+    assert got["--0PQM4-hqg_40"]["caption"] == "rain"
+    for rec in got.values():
+        tokens = encoders.tokenize(bundles["tokenizer"], [rec["caption"]], comps.siglip.config.text_len)
+        np.testing.assert_array_equal(rec["text"], encoders.text(comps.siglip, tokens)[0])
+    (tmp_path / "captions.csv").write_text("id,caption\nOxPnZzn1_L8,A ball bounces.\n")
+    with pytest.raises(UserError, match=r"captions.csv:2: expected an id YOUTUBEID_START"):
+        run.extract(config, str(tmp_path / "out2"), components=comps)
+    assert not os.path.exists(tmp_path / "out2")  # refused before any clip or folder
+
+
 def test_loader_refuses_features_extracted_for_another_config(reference):
     generator = generator_configs.get_config("tiny")
     generator.data.dir, generator.batch_size = reference, 4

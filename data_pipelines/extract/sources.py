@@ -10,7 +10,9 @@ do not describe a source raise UserError.
     folder     every video file under `dir` (sorted relative paths; ids are the paths without extension);
                optional `dir/captions.csv` with columns `file,caption` (file relative to dir)
     vggsound   `dir` in data_pipelines/real/vggsound.py's manual_dir layout: vggsound.csv + videos/;
-               caption = the label; `split` keeps the rows of one split ("" keeps all)
+               caption = the label, or with `captions` (AudioSetCaps's VGGSound_AudioSetCaps_caption.csv)
+               the clip's AudioSetCaps caption where it has one; `split` keeps the rows of one split ("" keeps
+               all)
     audio_text `dir` in data_pipelines/real/audio_text.py's layout (WavCaps captions.json, or
                captions.csv with id/file and caption, audio under audio/): audio and caption, no video,
                so the records have no semantic or sync features (audio-only, docs/records.md);
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import logging
 import math
 import os
 from typing import Any, Protocol
@@ -160,16 +163,37 @@ class FolderSource:
 
 
 class VggsoundSource:
-    """Rows of DIR/vggsound.csv whose video is DIR/videos/ID_START.mp4 (or a variant)."""
+    """Rows of DIR/vggsound.csv whose video is DIR/videos/ID_START.mp4 (or a variant). With `captions`
+    (an AudioSetCaps caption CSV; a relative path is taken in DIR) a clip's caption is its AudioSetCaps
+    caption, joined by (id, start second); clips it lacks keep their label, and how many is logged."""
 
-    def __init__(self, dir: str, split: str = ""):
-        from data_pipelines.real.vggsound import read_rows
+    def __init__(self, dir: str, split: str = "", captions: str = ""):
+        from data_pipelines.real.vggsound import read_captions, read_rows
 
         table = os.path.join(dir, "vggsound.csv")
         if not os.path.isfile(table):
             raise UserError(f"source.dir {dir!r} has no vggsound.csv (data_pipelines/real/vggsound.py).")
         self.dir = dir
         self.rows = [r for r in read_rows(table) if not split or r[3] == split]
+        if captions:
+            path = os.path.join(dir, captions)
+            if not os.path.isfile(path):
+                raise UserError(
+                    f"source.captions {path!r} is not a file; give AudioSetCaps's "
+                    "VGGSound_AudioSetCaps_caption.csv (absolute, or relative to source.dir)."
+                )
+            by_clip = read_captions(path)
+            lacking = sum((clip_id, start) not in by_clip for clip_id, start, _, _ in self.rows)
+            self.rows = [(c, s, by_clip.get((c, s), label), sp) for c, s, label, sp in self.rows]
+            logging.log(
+                logging.WARNING if lacking else logging.INFO,
+                "%d of %d clips of %s have an AudioSetCaps caption in %s; %d keep their label as caption",
+                len(self.rows) - lacking,
+                len(self.rows),
+                table,
+                path,
+                lacking,
+            )
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -181,11 +205,11 @@ class VggsoundSource:
     def load(self, index: int, decoding: Decoding) -> Media:
         from data_pipelines.real.vggsound import find_video
 
-        clip_id, start, label, _ = self.rows[index]
+        clip_id, start, caption, _ = self.rows[index]  # the label, or its AudioSetCaps caption
         path = find_video(os.path.join(self.dir, "videos"), clip_id, start)
         if path is None:
             raise MediaError(f"{clip_id}_{start}: no video file in {os.path.join(self.dir, 'videos')}.")
-        return _decode_file(path, label, decoding)
+        return _decode_file(path, caption, decoding)
 
 
 class AudioTextSource:
