@@ -23,6 +23,7 @@ import ml_collections
 from absl import flags
 from ml_collections import config_flags
 
+from data_pipelines.features import buckets
 from salsa import cli, sharding
 from salsa.chips import HBM_BANDWIDTH, HBM_BYTES, PEAK_FLOPS
 from salsa.errors import UserError
@@ -131,7 +132,8 @@ def compile_report(config: ml_collections.ConfigDict, topology: str) -> dict:
         "chips": chips,
         "mesh": dict(mesh.shape),
         "batch": config.batch_size,
-        "train_crop_s": config.train_crop_s,
+        "train_crop_s": config.train_crop_s,  # the longest bucket: the step that must fit
+        "buckets_s": list(buckets.lengths(config)),
         "remat": remat.normalise(config.model.remat),
         "attention": config.model.attention,
         "compute_dtype": config.model.dtype,
@@ -177,7 +179,10 @@ def main(argv: list[str]) -> None:
     report = compile_report(config, _TOPOLOGY.value)
     gib = 2**30
     r = report
-    print(f"{config.task} on {r['topology']} ({r['chips']} chips, mesh {r['mesh']}), batch {r['batch']}")
+    print(
+        f"{config.task} on {r['topology']} ({r['chips']} chips, mesh {r['mesh']}), batch {r['batch']}, "
+        f"crop {r['train_crop_s']:g} s (the longest of the buckets: {', '.join(map(str, r['buckets_s']))} s)"
+    )
     print(
         f"  HBM per chip: arguments {r['hbm_arguments_bytes'] / gib:.2f} GiB, "
         f"temporaries {r['hbm_temporaries_bytes'] / gib:.2f} GiB, "

@@ -19,7 +19,7 @@ from configs import extract_tiny
 from configs import generator as generator_configs
 from data_pipelines.extract import components as components_lib
 from data_pipelines.extract import run, sources
-from data_pipelines.features import extraction, loader, records
+from data_pipelines.features import durations, extraction, loader, records
 from data_pipelines.media.encode import write_video
 from data_pipelines.media.errors import MediaError
 from data_pipelines.synthetic.clip import make_clip
@@ -91,6 +91,10 @@ def test_records_validate_and_load_through_the_loader(reference, bundles):
     )
     assert doc["normalized_latents"] is True
     assert doc["report"] == {"clips": CLIPS, "written": CLIPS, "skipped": []}
+    # Each shard's durations index (what the bucketed loader plans with) counts its records.
+    indexed = durations.read(records.shard_paths(reference))
+    assert indexed.tolist() == [r["duration"] for r in sum(shards, [])]
+    assert all(os.path.exists(durations.index_path(p)) for p in records.shard_paths(reference))
     generator.data.dir, generator.batch_size = reference, 4
     batch = next(loader.feature_iterator(generator, 0, 1))
     assert batch["latents"].shape == (4, 125, 16) and batch["latent_mask"].all()

@@ -35,7 +35,7 @@ from array_record.python.array_record_module import ArrayRecordReader, ArrayReco
 
 from data_pipelines.extract import components as components_lib
 from data_pipelines.extract import features, sources
-from data_pipelines.features import extraction, records
+from data_pipelines.features import durations, extraction, records
 from data_pipelines.media.errors import MediaError
 from salsa import io
 from salsa.errors import UserError
@@ -251,7 +251,7 @@ def _extract_shard(config, comps, source, decode, workdir: str, shard: int, on_c
         done_now += 1
         if on_clip is not None:
             on_clip(source.id(index), skip)
-    written, skipped = [], []
+    written, skipped, lengths = [], [], []
     with io.atomic_file(os.path.join(workdir, name)) as temp:
         writer = ArrayRecordWriter(temp, _WRITER_OPTIONS)
         try:
@@ -259,13 +259,16 @@ def _extract_shard(config, comps, source, decode, workdir: str, shard: int, on_c
                 rec_path = os.path.join(folder, f"{index:08d}.rec")
                 if os.path.exists(rec_path):
                     with open(rec_path, "rb") as f:
-                        writer.write(f.read())
+                        data = f.read()
+                    writer.write(data)
                     written.append(source.id(index))
+                    lengths.append(records.decode(data)["duration"])
                 else:
                     with open(os.path.join(folder, f"{index:08d}.skip.json")) as f:
                         skipped.append(json.load(f))
         finally:
             writer.close()
+        durations.write(os.path.join(workdir, name), lengths)  # before the shard appears
     summary = {"shard": shard, "clips": len(clips), "written": written, "skipped": skipped}
     _write_json(folder + ".json", summary)
     shutil.rmtree(folder)

@@ -13,6 +13,10 @@ masks, which the generator reads as absent conditions (their null embeddings).
 
 B = config.batch_size // shard_count. The iterator is a grain DatasetIterator (get_state / set_state).
 
+With `data.buckets` (shorter crop lengths besides train_crop_s) each batch is one length bucket instead,
+its rows padded to that bucket's length; every process cuts its rows from one shared plan
+(data_pipelines/features/buckets.py, `bucketed_batches`).
+
 With `data.sources` (a mixture, data_pipelines/features/sources.py) each source is read as above and the
 sources are interleaved in a fixed pattern that gives each its weight's share of rows; each batch's rows
 are then put in a random order (the objective gives rows roles by position: every k-th row is a
@@ -37,7 +41,7 @@ from typing import Any
 import grain
 import numpy as np
 
-from data_pipelines.features import extraction, records
+from data_pipelines.features import buckets, durations, extraction, records
 from data_pipelines.features import sources as data_sources
 from data_pipelines.prefetch import prefetched, process_share
 from salsa.errors import UserError
@@ -210,15 +214,34 @@ class _ShuffleRows(grain.transforms.RandomMap):
         return {k: v[order] for k, v in batch.items()}
 
 
-def _examples(
-    config: Any, folder: str, what: str, shard_index: int, shard_count: int, seed: int
-) -> grain.MapDataset:
-    """One folder's share of records, shuffled per epoch, cropped, repeated forever."""
+class _CropTo:
+    """crop(record, window of crop_s seconds, rng): the bucketed loader's crop at a bucket's length."""
+
+    def __init__(self, window: Window):
+        self.window = window
+
+    def __call__(self, record: records.Record, crop_s: float, rng: np.random.Generator) -> dict:
+        return crop(record, dataclasses.replace(self.window, crop_s=crop_s), rng)
+
+
+def _shards(config: Any, folder: str, what: str) -> list[str]:
+    """The readable shards of a feature folder whose extraction matches the config."""
     paths = records.shard_paths(folder)
     if not paths:
         raise UserError(f"{what} {folder!r} holds no feature shards (features-*.array_record).")
     extraction.check(config, folder)  # extracted features must match the config's geometry
-    source = grain.sources.ArrayRecordDataSource(readable_shards(paths))
+    return readable_shards(paths)
+
+
+def _what(config: Any, source: data_sources.Source) -> str:
+    return f"data.sources.{source.name}.dir" if data_sources.is_mixture(config) else "data.dir"
+
+
+def _examples(
+    config: Any, folder: str, what: str, shard_index: int, shard_count: int, seed: int
+) -> grain.MapDataset:
+    """One folder's share of records, shuffled per epoch, cropped, repeated forever."""
+    source = grain.sources.ArrayRecordDataSource(_shards(config, folder, what))
     share = process_share(source, shard_index, shard_count, config.batch_size, f"records in {folder}")
     return (
         _Readable(share.shuffle(seed=seed), f"the feature shards in {folder}")
@@ -227,13 +250,45 @@ def _examples(
     )
 
 
+def bucketed_batches(config: Any, shard_index: int, shard_count: int) -> buckets.BucketedBatches:
+    """Batches of variable-length crops, one length bucket each (data_pipelines/features/buckets.py)."""
+    if not 0 <= shard_index < shard_count:
+        raise UserError(f"shard_index must be in [0, {shard_count}), got {shard_index}.")
+    if config.batch_size % shard_count:
+        raise UserError(f"batch_size {config.batch_size} is not divisible by the {shard_count} data shards.")
+    mixture = data_sources.sources(config)
+    parents, seconds = [], []
+    for s in mixture:
+        paths = _shards(config, s.dir, _what(config, s))
+        source = grain.MapDataset.source(grain.sources.ArrayRecordDataSource(paths))
+        parents.append(_Readable(source, f"the feature shards in {s.dir}"))
+        seconds.append(durations.read(paths))
+    layout = buckets.Layout(
+        buckets.lengths(config), config.batch_size, shard_index, shard_count, int(config.data.shuffle_seed)
+    )
+    ds = buckets.BucketedBatches(
+        parents,
+        seconds,
+        [s.weight for s in mixture],
+        layout,
+        _CropTo(Window.from_config(config)),
+        tag=data_sources.is_mixture(config),
+    )
+    if shard_index == 0:
+        logging.info("%s", ds.describe())
+    return ds
+
+
 def feature_dataset(config: Any, shard_index: int, shard_count: int) -> grain.IterDataset:
     """The pipeline as a grain IterDataset (see module docstring)."""
     seed = int(config.data.shuffle_seed)
     rows = config.batch_size // shard_count
+    workers = int(config.data.get("worker_count", 0))
+    if len(buckets.lengths(config)) > 1:
+        return prefetched(bucketed_batches(config, shard_index, shard_count), workers)
     if not data_sources.is_mixture(config):
         ds = _examples(config, config.data.dir, "data.dir", shard_index, shard_count, seed)
-        return prefetched(ds.batch(rows, drop_remainder=True), int(config.data.get("worker_count", 0)))
+        return prefetched(ds.batch(rows, drop_remainder=True), workers)
     mixture = data_sources.sources(config)
     parts = [
         _examples(config, s.dir, f"data.sources.{s.name}.dir", shard_index, shard_count, seed + 10 * k).map(
@@ -246,7 +301,7 @@ def feature_dataset(config: Any, shard_index: int, shard_count: int) -> grain.It
         .batch(rows, drop_remainder=True)
         .random_map(_ShuffleRows(), seed=seed + 2)
     )
-    return prefetched(ds, int(config.data.get("worker_count", 0)))
+    return prefetched(ds, workers)
 
 
 def feature_iterator(config: Any, shard_index: int, shard_count: int) -> grain.DatasetIterator:

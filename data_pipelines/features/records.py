@@ -41,6 +41,7 @@ import numpy as np
 from array_record.python.array_record_module import ArrayRecordReader, ArrayRecordWriter
 from etils import epath
 
+from data_pipelines.features import durations
 from salsa.errors import UserError
 from salsa.io import atomic_file
 
@@ -310,10 +311,11 @@ def write_shards(
             root.mkdir(parents=True, exist_ok=True)
             paths = []
             for path in written:
-                dest = root / os.path.basename(path)
-                with open(path, "rb") as src, dest.open("wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 24)
-                paths.append(os.fspath(dest))
+                for name in (durations.index_path(path), path):  # the index first: no shard is
+                    dest = root / os.path.basename(name)  # seen without it
+                    with open(name, "rb") as src, dest.open("wb") as dst:
+                        shutil.copyfileobj(src, dst, 1 << 24)
+                paths.append(os.fspath(root / os.path.basename(path)))
             return paths
     return _write_local(records, out_dir, num_shards, config)
 
@@ -323,6 +325,7 @@ def _write_local(
 ) -> list[str]:
     os.makedirs(out_dir, exist_ok=True)
     paths = [os.path.join(out_dir, FILE_PATTERN.format(index=i, count=num_shards)) for i in range(num_shards)]
+    lengths: list[list[float]] = [[] for _ in paths]
     with contextlib.ExitStack() as stack:
         temps = [stack.enter_context(atomic_file(p)) for p in paths]
         writers = [ArrayRecordWriter(t, _WRITER_OPTIONS) for t in temps]
@@ -330,9 +333,12 @@ def _write_local(
             for i, record in enumerate(records):
                 validate(record, config)
                 writers[i % num_shards].write(encode(record))
+                lengths[i % num_shards].append(float(record["duration"]))
         finally:
             for w in writers:
                 w.close()
+        for path, shard_lengths in zip(paths, lengths, strict=True):
+            durations.write(path, shard_lengths)  # before the shards appear under their names
     return paths
 
 
