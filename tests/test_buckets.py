@@ -18,8 +18,8 @@ from flax import nnx
 from configs import generator as generator_configs
 from data_pipelines.features import buckets, durations, loader, records, toy
 from salsa.errors import UserError
-from salsa.models.generator.model import Generator, GeneratorConfig
 from salsa.training import loop
+from tests.conftest import perturbed_generator
 from tests.toy_config import get_config
 
 LENGTHS = (4.0, 7.0, 10.0)
@@ -152,16 +152,7 @@ def test_the_durations_index_is_written_and_a_folder_without_it_is_read_record_b
 
 def test_a_row_gives_the_same_velocity_however_much_padding_its_bucket_adds():
     c = generator_configs.get_config("tiny")
-    with nnx.use_eager_sharding(False):
-        model = Generator(GeneratorConfig.from_config(c), nnx.Rngs(0))
-    # Zero-initialised gates and output make a fresh model's velocity 0 everywhere: perturb every weight.
-    params = nnx.state(model, nnx.Param)
-    leaves, tree = jax.tree.flatten(params)
-    noise = [
-        0.1 * jax.random.normal(k, x.shape)
-        for k, x in zip(jax.random.split(jax.random.key(9), len(leaves)), leaves, strict=True)
-    ]
-    nnx.update(model, jax.tree.unflatten(tree, [x + n for x, n in zip(leaves, noise, strict=True)]))
+    model = perturbed_generator(c)
     rate = c.audio.sample_rate / c.audio.hop
     keys = jax.random.split(jax.random.key(1), 4)
     seconds, short, long = 1.3, 1.5, 3.0  # a 1.3 s clip in a 1.5 s and in a 3 s bucket
