@@ -11,7 +11,7 @@ import pytest
 def test_object_store_code_paths_on_a_local_directory(tmp_path, monkeypatch):
     """The gs:// branches (whole-file metrics rewrite, shards written locally then uploaded, listing by
     etils.epath) run against a local directory by treating it as remote; GCS itself is not reached."""
-    from data_pipelines.features import records, toy
+    from data_pipelines.features import durations, records, toy
     from salsa.training import metric_writer
     from tests.toy_config import get_config
 
@@ -31,7 +31,8 @@ def test_object_store_code_paths_on_a_local_directory(tmp_path, monkeypatch):
     config = get_config()
     originals = list(toy.make_records(config, n=5, seed=0))
     paths = records.write_shards(originals, run / "data", num_shards=2, config=config)
-    assert sorted(os.listdir(run / "data")) == [os.path.basename(p) for p in paths]  # no temporaries
+    written = [os.path.basename(f(p)) for p in paths for f in (str, durations.index_path)]
+    assert sorted(os.listdir(run / "data")) == sorted(written)  # shards and their index, no temporaries
     assert records.shard_paths(str(run / "data")) == paths
     back = {r["id"]: r for r in records.read_all(paths)}
     assert sorted(back) == sorted(r["id"] for r in originals)
