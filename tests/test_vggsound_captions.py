@@ -113,3 +113,15 @@ def test_the_vggsound_source_counts_the_clips_that_keep_their_label(tmp_path, ca
     (tmp_path / "bad.csv").write_text("id,text\n")
     with pytest.raises(UserError, match=r"bad.csv:1: expected a header"):
         sources.make({**settings, "captions": "bad.csv"})
+
+
+@pytest.mark.parametrize("line", ["abc,1.5,dog barking,train", "abc,1,dog barking", "abc"])
+def test_a_bad_vggsound_csv_row_is_one_sentence_naming_the_line(tmp_path, line):
+    from data_pipelines.real.vggsound import read_rows
+
+    path = tmp_path / "vggsound.csv"
+    path.write_text(f"---g-f_I2yQ,1,people marching,test\n{line}\n")
+    with pytest.raises(
+        UserError, match=r"vggsound\.csv:2: expected 'id, start second \(a whole number\), label"
+    ):
+        read_rows(str(path))

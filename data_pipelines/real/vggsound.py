@@ -39,11 +39,15 @@ def read_rows(path: str) -> list[tuple[str, int, str, str]]:
     rows = []
     with open(path, newline="") as f:
         for n, row in enumerate(csv.reader(f)):
-            if n == 0 and row and not row[1].strip().lstrip("-").isdigit():
+            start = row[1].strip() if len(row) > 1 else ""
+            if n == 0 and row and not start.lstrip("-").isdigit():
                 continue  # header
-            if len(row) < 4:
-                raise UserError(f"{path}:{n + 1}: expected 'id, start, label, split', got {row!r}.")
-            rows.append((row[0].strip(), int(row[1]), row[2].strip(), row[3].strip()))
+            if len(row) < 4 or not start.lstrip("-").isdigit():
+                raise UserError(
+                    f"{path}:{n + 1}: expected 'id, start second (a whole number), label, split', "
+                    f"got {row!r}."
+                )
+            rows.append((row[0].strip(), int(start), row[2].strip(), row[3].strip()))
     return rows
 
 
