@@ -3,6 +3,7 @@ prefetched iterable the trainer reads."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import grain
@@ -30,3 +31,17 @@ def prefetched(ds: grain.MapDataset, worker_count: int) -> grain.IterDataset:
     if worker_count > 0:
         iter_ds = iter_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count))
     return iter_ds
+
+
+class Locked:
+    """A dataset holding a `threading.Lock` as `_lock` (reader threads share it), which pickles without
+    it and makes a new one when loaded: grain's worker processes get copies of the dataset."""
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()

@@ -32,6 +32,7 @@ from typing import Any
 import grain
 import numpy as np
 
+from data_pipelines.prefetch import Locked
 from salsa.errors import UserError
 
 _EPS = 1e-6  # a clip of exactly a bucket's length fits it (durations are float seconds)
@@ -122,7 +123,7 @@ class Layout:
         return self.global_batch // self.shard_count
 
 
-class BucketedBatches(grain.MapDataset):
+class BucketedBatches(Locked, grain.MapDataset):
     """Batch i of the plan, this process's rows: a dict of stacked examples (see the loader) plus
     `source` (B,) int32 with `tag`. Parents: one MapDataset of decoded records per source."""
 
@@ -184,12 +185,3 @@ class BucketedBatches(grain.MapDataset):
         )
         padding = waste(seconds, batches, lay.bucket_lengths)
         return f"bucketed crops, batches per bucket: {shares}; {padding:.1%} of frames are padding"
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        del state["_lock"]
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._lock = threading.Lock()

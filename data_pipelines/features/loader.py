@@ -43,7 +43,7 @@ import numpy as np
 
 from data_pipelines.features import buckets, durations, extraction, records
 from data_pipelines.features import sources as data_sources
-from data_pipelines.prefetch import prefetched, process_share
+from data_pipelines.prefetch import Locked, prefetched, process_share
 from salsa.errors import UserError
 
 
@@ -144,7 +144,7 @@ def readable_shards(paths: list[str], log=logging.warning) -> list[str]:
     return good
 
 
-class _Readable(grain.MapDataset):
+class _Readable(Locked, grain.MapDataset):
     """The decoded records of `parent` (record bytes); an unreadable or undecodable one is replaced by the
     next readable record of the same epoch (cyclically), with a warning."""
 
@@ -177,15 +177,6 @@ class _Readable(grain.MapDataset):
                     count,
                 )
         raise UserError(f"no record in {self._what} can be read.")
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        del state["_lock"]
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
 
 
 class _Crop(grain.transforms.RandomMap):
