@@ -198,3 +198,21 @@ def test_the_generator_trains_on_bucketed_crops(tmp_path):
     logged = []
     loop.train(c, str(tmp_path / "run"), hooks=[lambda step, m: logged.append(m)])
     assert len(logged) == 4 and all(np.isfinite(m["loss"]) for m in logged)
+
+
+def test_a_mixture_in_buckets_gives_each_source_its_share_with_rows_tagged(bucketed, tmp_path):
+    c, _ = bucketed
+    audio = str(tmp_path / "audio_text")
+    no_video = (
+        {k: v for k, v in r.items() if k not in ("semantic", "sync")} for r in toy.make_records(c, 40, 1)
+    )
+    records.write_shards(no_video, audio, num_shards=2, config=c)
+    c = c.copy_and_resolve_references()
+    c.data.dir, c.data.sources = "", {"av": dict(dir=c.data.dir, weight=0.75), "audio_text": dict(dir=audio)}
+    c.data.sources.audio_text.weight = 0.25
+    it = loader.feature_iterator(c, 0, 1)
+    batches = [next(it) for _ in range(10)]  # one chunk: 80 rows of the interleaving
+    source = np.concatenate([b["source"] for b in batches])
+    assert np.bincount(source, minlength=2).tolist() == [20, 60]  # audio_text 0, av 1 (sorted by name)
+    for b in batches:  # audio-only rows have no valid video frame
+        assert not b["sync_mask"][b["source"] == 0].any() and b["sync_mask"][b["source"] == 1].any(1).all()
