@@ -42,6 +42,7 @@ def command(run: dict) -> list[str]:
     return [
         sys.executable, "-m", "salsa.aot", f"--config=configs/generator.py:{run['size']}",
         f"--topology={run['topology']}", f"--batch={run['batch']}", f"--config.model.remat={run['remat']}",
+        "--config.model.remat_long=",  # the run's policy at every crop length, not the configs' long one
         f"--config.model.attention={run['attention']}", f"--config.train_crop_s={run['crop']}",
     ]  # fmt: skip
 

@@ -53,6 +53,8 @@ def base_config() -> ml_collections.ConfigDict:
         # (each block's forward again), "dots" (recompute attention and elementwise work only),
         # "projections" (also recompute the adaLN modulation projections).
         remat="none",
+        remat_long="",  # a policy for crops longer than remat_limit_s ("": model.remat for all lengths)
+        remat_limit_s=0.0,
         attention="xla",  # "xla" anywhere; "cudnn" (GPU, bf16/f16): cuDNN's fused attention kernel
     )
 
@@ -131,7 +133,12 @@ def _paper(c: ml_collections.ConfigDict, **model) -> None:
     c.train_crop_s = 15.0
     c.data.buckets = (3.0, 6.0, 10.0)
     c.model.dtype = "bfloat16"
-    c.model.remat = "block"  # activations of batch 300 do not fit v4-8 without rematerialisation
+    # Batch 300 on v4-8 (salsa.aot, docs/performance.md): buckets up to 10 s keep every projection
+    # output ("dots": large at 10 s 25.3 GiB of 32, 1.02x the model's FLOPs); the 15 s bucket keeps block
+    # inputs only ("block": 25.8 GiB, 1.29x), since "dots" at 15 s needs more than a chip has.
+    c.model.remat = "dots"
+    c.model.remat_long = "block"
+    c.model.remat_limit_s = 10.0
     c.batch_size = 300
     c.mesh = dict(data=1, fsdp=-1, tensor=1)
 

@@ -134,7 +134,13 @@ def compile_report(config: ml_collections.ConfigDict, topology: str) -> dict:
         "batch": config.batch_size,
         "train_crop_s": config.train_crop_s,  # the longest bucket: the step that must fit
         "buckets_s": list(buckets.lengths(config)),
-        "remat": remat.normalise(config.model.remat),
+        "remat": remat.for_length(  # the policy of the longest crop, the one compiled
+            config.model.remat,
+            config.model.get("remat_long", ""),
+            float(config.model.get("remat_limit_s", 0.0)),
+            batch["latents"].shape[1],
+            config.audio.sample_rate / config.audio.hop,
+        ),
         "attention": config.model.attention,
         "compute_dtype": config.model.dtype,
         "fits": bool(total <= capacity),

@@ -61,3 +61,30 @@ def test_every_policy_gives_the_loss_and_gradients_of_no_remat(tiny_config):
         np.testing.assert_allclose(loss_p, loss, rtol=1e-6, err_msg=policy)
         for g, g_p in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_p), strict=True):
             np.testing.assert_allclose(g_p, g, rtol=1e-4, atol=1e-6, err_msg=policy)
+
+
+def test_crops_longer_than_remat_limit_s_take_remat_long():
+    rate = 62.5  # the tiny latent rate: a 1 s crop is 63 tokens (ceil), as the loader pads it
+    assert remat.for_length("dots", "block", 1.0, 63, rate) == "dots"
+    assert remat.for_length("dots", "block", 1.0, 64, rate) == "block"
+    assert remat.for_length("dots", "", 1.0, 640, rate) == "dots"  # no long policy: one for all
+    with pytest.raises(ValueError, match="model.remat='some' must be one of"):
+        remat.for_length("dots", "some", 1.0, 640, rate)
+
+
+def _checkpoints(config) -> int:
+    """How many rematerialised calls the generator's forward at config.train_crop_s has."""
+    model = perturbed_generator(config)
+    batch = feature_batch(config, 1, jax.random.key(0))
+    ta = batch["latent_mask"].shape[1]
+    jaxpr = jax.make_jaxpr(lambda: model(batch["latents"], jnp.full((1,), 0.3), jnp.zeros((1,)),
+                                         conditions(batch), jnp.zeros((1, ta), bool)))()  # fmt: skip
+    return str(jaxpr).count("remat")  # jax's rematerialisation primitive (remat2)
+
+
+def test_the_generator_applies_remat_long_to_the_longer_buckets_only(tiny_config):
+    tiny_config.model.update(n_mm=1, n_x=1, n_dit=1, remat="none", remat_long="block", remat_limit_s=1.0)
+    tiny_config.train_crop_s = 1.0
+    assert _checkpoints(tiny_config) == 0
+    tiny_config.train_crop_s = 2.0
+    assert _checkpoints(tiny_config) == 2  # each block: the joint block and the DiT block

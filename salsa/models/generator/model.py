@@ -69,10 +69,14 @@ class GeneratorConfig:
     dtype: str = "float32"  # compute dtype
     param_dtype: str = "float32"
     remat: str = "none"  # rematerialisation policy of the blocks: one of remat.POLICIES
+    remat_long: str = ""  # a policy for crops longer than remat_limit_s ("": remat for every length)
+    remat_limit_s: float = 0.0
     attention: str = "xla"  # jax.nn.dot_product_attention's implementation: "xla", or "cudnn" on GPU
 
     def __post_init__(self):
         object.__setattr__(self, "remat", remat.normalise(self.remat))
+        if self.remat_long:
+            object.__setattr__(self, "remat_long", remat.normalise(self.remat_long))
         if self.attention not in IMPLEMENTATIONS:
             names = ", ".join(IMPLEMENTATIONS)
             raise ValueError(f"model.attention={self.attention!r} must be one of {names}.")
@@ -134,6 +138,7 @@ class Generator(nnx.Module):
         width, c = g.width, g.latent_dim
         self.dtype = kw["dtype"]
         self.remat = g.remat  # a policy name (GeneratorConfig normalises True/False)
+        self.remat_long, self.remat_limit_s = g.remat_long, g.remat_limit_s
         self.head_dim = width // g.heads
         self.rope_theta = g.rope_theta
         self.latent_rate = g.latent_rate
@@ -225,10 +230,11 @@ class Generator(nnx.Module):
         )
         mask_a = cond["latent_mask"]
 
+        policy = remat.for_length(self.remat, self.remat_long, self.remat_limit_s, n_a, self.latent_rate)
         for block in self.joint:
-            a, v = remat.wrap(block, self.remat)(a, v, c_l, c_g, ang_a, ang_v, mask_a, sem_mask)
+            a, v = remat.wrap(block, policy)(a, v, c_l, c_g, ang_a, ang_v, mask_a, sem_mask)
         for block in self.dit:
-            a = remat.wrap(block, self.remat)(a, c_l, ang_a, mask_a)
+            a = remat.wrap(block, policy)(a, c_l, ang_a, mask_a)
 
         shift, scale = self.final_mod(c_l)
         return self.final(modulate(standardize(a), shift, scale)).astype(jnp.float32)

@@ -10,10 +10,15 @@ from the forward and what it computes again.
                adaLN modulation projections, attention and the elementwise work
 
 Older configs and checkpoints say `remat = True` (block) or `False` (none).
+
+With length buckets (docs/training.md) one policy rarely suits every bucket: the longest may need the
+least memory, the shorter ones can afford to keep more. `model.remat_long` (a policy, "" for none) then
+applies to crops longer than `model.remat_limit_s` seconds, `model.remat` to the rest (`for_length`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import jax
@@ -43,6 +48,13 @@ def normalise(remat: str | bool) -> str:
     if remat not in POLICIES:
         raise ValueError(f"model.remat={remat!r} must be one of {', '.join(POLICIES)} (or True/False).")
     return remat
+
+
+def for_length(policy: str, long: str, limit_s: float, frames: int, rate: float) -> str:
+    """The policy of a crop of `frames` audio tokens at `rate` Hz: `long` when it is set and the crop has
+    more tokens than one of `limit_s` seconds (ceil(limit_s · rate), as the loader pads), else `policy`."""
+    longer = frames > math.ceil(limit_s * rate - 1e-9)
+    return normalise(long) if long and longer else normalise(policy)
 
 
 def wrap(block: nnx.Module, policy: str) -> Callable:
