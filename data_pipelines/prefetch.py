@@ -11,15 +11,20 @@ import grain
 from salsa.errors import UserError
 
 
+def check_share(shard_index: int, shard_count: int, batch_size: int) -> None:
+    """A UserError unless process `shard_index` of `shard_count` can take an equal part of each batch."""
+    if not 0 <= shard_index < shard_count:
+        raise UserError(f"shard_index must be in [0, {shard_count}), got {shard_index}.")
+    if batch_size % shard_count:
+        raise UserError(f"batch_size {batch_size} is not divisible by the {shard_count} data shards.")
+
+
 def process_share(
     source: Any, shard_index: int, shard_count: int, batch_size: int, what: str
 ) -> grain.MapDataset:
     """Every `shard_count`-th item of `source` from `shard_index` on; a UserError when the batch or the
     items (`what`, e.g. "records in DIR") cannot be split across `shard_count` processes."""
-    if not 0 <= shard_index < shard_count:
-        raise UserError(f"shard_index must be in [0, {shard_count}), got {shard_index}.")
-    if batch_size % shard_count:
-        raise UserError(f"batch_size {batch_size} is not divisible by the {shard_count} data shards.")
+    check_share(shard_index, shard_count, batch_size)
     if len(source) < shard_count:
         raise UserError(f"{len(source)} {what} cannot be shared by {shard_count} processes.")
     return grain.MapDataset.source(source)[shard_index::shard_count]

@@ -29,6 +29,7 @@ from salsa.chips import HBM_BANDWIDTH, HBM_BYTES, PEAK_FLOPS
 from salsa.errors import UserError
 from salsa.models.generator import remat
 from salsa.models.generator.flops import train_step_flops
+from salsa.models.generator.model import GeneratorConfig
 from salsa.training import state as state_lib
 from salsa.training import tasks
 from salsa.training.step import batch_sharding, make_train_step
@@ -127,6 +128,7 @@ def compile_report(config: ml_collections.ConfigDict, topology: str) -> dict:
         flops = float(cost.get("flops", 0.0))
         bytes_accessed = float(cost.get("bytes accessed", 0.0))
     analytic = float(train_step_flops(config))
+    g = GeneratorConfig.from_config(config)
     report = {
         "topology": topology,
         "chips": chips,
@@ -135,11 +137,7 @@ def compile_report(config: ml_collections.ConfigDict, topology: str) -> dict:
         "train_crop_s": config.train_crop_s,  # the longest bucket: the step that must fit
         "buckets_s": list(buckets.lengths(config)),
         "remat": remat.for_length(  # the policy of the longest crop, the one compiled
-            config.model.remat,
-            config.model.get("remat_long", ""),
-            float(config.model.get("remat_limit_s", 0.0)),
-            batch["latents"].shape[1],
-            config.audio.sample_rate / config.audio.hop,
+            g.remat, g.remat_long, g.remat_limit_s, batch["latents"].shape[1], g.latent_rate
         ),
         "attention": config.model.attention,
         "compute_dtype": config.model.dtype,

@@ -149,11 +149,12 @@ class BucketedBatches(Locked, grain.MapDataset):
         return f"BucketedBatches(buckets={self._layout.bucket_lengths})"
 
     @functools.lru_cache(maxsize=2)  # noqa: B019 -- the dataset lives as long as its iterator
-    def _plan(self, chunk: int) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
+    def _plan(self, chunk: int) -> tuple[np.ndarray, np.ndarray, list[tuple[int, np.ndarray]]]:
+        """(source, record) of the chunk's rows, their durations, and its batches."""
         rows = np.array([self._stream[chunk * self._chunk + j] for j in range(self._chunk)], np.int64)
         seconds = np.array([self._durations[k][i] for k, i in rows])
         rng = np.random.default_rng([self._layout.seed, 7, chunk])
-        return rows, plan(seconds, self._layout.bucket_lengths, self._layout.global_batch, rng)
+        return rows, seconds, plan(seconds, self._layout.bucket_lengths, self._layout.global_batch, rng)
 
     def __getitem__(self, index):
         if isinstance(index, slice):
@@ -161,7 +162,7 @@ class BucketedBatches(Locked, grain.MapDataset):
         lay = self._layout
         chunk, position = divmod(index, self._per_chunk)
         with self._lock:
-            rows, batches = self._plan(chunk)
+            rows, _, batches = self._plan(chunk)
         bucket, positions = batches[position]
         mine = rows[positions[lay.shard_index * lay.rows : (lay.shard_index + 1) * lay.rows]]
         rng = np.random.default_rng([lay.seed, 11, index, lay.shard_index])
@@ -175,9 +176,8 @@ class BucketedBatches(Locked, grain.MapDataset):
     def describe(self) -> str:
         """One line: the buckets, each one's share of the rows and the padding, from the first chunk."""
         with self._lock:
-            rows, batches = self._plan(0)
+            _, seconds, batches = self._plan(0)
         lay = self._layout
-        seconds = np.array([self._durations[k][i] for k, i in rows])
         per_bucket = np.bincount([b for b, _ in batches], minlength=len(lay.bucket_lengths))
         shares = ", ".join(
             f"{length:g} s {n / len(batches):.0%}"

@@ -43,7 +43,7 @@ import numpy as np
 
 from data_pipelines.features import buckets, durations, extraction, records
 from data_pipelines.features import sources as data_sources
-from data_pipelines.prefetch import Locked, prefetched, process_share
+from data_pipelines.prefetch import Locked, check_share, prefetched, process_share
 from salsa.errors import UserError
 
 
@@ -243,10 +243,7 @@ def _examples(
 
 def bucketed_batches(config: Any, shard_index: int, shard_count: int) -> buckets.BucketedBatches:
     """Batches of variable-length crops, one length bucket each (data_pipelines/features/buckets.py)."""
-    if not 0 <= shard_index < shard_count:
-        raise UserError(f"shard_index must be in [0, {shard_count}), got {shard_index}.")
-    if config.batch_size % shard_count:
-        raise UserError(f"batch_size {config.batch_size} is not divisible by the {shard_count} data shards.")
+    check_share(shard_index, shard_count, config.batch_size)
     mixture = data_sources.sources(config)
     parents, seconds = [], []
     for s in mixture:
@@ -282,9 +279,7 @@ def feature_dataset(config: Any, shard_index: int, shard_count: int) -> grain.It
         return prefetched(ds.batch(rows, drop_remainder=True), workers)
     mixture = data_sources.sources(config)
     parts = [
-        _examples(config, s.dir, f"data.sources.{s.name}.dir", shard_index, shard_count, seed + 10 * k).map(
-            _Tag(k)
-        )
+        _examples(config, s.dir, _what(config, s), shard_index, shard_count, seed + 10 * k).map(_Tag(k))
         for k, s in enumerate(mixture)
     ]
     ds = (
