@@ -1,5 +1,6 @@
-"""The generator's attention on CPU: `jax.nn.dot_product_attention` (implementation "xla", what
-`model.attention="xla"` runs) against the same masked attention written as einsum -> softmax -> einsum.
+"""The generator's attention on CPU: `jax.nn.dot_product_attention` (implementation "xla"), the same
+masked attention written as einsum -> softmax -> einsum, and `attend` (what `model.attention="xla"` runs:
+XLA's below attention.CPU_BLOCKED_FROM queries, the einsum form over blocks of queries from there).
 
     python bench/attention_cpu.py [--repeats 3] [--out bench/results/attention_cpu.json]
 
@@ -20,10 +21,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from salsa.io import write_json
+from salsa.models.generator.attention import attend
 
 # (name, batch, tokens, with backward)
 SHAPES = (
     ("one-shot 60 s window", 2, 4230, False),
+    ("16 s window", 2, 1128, False),
     ("8 s window", 2, 540, False),
     ("2 s window", 2, 141, False),
     ("2 s, CFG branches of 32", 64, 141, False),
@@ -54,8 +57,10 @@ def measure(batch: int, tokens: int, backward: bool, repeats: int) -> dict[str, 
         jax.random.normal(key, (batch, tokens, HEADS, DIM)) for key in jax.random.split(jax.random.key(0), 3)
     )
     mask = jnp.broadcast_to(jnp.arange(tokens) < tokens - 7, (batch, tokens))  # a little padding
-    forms = {"xla": xla, "einsum": einsum}
-    np.testing.assert_allclose(jax.jit(xla)(q, k, v, mask), jax.jit(einsum)(q, k, v, mask), atol=2e-4)
+    forms = {"xla": xla, "einsum": einsum, "attend": attend}
+    want = jax.jit(xla)(q, k, v, mask)
+    for f in (einsum, attend):
+        np.testing.assert_allclose(jax.jit(f)(q, k, v, mask), want, atol=2e-4)
     if backward:
         forms = {
             name: jax.grad(lambda q, k, v, m, f=f: jnp.sum(f(q, k, v, m) ** 2), argnums=(0, 1, 2))
@@ -72,7 +77,9 @@ def measure(batch: int, tokens: int, backward: bool, repeats: int) -> dict[str, 
     return {
         "xla_ms": best["xla"] * 1e3,
         "einsum_ms": best["einsum"] * 1e3,
+        "attend_ms": best["attend"] * 1e3,
         "ratio": best["xla"] / best["einsum"],
+        "xla_over_attend": best["xla"] / best["attend"],
     }
 
 
@@ -83,15 +90,16 @@ def main() -> None:
     args = parser.parse_args()
     load = os.getloadavg()[0]
     rows = []
-    header = ("shape", "batch", "tokens", "pass", "xla ms", "einsum ms", "xla/einsum")
-    print("{:<26} {:>5} {:>6} {:>8} {:>9} {:>9} {:>10}".format(*header))
+    header = ("shape", "batch", "tokens", "pass", "xla ms", "einsum ms", "attend ms")
+    header += ("xla/einsum", "xla/attend")
+    print("{:<26} {:>5} {:>6} {:>8} {:>9} {:>9} {:>9} {:>10} {:>10}".format(*header))
     for name, batch, tokens, backward in SHAPES:
         r = measure(batch, tokens, backward, args.repeats)
         rows.append({"shape": name, "batch": batch, "tokens": tokens, "backward": backward, **r})
         kind = "fwd+bwd" if backward else "forward"
         print(
             f"{name:<26} {batch:>5} {tokens:>6} {kind:>8} {r['xla_ms']:>9.2f} {r['einsum_ms']:>9.2f} "
-            f"{r['ratio']:>10.2f}",
+            f"{r['attend_ms']:>9.2f} {r['ratio']:>10.2f} {r['xla_over_attend']:>10.2f}",
             flush=True,
         )
     write_json(
