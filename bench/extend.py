@@ -1,6 +1,6 @@
 """Long-form generation (salsa.extend) on CPU: real-time factor per stage, and peak memory vs length.
 
-    JAX_PLATFORMS=cpu python -m bench.extend [--speed tiny small] [--minutes 1 5 20] [--steps 1 4 8]
+    JAX_PLATFORMS=cpu python -m bench.extend [--speed tiny small large] [--minutes 1 5 20] [--steps 1 4 8]
 
 Speed (seconds of sound made per second of work, "x real time"; higher is faster), per window of
 window_s with context_s, after a warm-up (compilation excluded):
@@ -9,9 +9,10 @@ window_s with context_s, after a warm-up (compilation excluded):
   vae       decoding one window's new latents with the streaming VAE decoder.
 Each is reported against the window's *new* sound (window_s - context_s), so a stage's figure is the
 speed extend could reach if that stage were the only cost. tiny = configs/tiny.py with the tiny VAE,
-SigLIP and sync encoders; small = configs/small.py (float32) with the sao43 VAE. For small, SigLIP
-so400m and the VideoPrism-B sync encoder are not timed: on 2 CPU cores one 10 s window of them takes
-minutes, which measures the machine rather than this code; run the tiny row or a GPU for them.
+SigLIP and sync encoders; small and large = configs/small.py and configs/large.py (float32) with the
+sao43 VAE. For them, SigLIP so400m and the VideoPrism-B sync encoder are not timed: on 2 CPU cores one
+10 s window of them takes minutes, which measures the machine rather than this code; run the tiny row or
+a GPU for them.
 Weights are random (drawn at each parameter's shape; speed and memory do not depend on their values).
 
 Memory: `python -m salsa.extend` on a tiny-checkpoint video of 1, 5 and 20 minutes (32x32 frames,
@@ -174,7 +175,7 @@ def _memory(minutes: float, workdir: str) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--speed", nargs="*", default=["tiny", "small"], choices=["tiny", "small"])
+    p.add_argument("--speed", nargs="*", default=["tiny", "small"], choices=["tiny", "small", "large"])
     p.add_argument("--steps", type=int, nargs="+", default=[1, 4, 8])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--minutes", type=float, nargs="*", default=[1, 5, 20])
