@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from salsa.io import write_json
-from salsa.models.generator.attention import attend
+from salsa.models.generator.attention import attend, einsum_attention
 
 # (name, batch, tokens, with backward)
 SHAPES = (
@@ -40,9 +40,7 @@ def xla(q, k, v, key_mask):
 
 
 def einsum(q, k, v, key_mask):
-    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / np.sqrt(q.shape[-1])
-    logits = jnp.where(key_mask[:, None, None, :], logits, jnp.finfo(logits.dtype).min)
-    return jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(logits, axis=-1), v)
+    return einsum_attention(q, k, v, key_mask[:, None, None, :])
 
 
 def _timed(fn, args, calls: int) -> float:

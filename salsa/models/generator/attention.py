@@ -95,10 +95,10 @@ def attend(
 
 
 # On CPU, XLA's attention writes every head's whole (queries, keys) score matrix to memory: past ~1,000
-# tokens it no longer fits the caches, and the time grows 10x for 3.6x the work (540 -> 1,024 tokens).
+# tokens it no longer fits the caches, and the time grows 10.9x for 4.4x the work (540 -> 1,128 tokens).
 # From CPU_BLOCKED_FROM queries, `attend` takes the queries CPU_QUERY_BLOCK at a time (each query's softmax
-# still spans every key, so the result is the same): 3x faster at 1,024-2,048 tokens, 2.4x at the
-# one-shot 60 s window's 4,230 (bench/attention_cpu.py; docs/performance.md).
+# still spans every key, so the result is the same): 2.8x faster at 1,128 tokens, 2.4x at the one-shot
+# 60 s window's 4,230 (bench/attention_cpu.py; docs/performance.md).
 CPU_BLOCKED_FROM = 1024
 CPU_QUERY_BLOCK = 256
 
@@ -109,13 +109,13 @@ def _query_blocks(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> 
     n = -(-length // CPU_QUERY_BLOCK)
     blocks = jnp.pad(q, ((0, 0), (0, n * CPU_QUERY_BLOCK - length), (0, 0), (0, 0)))
     blocks = jnp.moveaxis(blocks.reshape(batch, n, CPU_QUERY_BLOCK, heads, dim), 1, 0)
-    out = jax.lax.map(lambda qb: _einsum_attention(qb, k, v, mask), blocks)
+    out = jax.lax.map(lambda qb: einsum_attention(qb, k, v, mask), blocks)
     return jnp.moveaxis(out, 0, 1).reshape(batch, n * CPU_QUERY_BLOCK, heads, dim)[:, :length]
 
 
-def _einsum_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
+def einsum_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
     """Softmax attention as einsum -> softmax (f32) -> einsum; mask broadcasts to (batch, heads, queries,
-    keys). Per block on CPU ~2x faster than jax.nn.dot_product_attention (3x at 1,024 tokens)."""
+    keys). The form `attend` runs per block of queries on CPU (bench/attention_cpu.py times it whole)."""
     logits = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32) / q.shape[-1] ** 0.5
     weights = jax.nn.softmax(jnp.where(mask, logits, jnp.finfo(jnp.float32).min), axis=-1)
     return jnp.einsum("bhqk,bkhd->bqhd", weights.astype(v.dtype), v)
