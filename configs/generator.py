@@ -85,6 +85,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.optim = dict(name="adam", lr=1e-4, b1=0.9, b2=0.999, warmup_steps=0, grad_clip=1.0, ema=0.999)
     c.optim.schedule = "constant"  # after the warmup; "cosine": decays to 0 at total_steps
     c.batch_size = 300
+    # The step splits its batch into this many micro-batches and accumulates their gradients
+    # (salsa/training/step.py): activations scale with batch / micro_batches, the update is the batch's.
+    c.micro_batches = 1
+    c.micro_batches_long = 0  # for crops longer than model.remat_limit_s (0: micro_batches for all)
     c.total_steps = 1_000_000
     c.log_every = 100
     c.checkpoint_every = 5000
@@ -135,7 +139,9 @@ def _paper(c: ml_collections.ConfigDict, **model) -> None:
     c.model.dtype = "bfloat16"
     # Batch 300 on v4-8 (salsa.aot, docs/performance.md): buckets up to 10 s keep every projection
     # output ("dots": large at 10 s 25.3 GiB of 32, 1.02x the model's FLOPs); the 15 s bucket keeps block
-    # inputs only ("block": 25.8 GiB, 1.29x), since "dots" at 15 s needs more than a chip has.
+    # inputs only ("block": 25.8 GiB, 1.29x), since "dots" at 15 s needs more than a chip has in one pass.
+    # micro_batches_long=3 with remat_long="dots" fits it in 3 passes (18.7 GiB, 1.05x) but reads and
+    # writes 26% more HBM by XLA's count; which step is faster wants a v4 (docs/performance.md).
     c.model.remat = "dots"
     c.model.remat_long = "block"
     c.model.remat_limit_s = 10.0

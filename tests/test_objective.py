@@ -33,7 +33,9 @@ def test_every_level_gets_rows_at_the_large_configs_batch_size():
 
 
 def test_too_small_a_batch_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"batch_size 16 .* 4 self-consistency rows.*batch_size >= 28"):
+    with pytest.raises(
+        ValueError, match=r"batch_size 16 .* 4 self-consistency rows.*batch_size >= 28 per micro-batch"
+    ):
         _targets(jax.random.key(0), batch=16)
 
 

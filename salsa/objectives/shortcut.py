@@ -123,7 +123,10 @@ def shortcut_targets(
 
     every = rows_every(sc_fraction)
     if batch % every:
-        raise UserError(f"batch_size {batch} must be a multiple of 1/sc_fraction = {every}.")
+        raise UserError(
+            f"batch_size {batch} (per micro-batch: batch_size / micro_batches) must be a multiple of "
+            f"1/sc_fraction = {every}."
+        )
     n_levels = int(math.log2(grid))
     if 2**n_levels != grid:
         raise UserError(f"objective.grid must be a power of two, got {grid}.")
@@ -132,8 +135,9 @@ def shortcut_targets(
     n_sc = batch // every
     if n_sc < n_levels:
         raise UserError(
-            f"batch_size {batch} with sc_fraction {sc_fraction} gives {n_sc} self-consistency rows, fewer "
-            f"than the {n_levels} shortcut levels of grid {grid}; use batch_size >= {n_levels * every}."
+            f"batch_size {batch} (per micro-batch: batch_size / micro_batches) with sc_fraction "
+            f"{sc_fraction} gives {n_sc} self-consistency rows, fewer than the {n_levels} shortcut levels "
+            f"of grid {grid}; use batch_size >= {n_levels * every} per micro-batch."
         )
     level = stratified_levels(k_level, n_sc, n_levels)
     two_d = 2.0 ** (-level.astype(jnp.float32))

@@ -15,10 +15,20 @@ back bit-identical to the step's input. `state.step` still advances (it counts b
 data-iterator position, checkpoints and the next step's key stay aligned). The metrics say so:
 `skipped` (1.0 for a skipped step) and `bad_inputs` (1.0 when the batch itself was non-finite); the loop
 counts them and stops after config.max_consecutive_skips skips in a row (salsa.training.loop).
+
+Micro-batches: a step whose batch the task splits into k > 1 micro-batches (`task.micro_batches(batch)`,
+e.g. the longest length bucket on a chip that cannot hold its activations at once) runs the loss and
+gradients on each in turn (`lax.scan`, so activations scale with batch / k) and averages them; the
+optimizer sees one update of the whole batch. Micro-batch j holds rows j, j + k, j + 2k, ... (each
+device splits its own rows, nothing moves between devices) and draws its randomness from
+fold_in(step key, j). A per-row mean loss gives the same gradient as one pass over the batch; a loss
+normalised within the batch (e.g. over its valid frames) gives the mean of the micro-batches' values.
+With k = 1 the step is exactly the one-pass step.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax
@@ -29,6 +39,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from salsa import sharding
+from salsa.errors import UserError
 from salsa.training.state import StateSpec, TrainState
 from salsa.training.task import Batch, Task
 
@@ -98,6 +109,39 @@ def grouped_value_and_grad(loss_fn, params, labels):
     return (losses, aux), grads
 
 
+def split_micro_batches(batch: Batch, k: int, mesh: Mesh, rules: sharding.Rules) -> Batch:
+    """Each leaf (B, ...) as (k, B / k, ...): micro-batch j is rows j, j + k, ... of the batch, and the
+    B / k axis keeps the batch's sharding (every device splits its own rows)."""
+    size = jax.tree.leaves(batch)[0].shape[0]
+    if size % k:
+        raise UserError(f"a batch of {size} rows does not split into {k} micro-batches of equal size.")
+    spec = PartitionSpec(None, *sharding.logical_to_spec(("batch",), rules))
+
+    def split(x):
+        x = jnp.moveaxis(x.reshape(size // k, k, *x.shape[1:]), 1, 0)
+        return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, spec))
+
+    return jax.tree.map(split, batch)
+
+
+def accumulate(value_and_grad, params, batch: Batch, key: jax.Array, k: int, mesh: Mesh, rules):
+    """`value_and_grad(params, batch, key) -> ((loss, metrics), grads)` over `k` micro-batches in turn:
+    the mean of their losses, metrics and gradients (the module docstring). k = 1 is one plain call."""
+    if k == 1:
+        return value_and_grad(params, batch, key)
+
+    def one(grads, xs):
+        j, micro = xs
+        out, g = value_and_grad(params, micro, jax.random.fold_in(key, j))
+        return jax.tree.map(jnp.add, grads, g), out
+
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    micro = split_micro_batches(batch, k, mesh, rules)
+    grads, outs = jax.lax.scan(one, zeros, (jnp.arange(k), micro))
+    mean = functools.partial(jnp.mean, axis=0)
+    return jax.tree.map(mean, outs), jax.tree.map(lambda g: g / k, grads)
+
+
 def make_train_step(
     task: Task,
     tx: optax.GradientTransformation,
@@ -115,20 +159,23 @@ def make_train_step(
     labels = group_labels(task, state_spec.abstract.params) if task.groups else None
 
     def step_fn(state: TrainState, batch: Batch, phase: int = 0) -> tuple[TrainState, dict[str, jax.Array]]:
+        def value_and_grad(params, rows: Batch, key: jax.Array):
+            def loss_fn(params):
+                model = nnx.merge(graphdef, params, state.rest)
+                ema = None if state.ema is None else nnx.merge(graphdef, state.ema, state.rest)
+                with sharding.use_mesh(mesh, rules):
+                    return task.loss(model, ema, rows, key, state.step, phase)
+
+            if labels is not None:
+                return grouped_value_and_grad(loss_fn, params, labels)
+            return jax.value_and_grad(loss_fn, has_aux=True)(params)
+
         key = jax.random.fold_in(base_key, state.step)
-
-        def loss_fn(params):
-            model = nnx.merge(graphdef, params, state.rest)
-            ema = None if state.ema is None else nnx.merge(graphdef, state.ema, state.rest)
-            with sharding.use_mesh(mesh, rules):
-                return task.loss(model, ema, batch, key, state.step, phase)
-
+        k = task.micro_batches(batch)
+        (loss, metrics), grads = accumulate(value_and_grad, state.params, batch, key, k, mesh, rules)
         if labels is not None:
-            (losses, metrics), grads = grouped_value_and_grad(loss_fn, state.params, labels)
-            metrics = {**metrics, **{f"loss_{g}": v for g, v in losses.items()}}
-            loss = sum(losses.values())
-        else:
-            (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+            metrics = {**metrics, **{f"loss_{g}": v for g, v in loss.items()}}
+            loss = sum(loss.values())
         good_inputs = all_finite(batch)
         ok = good_inputs & jnp.isfinite(loss) & all_finite(grads)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)

@@ -8,6 +8,7 @@ has defaults that it overrides where it needs to:
     optimizer()          Adam of config.optim (salsa.training.optimizer.make_optimizer)
     groups, param_group  one parameter group, trained on the scalar loss
     phase(step)          one phase: the loss has the same structure at every step
+    micro_batches(batch) config.micro_batches (default 1): the batch in one pass
     initial_params()     none: every parameter starts from its fresh initialisation
     export(...)          nothing is written when training ends
 """
@@ -61,6 +62,13 @@ class Task:
         computing it and multiplying by zero. One phase, 0, by default."""
         del step
         return 0
+
+    def micro_batches(self, batch: Batch) -> int:
+        """How many micro-batches the train step splits `batch` into, accumulating their gradients
+        (salsa.training.step): activations then scale with batch / k, the update is the whole batch's.
+        Asked at trace time, from the batch's shapes; config.micro_batches (1 when unset)."""
+        del batch
+        return int(self.config.get("micro_batches", 1))
 
     def dataset(self, shard_index: int, shard_count: int) -> Any:
         """A checkpointable grain iterator over this process's share of the data.

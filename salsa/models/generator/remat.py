@@ -50,11 +50,16 @@ def normalise(remat: str | bool) -> str:
     return remat
 
 
+def is_long(limit_s: float, frames: int, rate: float) -> bool:
+    """Whether a crop of `frames` audio tokens at `rate` Hz has more tokens than one of `limit_s` seconds
+    (ceil(limit_s · rate), as the loader pads)."""
+    return frames > math.ceil(limit_s * rate - 1e-9)
+
+
 def for_length(policy: str, long: str, limit_s: float, frames: int, rate: float) -> str:
-    """The policy of a crop of `frames` audio tokens at `rate` Hz: `long` when it is set and the crop has
-    more tokens than one of `limit_s` seconds (ceil(limit_s · rate), as the loader pads), else `policy`."""
-    longer = frames > math.ceil(limit_s * rate - 1e-9)
-    return normalise(long) if long and longer else normalise(policy)
+    """The policy of a crop of `frames` audio tokens at `rate` Hz: `long` when it is set and the crop is
+    longer than `limit_s` seconds (`is_long`), else `policy`."""
+    return normalise(long) if long and is_long(limit_s, frames, rate) else normalise(policy)
 
 
 def wrap(block: nnx.Module, policy: str) -> Callable:

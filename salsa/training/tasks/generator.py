@@ -11,7 +11,15 @@ from flax import nnx
 
 from data_pipelines.features import sources as data_sources
 from salsa.errors import UserError
-from salsa.models.generator.model import CONDITIONS, Conditions, Generator, GeneratorConfig, null_signals
+from salsa.models.generator import remat
+from salsa.models.generator.model import (
+    CONDITIONS,
+    Conditions,
+    Generator,
+    GeneratorConfig,
+    latent_rate_hz,
+    null_signals,
+)
 from salsa.objectives.baked_guidance import baked_targets
 from salsa.objectives.shortcut import masked_mse, rows_every, shortcut_targets
 from salsa.training.task import Task
@@ -155,6 +163,16 @@ class GeneratorTask(Task):
             mix=o.get("sc_guidance_mix", 1.0),
             every=every,
         )
+
+    def micro_batches(self, batch: dict) -> int:
+        """config.micro_batches_long for crops longer than model.remat_limit_s (when set: the longest
+        bucket may not fit a chip in one pass), else config.micro_batches (salsa.training.step)."""
+        long = self.config.get("micro_batches_long", 0)
+        g = self.config.model
+        frames = batch["latents"].shape[1]
+        if long and remat.is_long(g.remat_limit_s, frames, latent_rate_hz(self.config)):
+            return int(long)
+        return super().micro_batches(batch)
 
     def export(self, params: dict, workdir: str) -> None:
         """WORKDIR/pipeline/: a full pipeline checkpoint when the features came with an extraction.json
