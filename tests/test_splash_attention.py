@@ -44,3 +44,41 @@ def test_a_checkpoint_trained_with_splash_attention_loads_with_xla_attention_off
     components = checkpoint.load(testing.tiny_pipeline(str(tmp_path), tiny_config))
     assert components.config.model.attention == "xla"
     assert {block.attention for block in [*components.generator.joint, *components.generator.dit]} == {"xla"}
+
+
+def _sharded_child(out: str) -> None:
+    """In a process with 4 host devices: 3 rows (the batch axis is over 4 devices) through the kernel
+    under a mesh, against XLA's attention."""
+    from salsa import sharding
+    from salsa.models.generator.splash import splash_attention as splash
+
+    b, tq, tk, h, d = 3, 131, 140, 2, 32
+    q, k, v = (jax.random.normal(jax.random.key(i), (b, t, h, d)) for i, t in enumerate((tq, tk, tk)))
+    key_mask = jnp.arange(tk)[None] < jnp.array([[140], [97], [5]])
+    mesh = sharding.make_mesh(dict(data=1, fsdp=4, tensor=1), jax.devices())
+    rules = (("batch", ("data", "fsdp")), ("heads", "tensor"))
+    with sharding.use_mesh(mesh, rules):
+        got = jax.jit(lambda q, k, v: splash(q, k, v, key_mask, interpret=True))(q, k, v)
+    np.savez(out, got=np.asarray(got), want=np.asarray(attend(q, k, v, key_mask, "xla")))
+
+
+def test_splash_attention_under_a_mesh_takes_a_batch_that_does_not_divide_over_its_devices(tmp_path):
+    import subprocess
+    import sys
+
+    from tests import train_cli
+
+    out = str(tmp_path / "out.npz")
+    code = f"from tests.test_splash_attention import _sharded_child; _sharded_child({out!r})"
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=train_cli.REPO,
+        env=train_cli.env(devices=4),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = np.load(out)
+    assert result["got"].shape == (3, 131, 2, 32)
+    np.testing.assert_allclose(result["got"], result["want"], atol=2e-5)
