@@ -126,8 +126,8 @@ def compile_report(config: ml_collections.ConfigDict, topology: str) -> dict:
         total = arguments + mem.output_size_in_bytes - mem.alias_size_in_bytes
         total += temporaries + mem.generated_code_size_in_bytes
         # XLA's cost analysis describes one device's SPMD program: FLOPs and bytes per chip. It counts a
-        # loop's body once: a step of k micro-batches (one loop of k turns) is counted k times over,
-        # which also counts the update after the loop k times (an upper bound, within ~1% at large).
+        # loop's body once, so a step of k micro-batches (one loop of k turns) is taken k times. That
+        # also counts the update after the loop k times: an upper bound (docs/performance.md).
         flops = float(cost.get("flops", 0.0)) * micro
         bytes_accessed = float(cost.get("bytes accessed", 0.0)) * micro
     analytic = float(train_step_flops(config))

@@ -170,7 +170,7 @@ class GeneratorTask(Task):
         long = self.config.get("micro_batches_long", 0)
         g = self.config.model
         frames = batch["latents"].shape[1]
-        if long and remat.is_long(g.remat_limit_s, frames, latent_rate_hz(self.config)):
+        if long and remat.is_long(g.get("remat_limit_s", 0.0), frames, latent_rate_hz(self.config)):
             return int(long)
         return super().micro_batches(batch)
 
