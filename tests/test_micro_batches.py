@@ -25,6 +25,21 @@ class RowMeanTask(ToyTask):
         return per_row.mean(), {"worst_row": per_row.max()}
 
 
+class GroupedTask(RowMeanTask):
+    """Two parameter groups (as a GAN's): the first layer trained on the row-mean error, the second on
+    the row-mean absolute error."""
+
+    groups = ("first", "second")
+
+    def param_group(self, path):
+        return "first" if path[0] == "fc1" else "second"
+
+    def loss(self, model, ema, batch, key, step, phase=0):
+        del ema, key, step
+        err = model(self._inputs(batch)) - batch["latents"]
+        return {"first": jnp.mean(err**2), "second": jnp.mean(jnp.abs(err))}, {}
+
+
 def _config(micro_batches: int, batch: int = 16):
     spec_config = train_cli.importlib.util.spec_from_file_location("toy_config", train_cli.TOY_CONFIG)
     module = train_cli.importlib.util.module_from_spec(spec_config)
@@ -93,6 +108,16 @@ def test_micro_batches_give_the_one_pass_update(tmp_path):
     one = {k: v for k, v in one.items() if not k.startswith("worst_row")}
     four = {k: v for k, v in four.items() if not k.startswith("worst_row")}
     _assert_same_training(four, one)
+
+
+def test_micro_batches_keep_parameter_groups_on_their_own_losses(tmp_path):
+    runs = []
+    for k in (1, 4):
+        config = _config(k)
+        config.task = "tests.test_micro_batches:GroupedTask"
+        runs.append(_run(config, str(tmp_path / str(k)), jax.devices()[:1], dict(data=1, fsdp=1, tensor=1)))
+    assert "loss_first/0" in runs[0] and "loss_second/0" in runs[0]
+    _assert_same_training(runs[1], runs[0])
 
 
 def test_micro_batches_on_a_sharded_mesh_match_one_pass_on_one_device(tmp_path):
