@@ -1,6 +1,6 @@
 """Where the time of one generator forward goes on this machine: a jax.profiler trace, by kind of work.
 
-    python bench/forward_profile.py [--configs small,large] [--batch 2] [--calls 3] [--dtype float32]
+    python -m bench.forward_profile [--configs small,large] [--batch 2] [--calls 3] [--dtype float32]
 
 Traces `--calls` calls of the jitted network (the config's window; batch 2 is both CFG branches) and gives
 each XLA op of the trace the kind of work its compiled HLO instruction does, read from the instruction
@@ -38,12 +38,9 @@ import tempfile
 import time
 
 import jax
-import jax.numpy as jnp
-from flax import nnx
 
+from bench.generator_forward import network
 from salsa.io import write_json
-from salsa.models.generator.flops import window_tokens
-from salsa.models.generator.model import Generator, GeneratorConfig
 
 KINDS = (
     "modulation",
@@ -174,27 +171,7 @@ def classify(name: str, where, computations) -> tuple[str, float]:
 
 
 def profile(config, batch: int, calls: int) -> dict:
-    with nnx.use_eager_sharding(False):
-        graphdef, state = nnx.split(Generator(GeneratorConfig.from_config(config), nnx.Rngs(0)))
-    n_audio, n_visual = window_tokens(config, config.window_s)
-    n_sync = int(round(config.window_s * config.video.sync_fps))
-    f, b = config.features, batch
-    cond = dict(
-        latent_mask=jnp.ones((b, n_audio), bool),
-        semantic=jnp.zeros((b, n_visual, f.semantic_dim)),
-        semantic_mask=jnp.ones((b, n_visual), bool),
-        sync=jnp.zeros((b, n_sync, f.sync_dim)),
-        sync_mask=jnp.ones((b, n_sync), bool),
-        text=jnp.zeros((b, f.text_dim)),
-        text_mask=jnp.ones((b,), bool),
-    )
-    x = jax.random.normal(jax.random.key(0), (b, n_audio, config.audio.latent_dim))
-
-    @jax.jit
-    def forward(state, x):
-        t, d = jnp.full((b,), 0.5), jnp.full((b,), 0.125)
-        return nnx.merge(graphdef, state)(x, t, d, cond, jnp.zeros((b, n_audio), bool))
-
+    forward, state, x = network(config, batch)
     compiled = forward.lower(state, x).compile()
     computations, where = parse_hlo(compiled.as_text())
     jax.block_until_ready(forward(state, x))

@@ -43,7 +43,10 @@ def matmul_flops_per_s(dtype: str, repeats: int, n: int = 2048) -> float:
     return 2 * n**3 / _best_of(lambda: f(a, b), repeats)
 
 
-def forward_seconds(config, repeats: int, batch: int = 1, window_s: float | None = None) -> float:
+def network(config, batch: int = 1, window_s: float | None = None):
+    """(forward, state, x): the jitted network of `config` with random weights, its state, and one
+    window's noisy latents for `batch` rows; forward(state, x) is one call (t 0.5, step 0.125, every
+    condition present, no reference)."""
     window_s = config.window_s if window_s is None else window_s
     with nnx.use_eager_sharding(False):
         graphdef, state = nnx.split(Generator(GeneratorConfig.from_config(config), nnx.Rngs(0)))
@@ -66,6 +69,11 @@ def forward_seconds(config, repeats: int, batch: int = 1, window_s: float | None
     def forward(state, x):
         return nnx.merge(graphdef, state)(x, jnp.full((b,), 0.5), jnp.full((b,), 0.125), cond, reference)
 
+    return forward, state, x
+
+
+def forward_seconds(config, repeats: int, batch: int = 1, window_s: float | None = None) -> float:
+    forward, state, x = network(config, batch, window_s)
     return _best_of(lambda: forward(state, x), repeats)
 
 
