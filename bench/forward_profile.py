@@ -186,17 +186,16 @@ def profile(config, batch: int, calls: int) -> dict:
         with gzip.open(path) as fh:
             events = json.load(fh)
     events = events["traceEvents"] if isinstance(events, dict) else events
+    # Entry ops only: a loop's event (attention's query blocks) spans the ops of its body.
     entry = _entry(computations)
+    kinds = {name: classify(name, where, computations) for name, (c, _, _) in where.items() if c == entry}
     us = collections.Counter()
     flops = collections.Counter()
     for e in events:
-        # Entry ops only: a loop's event (attention's query blocks) spans the ops of its body.
-        if e.get("ph") == "X" and where.get(e.get("name"), ("",))[0] == entry:
-            us[classify(e["name"], where, computations)[0]] += e.get("dur", 0)
-    for name, (comp, _, _) in where.items():
-        if comp == entry:
-            kind, fl = classify(name, where, computations)
-            flops[kind] += fl
+        if e.get("ph") == "X" and e.get("name") in kinds:
+            us[kinds[e["name"]][0]] += e.get("dur", 0)
+    for kind, fl in kinds.values():
+        flops[kind] += fl
     total = sum(us.values())
     rows = []
     for kind in KINDS:
