@@ -2,8 +2,6 @@
 batch, on one device and on a sharded mesh, with activations that scale with the micro-batch."""
 
 import json
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -122,15 +120,7 @@ def test_micro_batches_keep_parameter_groups_on_their_own_losses(tmp_path):
 
 def test_micro_batches_on_a_sharded_mesh_match_one_pass_on_one_device(tmp_path):
     code = f"from tests.test_micro_batches import _child; _child({str(tmp_path)!r})"
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=train_cli.REPO,
-        env=train_cli.env(devices=8),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    train_cli.run_python(code, devices=8)
     runs = json.loads((tmp_path / "runs.json").read_text())
     one, micro = (
         {k: v for k, v in runs[name].items() if not k.startswith("worst_row")}

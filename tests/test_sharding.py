@@ -2,8 +2,6 @@
 checkpoint written on one mesh restores onto another."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 
@@ -79,15 +77,7 @@ def _child(workdir: str) -> None:
 
 def test_sharded_step_matches_single_device(tmp_path):
     code = f"from tests.test_sharding import _child; _child({str(tmp_path)!r})"
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=train_cli.REPO,
-        env=train_cli.env(devices=8),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    train_cli.run_python(code, devices=8)
     specs = json.loads((tmp_path / "shardings.json").read_text())
     # Parameters and Adam moments are really sharded: embed -> fsdp, mlp/heads -> tensor.
     sharded = specs["sharded"]

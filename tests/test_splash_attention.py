@@ -63,22 +63,11 @@ def _sharded_child(out: str) -> None:
 
 
 def test_splash_attention_under_a_mesh_takes_a_batch_that_does_not_divide_over_its_devices(tmp_path):
-    import subprocess
-    import sys
-
     from tests import train_cli
 
     out = str(tmp_path / "out.npz")
     code = f"from tests.test_splash_attention import _sharded_child; _sharded_child({out!r})"
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=train_cli.REPO,
-        env=train_cli.env(devices=4),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    train_cli.run_python(code, devices=4)
     result = np.load(out)
     assert result["got"].shape == (3, 131, 2, 32)
     np.testing.assert_allclose(result["got"], result["want"], atol=2e-5)

@@ -103,3 +103,18 @@ def run(
     if proc.returncode != 0:
         raise AssertionError(f"salsa.train exited {proc.returncode}:\n{proc.stderr[-4000:]}")
     return proc
+
+
+def run_python(code: str, devices: int, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Runs `code` (python -c) from the repository in a CPU child process with `devices` host devices;
+    fails the test with the child's stderr if it exits non-zero."""
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=env(devices=devices),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
