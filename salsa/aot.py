@@ -30,8 +30,8 @@ from salsa.errors import UserError
 from salsa.models.generator import remat
 from salsa.models.generator.flops import train_step_flops
 from salsa.models.generator.model import GeneratorConfig
+from salsa.training import setup, tasks
 from salsa.training import state as state_lib
-from salsa.training import tasks
 from salsa.training.step import batch_sharding, make_train_step
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/large.py.")
@@ -98,6 +98,7 @@ def compile_report(config: ml_collections.ConfigDict, topology: str) -> dict:
     """Compiles one train step of `config` for `topology`; returns memory and FLOP figures."""
     devices = topology_devices(topology)
     mesh = sharding.make_mesh(dict(config.mesh), devices)
+    setup.check_batch(config, mesh)
     task = tasks.get(config.task)(config)
     tx, schedule = task.optimizer()
     spec = state_lib.spec(task, tx, config, mesh)

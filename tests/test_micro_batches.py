@@ -184,6 +184,25 @@ def test_a_batch_that_does_not_split_evenly_is_refused():
         split_micro_batches({"x": jnp.zeros((10, 3))}, 4, mesh, ())
 
 
+def test_a_split_that_does_not_divide_over_the_mesh_is_refused_before_compiling():
+    from salsa.training.setup import BadInput, check_batch
+
+    v4_8 = jax.sharding.AbstractMesh((1, 4, 1), ("data", "fsdp", "tensor"))
+    config = _config(1, batch=300)
+    config.micro_batches_long = 3
+    check_batch(config, v4_8)  # 3 micro-batches of 100 rows: 25 on each chip
+    config.micro_batches = 2  # 150 rows do not divide over 4 chips
+    with pytest.raises(
+        BadInput,
+        match=r"batch_size 300 does not split into config\.micro_batches=2 micro-batches that each divide "
+        r"over data\*fsdp = 4: batch_size must be a multiple of 8\.",
+    ):
+        check_batch(config, v4_8)
+    config.micro_batches, config.micro_batches_long = 1, -1
+    with pytest.raises(BadInput, match=r"config\.micro_batches_long must be a whole number >= 0, got -1"):
+        check_batch(config, v4_8)
+
+
 def test_the_generator_splits_only_crops_longer_than_the_remat_limit(tiny_config):
     from salsa.training.tasks.generator import GeneratorTask
 

@@ -30,6 +30,7 @@ def _run(tmp_path, *overrides):
         ("--config.task=nonsense", "error: unknown task 'nonsense'; known tasks:"),
         ("--config.data.make_toy_if_missing=false", "holds no feature shards"),
         ("--config.mesh.data=3", "needs 3 devices, but 1 are available"),
+        ("--config.micro_batches=3", "batch_size 8 does not split into config.micro_batches=3 micro-batches"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, override, message):

@@ -84,18 +84,34 @@ def check_storage(*paths: str) -> None:
 
 
 def check_config(config) -> None:
-    """The task exists, the mesh can be made, the batch splits over it and the processes, counts are >= 1."""
+    """The task exists, the mesh can be made, the batch and its micro-batches split over the mesh and the
+    processes, counts are >= 1."""
     try:
         tasks.get(config.task)
         mesh = sharding.make_mesh(dict(config.mesh))
     except ValueError as e:
         raise BadInput(str(e)) from None
-    batch_shards = mesh.shape["data"] * mesh.shape["fsdp"]
-    if config.batch_size % batch_shards or config.batch_size % jax.process_count():
-        raise BadInput(
-            f"batch_size {config.batch_size} must be divisible by data*fsdp = {batch_shards} and by the "
-            f"{jax.process_count()} processes."
-        )
+    check_batch(config, mesh, jax.process_count())
     for name in ("total_steps", "log_every", "checkpoint_every", "keep_checkpoints", "max_consecutive_skips"):
         if config[name] < 1:
             raise BadInput(f"config.{name} must be >= 1, got {config[name]}.")
+
+
+def check_batch(config, mesh, processes: int = 1) -> None:
+    """batch_size splits over the mesh's batch devices (data * fsdp) and the processes, and so does each
+    micro-batch (salsa.training.step keeps the batch's sharding on batch_size / k rows): a bad split is
+    refused here, before anything compiles, instead of in XLA's sharding message."""
+    batch, shards = config.batch_size, mesh.shape["data"] * mesh.shape["fsdp"]
+    if batch % shards or batch % processes:
+        raise BadInput(
+            f"batch_size {batch} must be divisible by data*fsdp = {shards} and by the {processes} processes."
+        )
+    for name, least in (("micro_batches", 1), ("micro_batches_long", 0)):  # long: 0 is micro_batches
+        k = config.get(name, least)
+        if not isinstance(k, int) or k < least:
+            raise BadInput(f"config.{name} must be a whole number >= {least}, got {k!r}.")
+        if k and batch % (k * shards):
+            raise BadInput(
+                f"batch_size {batch} does not split into config.{name}={k} micro-batches that each divide "
+                f"over data*fsdp = {shards}: batch_size must be a multiple of {k * shards}."
+            )
