@@ -2,7 +2,9 @@
 
     python -m salsa.evaluate --checkpoint DIR --split test --steps 1,2,4,8,32 --out OUT \
         [--compare FLOW_DIR] [--guided BAKED_DIR] [--clips 32] [--long-clips 4] [--long-seconds 60] \
-        [--seed 0] [--hidden-acoustics | --no-hidden-acoustics] [--text-clips 32]
+        [--seed 0] [--hidden-acoustics | --no-hidden-acoustics] [--text-clips 32] \
+        [--reference-seconds 0.5,1,2] [--cfg W] [--fixed-steps N] [--segment-seconds 10] [--batch 16] \
+        [--guided-steps 1,2,4,8] [--timing-repeats 3]
 
 Writes OUT/metrics.md, OUT/metrics.json and PNG plots (salsa/evaluation/: report.py, plots.py): metrics
 against sampling steps (Fig. 5 left), against the position in long clips for iterative extension and
@@ -54,11 +56,20 @@ def _steps(text: str) -> tuple[int, ...]:
         return tuple(int(s) for s in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"--steps {text!r} is not accepted; use comma-separated powers of two, e.g. 1,2,4,8,32."
+            f"{text!r} is not accepted; use comma-separated powers of two, e.g. 1,2,4,8,32"
         ) from None
 
 
-FIELD_FLAGS = ("--real", "--generated", "--weights", "--metrics", "--seconds", "--batch")
+def _seconds(text: str) -> tuple[float, ...]:
+    """Comma-separated lengths in seconds; "" is none (no reference experiment)."""
+    try:
+        return tuple(cli.finite(s) for s in text.split(",") if s.strip())
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not accepted; use comma-separated lengths in seconds, e.g. 0.25,0.5,1"
+        ) from None
+
+
 SYNTHETIC_ONLY = (
     "--checkpoint",
     "--split",
@@ -72,6 +83,12 @@ SYNTHETIC_ONLY = (
     "--hidden-acoustics",
     "--no-hidden-acoustics",
     "--text-clips",
+    "--reference-seconds",
+    "--cfg",
+    "--fixed-steps",
+    "--segment-seconds",
+    "--guided-steps",
+    "--timing-repeats",
 )
 
 
@@ -173,6 +190,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--text-clips", type=int, default=d.text_clips, help="clips of the text experiment (0: skip)"
     )
+    parser.add_argument(
+        "--reference-seconds",
+        type=_seconds,
+        default=d.reference_seconds,
+        help="reference lengths of the reference experiment besides 0 s, e.g. 0.25,0.5,1 ('': skip)",
+    )
+    parser.add_argument(
+        "--cfg", type=cli.finite, help="guidance scale (default: the checkpoint's sampling.cfg)"
+    )
+    parser.add_argument(
+        "--fixed-steps",
+        type=int,
+        help="steps of the long-clip and reference experiments (default: the checkpoint's sampling.steps)",
+    )
+    parser.add_argument(
+        "--segment-seconds", type=cli.finite, default=d.segment_seconds, help="long-clip segment length"
+    )
+    parser.add_argument(
+        "--batch", type=int, default=d.batch, help="clips per generator call (memory, not results)"
+    )
+    parser.add_argument(
+        "--guided-steps", type=_steps, default=d.guided_steps, help="step counts of the --guided comparison"
+    )
+    parser.add_argument(
+        "--timing-repeats",
+        type=int,
+        default=d.timing_repeats,
+        help="timed sampling runs per step count of the --guided comparison (the best is kept)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     settings = EvalSettings(
@@ -184,6 +230,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         hidden_acoustics=args.hidden_acoustics,
         text_clips=args.text_clips,
+        reference_seconds=args.reference_seconds,
+        cfg=args.cfg,
+        fixed_steps=args.fixed_steps,
+        segment_seconds=args.segment_seconds,
+        batch=args.batch,
+        guided_steps=args.guided_steps,
+        timing_repeats=args.timing_repeats,
     )
     evaluate(args.checkpoint, args.out, compare=args.compare, guided=args.guided, settings=settings)
     print(os.path.join(args.out, "metrics.md"))

@@ -220,6 +220,40 @@ def test_bad_input_is_one_line_and_exit_2(args, words, tiny_pipeline_dir, tmp_pa
     assert not os.path.exists(tmp_path / "out")
 
 
+def test_every_setting_has_its_flag(monkeypatch, capsys):
+    """The command line reaches every EvalSettings field (configs/tiny.py's evaluate stage sets some)."""
+    seen = {}
+    monkeypatch.setattr(evaluate_cli, "evaluate", lambda ckpt, out, **kw: seen.update(kw))
+    flags = "--reference-seconds 0.25,1 --cfg 2.5 --fixed-steps 4 --segment-seconds 5 --batch 4 "
+    flags += "--guided-steps 1,8 --timing-repeats 1 --split validation --steps 2,8 --clips 8 --long-clips 0 "
+    flags += "--long-seconds 30 --seed 3 --text-clips 0 --no-hidden-acoustics"
+    assert evaluate_cli.main(["--checkpoint", "c", "--out", "o", *flags.split()]) == 0
+    want = EvalSettings(
+        split="validation",
+        steps=(2, 8),
+        clips=8,
+        long_clips=0,
+        long_seconds=30.0,
+        reference_seconds=(0.25, 1.0),
+        cfg=2.5,
+        seed=3,
+        fixed_steps=4,
+        segment_seconds=5.0,
+        batch=4,
+        guided_steps=(1, 8),
+        timing_repeats=1,
+        text_clips=0,
+        hidden_acoustics=False,
+    )
+    assert seen["settings"] == want
+    assert {f.name for f in dataclasses.fields(EvalSettings)} <= {
+        a.lstrip("-").replace("-", "_").removeprefix("no_") for a in flags.split() if a.startswith("--")
+    }
+    with pytest.raises(SystemExit):
+        evaluate_cli.main(["--checkpoint", "c", "--out", "o", "--reference-seconds", "1,x"])
+    assert "'1,x' is not accepted; use comma-separated lengths in seconds" in capsys.readouterr().err
+
+
 def test_command_line_exit_status(tmp_path):
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": os.getcwd()}
     args = ["--checkpoint", str(tmp_path / "no"), "--out", str(tmp_path)]
