@@ -2,6 +2,7 @@
 
     python bench/tpu_aot.py --grid remat        # large, batch 300 on v4-8 per policy; v4-32 at 320
     python bench/tpu_aot.py --grid attention    # small and large, 10 s and 15 s crops, xla vs splash
+    python bench/tpu_aot.py --grid micro_batches  # large at 10 s and 15 s in one pass vs 3 micro-batches
 
 Each compile runs `python -m salsa.aot` in its own process, one at a time (a large step takes minutes
 of CPU); its JSON report is appended to `--out` (JSONL) as it finishes, and runs already there are not
@@ -22,8 +23,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GIB = 2**30
 
 
-def _run(size: str, topology: str, batch: int, remat: str, attention: str, crop: float) -> dict:
-    return dict(size=size, topology=topology, batch=batch, remat=remat, attention=attention, crop=crop)
+def _run(
+    size: str, topology: str, batch: int, remat: str, attention: str, crop: float, micro: int = 1
+) -> dict:
+    return dict(
+        size=size, topology=topology, batch=batch, remat=remat, attention=attention, crop=crop, micro=micro
+    )
 
 
 GRIDS = {
@@ -35,7 +40,22 @@ GRIDS = {
         for crop in (10.0, 15.0)
         for attention in ("xla", "splash")
     ],
+    # salsa.aot counts the loop of k micro-batches k times, the update after it too: an upper bound.
+    "micro_batches": [
+        _run("large", "v4-8", 300, remat, "xla", crop, micro)
+        for crop, remat, micro in (
+            (15.0, "block", 1),
+            (15.0, "dots", 3),
+            (10.0, "dots", 1),
+            (10.0, "dots", 3),
+        )
+    ],
 }
+KEY = ("size", "topology", "batch", "remat", "attention", "crop", "micro")
+
+
+def _same(report: dict, run: dict) -> bool:
+    return all(report.get(k, 1 if k == "micro" else None) == run[k] for k in KEY)
 
 
 def command(run: dict) -> list[str]:
@@ -44,6 +64,7 @@ def command(run: dict) -> list[str]:
         f"--topology={run['topology']}", f"--batch={run['batch']}", f"--config.model.remat={run['remat']}",
         "--config.model.remat_long=",  # the run's policy at every crop length, not the configs' long one
         f"--config.model.attention={run['attention']}", f"--config.train_crop_s={run['crop']}",
+        f"--config.micro_batches={run['micro']}", "--config.micro_batches_long=0",
     ]  # fmt: skip
 
 
@@ -56,7 +77,7 @@ def compile_one(run: dict) -> dict:
 
 def row(r: dict) -> str:
     run = f"{r['size']} | {r['topology']} | {r['batch']} | {r['crop']:g} s | {r['remat']} | {r['attention']}"
-    head = f"| {run} |"
+    head = f"| {run} | {r.get('micro', 1)} |"
     if "error" in r:
         return f"{head} error: {r['error']} |||||||"
     compiled = r["compiled_flops_per_step"]
@@ -74,9 +95,10 @@ def row(r: dict) -> str:
 
 
 HEADER = (
-    "| config | slice | batch | crop | remat | attention | arguments GiB | temporaries GiB | total GiB"
-    " | headroom | compiled FLOPs per step (/ analytic) | GB accessed per chip | step ≥ s | MFU ≤ |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "| config | slice | batch | crop | remat | attention | micro-batches | arguments GiB | temporaries GiB"
+    " | total GiB | headroom | compiled FLOPs per step (/ analytic) | GB accessed per chip | step ≥ s"
+    " | MFU ≤ |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -93,9 +115,8 @@ def main() -> None:
     if os.path.exists(out):
         with open(out) as f:
             done = [json.loads(line) for line in f if line.strip()]
-    key = ("size", "topology", "batch", "remat", "attention", "crop")
     for run in GRIDS[args.grid]:
-        if any(all(d.get(k) == run[k] for k in key) for d in done):
+        if any(_same(d, run) for d in done):
             continue
         result = compile_one(run)
         done.append(result)
@@ -103,7 +124,7 @@ def main() -> None:
             f.write(json.dumps(result) + "\n")
     print(HEADER)
     for run in GRIDS[args.grid]:
-        print(next(row(d) for d in done if all(d.get(k) == run[k] for k in key)))
+        print(next(row(d) for d in done if _same(d, run)))
 
 
 if __name__ == "__main__":
