@@ -34,6 +34,7 @@ form whenever --real or --generated is given; the two forms' flags do not mix. F
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -221,23 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    settings = EvalSettings(
-        split=args.split,
-        steps=args.steps,
-        clips=args.clips,
-        long_clips=args.long_clips,
-        long_seconds=args.long_seconds,
-        seed=args.seed,
-        hidden_acoustics=args.hidden_acoustics,
-        text_clips=args.text_clips,
-        reference_seconds=args.reference_seconds,
-        cfg=args.cfg,
-        fixed_steps=args.fixed_steps,
-        segment_seconds=args.segment_seconds,
-        batch=args.batch,
-        guided_steps=args.guided_steps,
-        timing_repeats=args.timing_repeats,
-    )
+    # Every field has its flag, named as the field (--reference-seconds is reference_seconds).
+    settings = EvalSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(EvalSettings)})
     evaluate(args.checkpoint, args.out, compare=args.compare, guided=args.guided, settings=settings)
     print(os.path.join(args.out, "metrics.md"))
     return 0
