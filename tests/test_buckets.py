@@ -20,6 +20,7 @@ from data_pipelines.features import buckets, durations, loader, records, toy
 from salsa.errors import UserError
 from salsa.training import loop
 from tests.conftest import perturbed_generator
+from tests.test_loader import assert_workers_read_the_same_batches_and_resume
 from tests.toy_config import get_config
 
 LENGTHS = (4.0, 7.0, 10.0)
@@ -130,6 +131,10 @@ def test_every_process_cuts_its_rows_from_the_same_plan_and_resumes_exactly(buck
         got = next(restored)
         for k in w:
             np.testing.assert_array_equal(got[k], w[k], err_msg=k)
+
+
+def test_worker_processes_read_the_same_bucketed_batches_and_resume(bucketed):
+    assert_workers_read_the_same_batches_and_resume(bucketed[0])
 
 
 def test_the_durations_index_is_written_and_a_folder_without_it_is_read_record_by_record(bucketed, caplog):

@@ -115,6 +115,30 @@ def test_iterator_state_restores_the_same_batches(config):
             np.testing.assert_array_equal(got[k], w[k])
 
 
+def assert_workers_read_the_same_batches_and_resume(config) -> None:
+    """data.worker_count = 2 (grain worker processes) gives the batches of reading in this process, and
+    an iterator state taken from the workers resumes them exactly."""
+    from absl import flags
+
+    flags.FLAGS.mark_as_parsed()  # grain reads its flags: parsed in salsa.train and each stage process
+    want = [next(it) for it in [loader.feature_iterator(config, 0, 1)] for _ in range(4)]
+    workers = config.copy_and_resolve_references()
+    workers.data.worker_count = 2
+    it = loader.feature_iterator(workers, 0, 1)
+    got = [next(it), next(it)]
+    resumed = loader.feature_iterator(workers, 0, 1)
+    resumed.set_state(it.get_state())
+    got += [next(resumed), next(resumed)]
+    for w, g in zip(want, got, strict=True):
+        assert w.keys() == g.keys()
+        for k in w:
+            np.testing.assert_array_equal(g[k], w[k], err_msg=k)
+
+
+def test_worker_processes_read_the_same_batches_and_resume(config):
+    assert_workers_read_the_same_batches_and_resume(config)
+
+
 def test_missing_data_dir_is_named(config, tmp_path):
     c = config.copy_and_resolve_references()
     c.data.dir = str(tmp_path / "nowhere")
