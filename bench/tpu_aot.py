@@ -40,7 +40,7 @@ GRIDS = {
         for crop in (10.0, 15.0)
         for attention in ("xla", "splash")
     ],
-    # salsa.aot counts the loop of k micro-batches k times, the update after it too: an upper bound.
+    # salsa.aot counts the loop body of k micro-batches k times and the update after it once.
     "micro_batches": [
         _run("large", "v4-8", 300, remat, "xla", crop, micro)
         for crop, remat, micro in (

@@ -141,7 +141,8 @@ def _paper(c: ml_collections.ConfigDict, **model) -> None:
     # output ("dots": large at 10 s 25.3 GiB of 32, 1.02x the model's FLOPs); the 15 s bucket keeps block
     # inputs only ("block": 25.8 GiB, 1.29x), since "dots" at 15 s needs more than a chip has in one pass.
     # micro_batches_long=3 with remat_long="dots" fits it in 3 passes (18.7 GiB, 1.05x) but reads and
-    # writes 26% more HBM by XLA's count; which step is faster wants a v4 (docs/performance.md).
+    # writes 21% more HBM by XLA's count (1251 vs 1038 GB per chip); which is faster wants a v4
+    # (docs/performance.md).
     c.model.remat = "dots"
     c.model.remat_long = "block"
     c.model.remat_limit_s = 10.0

@@ -20,6 +20,7 @@ import time
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 from absl import flags
 from ml_collections import config_flags
 
@@ -32,7 +33,7 @@ from salsa.models.generator.flops import train_step_flops
 from salsa.models.generator.model import GeneratorConfig
 from salsa.training import setup, tasks
 from salsa.training import state as state_lib
-from salsa.training.step import batch_sharding, make_train_step
+from salsa.training.step import batch_sharding, make_train_step, make_update_step
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/large.py.")
 _TOPOLOGY = flags.DEFINE_string("topology", "v4-8", "TPU slice: v4-8, v4-16, v4-32, v4-64, v4-128, ...")
@@ -106,7 +107,7 @@ def compile_report(config: ml_collections.ConfigDict, topology: str) -> dict:
     batch = abstract_batch(config, batch_sharding(mesh, config.sharding_rules))
     capacity, chips = HBM_BYTES["v4"], len(devices)
     micro = task.micro_batches(batch)
-    flops = bytes_accessed = None
+    flops = bytes_accessed = update_bytes = None
     start = time.monotonic()
     try:
         # The last phase: the loss's full structure (e.g. a GAN's discriminator switched on).
@@ -121,16 +122,20 @@ def compile_report(config: ml_collections.ConfigDict, topology: str) -> dict:
         total = arguments + temporaries
     else:
         mem = compiled.memory_analysis()
-        cost = compiled.cost_analysis()
-        cost = cost[0] if isinstance(cost, list) else cost
         arguments, temporaries = mem.argument_size_in_bytes, mem.temp_size_in_bytes
         total = arguments + mem.output_size_in_bytes - mem.alias_size_in_bytes
         total += temporaries + mem.generated_code_size_in_bytes
         # XLA's cost analysis describes one device's SPMD program: FLOPs and bytes per chip. It counts a
-        # loop's body once, so a step of k micro-batches (one loop of k turns) is taken k times. That
-        # also counts the update after the loop k times: an upper bound (docs/performance.md).
-        flops = float(cost.get("flops", 0.0)) * micro
-        bytes_accessed = float(cost.get("bytes accessed", 0.0)) * micro
+        # loop's body once, so a step of k micro-batches (one loop of k turns) is taken k times, less
+        # k - 1 times the update after the loop, compiled on its own (docs/performance.md).
+        cost = micro * _flops_bytes(compiled)
+        if micro > 1:
+            update = make_update_step(tx, config, mesh, spec)
+            loss = jax.ShapeDtypeStruct((), jnp.float32)
+            update_cost = _flops_bytes(update.lower(spec.abstract, spec.abstract.params, loss).compile())
+            cost -= (micro - 1) * update_cost
+            update_bytes = float(update_cost[1])
+        flops, bytes_accessed = map(float, cost)
     analytic = float(train_step_flops(config))
     g = GeneratorConfig.from_config(config)
     report = {
@@ -157,9 +162,17 @@ def compile_report(config: ml_collections.ConfigDict, topology: str) -> dict:
         "analytic_flops_per_step": analytic,
         "compiled_flops_per_chip": flops,
         "bytes_accessed_per_chip": bytes_accessed,
+        "update_bytes_per_chip": update_bytes,  # the update after the micro-batches (None: one pass)
         "compile_s": round(time.monotonic() - start, 1),
     }
     return report | step_time_bound(flops, bytes_accessed, analytic, chips)
+
+
+def _flops_bytes(compiled) -> np.ndarray:
+    """(FLOPs, bytes accessed) per chip of a compiled program, by XLA's cost analysis."""
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return np.array([float(cost.get("flops", 0.0)), float(cost.get("bytes accessed", 0.0))])
 
 
 def step_time_bound(

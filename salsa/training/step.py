@@ -142,6 +142,42 @@ def accumulate(value_and_grad, params, batch: Batch, key: jax.Array, k: int, mes
     return jax.tree.map(mean, outs), jax.tree.map(lambda g: g / k, grads)
 
 
+def apply_gradients(
+    tx: optax.GradientTransformation,
+    decay: float,
+    state: TrainState,
+    grads,
+    loss: jax.Array,
+    good_inputs: jax.Array | bool = True,
+) -> tuple[TrainState, jax.Array]:
+    """The state after the optimizer and EMA update from `grads`, and whether it was applied: a step
+    whose inputs, loss or gradients are not all finite keeps params, EMA and optimizer state as they were
+    (the module docstring). `state.step` advances either way."""
+    ok = good_inputs & jnp.isfinite(loss) & all_finite(grads)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    ema = None if state.ema is None else ema_update(state.ema, params, decay)
+    params, ema, opt_state = keep_unless(
+        ok, (params, ema, opt_state), (state.params, state.ema, state.opt_state)
+    )
+    return state.replace(step=state.step + 1, params=params, ema=ema, opt_state=opt_state), ok
+
+
+def make_update_step(
+    tx: optax.GradientTransformation, config: ml_collections.ConfigDict, mesh: Mesh, state_spec: StateSpec
+):
+    """`apply_gradients` alone, jitted with the train step's shardings: `(state, grads, loss) -> state`.
+    salsa.aot compiles it to count the update once in a step of several micro-batches."""
+    decay = float(config.optim.ema)
+    replicated = NamedSharding(mesh, PartitionSpec())
+    return jax.jit(
+        lambda state, grads, loss: apply_gradients(tx, decay, state, grads, loss)[0],
+        in_shardings=(state_spec.shardings, state_spec.shardings.params, replicated),
+        out_shardings=state_spec.shardings,
+        donate_argnums=0,
+    )
+
+
 def make_train_step(
     task: Task,
     tx: optax.GradientTransformation,
@@ -177,13 +213,7 @@ def make_train_step(
             metrics = {**metrics, **{f"loss_{g}": v for g, v in loss.items()}}
             loss = sum(loss.values())
         good_inputs = all_finite(batch)
-        ok = good_inputs & jnp.isfinite(loss) & all_finite(grads)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        ema = None if state.ema is None else ema_update(state.ema, params, decay)
-        params, ema, opt_state = keep_unless(
-            ok, (params, ema, opt_state), (state.params, state.ema, state.opt_state)
-        )
+        new_state, ok = apply_gradients(tx, decay, state, grads, loss, good_inputs)
         metrics = {
             **metrics,
             "loss": loss,
@@ -192,7 +222,6 @@ def make_train_step(
             "skipped": 1.0 - ok.astype(jnp.float32),
             "bad_inputs": 1.0 - good_inputs.astype(jnp.float32),
         }
-        new_state = state.replace(step=state.step + 1, params=params, ema=ema, opt_state=opt_state)
         return new_state, metrics
 
     replicated = NamedSharding(mesh, PartitionSpec())
