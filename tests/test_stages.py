@@ -217,6 +217,16 @@ def test_tiny_pipeline_gives_each_training_stage_its_config_and_folder(tmp_path)
     assert extract["features"] == generator_sizes.get_config("tiny").features.to_dict()
 
 
+def test_the_long_variant_gives_the_generators_3x_the_steps_and_clips_and_changes_nothing_else():
+    default, long = tiny.get_config().to_dict(), tiny.get_config("long").to_dict()
+    assert {k for k in default if default[k] != long[k]} == {"workdir", "total_steps", "stages"}
+    assert (long["workdir"], long["total_steps"]) == ("runs/tiny_long", 3 * default["total_steps"])
+    default["stages"]["extract"]["source"]["clips"] *= 3
+    assert default["stages"] == long["stages"]
+    with pytest.raises(ValueError, match="configs/tiny.py takes no argument or one of long; got 'short'"):
+        tiny.get_config("short")
+
+
 def test_the_guided_generator_bakes_guidance_in_and_evaluate_records_what_it_compares(tmp_path):
     for name in ("extract", "generator", "generator_flow"):  # a finished default run
         os.makedirs(tmp_path / name)
