@@ -121,7 +121,8 @@ def assert_workers_read_the_same_batches_and_resume(config) -> None:
     from absl import flags
 
     flags.FLAGS.mark_as_parsed()  # grain reads its flags: parsed in salsa.train and each stage process
-    want = [next(it) for it in [loader.feature_iterator(config, 0, 1)] for _ in range(4)]
+    reader = loader.feature_iterator(config, 0, 1)
+    want = [next(reader) for _ in range(4)]
     workers = config.copy_and_resolve_references()
     workers.data.worker_count = 2
     it = loader.feature_iterator(workers, 0, 1)
