@@ -92,6 +92,10 @@ def test_writes_every_metric_for_every_step_and_the_plots(evaluated):
     assert text["clips"] == 2 and text["example"]["hidden"].startswith(text["example"]["plain"] + ", heard")
     assert set(METRICS) <= set(saved["codec"]) and "interval" in saved["codec"]
     assert "| codec |" in md and "| caption + hidden words |" in md and "room acc." in md
+    # the material confusion of every row that classified an impact, counts matching its accuracy
+    assert "## Materials heard at isolated impacts" in md and "| 2 steps |" in md
+    for row in [saved["ground_truth"], saved["codec"], *saved["steps"].values()]:
+        assert sum(n for r in row["material_confusion"].values() for n in r.values()) == row["material_count"]
 
 
 def test_ground_truth_scored_through_the_same_code_is_the_ceiling(evaluated, tiny_pipeline_dir):
@@ -108,6 +112,7 @@ def test_ground_truth_scored_through_the_same_code_is_the_ceiling(evaluated, tin
     clips = generation.test_clips(p, "test", range(2), p.config.window_s, result["world"])
     again = score([c.audio for c in clips], clips, p.sync)
     interval = again.pop("interval")
+    assert again.pop("material_confusion") == gt["material_confusion"]
     assert again == pytest.approx({k: gt[k] for k in again}, nan_ok=True)
     # the hidden-property probes read the ground truth they were built for
     assert gt["room_read"] + gt["microphone_read"] + gt["pitch_read"] >= 4

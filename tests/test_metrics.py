@@ -260,6 +260,11 @@ def test_ground_truth_audio_scores_onset_f1_and_material_accuracy_near_one(world
     assert pooled["onsets"]["f1"] >= 0.95, pooled["onsets"]
     assert pooled["onsets"]["mean_abs_offset_s"] < 0.01  # about one 5 ms hop late
     assert pooled["material_count"] > 40 and pooled["material_accuracy"] >= 0.9, pooled
+    # the confusion counts the same impacts: its diagonal is the accuracy's numerator
+    confusion = pooled["material_confusion"]
+    assert sum(n for row in confusion.values() for n in row.values()) == pooled["material_count"]
+    right = sum(row.get(m, 0) for m, row in confusion.items())
+    assert right == round(pooled["material_accuracy"] * pooled["material_count"])
     # The same audio judged against another material for each impact: the probe is not fooled.
     rename = dict(
         zip(["glass", "metal", "rubber", "wood"], ["metal", "rubber", "wood", "glass"], strict=True)
@@ -272,6 +277,10 @@ def test_ground_truth_audio_scores_onset_f1_and_material_accuracy_near_one(world
     estimated = onsets.detect_onsets(c.audio, SR)
     accuracy, count = onsets.material_accuracy(c.audio, SR, swapped, estimated, probe)
     assert count > 5 and accuracy < 0.2
+    # and the pairs name each impact by the material it was said to be, beside what is heard
+    heard = onsets.material_pairs(c.audio, SR, c.annotation, estimated, probe)
+    said = onsets.material_pairs(c.audio, SR, swapped, estimated, probe)
+    assert [(rename[t], h) for t, h in heard] == said
 
 
 def test_late_audio_scores_near_zero_and_silence_has_no_recall():

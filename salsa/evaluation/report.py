@@ -75,6 +75,37 @@ def table(rows: list[tuple[str, dict]], first: str, columns=None) -> list[str]:
     return lines
 
 
+def materials_section(rows: list[tuple[str, dict]]) -> list[str]:
+    """Which material the probe hears at each isolated impact, by the impact's material: for each
+    row "right / classified", and the material heard most often when that is another one."""
+    confusions = [(name, m["material_confusion"]) for name, m in rows if "material_confusion" in m]
+    materials = sorted({t for _, c in confusions for t in c})
+    if not materials:
+        return []
+    lines = [
+        "## Materials heard at isolated impacts",
+        "",
+        "For each material, the impacts the probe heard as that material / the impacts it classified "
+        "(isolated impacts matched to a detected onset); → the material most often heard instead, when "
+        "it outnumbers the right one.",
+        "",
+        "| audio | " + " | ".join(materials) + " |",
+        "|" + "---|" * (len(materials) + 1),
+    ]
+    for name, confusion in confusions:
+        cells = []
+        for truth in materials:
+            heard = confusion.get(truth, {})
+            right, total = heard.get(truth, 0), sum(heard.values())
+            cell = f"{right}/{total}" if total else "–"
+            top, n = max(heard.items(), key=lambda kv: (kv[1], kv[0]), default=(truth, 0))
+            if top != truth and n > right:
+                cell += f" → {top} {n}"
+            cells.append(cell)
+        lines.append("| " + " | ".join([name, *cells]) + " |")
+    return lines
+
+
 def text_section(t: dict) -> list[str]:
     """The text experiment's table: each clip's caption without and with its hidden-acoustics words."""
     return [
@@ -116,6 +147,13 @@ def markdown(r: dict) -> str:
             "The clips' world has hidden acoustics (room, microphone, pitch; docs/synthetic_world.md); the "
             "probes' accuracy on ground truth is their ceiling (chance: 1/3, 1/4, 1/3).",
         ]
+    heard = materials_section(
+        [("ground truth", r["ground_truth"])]
+        + ([("codec", r["codec"])] if r.get("codec") else [])
+        + [(f"{k} step{'' if str(k) == '1' else 's'}", v) for k, v in r["steps"].items()]
+    )
+    if heard:
+        lines += ["", *heard]
     if r.get("compare_steps"):
         lines += ["", "## Shortcut vs flow-only at equal steps (Table 2 in miniature)", ""]
         lines += [f"Flow-only checkpoint `{r['compare']}`.", ""]

@@ -59,6 +59,7 @@ def score(
         "detected": pooled["onsets"]["estimates"],
         "material_accuracy": pooled["material_accuracy"],
         "material_count": pooled["material_count"],
+        "material_confusion": pooled["material_confusion"],
         "swsd": float(np.mean(per_clip_swsd)),
         "fd": frechet.frechet_distance(real_embedded.astype(np.float64), gen_embedded.astype(np.float64)),
         "kl": classifier.kl_divergence(ref_logits, gen_logits),

@@ -221,17 +221,17 @@ def first_and_last(duration: float, seconds: float = 10.0) -> list[tuple[float, 
     return [(0.0, seconds), (duration - seconds, np.inf)]
 
 
-def material_accuracy(
+def material_pairs(
     audio: np.ndarray,
     sample_rate: int,
     annotation: dict,
     estimated: np.ndarray,
     probe: ImpactProbe,
     tolerance: float = TOLERANCE_S,
-) -> tuple[float, int]:
-    """(accuracy, count): the material that `probe` hears in `audio` at each estimated onset matched to
-    an isolated single-material reference impact, against that impact's material. Impacts near others
-    are left out (their window holds two sounds). NaN accuracy when no such pair exists."""
+) -> list[tuple[str, str]]:
+    """(material of the impact, material `probe` hears in `audio`) for each estimated onset matched to
+    an isolated single-material reference impact. Impacts near others are left out (their window holds
+    two sounds)."""
     if probe.sample_rate != sample_rate:
         raise ValueError(f"probe fitted at {probe.sample_rate} Hz cannot classify audio at {sample_rate} Hz.")
     reference, materials = reference_onsets(annotation)
@@ -248,10 +248,25 @@ def material_accuracy(
     features = probe.features(audio, samples)
     valid = ~np.isnan(features).any(axis=1)
     if not valid.any():
+        return []
+    heard = probe.classify(features[valid])
+    truth = [next(iter(materials[i])) for (i, _), v in zip(pairs, valid, strict=True) if v]
+    return list(zip(truth, heard, strict=True))
+
+
+def material_accuracy(
+    audio: np.ndarray,
+    sample_rate: int,
+    annotation: dict,
+    estimated: np.ndarray,
+    probe: ImpactProbe,
+    tolerance: float = TOLERANCE_S,
+) -> tuple[float, int]:
+    """(accuracy, count) of `material_pairs`: NaN accuracy when no isolated impact was matched."""
+    pairs = material_pairs(audio, sample_rate, annotation, estimated, probe, tolerance)
+    if not pairs:
         return float("nan"), 0
-    predicted = probe.classify(features[valid])
-    truth = [materials[i] for (i, _), v in zip(pairs, valid, strict=True) if v]
-    return float(np.mean([p in m for p, m in zip(predicted, truth, strict=True)])), len(truth)
+    return float(np.mean([t == h for t, h in pairs])), len(pairs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -262,6 +277,7 @@ class ClipEvents:
     segments: tuple[OnsetScores, ...]
     material_accuracy: float  # NaN when no isolated impact was matched
     material_count: int
+    materials: tuple[tuple[str, str], ...] = ()  # (impact's material, material heard): material_pairs
 
 
 def clip_events(
@@ -277,21 +293,27 @@ def clip_events(
     accuracy by `probe` (NaN accuracy, count 0 without one)."""
     estimated = detect_onsets(audio, sample_rate, params)
     reference, _ = reference_onsets(annotation)
-    accuracy, count = float("nan"), 0
+    pairs = []
     if probe is not None:
-        accuracy, count = material_accuracy(audio, sample_rate, annotation, estimated, probe, tolerance)
+        pairs = material_pairs(audio, sample_rate, annotation, estimated, probe, tolerance)
     return ClipEvents(
         onset_scores(reference, estimated, tolerance),
         tuple(segment_scores(reference, estimated, segments, tolerance)),
-        accuracy,
-        count,
+        float(np.mean([t == h for t, h in pairs])) if pairs else float("nan"),
+        len(pairs),
+        tuple(pairs),
     )
 
 
 def pool_events(clips: Sequence[ClipEvents]) -> dict:
     """Pooled scores of many clips: onset counts added (per segment too), material accuracy weighted
-    by each clip's number of classified impacts."""
+    by each clip's number of classified impacts, and the material confusion: {impact's material:
+    {material heard: impacts}} over every classified impact."""
     count = sum(c.material_count for c in clips)
+    confusion: dict[str, dict[str, int]] = {}
+    for truth, heard in sorted(p for c in clips for p in c.materials):
+        row = confusion.setdefault(truth, {})
+        row[heard] = row.get(heard, 0) + 1
     correct = sum(c.material_accuracy * c.material_count for c in clips if c.material_count)
     return {
         "onsets": OnsetScores.pool([c.onsets for c in clips]).as_dict(),
@@ -300,4 +322,5 @@ def pool_events(clips: Sequence[ClipEvents]) -> dict:
         ],
         "material_accuracy": correct / count if count else float("nan"),
         "material_count": count,
+        "material_confusion": confusion,
     }
