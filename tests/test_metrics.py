@@ -275,11 +275,11 @@ def test_ground_truth_audio_scores_onset_f1_and_material_accuracy_near_one(world
         "events": [{**e, "material": rename[e["material"]]} for e in c.annotation["events"]],
     }
     estimated = onsets.detect_onsets(c.audio, SR)
-    accuracy, count = onsets.material_accuracy(c.audio, SR, swapped, estimated, probe)
-    assert count > 5 and accuracy < 0.2
-    # and the pairs name each impact by the material it was said to be, beside what is heard
-    heard = onsets.material_pairs(c.audio, SR, c.annotation, estimated, probe)
     said = onsets.material_pairs(c.audio, SR, swapped, estimated, probe)
+    accuracy, count = onsets.material_accuracy(said)
+    assert count > 5 and accuracy < 0.2
+    # the pairs name each impact by the material it was said to be, beside the same material heard
+    heard = onsets.material_pairs(c.audio, SR, c.annotation, estimated, probe)
     assert [(rename[t], h) for t, h in heard] == said
 
 

@@ -254,16 +254,8 @@ def material_pairs(
     return list(zip(truth, heard, strict=True))
 
 
-def material_accuracy(
-    audio: np.ndarray,
-    sample_rate: int,
-    annotation: dict,
-    estimated: np.ndarray,
-    probe: ImpactProbe,
-    tolerance: float = TOLERANCE_S,
-) -> tuple[float, int]:
+def material_accuracy(pairs: Sequence[tuple[str, str]]) -> tuple[float, int]:
     """(accuracy, count) of `material_pairs`: NaN accuracy when no isolated impact was matched."""
-    pairs = material_pairs(audio, sample_rate, annotation, estimated, probe, tolerance)
     if not pairs:
         return float("nan"), 0
     return float(np.mean([t == h for t, h in pairs])), len(pairs)
@@ -299,8 +291,7 @@ def clip_events(
     return ClipEvents(
         onset_scores(reference, estimated, tolerance),
         tuple(segment_scores(reference, estimated, segments, tolerance)),
-        float(np.mean([t == h for t, h in pairs])) if pairs else float("nan"),
-        len(pairs),
+        *material_accuracy(pairs),
         tuple(pairs),
     )
 
