@@ -14,7 +14,9 @@ Issue 16 asks for material accuracy at 0.8 x the codec's; the evaluation's confu
 - Words (--pipeline): the first `clips` held-out clips generated at `steps` steps with no text, with
   their own captions, and with every material adjective of the caption replaced by one material's; then
   which material the world's probe hears at every detected onset. If the words move the sound, the
-  generator renders what it is told; the ground truth and the codec are scored the same way.
+  generator renders what it is told; the ground truth and the codec are scored the same way, and for
+  these two the energy each single-material impact adds in each of the probe's 16 bands (log-spaced from
+  60 Hz to 16 kHz or Nyquist) shows which bands the codec loses or adds.
 
 Prints one table per measurement; writes bench/results/material_cues.json (--out).
 """
@@ -30,6 +32,7 @@ from absl import app, flags
 from data_pipelines.features import records
 from data_pipelines.synthetic import material_probe, materials
 from data_pipelines.synthetic.heldout import hidden_settings
+from data_pipelines.synthetic.material_probe import BANDS
 from salsa import io
 from salsa.evaluation import generation
 from salsa.inference import pipeline as pipeline_lib
@@ -99,6 +102,20 @@ def heard(audio: list[np.ndarray], sample_rate: int, probe) -> dict[str, int]:
     return {m: counts.get(m, 0) for m in NAMES}
 
 
+def band_rise(audio: list[np.ndarray], test, probe) -> dict[str, list[float]]:
+    """{material: the probe's 16 band features (dB of energy added in the 30 ms after the onset, below the
+    strongest band) averaged over the clips' single-material impacts, at the true onset times}."""
+    rows = collections.defaultdict(list)
+    for a, c in zip(audio, test, strict=True):
+        times, which = onsets.reference_onsets(c.annotation)
+        single = [(t, next(iter(m))) for t, m in zip(times, which, strict=True) if len(m) == 1]
+        f = probe.features(a.mean(axis=1), [round(t * c.sample_rate) for t, _ in single])
+        for (_, m), row in zip(single, f, strict=True):
+            if not np.isnan(row).any():
+                rows[m].append(row)
+    return {m: np.mean(rows[m], axis=0).round(1).tolist() for m in NAMES if rows[m]}
+
+
 def words(path: str, clips: int, steps: int) -> dict:
     """{condition: {material: onsets heard as it}} for the rewritten captions (see the module doc)."""
     p = pipeline_lib.load(path)
@@ -110,12 +127,13 @@ def words(path: str, clips: int, steps: int) -> dict:
     for m in NAMES:
         prompts[f"every object {ADJECTIVES[m]}"] = [_ADJECTIVE.sub(ADJECTIVES[m], c) for c in captions]
     _, cfg = p.sampling(steps)
-    rows = {"ground truth": heard([c.audio for c in test], p.sample_rate, probe)}
-    rows["codec"] = heard(generation.codec(p, test), p.sample_rate, probe)
+    truth, coded = [c.audio for c in test], generation.codec(p, test)
+    rows = {"ground truth": heard(truth, p.sample_rate, probe), "codec": heard(coded, p.sample_rate, probe)}
+    bands = {"ground truth": band_rise(truth, test, probe), "codec": band_rise(coded, test, probe)}
     for name, texts in prompts.items():
         audio = generation.generate(p, test, steps=steps, cfg=cfg, seed=0, texts=texts)
         rows[name] = heard(audio, p.sample_rate, probe)
-    return {"clips": clips, "steps": steps, "cfg": cfg, "heard": rows}
+    return {"clips": clips, "steps": steps, "cfg": cfg, "heard": rows, "bands": bands}
 
 
 def main(argv: list[str]) -> None:
@@ -134,6 +152,13 @@ def main(argv: list[str]) -> None:
         print("| audio | " + " | ".join(NAMES) + " |\n|" + "---|" * (len(NAMES) + 1))
         for name, row in w["heard"].items():
             print(f"| {name} | " + " | ".join(str(row[m]) for m in NAMES) + " |")
+        print("\nEnergy added per probe band after single-material impacts (dB below the strongest band)")
+        head = " | ".join(str(b) for b in range(BANDS))
+        print(f"| impact, audio | {head} |\n|" + "---|" * (BANDS + 1))
+        for m in NAMES:
+            for name, rows in w["bands"].items():
+                if m in rows:
+                    print(f"| {m}, {name} | " + " | ".join(f"{x:.0f}" for x in rows[m]) + " |")
     io.write_json(_OUT.value, result)
 
 
