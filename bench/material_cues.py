@@ -70,7 +70,8 @@ def probe_auc(x: np.ndarray, labels: np.ndarray, folds: int = 5, ridge: float = 
 
 
 def features(directory: str) -> dict:
-    """{stream: {material: held-out AUC}} over the extracted records in `directory`."""
+    """Over the extracted records in `directory`: clips, each material's share of them, and
+    auc = {stream: {material: held-out AUC}}."""
     rs = records.read_all(records.shard_paths(directory))
     rs = [r for r in rs if r["caption"] and "semantic" in r and "text" in r]
     if not rs:
@@ -117,7 +118,8 @@ def band_rise(audio: list[np.ndarray], test, probe) -> dict[str, list[float]]:
 
 
 def words(path: str, clips: int, steps: int) -> dict:
-    """{condition: {material: onsets heard as it}} for the rewritten captions (see the module doc)."""
+    """heard = {audio: {material: onsets heard as it}} for the ground truth, the codec and each prompt,
+    and bands = {ground truth | codec: band_rise} (see the module doc)."""
     p = pipeline_lib.load(path)
     world = hidden_settings(p.config.data.get("world"))
     test = generation.test_clips(p, "test", range(clips), float(p.config.window_s), world)

@@ -92,7 +92,7 @@ def test_writes_every_metric_for_every_step_and_the_plots(evaluated):
     assert text["clips"] == 2 and text["example"]["hidden"].startswith(text["example"]["plain"] + ", heard")
     assert set(METRICS) <= set(saved["codec"]) and "interval" in saved["codec"]
     assert "| codec |" in md and "| caption + hidden words |" in md and "room acc." in md
-    # the material confusion of every row that classified an impact, counts matching its accuracy
+    # every row carries its material confusion, over the impacts its accuracy counts
     assert "## Materials heard at isolated impacts" in md and "| 2 steps |" in md
     for row in [saved["ground_truth"], saved["codec"], *saved["steps"].values()]:
         assert sum(n for r in row["material_confusion"].values() for n in r.values()) == row["material_count"]
