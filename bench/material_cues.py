@@ -94,12 +94,9 @@ def heard(audio: list[np.ndarray], sample_rate: int, probe) -> dict[str, int]:
     """How many detected onsets the probe hears as each material (isolated or not)."""
     counts = collections.Counter()
     for a in audio:
-        mono = a.mean(axis=1)
-        found = onsets.detect_onsets(mono, sample_rate)
-        f = probe.features(mono, [round(t * sample_rate) for t in found])
-        valid = ~np.isnan(f).any(axis=1)
-        if valid.any():
-            counts.update(probe.classify(f[valid]))
+        f = onsets.onset_features(a, sample_rate, probe)
+        if len(f):
+            counts.update(probe.classify(f))
     return {m: counts.get(m, 0) for m in NAMES}
 
 

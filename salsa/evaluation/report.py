@@ -121,6 +121,7 @@ def text_section(t: dict) -> list[str]:
 
 def markdown(r: dict) -> str:
     s, g = r["split"], r["geometry"]
+    ceiling = [("ground truth", r["ground_truth"])] + ([("codec", r["codec"])] if r.get("codec") else [])
     lines = [
         "# Evaluation",
         "",
@@ -132,12 +133,7 @@ def markdown(r: dict) -> str:
         "",
         "## Sampling steps (Fig. 5 left)",
         "",
-        *table(
-            [("ground truth", r["ground_truth"])]
-            + ([("codec", r["codec"])] if r.get("codec") else [])
-            + [(k, v) for k, v in r["steps"].items()],
-            "steps",
-        ),
+        *table(ceiling + [(k, v) for k, v in r["steps"].items()], "steps"),
         "",
         "Codec: the ground truth encoded and decoded by the checkpoint's VAE (the ceiling of generation).",
     ]
@@ -148,9 +144,7 @@ def markdown(r: dict) -> str:
             "probes' accuracy on ground truth is their ceiling (chance: 1/3, 1/4, 1/3).",
         ]
     heard = materials_section(
-        [("ground truth", r["ground_truth"])]
-        + ([("codec", r["codec"])] if r.get("codec") else [])
-        + [(f"{k} step{'' if str(k) == '1' else 's'}", v) for k, v in r["steps"].items()]
+        ceiling + [(f"{k} step{'' if str(k) == '1' else 's'}", v) for k, v in r["steps"].items()]
     )
     if heard:
         lines += ["", *heard]

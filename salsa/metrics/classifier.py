@@ -80,11 +80,7 @@ def material_logits(audio: np.ndarray, sample_rate: int, probe: onsets.ImpactPro
     """(classes,) log class probabilities of a clip (samples, channels) by an impact probe: at every
     onset detected in it, softmax(-distance to each class centroid / 5 dB) of the probe's features; the
     clip's distribution is the mean over its onsets (uniform with none)."""
-    if probe.sample_rate != sample_rate:
-        raise ValueError(f"probe fitted at {probe.sample_rate} Hz cannot classify audio at {sample_rate} Hz.")
-    times = onsets.detect_onsets(audio, sample_rate)
-    features = probe.features(audio, [round(t * sample_rate) for t in times])
-    features = features[~np.isnan(features).any(axis=1)]
+    features = onsets.onset_features(audio, sample_rate, probe)
     k = len(probe.names)
     if not len(features):
         return np.full(k, -math.log(k))

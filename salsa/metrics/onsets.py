@@ -221,6 +221,16 @@ def first_and_last(duration: float, seconds: float = 10.0) -> list[tuple[float, 
     return [(0.0, seconds), (duration - seconds, np.inf)]
 
 
+def onset_features(audio: np.ndarray, sample_rate: int, probe: ImpactProbe) -> np.ndarray:
+    """(onsets, features): `probe`'s features at every onset detected in `audio` (samples[, channels]),
+    those too close to either end left out."""
+    if probe.sample_rate != sample_rate:
+        raise ValueError(f"probe fitted at {probe.sample_rate} Hz cannot classify audio at {sample_rate} Hz.")
+    times = detect_onsets(audio, sample_rate)
+    features = probe.features(audio, [round(t * sample_rate) for t in times])
+    return features[~np.isnan(features).any(axis=1)]
+
+
 def material_pairs(
     audio: np.ndarray,
     sample_rate: int,
