@@ -19,10 +19,30 @@ from flax import nnx
 CONV = ("conv_kernel", "conv_in", "conv_out")
 
 
+# π in two parts for the range reduction of sin_squared: PI_HI has 8 significant bits, so k·PI_HI is exact
+# for |k| < 2¹⁶ (Cody and Waite, 1980).
+PI_HI, PI_LO = 3.140625, 9.676535897932795e-4
+
+
+def sin_squared(u: jax.Array) -> jax.Array:
+    """sin²(u) in float32, to within 1e-6 of jnp.sin(u)²: about 4× faster on CPU, where XLA's sine is
+    several times the cost of a memory-bound elementwise pass (the sao43 decoder's Snakes, ~1.1e9 elements
+    per 10 s window, were a third of its time).
+
+    sin² has period π: r = u - kπ lies in [-π/2, π/2], and sin(r) is its Taylor series to r¹¹ there
+    (the next term is below 6e-8)."""
+    dtype, u = u.dtype, u.astype(jnp.float32)
+    k = jnp.round(u * (1 / jnp.pi))
+    r = (u - k * PI_HI) - k * PI_LO
+    r2 = r * r
+    s = r * (1 + r2 * (-1 / 6 + r2 * (1 / 120 + r2 * (-1 / 5040 + r2 * (1 / 362880 + r2 * (-1 / 39916800))))))
+    return (s * s).astype(dtype)
+
+
 def snake(x: jax.Array, log_alpha: jax.Array, log_beta: jax.Array) -> jax.Array:
     """Snake-beta with log-scale parameters: x + sin²(αx) / β, per channel (last axis)."""
     alpha, beta = jnp.exp(log_alpha), jnp.exp(log_beta)
-    return x + jnp.sin(alpha * x) ** 2 / (beta + 1e-9)
+    return x + sin_squared(alpha * x) / (beta + 1e-9)
 
 
 class Snake(nnx.Module):
@@ -91,18 +111,21 @@ class WNConvTranspose(nnx.Module):
         self.bias = nnx.Param(jnp.zeros((c_out,)), out_sharding=("conv_out",))
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        w = weight_norm(self.g[...], self.v[...], (0, 2))
-        edge = self.kernel - 1 - self.padding
-        # A transposed convolution is a convolution of the stride-dilated input with the flipped kernel.
+        w = weight_norm(self.g[...], self.v[...], (0, 2)).astype(x.dtype)  # (kernel, in, out)
+        s, k, (b, t, c_in) = self.stride, self.kernel, x.shape
+        c_out = w.shape[-1]
+        # Polyphase: output sample q·s + r (before the padding is cropped) is Σ_j x[q - j]·w[r + j·s], so
+        # one ordinary convolution of `taps` frames with s·out channels computes all s phases at once.
+        # Convolving the zero-stuffed input instead (lhs_dilation) multiplies s times as many zeros.
+        taps = -(-k // s)
+        w = jnp.pad(w, ((0, taps * s - k), (0, 0), (0, 0))).reshape(taps, s, c_in, c_out)
+        w = w[::-1].transpose(0, 2, 1, 3).reshape(taps, c_in, s * c_out)  # tap i reads frame q - taps + 1 + i
         y = jax.lax.conv_general_dilated(
-            x,
-            jnp.flip(w, 0).astype(x.dtype),
-            window_strides=(1,),
-            padding=[(edge, edge)],
-            lhs_dilation=(self.stride,),
-            dimension_numbers=("NWC", "WIO", "NWC"),
+            x, w, window_strides=(1,), padding=[(taps - 1, taps - 1)], dimension_numbers=("NWC", "WIO", "NWC")
         )
-        return y + self.bias[...]
+        y = y.reshape(b, (t + taps - 1) * s, c_out)
+        length = (t - 1) * s - 2 * self.padding + k
+        return y[:, self.padding : self.padding + length] + self.bias[...]
 
 
 class ResidualUnit(nnx.Module):
