@@ -11,6 +11,10 @@ pipeline's sync model) and salsa.evaluation.hidden (room, microphone, pitch prob
 bootstrap intervals over clips (± half-width). The ground truth and the pipeline's own VAE ("pipeline")
 are scored too. DeSync is left out (it needs a second pass of the sync model per clip; --desync adds it).
 
+"comb dB": how far a VAE's reconstructions stand above the ground truth at the harmonics of its latent
+rate (62.5 Hz for the tiny VAE) against halfway between them (`comb_db`): a decoder that repeats a
+pattern every latent frame buzzes there (docs/tiny_pipeline.md, "Where the material is lost").
+
 Prints one table; writes bench/results/vae_world.json (--out). docs/vae.md quotes it.
 """
 
@@ -20,6 +24,7 @@ import os
 import time
 import types
 
+import numpy as np
 from absl import app, flags
 
 from data_pipelines.synthetic.heldout import hidden_settings
@@ -59,6 +64,26 @@ def _vaes(p: pipeline_lib.Pipeline) -> list[tuple[str, object, str]]:
     return out
 
 
+def comb_db(reference, coded, sample_rate: int, rate: float, harmonics: int = 32, n_fft: int = 4096) -> float:
+    """Mean over the first `harmonics` multiples k·rate (below Nyquist) of the coded audio's excess power
+    over the reference's (dB, long-term spectra of Hann frames) at k·rate minus the excess halfway to the
+    next multiple. 0: nothing repeats every frame; a buzz at the latent rate makes it positive."""
+
+    def power(signals) -> np.ndarray:
+        total = np.zeros(n_fft // 2 + 1)
+        for x in signals:
+            x = np.asarray(x, np.float64).reshape(len(x), -1).mean(axis=1)
+            frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[:: n_fft // 4] * np.hanning(n_fft)
+            total += (np.abs(np.fft.rfft(frames, axis=-1)) ** 2).sum(axis=0)
+        return total
+
+    excess = 10 * np.log10((power(coded) + 1e-12) / (power(reference) + 1e-12))
+    freqs = np.fft.rfftfreq(n_fft, 1 / sample_rate)
+    at = lambda f: excess[int(np.argmin(np.abs(freqs - f)))]  # noqa: E731
+    ks = [k for k in range(1, harmonics + 1) if (k + 0.5) * rate < sample_rate / 2]
+    return float(np.mean([at(k * rate) - at((k + 0.5) * rate) for k in ks]))
+
+
 def _row(audio, clips, p, probes) -> dict:
     row = score(audio, clips, p.sync, with_desync=_DESYNC.value)
     return row if probes is None else hidden.merged(row, hidden.scores(audio, clips, probes))
@@ -75,13 +100,19 @@ def main(argv):
         start = time.perf_counter()
         coded = generation.codec(types.SimpleNamespace(vae=model), clips)  # the evaluation's codec row
         seconds = time.perf_counter() - start
-        rows.append((name, _row(coded, clips, p, probes), where, seconds))
+        row = _row(coded, clips, p, probes)
+        row["comb_db"] = comb_db([c.audio for c in clips], coded, p.sample_rate, model.config.latent_rate)
+        rows.append((name, row, where, seconds))
     columns = COLUMNS + (report.PROBE_COLUMNS if probes is not None else [])
     print(
         f"{len(clips)} {_SPLIT.value} clips of {float(p.config.window_s):g} s, world {world}, "
         f"{p.sample_rate} Hz x{p.channels}; value ± half-width of the 95% bootstrap interval"
     )
     print("\n".join(report.table([(n, r) for n, r, _, _ in rows], "audio", columns)))
+    print(
+        "comb dB (excess at the latent rate's harmonics over halfway between): "
+        + ", ".join(f"{n} {r['comb_db']:+.1f}" for n, r, _, _ in rows[1:])
+    )
     result = {
         "pipeline": os.path.abspath(_PIPELINE.value),
         "split": _SPLIT.value,
