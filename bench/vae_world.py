@@ -95,13 +95,14 @@ def main(argv):
     world = hidden_settings(p.config.data.get("world"))
     clips = generation.test_clips(p, _SPLIT.value, range(_CLIPS.value), float(p.config.window_s), world)
     probes = hidden.probes(p.sample_rate) if world["hidden_acoustics"] else None
-    rows = [("ground truth", _row([c.audio for c in clips], clips, p, probes), "", 0.0)]
+    truth = [c.audio for c in clips]
+    rows = [("ground truth", _row(truth, clips, p, probes), "", 0.0)]
     for name, model, where in _vaes(p):
         start = time.perf_counter()
         coded = generation.codec(types.SimpleNamespace(vae=model), clips)  # the evaluation's codec row
         seconds = time.perf_counter() - start
         row = _row(coded, clips, p, probes)
-        row["comb_db"] = comb_db([c.audio for c in clips], coded, p.sample_rate, model.config.latent_rate)
+        row["comb_db"] = comb_db(truth, coded, p.sample_rate, model.config.latent_rate)
         rows.append((name, row, where, seconds))
     columns = COLUMNS + (report.PROBE_COLUMNS if probes is not None else [])
     print(
