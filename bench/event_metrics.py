@@ -21,9 +21,6 @@ from absl import app, flags
 from data_pipelines.synthetic import WorldConfig, make_clip, material_probe
 from salsa.metrics import onsets
 
-_CLIPS = flags.DEFINE_integer("clips", 8, "8 s clips per setting")
-_SEED = flags.DEFINE_integer("seed", 21, "world seed")
-
 
 def _late(audio: np.ndarray, seconds: float, sample_rate: int) -> np.ndarray:
     n = round(seconds * sample_rate)
@@ -86,4 +83,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    # Flags exist only when the bench runs as a program: tests import several benches into one process.
+    _CLIPS = flags.DEFINE_integer("clips", 8, "8 s clips per setting")
+    _SEED = flags.DEFINE_integer("seed", 21, "world seed")
     app.run(main)

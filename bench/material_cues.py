@@ -38,12 +38,6 @@ from salsa.evaluation import generation
 from salsa.inference import pipeline as pipeline_lib
 from salsa.metrics import onsets
 
-_PIPELINE = flags.DEFINE_string("pipeline", "runs/tiny/generator/pipeline", "pipeline checkpoint ('': skip)")
-_EXTRACT = flags.DEFINE_string("extract", "runs/tiny/extract", "extracted feature shards ('': skip)")
-_CLIPS = flags.DEFINE_integer("clips", 32, "held-out clips generated (the evaluation's default: 32)")
-_STEPS = flags.DEFINE_integer("steps", 8, "sampling steps")
-_OUT = flags.DEFINE_string("out", "bench/results/material_cues.json", "JSON results")
-
 NAMES = sorted(materials.MATERIALS)
 ADJECTIVES = {m: materials.get(m).adjective for m in NAMES}
 _ADJECTIVE = re.compile(r"\b(" + "|".join(ADJECTIVES.values()) + r")\b")
@@ -162,4 +156,12 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    # Flags exist only when the bench runs as a program: tests import several benches into one process.
+    _PIPELINE = flags.DEFINE_string(
+        "pipeline", "runs/tiny/generator/pipeline", "pipeline checkpoint ('': skip)"
+    )
+    _EXTRACT = flags.DEFINE_string("extract", "runs/tiny/extract", "extracted feature shards ('': skip)")
+    _CLIPS = flags.DEFINE_integer("clips", 32, "held-out clips generated (the evaluation's default: 32)")
+    _STEPS = flags.DEFINE_integer("steps", 8, "sampling steps")
+    _OUT = flags.DEFINE_string("out", "bench/results/material_cues.json", "JSON results")
     app.run(main)

@@ -23,8 +23,6 @@ from absl import app, flags
 from data_pipelines.features import records
 from salsa.io import write_json
 
-_RECORDS = flags.DEFINE_integer("records", 200, "Records per timed pass.")
-_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed passes; the best counts.")
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "records_decode.json")
 
 # name: (seconds, latent rate, latent dim, semantic dim, sync dim, text dim)
@@ -121,4 +119,7 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    # Flags exist only when the bench runs as a program: tests import several benches into one process.
+    _RECORDS = flags.DEFINE_integer("records", 200, "Records per timed pass.")
+    _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed passes; the best counts.")
     app.run(main)

@@ -20,11 +20,6 @@ from absl import app, flags
 
 from salsa.io import write_json
 
-_CHECKPOINT = flags.DEFINE_string("checkpoint", "runs/tiny/generator/pipeline", "Pipeline checkpoint.")
-_CLIPS = flags.DEFINE_integer("clips", 4, "Held-out clips.")
-_SECONDS = flags.DEFINE_float("seconds", 20.0, "Length of each clip.")
-_STEPS = flags.DEFINE_integer("steps", 8, "Sampling steps.")
-
 
 def _rank(jumps: np.ndarray, bounds: list[int]) -> tuple[list[float], float]:
     """Percentile of each boundary jump among the other jumps, and the 99.9th percentile itself."""
@@ -86,4 +81,9 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    # Flags exist only when the bench runs as a program: tests import several benches into one process.
+    _CHECKPOINT = flags.DEFINE_string("checkpoint", "runs/tiny/generator/pipeline", "Pipeline checkpoint.")
+    _CLIPS = flags.DEFINE_integer("clips", 4, "Held-out clips.")
+    _SECONDS = flags.DEFINE_float("seconds", 20.0, "Length of each clip.")
+    _STEPS = flags.DEFINE_integer("steps", 8, "Sampling steps.")
     app.run(main)

@@ -17,8 +17,6 @@ from data_pipelines.synthetic import WorldConfig
 from data_pipelines.synthetic.heldout import SHIFTS_S, shift_snippets
 from data_pipelines.synthetic.snippets import SnippetSpec
 
-_CLIPS = flags.DEFINE_integer("clips", 100, "held-out clips (seed 12345)")
-
 
 def _standardize(x: np.ndarray) -> np.ndarray:
     return (x - x.mean(-1, keepdims=True)) / (x.std(-1, keepdims=True) + 1e-6)
@@ -52,4 +50,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    # Flags exist only when the bench runs as a program: tests import several benches into one process.
+    _CLIPS = flags.DEFINE_integer("clips", 100, "held-out clips (seed 12345)")
     app.run(main)

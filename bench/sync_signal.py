@@ -18,8 +18,6 @@ from data_pipelines.synthetic import WorldConfig, make_clip
 from data_pipelines.synthetic.heldout import SHIFTS_S
 from salsa.io import write_json
 
-_CLIPS = flags.DEFINE_integer("clips", 100, "held-out clips (seed 12345)")
-
 
 def main(argv):
     del argv
@@ -60,4 +58,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    # Flags exist only when the bench runs as a program: tests import several benches into one process.
+    _CLIPS = flags.DEFINE_integer("clips", 100, "held-out clips (seed 12345)")
     app.run(main)

@@ -26,10 +26,6 @@ from data_pipelines.synthetic.config import WorldConfig
 from data_pipelines.synthetic.scene import sample_scene
 from salsa.io import write_json
 
-_CLIPS = flags.DEFINE_integer("clips", 200, "Clips to build with the tfds builder.")
-_WORKERS = flags.DEFINE_integer("workers", 0, "Builder processes; 0: one per CPU.")
-_PROFILE_CLIPS = flags.DEFINE_integer("profile_clips", 8, "Clips timed stage by stage, in this process.")
-_HIDDEN = flags.DEFINE_bool("hidden_acoustics", False, "Build the world with hidden acoustics on.")
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "synthetic_build{}.json")
 
 
@@ -95,4 +91,9 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    # Flags exist only when the bench runs as a program: tests import several benches into one process.
+    _CLIPS = flags.DEFINE_integer("clips", 200, "Clips to build with the tfds builder.")
+    _WORKERS = flags.DEFINE_integer("workers", 0, "Builder processes; 0: one per CPU.")
+    _PROFILE_CLIPS = flags.DEFINE_integer("profile_clips", 8, "Clips timed stage by stage, in this process.")
+    _HIDDEN = flags.DEFINE_bool("hidden_acoustics", False, "Build the world with hidden acoustics on.")
     app.run(main)

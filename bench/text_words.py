@@ -35,11 +35,6 @@ from salsa.inference import encoders
 from salsa.inference import pipeline as pipeline_lib
 from salsa.models.encoders.siglip2 import Siglip, SiglipConfig
 
-_PIPELINE = flags.DEFINE_string("pipeline", "runs/tiny/generator/pipeline", "pipeline checkpoint")
-_SIGLIP = flags.DEFINE_string("siglip", None, "a SigLIP export folder, read instead of --pipeline")
-_CLIPS = flags.DEFINE_integer("clips", 32, "held-out clips (the evaluation's default: 32)")
-_OUT = flags.DEFINE_string("out", "bench/results/text_words.json", "JSON results")
-
 
 def distances(tower: Siglip, tokenizer: str, pairs: list[tuple[str, str]]) -> dict[str, float]:
     """Mean L2 distance between the normalised embeddings of each caption without and with its hidden
@@ -101,4 +96,9 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    # Flags exist only when the bench runs as a program: tests import several benches into one process.
+    _PIPELINE = flags.DEFINE_string("pipeline", "runs/tiny/generator/pipeline", "pipeline checkpoint")
+    _SIGLIP = flags.DEFINE_string("siglip", None, "a SigLIP export folder, read instead of --pipeline")
+    _CLIPS = flags.DEFINE_integer("clips", 32, "held-out clips (the evaluation's default: 32)")
+    _OUT = flags.DEFINE_string("out", "bench/results/text_words.json", "JSON results")
     app.run(main)

@@ -24,9 +24,6 @@ from salsa.training import state as state_lib
 from salsa.training.loop import global_batch
 from salsa.training.step import batch_sharding, make_train_step
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/tiny.py", "Config to measure.")
-_STEPS = flags.DEFINE_integer("steps", 20, "Timed steps (after 2 warm-up steps).")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Scratch directory (default: a temporary one).")
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "train_steps.json")
 
 
@@ -105,4 +102,8 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    # Flags exist only when the bench runs as a program: tests import several benches into one process.
+    _CONFIG = config_flags.DEFINE_config_file("config", "configs/tiny.py", "Config to measure.")
+    _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps (after 2 warm-up steps).")
+    _WORKDIR = flags.DEFINE_string("workdir", None, "Scratch directory (default: a temporary one).")
     app.run(main)

@@ -33,15 +33,6 @@ from salsa.evaluation import generation, hidden, report
 from salsa.evaluation.scoring import score
 from salsa.inference import pipeline as pipeline_lib
 
-_PIPELINE = flags.DEFINE_string(
-    "pipeline", "runs/tiny/generator/pipeline", "pipeline checkpoint: geometry, world, sync model, its VAE"
-)
-_VAE = flags.DEFINE_multi_string("vae", [], "NAME=DIR: a VAE bundle to score (repeatable)")
-_CLIPS = flags.DEFINE_integer("clips", 32, "held-out clips (the evaluation's default: 32)")
-_SPLIT = flags.DEFINE_enum("split", "test", ["test", "validation"], "held-out split")
-_DESYNC = flags.DEFINE_bool("desync", False, "also score DeSync (slower)")
-_OUT = flags.DEFINE_string("out", "bench/results/vae_world.json", "JSON results")
-
 COLUMNS = [c for c in report.COLUMNS if c[0] in ("precision", "recall", "f1", "mean_abs_offset_s")]
 COLUMNS += [c for c in report.COLUMNS if c[0] in ("material_accuracy", "swsd", "fd", "desync")]
 
@@ -126,4 +117,15 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    # Flags exist only when the bench runs as a program: tests import several benches into one process.
+    _PIPELINE = flags.DEFINE_string(
+        "pipeline",
+        "runs/tiny/generator/pipeline",
+        "pipeline checkpoint: geometry, world, sync model, its VAE",
+    )
+    _VAE = flags.DEFINE_multi_string("vae", [], "NAME=DIR: a VAE bundle to score (repeatable)")
+    _CLIPS = flags.DEFINE_integer("clips", 32, "held-out clips (the evaluation's default: 32)")
+    _SPLIT = flags.DEFINE_enum("split", "test", ["test", "validation"], "held-out split")
+    _DESYNC = flags.DEFINE_bool("desync", False, "also score DeSync (slower)")
+    _OUT = flags.DEFINE_string("out", "bench/results/vae_world.json", "JSON results")
     app.run(main)

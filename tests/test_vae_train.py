@@ -50,8 +50,10 @@ def test_vae_task_grads_through_the_shared_step_equal_direct_grads():
     c.crop_samples, c.disc.filters, c.disc.n_ffts, c.loss.stft_n_ffts = 256, 4, (64,), (64,)
     c.loss.adversarial, c.loss.feature_matching = 0.1, 5.0  # vae_tiny has none; Stable Audio's weights
     task = VaeTask(c)
+    # Seed 3: no discriminator pre-activation lies within 1e-6 of leaky ReLU's kink (seed 0 has one at
+    # 3e-10), where the float rounding of two differently fused programs would pick different slopes.
     with nnx.use_eager_sharding(False):
-        model = task.create_model(nnx.Rngs(0))
+        model = task.create_model(nnx.Rngs(3))
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     params, rest = params.to_pure_dict(), rest.to_pure_dict()
     audio = SyntheticAudio(1, 0, 2.0, 16000, 1)[0]
