@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -33,3 +35,34 @@ def test_every_bench_imports_into_one_process_and_keeps_its_flags_as_a_program()
         timeout=300,
     )
     assert "--pipeline: pipeline checkpoint" in helped.stdout and "--vae: NAME=DIR" in helped.stdout
+
+
+def test_compare_runs_measures_each_shift_in_half_widths_and_counts_changed_verdicts():
+    from bench.compare_runs import shifts, summary
+
+    def run(f1, interval, verdict, extra=()):
+        targets = [{"target": "f1", "value": [f1], "interval": [interval], "verdict": verdict}]
+        return {"targets": targets + list(extra)}
+
+    only_a = {"target": "gone", "value": [1.0], "interval": [[0.0, 2.0]], "verdict": "shown"}
+    flat = {
+        "target": "flat",
+        "value": [0.0, 5.0],
+        "interval": [[0.0, 0.0], [4.0, 6.0]],
+        "verdict": "not shown",
+    }
+    a = run(0.40, [0.30, 0.50], "not shown", [only_a, flat])  # half-width 0.10
+    b = run(0.55, [0.50, 0.70], "shown", [flat])  # half-width 0.10: moved +1.5 half-widths
+    rows = shifts(a, b)
+    assert [r["target"] for r in rows] == ["f1", "flat"]  # a target missing from either run is left out
+    assert rows[0]["verdicts"] == ["not shown", "shown"]
+    assert abs(rows[0]["shift_half_widths"][0] - 1.5) < 1e-9
+    assert rows[1]["shift_half_widths"] == [None, 0.0]  # zero-width intervals have no scale
+    assert summary(rows) == {
+        "targets": 2,
+        "verdicts_changed": 1,
+        "values": 2,
+        "median_abs_shift": pytest.approx(0.75),
+        "over_one": 1,
+        "max_abs_shift": pytest.approx(1.5),
+    }
