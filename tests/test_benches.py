@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -66,3 +67,43 @@ def test_compare_runs_measures_each_shift_in_half_widths_and_counts_changed_verd
         "over_one": 1,
         "max_abs_shift": pytest.approx(1.5),
     }
+
+
+def test_compare_runs_lists_every_runs_verdict_and_judges_old_runs_by_a_new_targets_file(tmp_path):
+    """Three runs: a target whose verdict differs in any run is not stable. `--targets` judges each run's
+    rows again, so runs evaluated under an older targets file compare on today's targets."""
+    from bench.compare_runs import verdicts
+
+    def judged(verdict):
+        return {"targets": [{"target": "f1", "value": [0.5], "interval": [[0.4, 0.6]], "verdict": verdict}]}
+
+    rows = verdicts([judged("shown"), judged("shown"), judged("not shown")])
+    assert rows[0]["verdicts"] == ["shown", "shown", "not shown"] and rows[0]["stable"] is False
+    assert verdicts([judged("shown")] * 3)[0]["stable"] is True
+
+    goals = tmp_path / "targets.json"
+    target = {
+        "claim": "F1 >= 0.8",
+        "metric": "f1",
+        "left": "steps.8",
+        "comparison": ">=",
+        "right": 0.8,
+        "source": "",
+    }
+    goals.write_text(json.dumps({"targets": [target]}))
+    paths = []
+    for k, (lo, hi) in enumerate([(0.85, 0.95), (0.75, 0.9), (0.6, 0.7)]):  # shown, not shown, contradicted
+        run = {"steps": {"8": {"f1": (lo + hi) / 2, "interval": {"f1": [lo, hi]}}}, "targets": []}
+        paths.append(tmp_path / f"run{k}.json")
+        paths[-1].write_text(json.dumps(run))
+    out = tmp_path / "out.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.compare_runs", *map(str, paths), f"--targets={goals}", f"--out={out}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "0 of 1 targets keep their verdict in every run" in done.stdout
+    assert json.loads(out.read_text())["verdicts"][0]["verdicts"] == ["shown", "not shown", "contradicted"]
