@@ -26,7 +26,7 @@ from salsa.io import write_json
 
 def shifts(a: dict, b: dict) -> list[dict]:
     """Per target present in both metrics dicts: both verdicts, both values and each value's shift in
-    half-widths (None where both intervals have zero width)."""
+    half-widths (None where either has no interval or both have zero width)."""
     by_name = {t["target"]: t for t in b["targets"]}
     rows = []
     for ta in a["targets"]:
@@ -35,7 +35,7 @@ def shifts(a: dict, b: dict) -> list[dict]:
             continue
         moved = []
         for va, ia, vb, ib in zip(ta["value"], ta["interval"], tb["value"], tb["interval"], strict=True):
-            half = ((ia[1] - ia[0]) + (ib[1] - ib[0])) / 4
+            half = None if ia is None or ib is None else ((ia[1] - ia[0]) + (ib[1] - ib[0])) / 4
             moved.append((vb - va) / half if half else None)
         rows.append(
             {

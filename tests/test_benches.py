@@ -48,8 +48,8 @@ def test_compare_runs_measures_each_shift_in_half_widths_and_counts_changed_verd
     only_a = {"target": "gone", "value": [1.0], "interval": [[0.0, 2.0]], "verdict": "shown"}
     flat = {
         "target": "flat",
-        "value": [0.0, 5.0],
-        "interval": [[0.0, 0.0], [4.0, 6.0]],
+        "value": [0.0, 5.0, 1.0],
+        "interval": [[0.0, 0.0], [4.0, 6.0], None],  # a row without an interval
         "verdict": "not shown",
     }
     a = run(0.40, [0.30, 0.50], "not shown", [only_a, flat])  # half-width 0.10
@@ -58,7 +58,7 @@ def test_compare_runs_measures_each_shift_in_half_widths_and_counts_changed_verd
     assert [r["target"] for r in rows] == ["f1", "flat"]  # a target missing from either run is left out
     assert rows[0]["verdicts"] == ["not shown", "shown"]
     assert abs(rows[0]["shift_half_widths"][0] - 1.5) < 1e-9
-    assert rows[1]["shift_half_widths"] == [None, 0.0]  # zero-width intervals have no scale
+    assert rows[1]["shift_half_widths"] == [None, 0.0, None]  # no scale: zero width, or no interval
     assert summary(rows) == {
         "targets": 2,
         "verdicts_changed": 1,
