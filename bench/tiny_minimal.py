@@ -39,6 +39,7 @@ OVERRIDES = {
     "evaluate.timing_repeats": 1,
     "evaluate.fixed_steps": 2,  # the long-clip and reference experiments' steps: within objective.grid
     "evaluate.text_clips": 2,
+    "evaluate.reference_clips": 2,
 }
 
 

@@ -89,6 +89,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         fixed_steps=ml_collections.config_dict.placeholder(int),  # long-clip and reference experiments
         # (unset: the checkpoint's own step count)
         text_clips=32,
+        # The reference experiment's own clips: 256 separate SWSD at 0 vs 1 s of reference in both
+        # 2026-12-01 draws (0.00337 [0.00324, 0.00351] vs 0.00304 [0.00293, 0.00315]; at 32 the intervals
+        # are 2-3x as wide and overlap; docs/tiny_pipeline.md), for ~3 more minutes of evaluation.
+        reference_clips=256,
     )
     if arg == "long":
         c.workdir = "runs/tiny_long"

@@ -192,6 +192,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--text-clips", type=int, default=d.text_clips, help="clips of the text experiment (0: skip)"
     )
     parser.add_argument(
+        "--reference-clips",
+        type=int,
+        default=d.reference_clips,
+        help="clips of the reference experiment (default: --clips; more are rendered from the split)",
+    )
+    parser.add_argument(
         "--reference-seconds",
         type=_seconds,
         default=d.reference_seconds,

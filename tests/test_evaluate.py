@@ -65,6 +65,7 @@ def test_writes_every_metric_for_every_step_and_the_plots(evaluated):
         "name": "test",
         "world_seed": 2,
         "clip_indices": [0, 2],
+        "reference_clip_indices": [0, 2],  # reference_clips None: the evaluation's clips
         "long_clip_indices": [LONG_FIRST, LONG_FIRST + 1],
     }
     for name in ("steps.png", "long.png", "reference.png", "compare.png", "text.png"):
@@ -163,6 +164,27 @@ def test_rerun_reuses_the_cached_audio(evaluated, tiny_pipeline_dir):
     assert again["long"] is None and again["compare_steps"] is None
 
 
+def test_reference_experiment_renders_its_own_clips(evaluated, tiny_pipeline_dir, tmp_path):
+    """reference_clips > clips: the reference rows score that many clips (rendered past the evaluation's),
+    the other experiments keep theirs."""
+    _, first = evaluated
+    settings = dataclasses.replace(
+        SETTINGS, steps=(2,), long_clips=0, text_clips=0, reference_seconds=(0.5,), reference_clips=3
+    )
+    result = evaluate(tiny_pipeline_dir, str(tmp_path / "out"), settings=settings)
+    assert result["reference"]["clips"] == 3 and result["split"]["reference_clip_indices"] == [0, 3]
+    assert result["steps"]["2"]["onsets"] == first["steps"]["2"]["onsets"]  # still the first 2 clips
+    p = pipeline.load(tiny_pipeline_dir)
+    clips = generation.test_clips(p, "test", range(3), p.config.window_s, result["world"])
+    sections = [c.section(0.5) for c in clips]
+    truth = score([s.audio for s in sections], sections, p.sync, with_desync=False)
+    for row in result["reference"]["lengths"].values():
+        assert row["onsets"] == truth["onsets"]
+    assert truth["onsets"] > score([s.audio for s in sections[:2]], sections[:2], p.sync)["onsets"]
+    with open(tmp_path / "out" / "metrics.md") as f:
+        assert "## Reference audio length (Fig. 6), 2 steps, 3 clips" in f.read()
+
+
 def test_guided_compares_baked_guidance_at_one_branch_with_cfg_at_two(evaluated, tiny_pipeline_dir, tmp_path):
     """The CFG side is the steps experiment's audio (from the cache); the baked side is new."""
     from configs import generator
@@ -231,7 +253,7 @@ def test_every_setting_has_its_flag(monkeypatch, capsys):
     monkeypatch.setattr(evaluate_cli, "evaluate", lambda ckpt, out, **kw: seen.update(kw))
     flags = "--reference-seconds 0.25,1 --cfg 2.5 --fixed-steps 4 --segment-seconds 5 --batch 4 "
     flags += "--guided-steps 1,8 --timing-repeats 1 --split validation --steps 2,8 --clips 8 --long-clips 0 "
-    flags += "--long-seconds 30 --seed 3 --text-clips 0 --no-hidden-acoustics"
+    flags += "--long-seconds 30 --seed 3 --text-clips 0 --reference-clips 64 --no-hidden-acoustics"
     assert evaluate_cli.main(["--checkpoint", "c", "--out", "o", *flags.split()]) == 0
     want = EvalSettings(
         split="validation",
@@ -248,6 +270,7 @@ def test_every_setting_has_its_flag(monkeypatch, capsys):
         guided_steps=(1, 8),
         timing_repeats=1,
         text_clips=0,
+        reference_clips=64,
         hidden_acoustics=False,
     )
     assert seen["settings"] == want

@@ -156,7 +156,9 @@ def markdown(r: dict) -> str:
             rows += [(f"{k} shortcut", r["steps"][k]), (f"{k} flow-only", r["compare_steps"][k])]
         lines += table(rows, "steps, training")
     ref = r["reference"]
-    lines += ["", f"## Reference audio length (Fig. 6), {ref['steps']} steps", ""]
+    n = ref.get("clips")  # absent in results saved before the experiment had its own clip count
+    of = f", {n} clips" if n is not None and n != r["settings"]["clips"] else ""
+    lines += ["", f"## Reference audio length (Fig. 6), {ref['steps']} steps{of}", ""]
     scored_from = ref.get("scored_from")  # absent in results saved before every length shared a section
     where = (
         f"every length is scored on the same section, the window after {scored_from:g} s (the longest "

@@ -129,11 +129,16 @@ def evaluate(
 
     window, seed = float(p.config.window_s), world_seed(settings.split)
     world = _world(p, settings)
-    log.info("rendering %d %s clips of %g s (world seed %d)", settings.clips, settings.split, window, seed)
-    clips = generation.test_clips(p, settings.split, range(settings.clips), window, world)
+    n_reference = settings.clips if settings.reference_clips is None else settings.reference_clips
+    n = max(settings.clips, n_reference)
+    log.info("rendering %d %s clips of %g s (world seed %d)", n, settings.split, window, seed)
+    rendered = generation.test_clips(p, settings.split, range(n), window, world)
+    clips = rendered[: settings.clips]
     probes = hidden.probes(p.sample_rate) if world["hidden_acoustics"] else None
     cache = Cache(out, checkpoint_signature(checkpoint))
-    shared = experiments.Shared(p, cache, clips, settings, steps, cfg, probes, world)
+    shared = experiments.Shared(
+        p, cache, clips, settings, steps, cfg, probes, world, reference_clips=rendered[:n_reference]
+    )
     truth, coded = [c.audio for c in clips], generation.codec(p, clips)
     snippet = p.sync.config.snippet_frames / p.sync.config.fps
     result = {
@@ -145,6 +150,7 @@ def evaluate(
             "name": settings.split,
             "world_seed": seed,
             "clip_indices": [0, settings.clips],
+            "reference_clip_indices": [0, n_reference],
             "long_clip_indices": [LONG_FIRST, LONG_FIRST + settings.long_clips],
         },
         "geometry": _geometry(p),

@@ -20,7 +20,9 @@ class EvalSettings:
     the step count of the long-clip and reference experiments; segment_seconds the segment length of
     the long-clip plot; batch the clips per generator call; guided_steps the step counts of the
     baked-guidance comparison; timing_repeats the timed sampling runs per step count there (best kept);
-    text_clips the window-length clips of the text experiment (0: none); hidden_acoustics None: the
+    text_clips the window-length clips of the text experiment (0: none); reference_clips those of the
+    reference experiment (None: the evaluation's clips; more are rendered from the same split, so its
+    verdicts can have more power than the other experiments'); hidden_acoustics None: the
     checkpoint's world (its config's data.world), True / False: render the held-out clips with / without
     hidden acoustics whatever it says. The hidden-property probes and the text experiment need them on."""
 
@@ -38,6 +40,7 @@ class EvalSettings:
     guided_steps: tuple[int, ...] = (1, 2, 4, 8)
     timing_repeats: int = 3
     text_clips: int = 32
+    reference_clips: int | None = None
     hidden_acoustics: bool | None = None
 
     def __post_init__(self):
@@ -61,6 +64,11 @@ class EvalSettings:
             ("guided_steps", bool(self.guided_steps) and min(self.guided_steps) >= 1, "step counts >= 1"),
             ("timing_repeats", self.timing_repeats >= 1, "at least 1"),
             ("text_clips", self.text_clips >= 0, "0 (no text experiment) or more (at most clips are used)"),
+            (
+                "reference_clips",
+                self.reference_clips is None or self.reference_clips >= 2,
+                "None (the evaluation's clips) or at least 2",
+            ),
         ]
         for name, ok, accepted in checks:
             if not ok:
