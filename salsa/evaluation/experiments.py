@@ -26,18 +26,19 @@ log = logging.getLogger(__name__)
 @dataclasses.dataclass(frozen=True)
 class Shared:
     """What every experiment shares: the checkpoint and its cache, the window-length clips, the
+    reference experiment's clips (settings.reference_clips of them; the same when that is None), the
     settings, the step count and guidance scale of the fixed-step experiments, and the hidden-property
     probes (None when the clips' world has no hidden acoustics)."""
 
     pipeline: pipeline_lib.Pipeline
     cache: Cache
     clips: list[TestClip]
+    reference_clips: list[TestClip]
     settings: EvalSettings
     steps: int
     cfg: float
     probes: acoustic_probes.AcousticProbes | None = None
     world: dict | None = None  # the clips' hidden-acoustics settings (heldout.hidden_settings)
-    reference_clips: list[TestClip] | None = None  # the reference experiment's clips (None: clips)
 
 
 def _audio(
@@ -101,14 +102,19 @@ def reference(shared: Shared) -> dict:
     audio given as reference, and every length scored on the same section: the window after the longest
     L kept (`scored_from`), so that the rows differ only in what the generator was given, not in how much
     audio each metric sees. Lengths that leave less than MIN_GENERATED_S to generate are listed under
-    "skipped". Its clips are shared.reference_clips when given."""
+    "skipped". Its clips are shared.reference_clips."""
     p, window = shared.pipeline, float(shared.pipeline.config.window_s)
-    clips = shared.clips if shared.reference_clips is None else shared.reference_clips
+    clips = shared.reference_clips
     lengths = [r for r in (0.0, *shared.settings.reference_seconds) if window - r >= MIN_GENERATED_S - 1e-9]
     start = max(lengths)
     skipped = [r for r in shared.settings.reference_seconds if r not in lengths]
-    out = {"steps": shared.steps, "clips": len(clips), "scored_from": start, "lengths": {}}
-    out["skipped"] = skipped
+    out = {
+        "steps": shared.steps,
+        "clips": len(clips),
+        "scored_from": start,
+        "lengths": {},
+        "skipped": skipped,
+    }
     cut = round(start * p.sample_rate)
     sections = [c.section(start) for c in clips]
     for r in lengths:

@@ -136,9 +136,7 @@ def evaluate(
     clips = rendered[: settings.clips]
     probes = hidden.probes(p.sample_rate) if world["hidden_acoustics"] else None
     cache = Cache(out, checkpoint_signature(checkpoint))
-    shared = experiments.Shared(
-        p, cache, clips, settings, steps, cfg, probes, world, reference_clips=rendered[:n_reference]
-    )
+    shared = experiments.Shared(p, cache, clips, rendered[:n_reference], settings, steps, cfg, probes, world)
     truth, coded = [c.audio for c in clips], generation.codec(p, clips)
     snippet = p.sync.config.snippet_frames / p.sync.config.fps
     result = {
