@@ -12,8 +12,9 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _python(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+def _python(*args: str) -> subprocess.CompletedProcess:
+    """`python ARGS` in the repository root, its output captured."""
+    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
 def test_every_bench_imports_into_one_process_and_keeps_its_flags_as_a_program():
@@ -21,20 +22,15 @@ def test_every_bench_imports_into_one_process_and_keeps_its_flags_as_a_program()
     process (an xdist worker collects every test file) raised DuplicateFlagError. Run as a program, a
     bench still has its flags."""
     imported = _python(
+        "-c",
         "import importlib, pathlib\n"
         "names = sorted(p.stem for p in pathlib.Path('bench').glob('*.py') if p.stem != '__init__')\n"
         "for n in names: importlib.import_module('bench.' + n)\n"
-        "print(len(names))"
+        "print(len(names))",
     )
     assert imported.returncode == 0, imported.stderr[-2000:]
     assert int(imported.stdout) >= 20
-    helped = subprocess.run(
-        [sys.executable, "-m", "bench.vae_world", "--help"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    helped = _python("-m", "bench.vae_world", "--help")
     assert "--pipeline: pipeline checkpoint" in helped.stdout and "--vae: NAME=DIR" in helped.stdout
 
 
@@ -97,13 +93,7 @@ def test_compare_runs_lists_every_runs_verdict_and_judges_old_runs_by_a_new_targ
         paths.append(tmp_path / f"run{k}.json")
         paths[-1].write_text(json.dumps(run))
     out = tmp_path / "out.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.compare_runs", *map(str, paths), f"--targets={goals}", f"--out={out}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = _python("-m", "bench.compare_runs", *map(str, paths), f"--targets={goals}", f"--out={out}")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "0 of 1 targets keep their verdict in every run" in done.stdout
     assert json.loads(out.read_text())["verdicts"][0]["verdicts"] == ["shown", "not shown", "contradicted"]
