@@ -3,6 +3,8 @@ and (slow) learning audio-visual timing on the synthetic world."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -147,6 +149,16 @@ def test_sync_bundle_round_trip(tmp_path):
     loaded = bundle.from_bundle(str(tmp_path / "export"), "sync", SyncModel, SyncConfig)
     frames = np.zeros((20, 32, 32, 3), np.uint8)
     np.testing.assert_allclose(encoders.sync(model, frames), encoders.sync(loaded, frames), atol=1e-6)
+
+
+def test_config_overrides_reach_the_video_backbone_by_field():
+    """config.sync.overrides may change the VideoPrism geometry field by field (a dict, as from the
+    command line), keeping the variant's other fields."""
+    config = get_config()
+    config.sync.overrides = {"train_video_backbone": True, "video": {"patch": 8}}
+    c = SyncTask(config).model_config
+    assert c.video.patch == 8 and c.video.spatial.width == 64 and c.train_video_backbone
+    assert dataclasses.replace(c.video, patch=variant("tiny").video.patch) == variant("tiny").video
 
 
 @pytest.mark.slow

@@ -27,7 +27,8 @@ GROUPS = {"video_backbone": "frozen", "audio": "backbone"}
 
 
 def sync_config(config: ml_collections.ConfigDict) -> SyncConfig:
-    return variant(config.sync.variant, **dict(config.sync.get("overrides", {})))
+    overrides = config.sync.get("overrides")
+    return variant(config.sync.variant, **(overrides.to_dict() if overrides else {}))
 
 
 def param_groups(params: dict, train_video_backbone: bool = False) -> dict:
