@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -97,3 +98,38 @@ def test_compare_runs_lists_every_runs_verdict_and_judges_old_runs_by_a_new_targ
     assert done.returncode == 0, done.stderr[-2000:]
     assert "0 of 1 targets keep their verdict in every run" in done.stdout
     assert json.loads(out.read_text())["verdicts"][0]["verdicts"] == ["shown", "not shown", "contradicted"]
+
+
+def test_onset_timing_bins_each_impact_by_its_nearest_onset_and_widens_the_tolerance():
+    from bench.onset_timing import timing
+
+    reference = [np.array([0.5, 1.0, 1.5]), np.array([0.4])]
+    late = [r + 0.07 for r in reference]  # every impact sounded 70 ms late
+    row = timing(reference, late)
+    assert row["impacts"] == 4
+    assert row["f1"] == [0.0, 0.0, 1.0, 1.0]  # outside ±25 and ±50 ms, inside ±100 and ±200 ms
+    assert row["nearest"] == [0.0, 0.0, 1.0, 0.0, 0.0]
+    assert row["f1_interval"][0] == [0.0, 0.0] and row["f1_interval"][3] == [1.0, 1.0]  # no clip differs
+    # One onset 10 ms from the first impact (490 and 990 ms from the next two); the second clip silent.
+    missed = timing(reference, [np.array([0.51]), np.zeros(0)])
+    assert missed["nearest"] == [0.25, 0.0, 0.0, 0.0, 0.75]
+
+
+def test_sync_oracle_codes_each_impact_in_its_frame_and_only_for_test_clips(monkeypatch):
+    import types
+
+    from bench import sync_oracle
+    from salsa.inference import encoders
+
+    annotation = {"events": [{"kind": "impact", "time": 0.5, "material": "wood"}]}  # frame 12, phase 0
+    code = sync_oracle.impact_code(annotation, 48, amplitude=2.0)
+    assert np.flatnonzero(code[:, 0]).tolist() == [12] and code[12].tolist() == [2.0, -1.0]
+    frames = np.arange(48 * 4 * 4 * 3, dtype=np.uint8).reshape(48, 4, 4, 3)
+    monkeypatch.setattr(encoders, "sync", lambda model, f: np.ones((len(f), 5), np.float32))
+    clip = types.SimpleNamespace(frames24=frames, annotation=annotation)
+    sync = sync_oracle.oracle_sync([clip], amplitude=2.0)
+    features = sync(None, frames)
+    assert features[12, :2].tolist() == [2.0, -1.0] and np.all(features[:, 2:] == 1.0)
+    assert np.all(features[np.arange(48) != 12, 0] == 0.0)
+    with pytest.raises(ValueError, match="no test clip"):
+        sync(None, frames[::-1])

@@ -1,0 +1,165 @@
+"""What onset F1 the tiny generator reaches when its sync stream knows exactly when impacts happen.
+
+    python -m bench.sync_oracle [--run=runs/tiny] [--workdir=runs/sync_oracle] [--clips=128] [--steps=8]
+
+Issue 16's onset target asks the generator for 0.9 x the codec's onset F1. Whether the generator, the
+VAE or the sync encoder stands in the way is an experiment: the run's extracted clips are written again
+with channels 0 and 1 of every sync feature replaced by the clip's ground-truth impact times (channel 0:
+A in the 24 fps frame where an impact starts, channel 1: A x (its phase within the frame - 0.5); A is the
+median standard deviation of the run's sync channels), a generator is trained on them with the run's
+settings (`python -m salsa.train --config=configs/tiny.py --config.run=generator` in --workdir, the run's
+VAE, sync and SigLIP stages linked in; resumable), and it generates the held-out test clips with the same
+channels written into their sync features. The run's own generator and the codec are scored beside it
+(bench.onset_timing's table: F1 at ±25-200 ms, impacts by their nearest detected onset).
+
+A generator that reaches the codec's F1 with the oracle stream and not with the sync encoder's has its
+onsets limited by the sync encoder. Prints one table; writes bench/results/sync_oracle.json (--out).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+
+import numpy as np
+from absl import app, flags
+
+from bench.onset_timing import table, timing
+from data_pipelines.features import records
+from data_pipelines.synthetic.clip import make_clip
+from data_pipelines.synthetic.config import WorldConfig
+from data_pipelines.synthetic.heldout import hidden_settings
+from salsa import io
+from salsa.evaluation import generation
+from salsa.inference import encoders, long_form
+from salsa.inference import pipeline as pipeline_lib
+from salsa.metrics import onsets
+
+CHANNELS = 2  # sync feature channels the oracle overwrites
+
+
+def impact_code(annotation: dict, frames: int, amplitude: float, fps: float = 24.0) -> np.ndarray:
+    """(frames, CHANNELS): amplitude in channel 0 at the frame where each ground-truth impact starts
+    (onsets.reference_onsets), amplitude x (the impact's phase in that frame - 0.5) in channel 1."""
+    code = np.zeros((frames, CHANNELS), np.float32)
+    for t in onsets.reference_onsets(annotation)[0]:
+        k = int(np.floor(t * fps))
+        if 0 <= k < frames:
+            code[k] = (amplitude, amplitude * (t * fps - k - 0.5))
+    return code
+
+
+def write_oracle_extract(extract: str, out: str) -> float:
+    """The synthetic-world shards of `extract` rewritten into `out` with impact_code in their sync
+    features (extraction.json and done.json copied); returns the amplitude used."""
+    with open(os.path.join(extract, "done.json")) as f:
+        source = json.load(f)["settings"]["source"]
+    with open(os.path.join(extract, "extraction.json")) as f:
+        extraction = json.load(f)
+    if source.get("kind") != "synthetic" or source.get("audio_only"):
+        raise SystemExit(f"{extract}: the oracle needs audio-visual clips of the synthetic world.")
+    world = WorldConfig(
+        seconds=source["seconds"],
+        fps=extraction["video"]["sync_fps"],
+        height=source["size"],
+        width=source["size"],
+        sample_rate=extraction["audio"]["sample_rate"],
+        channels=extraction["audio"]["channels"],
+        hidden_acoustics=source["hidden_acoustics"],
+        hidden_caption_fraction=source["hidden_caption_fraction"],
+    )
+    paths = records.shard_paths(extract)
+    clips = records.read_all(paths)
+    amplitude = float(np.median(np.concatenate([r["sync"] for r in clips]).std(0)))
+    rewritten = []
+    for r in clips:
+        _, seed, index = r["id"].rsplit("-", 2)
+        annotation = make_clip(world, int(seed), int(index)).annotation
+        if annotation["caption"] != r["caption"]:
+            raise SystemExit(f"{r['id']}: the world rendered here is not the extraction's (captions differ).")
+        sync = np.array(r["sync"])
+        sync[:, :CHANNELS] = impact_code(annotation, len(sync), amplitude, world.fps)
+        rewritten.append({**r, "sync": sync})
+    records.write_shards(rewritten, out, len(paths))
+    for name in ("extraction.json", "done.json"):
+        with open(os.path.join(extract, name)) as f, open(os.path.join(out, name), "w") as g:
+            g.write(f.read())
+    return amplitude
+
+
+def oracle_sync(clips, amplitude: float) -> Callable:
+    """encoders.sync with each test clip's impact_code written over its features (clips are told apart
+    by their frames); frames of no test clip are an error."""
+    codes = {c.frames24.tobytes(): (len(c.frames24), c.annotation) for c in clips}
+    original = encoders.sync
+
+    def sync(model, frames, *args, **kwargs):
+        features = np.array(original(model, frames, *args, **kwargs))
+        for key, (n, annotation) in codes.items():
+            if len(frames) >= n and frames[:n].tobytes() == key:
+                features[:n, :CHANNELS] = impact_code(annotation, n, amplitude)
+                return features
+        raise ValueError("frames of no test clip reached the oracle sync stream")
+
+    return sync
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    run, work = os.path.abspath(_RUN.value), os.path.abspath(_WORKDIR.value)
+    os.makedirs(work, exist_ok=True)
+    for stage in ("vae", "sync", "siglip"):  # the run's stages, finished: skipped by salsa.train
+        link = os.path.join(work, stage)
+        if not os.path.islink(link):
+            os.symlink(os.path.join(run, stage), link)
+    extract = os.path.join(work, "extract")
+    amplitude_file = os.path.join(work, "oracle_amplitude.json")
+    if not os.path.isfile(os.path.join(extract, "done.json")):
+        io.write_json(
+            amplitude_file, {"amplitude": write_oracle_extract(os.path.join(run, "extract"), extract)}
+        )
+    with open(amplitude_file) as f:
+        amplitude = json.load(f)["amplitude"]
+    subprocess.run(
+        [sys.executable, "-m", "salsa.train", "--config=configs/tiny.py", f"--workdir={work}"]
+        + ["--config.run=generator"],
+        check=True,
+    )
+
+    own = pipeline_lib.load(os.path.join(run, "generator", "pipeline"))
+    oracle = pipeline_lib.load(os.path.join(work, "generator", "pipeline"))
+    world = hidden_settings(own.config.data.get("world"))
+    test = generation.test_clips(own, "test", range(_CLIPS.value), float(own.config.window_s), world)
+    references = [onsets.reference_onsets(c.annotation)[0] for c in test]
+
+    def scored(audio):
+        return timing(references, [onsets.detect_onsets(a, own.sample_rate) for a in audio])
+
+    _, cfg = own.sampling(_STEPS.value)
+    rows = {
+        "ground truth": scored([c.audio for c in test]),
+        "codec": scored(generation.codec(own, test)),
+        "the run's generator, its sync encoder": scored(
+            generation.generate(own, test, steps=_STEPS.value, cfg=cfg, seed=0)
+        ),
+    }
+    long_form.encoders.sync = oracle_sync(test, amplitude)
+    rows["generator trained and sampled with the oracle stream"] = scored(
+        generation.generate(oracle, test, steps=_STEPS.value, cfg=cfg, seed=0)
+    )
+    print(f"{_CLIPS.value} test clips, {_STEPS.value} steps, cfg {cfg:g}")
+    print(table(rows))
+    io.write_json(_OUT.value, {"run": run, "workdir": work, "amplitude": amplitude, "rows": rows})
+
+
+if __name__ == "__main__":
+    # Flags exist only when the bench runs as a program: tests import several benches into one process.
+    _RUN = flags.DEFINE_string("run", "runs/tiny", "a finished tiny-pipeline workdir")
+    _WORKDIR = flags.DEFINE_string("workdir", "runs/sync_oracle", "where the oracle generator trains")
+    _CLIPS = flags.DEFINE_integer("clips", 128, "held-out test clips")
+    _STEPS = flags.DEFINE_integer("steps", 8, "sampling steps")
+    _OUT = flags.DEFINE_string("out", "bench/results/sync_oracle.json", "JSON results")
+    app.run(main)
