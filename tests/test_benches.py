@@ -133,3 +133,17 @@ def test_sync_oracle_codes_each_impact_in_its_frame_and_only_for_test_clips(monk
     assert np.all(features[np.arange(48) != 12, 0] == 0.0)
     with pytest.raises(ValueError, match="no test clip"):
         sync(None, frames[::-1])
+
+
+def test_sync_timing_probe_finds_the_impact_frame_when_a_feature_marks_it():
+    from bench.sync_timing import frame_probe, impact_frames
+
+    annotation = {"events": [{"kind": "impact", "time": t, "material": "wood"} for t in (0.21, 1.0)]}
+    assert np.flatnonzero(impact_frames(annotation, 48)).tolist() == [5, 24]
+    rng = np.random.default_rng(0)
+    labels = [rng.random(48) < 0.2 for _ in range(30)]
+    marked = [np.c_[lab + 0.1 * rng.standard_normal(48), rng.standard_normal((48, 3))] for lab in labels]
+    found = frame_probe(marked, labels, train=20)
+    assert found["exact"] == 1.0 and found["frame_auc"] > 0.99
+    noise = frame_probe([rng.standard_normal((48, 4)) for _ in labels], labels, train=20)
+    assert noise["exact"] < 0.4 and 0.35 < noise["frame_auc"] < 0.65

@@ -1,0 +1,118 @@
+"""How precisely a sync model's features place impacts: its shift top-1 and an exact-frame probe.
+
+    python -m bench.sync_timing --sync=default=runs/tiny/sync/export[,NAME=DIR ...] [--clips=240]
+
+For each sync bundle (a sync stage's WORKDIR/export), at its own frame size:
+- shift top-1: the model's own timing metric, the true audio among 7 shifts of 100 held-out 4 s
+  clips of the plain world (salsa.metrics.sync_offset; chance 0.14), as the slow sync test measures it;
+- frame AUC and exact frame: a ridge probe over the 64 features of each 24 fps frame, fitted on the first
+  two thirds of `clips` 2 s test clips of the world with hidden acoustics (the tiny pipeline's) and
+  tested on the rest, reads "an impact starts in this frame". Frame AUC is its held-out ROC AUC; exact
+  frame is how often it scores an impact's frame above every frame without an impact within ±3 frames
+  (1 for features that mark impact frames; about 0.2 by chance on this world's dense impacts).
+
+The generator reads these features (docs/tiny_pipeline.md, "Where onset F1 is lost"). Prints one table;
+writes bench/results/sync_timing.json (--out).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from absl import app, flags
+
+from bench.material_cues import auc
+from data_pipelines.synthetic import WorldConfig, heldout
+from data_pipelines.synthetic.snippets import SnippetSpec
+from salsa import bundle, io
+from salsa.inference import encoders
+from salsa.metrics import onsets
+from salsa.metrics.sync_offset import shift_top1
+from salsa.models.encoders.sync import SyncConfig, SyncModel
+
+WINDOW = 3  # frames either side of an impact among which the probe's highest score is looked for
+
+
+def impact_frames(annotation: dict, frames: int, fps: float = 24.0) -> np.ndarray:
+    """(frames,) bool: an impact (onsets.reference_onsets) starts in the frame."""
+    labels = np.zeros(frames, bool)
+    for t in onsets.reference_onsets(annotation)[0]:
+        if int(t * fps) < frames:
+            labels[int(t * fps)] = True
+    return labels
+
+
+def frame_probe(
+    features: Sequence[np.ndarray], labels: Sequence[np.ndarray], train: int, ridge: float = 10.0
+) -> dict:
+    """A ridge probe (least squares on ±1) fitted on clips [:train], scored on the rest: held-out frame
+    AUC, and the fraction of impacts whose frame the probe scores above every frame without an impact
+    within ±WINDOW frames ("exact"; a probe that tells impact frames apart scores 1, chance is about
+    one in the window's non-impact frames plus one)."""
+    x, y = np.concatenate(features[:train]), np.concatenate(labels[:train])
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+
+    def design(f):
+        return np.concatenate([(f - mu) / sd, np.ones((len(f), 1))], 1)
+
+    w = np.linalg.solve(design(x).T @ design(x) + ridge * np.eye(x.shape[1] + 1), design(x).T @ (2.0 * y - 1))
+    scores = [design(f) @ w for f in features[train:]]
+    exact = []
+    for s, lab in zip(scores, labels[train:], strict=True):
+        for k in np.flatnonzero(lab):
+            lo, hi = max(0, k - WINDOW), min(len(s), k + WINDOW + 1)
+            others = s[lo:hi][~lab[lo:hi]]
+            exact.append(bool(others.size == 0 or s[k] > others.max()))
+    held = np.concatenate(labels[train:])
+    return {
+        "frame_auc": auc(np.concatenate(scores), held),
+        "exact": float(np.mean(exact)),
+        "impacts": len(exact),
+    }
+
+
+def measure(path: str, clips: int) -> dict:
+    """Shift top-1 and frame_probe of the sync bundle at `path`."""
+    model = bundle.from_bundle(path, "sync", SyncModel, SyncConfig)
+    size, c = model.config.video.image_size, model.config
+    geometry = heldout.ClipGeometry(c.frontend.sample_rate, 1, c.fps, 8.0, size, size)
+    world = {"hidden_acoustics": True, "hidden_caption_fraction": 0.5}
+    test = [heldout.test_clip(geometry, "test", i, 2.0, world) for i in range(clips)]
+    features = [np.asarray(encoders.sync(model, t.frames24)) for t in test]
+    labels = [impact_frames(t.annotation, len(f), c.fps) for t, f in zip(test, features, strict=True)]
+    plain = WorldConfig(seconds=4.0, height=size, width=size, sample_rate=c.frontend.sample_rate, channels=1)
+    spec = SnippetSpec(1, 1, c.snippet_frames, c.snippet_samples)
+    top1, chance = shift_top1(model, *heldout.shift_snippets(plain, 12345, 100, spec))
+    return {
+        "image_size": size,
+        "shift_top1": top1,
+        "shift_chance": chance,
+        **frame_probe(features, labels, clips * 2 // 3),
+    }
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    rows = {}
+    for item in _SYNC.value.split(","):
+        name, path = item.split("=", 1)
+        rows[name] = {"sync": path, **measure(path, _CLIPS.value)}
+    print(f"sync features: shift top-1 (100 clips) and an impact-frame probe ({_CLIPS.value} test clips)")
+    print("| sync | frames px | shift top-1 | frame AUC | exact frame |\n|---|---|---|---|---|")
+    for name, r in rows.items():
+        cells = f"{r['image_size']} | {r['shift_top1']:.2f} | {r['frame_auc']:.3f} | {r['exact']:.2f}"
+        print(f"| {name} | {cells} |")
+    io.write_json(_OUT.value, rows)
+
+
+if __name__ == "__main__":
+    # Flags exist only when the bench runs as a program: tests import several benches into one process.
+    _SYNC = flags.DEFINE_string(
+        "sync", "default=runs/tiny/sync/export", "NAME=DIR of sync bundles, comma-separated"
+    )
+    _CLIPS = flags.DEFINE_integer(
+        "clips", 240, "held-out test clips for the frame probe (2/3 fit, 1/3 scored)"
+    )
+    _OUT = flags.DEFINE_string("out", "bench/results/sync_timing.json", "JSON results")
+    app.run(main)
