@@ -152,13 +152,17 @@ def test_sync_bundle_round_trip(tmp_path):
 
 
 def test_config_overrides_reach_the_video_backbone_by_field():
-    """config.sync.overrides may change the VideoPrism geometry field by field (a dict, as from the
-    command line), keeping the variant's other fields."""
+    """config.sync.overrides may change the VideoPrism and AST geometry field by field (dicts, as from
+    the command line), keeping the variant's other fields."""
     config = get_config()
-    config.sync.overrides = {"train_video_backbone": True, "video": {"patch": 8}}
-    c = SyncTask(config).model_config
+    config.sync.overrides = {"train_video_backbone": True, "video": {"patch": 8}, "audio": {"time_stride": 2}}
+    c, tiny = SyncTask(config).model_config, variant("tiny")
     assert c.video.patch == 8 and c.video.spatial.width == 64 and c.train_video_backbone
-    assert dataclasses.replace(c.video, patch=variant("tiny").video.patch) == variant("tiny").video
+    assert dataclasses.replace(c.video, patch=tiny.video.patch) == tiny.video
+    assert (
+        c.audio.time_stride == 2
+        and dataclasses.replace(c.audio, time_stride=tiny.audio.time_stride) == tiny.audio
+    )
 
 
 @pytest.mark.slow

@@ -68,8 +68,8 @@ class SyncConfig:
 
 def variant(name: str, **overrides) -> SyncConfig:
     """'base' (VideoPrism-B + AST-B, the paper's) or 'tiny' (CPU: 32 x 32 frames, 64 wide). overrides:
-    SyncConfig fields; `video` may be a dict of VideoPrismConfig fields set over the variant's, as a
-    config gives it (e.g. {"image_size": 64} with frames rendered at 64 px)."""
+    SyncConfig fields; `video`, `audio` and `frontend` may be dicts of their config's fields, set over
+    the variant's, as a config gives them (e.g. video={"image_size": 64} with frames rendered at 64 px)."""
     if name == "base":
         c = SyncConfig(video=vp_lib.variant("base"), audio=ast_lib.variant("base"))
     elif name == "tiny":
@@ -86,8 +86,9 @@ def variant(name: str, **overrides) -> SyncConfig:
         )
     else:
         raise UserError(f"unknown sync variant {name!r}; use 'base' or 'tiny'.")
-    if isinstance(overrides.get("video"), dict):
-        overrides["video"] = dataclasses.replace(c.video, **overrides["video"])
+    for field in ("video", "audio", "frontend"):  # nested configs given as dicts: set field by field
+        if isinstance(overrides.get(field), dict):
+            overrides[field] = dataclasses.replace(getattr(c, field), **overrides[field])
     c = dataclasses.replace(c, **overrides)
     if c.video_input not in ("frames", "motion"):
         raise UserError(f"video_input={c.video_input!r} is not accepted; use 'frames' or 'motion'.")
