@@ -52,9 +52,15 @@ def impact_code(annotation: dict, frames: int, amplitude: float, fps: float = 24
     return code
 
 
-def write_oracle_extract(extract: str, out: str) -> float:
+def amplitude_of(extract: str) -> float:
+    """The oracle's amplitude: the median over channels of the extracted sync features' std."""
+    clips = records.read_all(records.shard_paths(extract))
+    return float(np.median(np.concatenate([r["sync"] for r in clips]).std(0)))
+
+
+def write_oracle_extract(extract: str, out: str, amplitude: float) -> None:
     """The synthetic-world shards of `extract` rewritten into `out` with impact_code in their sync
-    features (extraction.json and done.json copied); returns the amplitude used."""
+    features; extraction.json and done.json copied last (a finished rewrite has them)."""
     with open(os.path.join(extract, "done.json")) as f:
         source = json.load(f)["settings"]["source"]
     with open(os.path.join(extract, "extraction.json")) as f:
@@ -73,7 +79,6 @@ def write_oracle_extract(extract: str, out: str) -> float:
     )
     paths = records.shard_paths(extract)
     clips = records.read_all(paths)
-    amplitude = float(np.median(np.concatenate([r["sync"] for r in clips]).std(0)))
     rewritten = []
     for r in clips:
         _, seed, index = r["id"].rsplit("-", 2)
@@ -87,7 +92,6 @@ def write_oracle_extract(extract: str, out: str) -> float:
     for name in ("extraction.json", "done.json"):
         with open(os.path.join(extract, name)) as f, open(os.path.join(out, name), "w") as g:
             g.write(f.read())
-    return amplitude
 
 
 def oracle_sync(clips, amplitude: float) -> Callable:
@@ -115,14 +119,9 @@ def main(argv: list[str]) -> None:
         link = os.path.join(work, stage)
         if not os.path.islink(link):
             os.symlink(os.path.join(run, stage), link)
-    extract = os.path.join(work, "extract")
-    amplitude_file = os.path.join(work, "oracle_amplitude.json")
+    extract, amplitude = os.path.join(work, "extract"), amplitude_of(os.path.join(run, "extract"))
     if not os.path.isfile(os.path.join(extract, "done.json")):
-        io.write_json(
-            amplitude_file, {"amplitude": write_oracle_extract(os.path.join(run, "extract"), extract)}
-        )
-    with open(amplitude_file) as f:
-        amplitude = json.load(f)["amplitude"]
+        write_oracle_extract(os.path.join(run, "extract"), extract, amplitude)
     subprocess.run(
         [sys.executable, "-m", "salsa.train", "--config=configs/tiny.py", f"--workdir={work}"]
         + ["--config.run=generator"],

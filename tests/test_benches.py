@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -147,3 +148,51 @@ def test_sync_timing_probe_finds_the_impact_frame_when_a_feature_marks_it():
     assert found["exact"] == 1.0 and found["frame_auc"] > 0.99
     noise = frame_probe([rng.standard_normal((48, 4)) for _ in labels], labels, train=20)
     assert noise["exact"] < 0.4 and 0.35 < noise["frame_auc"] < 0.65
+
+
+def test_sync_oracle_rewrites_only_the_two_sync_channels_of_a_tiny_runs_clips(tmp_path):
+    from bench import sync_oracle
+    from data_pipelines.features import records
+    from data_pipelines.synthetic.clip import make_clip
+    from data_pipelines.synthetic.config import WorldConfig
+
+    source = dict(kind="synthetic", clips=2, seed=0, first=0, seconds=2.0, size=32)
+    source.update(hidden_acoustics=True, hidden_caption_fraction=0.5)
+    world = WorldConfig(
+        seconds=2.0, height=32, width=32, sample_rate=16000, channels=1, hidden_acoustics=True
+    )
+    world = dataclasses.replace(world, hidden_caption_fraction=0.5)
+    rng = np.random.default_rng(0)
+    clips = [make_clip(world, 0, i) for i in range(2)]
+    extract, out = tmp_path / "extract", tmp_path / "oracle"
+    records.write_shards(
+        [
+            {
+                "id": f"synthetic-0-{i:06d}",
+                "caption": c.annotation["caption"],
+                "duration": 2.0,
+                "latents": rng.standard_normal((125, 16)).astype(np.float32),
+                "semantic": rng.standard_normal((16, 64)).astype(np.float32),
+                "sync": rng.standard_normal((48, 64)).astype(np.float32),
+                "text": rng.standard_normal(64).astype(np.float32),
+            }
+            for i, c in enumerate(clips)
+        ],
+        extract,
+        2,
+    )
+    (extract / "done.json").write_text(json.dumps({"settings": {"source": source}}))
+    geometry = {"video": {"sync_fps": 24.0}, "audio": {"sample_rate": 16000, "channels": 1}}
+    (extract / "extraction.json").write_text(json.dumps(geometry))
+    sync_oracle.write_oracle_extract(str(extract), str(out), amplitude=3.0)
+    before = {r["id"]: r for r in records.read_all(records.shard_paths(extract))}
+    for r in records.read_all(records.shard_paths(out)):
+        i = int(r["id"][-1])
+        np.testing.assert_array_equal(r["sync"][:, :2], sync_oracle.impact_code(clips[i].annotation, 48, 3.0))
+        np.testing.assert_array_equal(r["sync"][:, 2:], before[r["id"]]["sync"][:, 2:])
+        np.testing.assert_array_equal(r["latents"], before[r["id"]]["latents"])
+    assert (out / "done.json").exists() and (out / "extraction.json").exists()
+    plain = {**source, "hidden_acoustics": False, "hidden_caption_fraction": 0.0}
+    (extract / "done.json").write_text(json.dumps({"settings": {"source": plain}}))
+    with pytest.raises(SystemExit, match="captions differ"):  # a world other than the extraction's
+        sync_oracle.write_oracle_extract(str(extract), str(tmp_path / "other"), amplitude=3.0)
