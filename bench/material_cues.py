@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import collections
 import re
+from collections.abc import Callable
 
 import numpy as np
 from absl import app, flags
@@ -50,16 +51,26 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(above / (len(pos) * len(neg)))
 
 
+def ridge_probe(x: np.ndarray, labels: np.ndarray, ridge: float = 10.0) -> Callable[[np.ndarray], np.ndarray]:
+    """A ridge-regularised linear probe (least squares on +-1 targets over standardised features and a
+    bias) fitted on (x, labels); returns its scoring function."""
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+
+    def design(f: np.ndarray) -> np.ndarray:
+        return np.concatenate([(f - mu) / sd, np.ones((len(f), 1))], 1)
+
+    a = design(x)
+    w = np.linalg.solve(a.T @ a + ridge * np.eye(a.shape[1]), a.T @ np.where(labels, 1.0, -1.0))
+    return lambda f: design(f) @ w
+
+
 def probe_auc(x: np.ndarray, labels: np.ndarray, folds: int = 5, ridge: float = 10.0) -> float:
-    """Held-out AUC of a ridge-regularised linear probe (least squares on +-1 targets), `folds`-fold."""
+    """Held-out AUC of a ridge_probe, `folds`-fold."""
     fold = np.arange(len(x)) % folds
     scores = np.empty(len(x))
     for k in range(folds):
         train, test = fold != k, fold == k
-        mu, sd = x[train].mean(0), x[train].std(0) + 1e-6
-        a = np.concatenate([(x[train] - mu) / sd, np.ones((train.sum(), 1))], 1)
-        w = np.linalg.solve(a.T @ a + ridge * np.eye(a.shape[1]), a.T @ np.where(labels[train], 1.0, -1.0))
-        scores[test] = np.concatenate([(x[test] - mu) / sd, np.ones((test.sum(), 1))], 1) @ w
+        scores[test] = ridge_probe(x[train], labels[train], ridge)(x[test])
     return auc(scores, labels)
 
 

@@ -22,12 +22,12 @@ from collections.abc import Sequence
 import numpy as np
 from absl import app, flags
 
-from bench.material_cues import auc
+from bench.material_cues import auc, ridge_probe
+from bench.sync_oracle import impact_code
 from data_pipelines.synthetic import WorldConfig, heldout
 from data_pipelines.synthetic.snippets import SnippetSpec
 from salsa import bundle, io
 from salsa.inference import encoders
-from salsa.metrics import onsets
 from salsa.metrics.sync_offset import shift_top1
 from salsa.models.encoders.sync import SyncConfig, SyncModel
 
@@ -36,11 +36,7 @@ WINDOW = 3  # frames either side of an impact among which the probe's highest sc
 
 def impact_frames(annotation: dict, frames: int, fps: float = 24.0) -> np.ndarray:
     """(frames,) bool: an impact (onsets.reference_onsets) starts in the frame."""
-    labels = np.zeros(frames, bool)
-    for t in onsets.reference_onsets(annotation)[0]:
-        if int(t * fps) < frames:
-            labels[int(t * fps)] = True
-    return labels
+    return impact_code(annotation, frames, 1.0, fps)[:, 0] > 0
 
 
 def frame_probe(
@@ -50,14 +46,8 @@ def frame_probe(
     AUC, and the fraction of impacts whose frame the probe scores above every frame without an impact
     within ±WINDOW frames ("exact"; a probe that tells impact frames apart scores 1, chance is about
     one in the window's non-impact frames plus one)."""
-    x, y = np.concatenate(features[:train]), np.concatenate(labels[:train])
-    mu, sd = x.mean(0), x.std(0) + 1e-6
-
-    def design(f):
-        return np.concatenate([(f - mu) / sd, np.ones((len(f), 1))], 1)
-
-    w = np.linalg.solve(design(x).T @ design(x) + ridge * np.eye(x.shape[1] + 1), design(x).T @ (2.0 * y - 1))
-    scores = [design(f) @ w for f in features[train:]]
+    probe = ridge_probe(np.concatenate(features[:train]), np.concatenate(labels[:train]), ridge)
+    scores = [probe(f) for f in features[train:]]
     exact = []
     for s, lab in zip(scores, labels[train:], strict=True):
         for k in np.flatnonzero(lab):
