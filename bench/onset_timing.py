@@ -59,24 +59,37 @@ def timing(references: Sequence[np.ndarray], estimates: Sequence[np.ndarray]) ->
     }
 
 
-def measure(paths: Sequence[str], clips: int, steps: int) -> dict:
-    """timing() of the ground truth, the codec and each pipeline's generation on `clips` test clips."""
-    first = pipeline_lib.load(paths[0])
-    world = hidden_settings(first.config.data.get("world"))
-    test = generation.test_clips(first, "test", range(clips), float(first.config.window_s), world)
+def held_out(p: pipeline_lib.Pipeline, clips: int) -> list:
+    """The first `clips` test clips in the checkpoint's world, one window long."""
+    world = hidden_settings(p.config.data.get("world"))
+    return generation.test_clips(p, "test", range(clips), float(p.config.window_s), world)
+
+
+def rows(p: pipeline_lib.Pipeline, test: Sequence, generated: dict[str, list[np.ndarray]]) -> dict:
+    """timing() of the ground truth, the codec (p's VAE) and each generated set of the `test` clips."""
     references = [onsets.reference_onsets(c.annotation)[0] for c in test]
-    rate = first.sample_rate
+    audio = {"ground truth": [c.audio for c in test], "codec": generation.codec(p, test), **generated}
+    return {
+        name: timing(references, [onsets.detect_onsets(a, p.sample_rate) for a in clips])
+        for name, clips in audio.items()
+    }
 
-    def scored(audio):
-        return timing(references, [onsets.detect_onsets(a, rate) for a in audio])
 
-    rows = {"ground truth": scored([c.audio for c in test]), "codec": scored(generation.codec(first, test))}
+def generated(p: pipeline_lib.Pipeline, test: Sequence, steps: int) -> list[np.ndarray]:
+    """p's generation of the `test` clips at `steps` and its guidance scale, noise seed 0."""
+    _, cfg = p.sampling(steps)
+    return generation.generate(p, test, steps=steps, cfg=cfg, seed=0)
+
+
+def measure(paths: Sequence[str], clips: int, steps: int) -> dict:
+    """rows() of each pipeline's generation on `clips` test clips (the first pipeline's codec)."""
+    first = pipeline_lib.load(paths[0])
+    test = held_out(first, clips)
+    audio = {}
     for path in paths:
-        p = pipeline_lib.load(path)
-        _, cfg = p.sampling(steps)
         name = f"{os.path.basename(os.path.dirname(os.path.abspath(path)))}, {steps} steps"
-        rows[name] = scored(generation.generate(p, test, steps=steps, cfg=cfg, seed=0))
-    return {"clips": clips, "steps": steps, "pipelines": list(paths), "rows": rows}
+        audio[name] = generated(pipeline_lib.load(path), test, steps)
+    return {"clips": clips, "steps": steps, "pipelines": list(paths), "rows": rows(first, test, audio)}
 
 
 def table(rows: dict[str, dict]) -> str:

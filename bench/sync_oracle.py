@@ -27,13 +27,11 @@ from collections.abc import Callable
 import numpy as np
 from absl import app, flags
 
-from bench.onset_timing import table, timing
+from bench import onset_timing
 from data_pipelines.features import records
 from data_pipelines.synthetic.clip import make_clip
 from data_pipelines.synthetic.config import WorldConfig
-from data_pipelines.synthetic.heldout import hidden_settings
 from salsa import io
-from salsa.evaluation import generation
 from salsa.inference import encoders, long_form
 from salsa.inference import pipeline as pipeline_lib
 from salsa.metrics import onsets
@@ -97,16 +95,17 @@ def write_oracle_extract(extract: str, out: str, amplitude: float) -> None:
 def oracle_sync(clips, amplitude: float) -> Callable:
     """encoders.sync with each test clip's impact_code written over its features (clips are told apart
     by their frames); frames of no test clip are an error."""
-    codes = {c.frames24.tobytes(): (len(c.frames24), c.annotation) for c in clips}
+    n = len(clips[0].frames24)  # one window: every clip has as many frames
+    codes = {c.frames24.tobytes(): impact_code(c.annotation, n, amplitude) for c in clips}
     original = encoders.sync
 
     def sync(model, frames, *args, **kwargs):
+        code = codes.get(frames[:n].tobytes())
+        if code is None:
+            raise ValueError("frames of no test clip reached the oracle sync stream")
         features = np.array(original(model, frames, *args, **kwargs))
-        for key, (n, annotation) in codes.items():
-            if len(frames) >= n and frames[:n].tobytes() == key:
-                features[:n, :CHANNELS] = impact_code(annotation, n, amplitude)
-                return features
-        raise ValueError("frames of no test clip reached the oracle sync stream")
+        features[:n, :CHANNELS] = code
+        return features
 
     return sync
 
@@ -130,27 +129,16 @@ def main(argv: list[str]) -> None:
 
     own = pipeline_lib.load(os.path.join(run, "generator", "pipeline"))
     oracle = pipeline_lib.load(os.path.join(work, "generator", "pipeline"))
-    world = hidden_settings(own.config.data.get("world"))
-    test = generation.test_clips(own, "test", range(_CLIPS.value), float(own.config.window_s), world)
-    references = [onsets.reference_onsets(c.annotation)[0] for c in test]
-
-    def scored(audio):
-        return timing(references, [onsets.detect_onsets(a, own.sample_rate) for a in audio])
-
-    _, cfg = own.sampling(_STEPS.value)
-    rows = {
-        "ground truth": scored([c.audio for c in test]),
-        "codec": scored(generation.codec(own, test)),
-        "the run's generator, its sync encoder": scored(
-            generation.generate(own, test, steps=_STEPS.value, cfg=cfg, seed=0)
-        ),
-    }
+    test = onset_timing.held_out(own, _CLIPS.value)
+    audio = {"the run's generator, its sync encoder": onset_timing.generated(own, test, _STEPS.value)}
     long_form.encoders.sync = oracle_sync(test, amplitude)
-    rows["generator trained and sampled with the oracle stream"] = scored(
-        generation.generate(oracle, test, steps=_STEPS.value, cfg=cfg, seed=0)
+    audio["generator trained and sampled with the oracle stream"] = onset_timing.generated(
+        oracle, test, _STEPS.value
     )
+    rows = onset_timing.rows(own, test, audio)
+    _, cfg = own.sampling(_STEPS.value)
     print(f"{_CLIPS.value} test clips, {_STEPS.value} steps, cfg {cfg:g}")
-    print(table(rows))
+    print(onset_timing.table(rows))
     io.write_json(_OUT.value, {"run": run, "workdir": work, "amplitude": amplitude, "rows": rows})
 
 
