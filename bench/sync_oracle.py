@@ -68,8 +68,8 @@ def write_oracle_extract(extract: str, out: str, amplitude: float) -> None:
     world = WorldConfig(
         seconds=source["seconds"],
         fps=extraction["video"]["sync_fps"],
-        height=source["size"],
-        width=source["size"],
+        height=source["size"] or 32,  # only the annotation is read, the same at any picture size
+        width=source["size"] or 32,
         sample_rate=extraction["audio"]["sample_rate"],
         channels=extraction["audio"]["channels"],
         hidden_acoustics=source["hidden_acoustics"],

@@ -22,7 +22,8 @@ from configs.extract import extract_base
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = extract_base(generator.get_config("tiny"))
-    # 4 s clips of the world at the tiny encoders' 32 x 32 pixels; training crops are 2 s.
+    # 4 s clips of the world at the sync encoder's frame size (size 0; 32 x 32 for the tiny encoders, as
+    # the evaluation's held-out clips); training crops are 2 s.
     # The world's hidden acoustics are off here; configs/tiny.py sets them from its data.world.
     c.source = dict(
         kind="synthetic",
@@ -30,7 +31,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         seed=0,
         first=0,
         seconds=4.0,
-        size=32,
+        size=0,
         hidden_acoustics=False,
         hidden_caption_fraction=0.0,
     )

@@ -121,6 +121,20 @@ def test_clip_features_equal_the_feature_functions_applied_directly(reference, c
     assert not np.allclose(rec["latents"], latents)
 
 
+def test_the_world_renders_at_the_sync_size_and_refuses_another(comps, bundles, tmp_path):
+    """Extraction renders the world at the sync encoder's frame size, as the evaluation renders its
+    held-out clips (above: the records equal the features of 32 px clips); a source size that differs
+    would train on resized frames and test on sharp ones, and stops before any clip."""
+    assert comps.sync_size == 32 and extract_tiny.get_config().source.size == 0
+    config = _config(bundles)
+    config.source.size = 16
+    with pytest.raises(
+        run.ExtractError, match="source.size 16 renders the world at 16 px for a sync encoder of 32"
+    ):
+        run.extract(config, str(tmp_path / "out"), components=comps)
+    assert not os.path.exists(tmp_path / "out")
+
+
 def test_interrupted_run_resumes_to_the_same_shards(reference, bundles, comps, tmp_path, monkeypatch):
     workdir = str(tmp_path / "out")
     real, calls = run.features.record, []

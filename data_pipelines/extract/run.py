@@ -309,9 +309,18 @@ def extract(
     source = sources.make(config.source.to_dict())
     if len(source) == 0:
         raise ExtractError(f"the source {config.source.to_dict()} holds no clips.")
+    decode = decoding(config, comps)
+    synthetic = isinstance(source, sources.SyntheticSource) and not source.audio_only
+    size = source.size if synthetic else 0
+    if size and size != decode.sync_size:
+        raise ExtractError(
+            f"source.size {size} renders the world at {size} px for a sync encoder of {decode.sync_size} px "
+            "frames, while the evaluation renders its held-out clips at the sync encoder's size: the "
+            f"generator would train on resized frames and be tested on sharp ones; set source.size to 0 "
+            f"(the sync size) or {decode.sync_size}."
+        )
     os.makedirs(workdir, exist_ok=True)
     _check_workdir(workdir, _plan(config, comps, source))
-    decode = decoding(config, comps)
     count = int(config.num_shards)
     mine = [s for s in range(count) if s % process_count == process_index]
     if not mine:

@@ -67,8 +67,11 @@ class Source(Protocol):
 
 
 class SyntheticSource:
-    """`clips` clips of the synthetic world, clip i = make_clip(world, seed, first + i); hidden_acoustics
-    and hidden_caption_fraction are the world's (data_pipelines/synthetic/config.py). With audio_only the
+    """`clips` clips of the synthetic world, clip i = make_clip(world, seed, first + i), rendered at `size`
+    pixels (0: the sync encoder's frame size, at which the evaluation renders its held-out clips; another
+    size is refused by the extraction, as it would train the generator on resized frames and test it on
+    sharp ones); hidden_acoustics and hidden_caption_fraction are the world's
+    (data_pipelines/synthetic/config.py). With audio_only the
     clips are captioned sound without their picture: a miniature audio-text set, whose records have no
     semantic or sync features (docs/records.md)."""
 
@@ -78,7 +81,7 @@ class SyntheticSource:
         seed: int = 0,
         first: int = 0,
         seconds: float = 2.0,
-        size: int = 32,
+        size: int = 0,
         hidden_acoustics: bool = False,
         hidden_caption_fraction: float = 0.0,
         audio_only: bool = False,
@@ -102,8 +105,8 @@ class SyntheticSource:
         config = WorldConfig(
             seconds=self.seconds,
             fps=decoding.sync_fps,
-            height=self.size,
-            width=self.size,
+            height=self.size or decoding.sync_size,
+            width=self.size or decoding.sync_size,
             sample_rate=decoding.sample_rate,
             channels=decoding.channels,
             **self.hidden,
