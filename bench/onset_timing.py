@@ -8,7 +8,9 @@ clips' ground truth, their codec reconstruction (the first pipeline's VAE) and e
 generation at `steps` (its guidance scale) are scored at ±25, 50, 100 and 200 ms, and every ground-truth
 impact is binned by how far the nearest detected onset lies from it. A generator that knows when
 impacts happen but places them loosely gains F1 as the tolerance widens; one that misses them has its
-nearest onset beyond 200 ms. Prints one table; writes bench/results/onset_timing.json (--out).
+nearest onset beyond 200 ms. A second table gives F1 at ±50 ms over the clips of each ambience (rain,
+room light, wind: what moves in the picture's backdrop). Prints both; writes
+bench/results/onset_timing.json (--out).
 """
 
 from __future__ import annotations
@@ -75,6 +77,38 @@ def rows(p: pipeline_lib.Pipeline, test: Sequence, generated: dict[str, list[np.
     }
 
 
+def by_ambience(p: pipeline_lib.Pipeline, test: Sequence, generated: dict[str, list[np.ndarray]]) -> dict:
+    """rows() over the test clips of each ambience (rain, room, wind: the picture's moving backdrop)."""
+    kinds = [c.annotation["ambience"]["kind"] for c in test]
+    return {
+        kind: rows(
+            p,
+            [c for c, k in zip(test, kinds, strict=True) if k == kind],
+            {
+                name: [a for a, k in zip(clips, kinds, strict=True) if k == kind]
+                for name, clips in generated.items()
+            },
+        )
+        for kind in sorted(set(kinds))
+    }
+
+
+def ambience_table(groups: dict[str, dict[str, dict]], tolerance_s: float = 0.05) -> str:
+    """F1 at one tolerance ± the half-width of its interval, a row per audio and a column per ambience."""
+    i = TOLERANCES_S.index(tolerance_s)
+    kinds = list(groups)
+    names = list(next(iter(groups.values())))
+    lines = ["| audio | " + " | ".join(kinds) + " |", "|" + "---|" * (1 + len(kinds))]
+    for name in names:
+        cells = []
+        for kind in kinds:
+            row = groups[kind][name]
+            lo, hi = row["f1_interval"][i]
+            cells.append(f"{row['f1'][i]:.3f} ± {(hi - lo) / 2:.3f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def generated(p: pipeline_lib.Pipeline, test: Sequence, steps: int) -> list[np.ndarray]:
     """p's generation of the `test` clips at `steps` and its guidance scale, noise seed 0."""
     _, cfg = p.sampling(steps)
@@ -89,7 +123,13 @@ def measure(paths: Sequence[str], clips: int, steps: int) -> dict:
     for path in paths:
         name = f"{os.path.basename(os.path.dirname(os.path.abspath(path)))}, {steps} steps"
         audio[name] = generated(pipeline_lib.load(path), test, steps)
-    return {"clips": clips, "steps": steps, "pipelines": list(paths), "rows": rows(first, test, audio)}
+    return {
+        "clips": clips,
+        "steps": steps,
+        "pipelines": list(paths),
+        "rows": rows(first, test, audio),
+        "by_ambience": by_ambience(first, test, audio),
+    }
 
 
 def table(rows: dict[str, dict]) -> str:
@@ -115,6 +155,8 @@ def main(argv: list[str]) -> None:
     result = measure([p for p in _PIPELINES.value.split(",") if p], _CLIPS.value, _STEPS.value)
     print(f"{result['clips']} test clips: onset F1 per tolerance; impacts by their nearest detected onset")
     print(table(result["rows"]))
+    print("\nF1 at ±50 ms by the clips' ambience")
+    print(ambience_table(result["by_ambience"]))
     io.write_json(_OUT.value, result)
 
 

@@ -135,11 +135,15 @@ def main(argv: list[str]) -> None:
     audio["generator trained and sampled with the oracle stream"] = onset_timing.generated(
         oracle, test, _STEPS.value
     )
-    rows = onset_timing.rows(own, test, audio)
+    rows, groups = onset_timing.rows(own, test, audio), onset_timing.by_ambience(own, test, audio)
     _, cfg = own.sampling(_STEPS.value)
     print(f"{_CLIPS.value} test clips, {_STEPS.value} steps, cfg {cfg:g}")
     print(onset_timing.table(rows))
-    io.write_json(_OUT.value, {"run": run, "workdir": work, "amplitude": amplitude, "rows": rows})
+    print("\nF1 at ±50 ms by the clips' ambience")
+    print(onset_timing.ambience_table(groups))
+    io.write_json(
+        _OUT.value, {"run": run, "workdir": work, "amplitude": amplitude, "rows": rows, "by_ambience": groups}
+    )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ For each sync bundle (a sync stage's WORKDIR/export), at its own frame size:
   two thirds of `clips` 2 s test clips of the world with hidden acoustics (the tiny pipeline's) and
   tested on the rest, reads "an impact starts in this frame". Frame AUC is its held-out ROC AUC; exact
   frame is how often it scores an impact's frame above every frame without an impact within ±3 frames
-  (1 for features that mark impact frames; about 0.2 by chance on this world's dense impacts).
+  (1 for features that mark impact frames; about 0.2 by chance on this world's dense impacts), overall
+  and over the clips of each ambience (the picture's rain, room light or wind).
 
 The generator reads these features (docs/tiny_pipeline.md, "Where onset F1 is lost"). Prints one table;
 writes bench/results/sync_timing.json (--out).
@@ -40,37 +41,54 @@ def impact_frames(annotation: dict, frames: int, fps: float = 24.0) -> np.ndarra
 
 
 def frame_probe(
-    features: Sequence[np.ndarray], labels: Sequence[np.ndarray], train: int, ridge: float = 10.0
+    features: Sequence[np.ndarray],
+    labels: Sequence[np.ndarray],
+    train: int,
+    ridge: float = 10.0,
+    groups: Sequence[str] | None = None,
 ) -> dict:
     """A ridge probe (least squares on ±1) fitted on clips [:train], scored on the rest: held-out frame
     AUC, and the fraction of impacts whose frame the probe scores above every frame without an impact
     within ±WINDOW frames ("exact"; a probe that tells impact frames apart scores 1, chance is about
-    one in the window's non-impact frames plus one)."""
+    one in the window's non-impact frames plus one). groups: a name per clip (e.g. its ambience); adds
+    "exact_by", exact frame over each group's held-out clips."""
     probe = ridge_probe(np.concatenate(features[:train]), np.concatenate(labels[:train]), ridge)
     scores = [probe(f) for f in features[train:]]
-    exact = []
-    for s, lab in zip(scores, labels[train:], strict=True):
+    exact, by = [], {}
+    names = groups[train:] if groups is not None else [""] * len(scores)
+    for s, lab, name in zip(scores, labels[train:], names, strict=True):
         for k in np.flatnonzero(lab):
             lo, hi = max(0, k - WINDOW), min(len(s), k + WINDOW + 1)
             others = s[lo:hi][~lab[lo:hi]]
             exact.append(bool(others.size == 0 or s[k] > others.max()))
+            by.setdefault(name, []).append(exact[-1])
     held = np.concatenate(labels[train:])
-    return {
+    out = {
         "frame_auc": auc(np.concatenate(scores), held),
         "exact": float(np.mean(exact)),
         "impacts": len(exact),
     }
+    if groups is not None:
+        out["exact_by"] = {name: float(np.mean(v)) for name, v in sorted(by.items())}
+    return out
+
+
+def probe_clips(size: int, clips: int, sample_rate: int = 16000, fps: float = 24.0) -> list:
+    """The first `clips` 2 s test clips of the world with hidden acoustics (the tiny pipeline's), at
+    `size` pixels: the frame probe's clips."""
+    geometry = heldout.ClipGeometry(sample_rate, 1, fps, 8.0, size, size)
+    world = {"hidden_acoustics": True, "hidden_caption_fraction": 0.5}
+    return [heldout.test_clip(geometry, "test", i, 2.0, world) for i in range(clips)]
 
 
 def measure(path: str, clips: int) -> dict:
     """Shift top-1 and frame_probe of the sync bundle at `path`."""
     model = bundle.from_bundle(path, "sync", SyncModel, SyncConfig)
     size, c = model.config.video.image_size, model.config
-    geometry = heldout.ClipGeometry(c.frontend.sample_rate, 1, c.fps, 8.0, size, size)
-    world = {"hidden_acoustics": True, "hidden_caption_fraction": 0.5}
-    test = [heldout.test_clip(geometry, "test", i, 2.0, world) for i in range(clips)]
+    test = probe_clips(size, clips, c.frontend.sample_rate, c.fps)
     features = [np.asarray(encoders.sync(model, t.frames24)) for t in test]
     labels = [impact_frames(t.annotation, len(f), c.fps) for t, f in zip(test, features, strict=True)]
+    ambience = [t.annotation["ambience"]["kind"] for t in test]
     plain = WorldConfig(seconds=4.0, height=size, width=size, sample_rate=c.frontend.sample_rate, channels=1)
     spec = SnippetSpec(1, 1, c.snippet_frames, c.snippet_samples)
     top1, chance = shift_top1(model, *heldout.shift_snippets(plain, 12345, 100, spec))
@@ -78,8 +96,24 @@ def measure(path: str, clips: int) -> dict:
         "image_size": size,
         "shift_top1": top1,
         "shift_chance": chance,
-        **frame_probe(features, labels, clips * 2 // 3),
+        **frame_probe(features, labels, clips * 2 // 3, groups=ambience),
     }
+
+
+def table(rows: dict[str, dict]) -> str:
+    """measure() rows as markdown: exact frame overall and by the clips' ambience."""
+    ambiences = sorted({a for r in rows.values() for a in r["exact_by"]})
+    lines = [
+        "| sync | frames px | shift top-1 | frame AUC | exact frame | " + " | ".join(ambiences) + " |",
+        "|" + "---|" * (5 + len(ambiences)),
+    ]
+    for name, r in rows.items():
+        top1 = f"{r['shift_top1']:.2f}" if "shift_top1" in r else "–"
+        by = " | ".join(f"{r['exact_by'].get(a, float('nan')):.2f}" for a in ambiences)
+        lines.append(
+            f"| {name} | {r['image_size']} | {top1} | {r['frame_auc']:.3f} | {r['exact']:.2f} | {by} |"
+        )
+    return "\n".join(lines)
 
 
 def main(argv: list[str]) -> None:
@@ -89,10 +123,7 @@ def main(argv: list[str]) -> None:
         name, path = item.split("=", 1)
         rows[name] = {"sync": path, **measure(path, _CLIPS.value)}
     print(f"sync features: shift top-1 (100 clips) and an impact-frame probe ({_CLIPS.value} test clips)")
-    print("| sync | frames px | shift top-1 | frame AUC | exact frame |\n|---|---|---|---|---|")
-    for name, r in rows.items():
-        cells = f"{r['image_size']} | {r['shift_top1']:.2f} | {r['frame_auc']:.3f} | {r['exact']:.2f}"
-        print(f"| {name} | {cells} |")
+    print(table(rows))
     io.write_json(_OUT.value, rows)
 
 

@@ -116,6 +116,28 @@ def test_onset_timing_bins_each_impact_by_its_nearest_onset_and_widens_the_toler
     assert missed["nearest"] == [0.25, 0.0, 0.0, 0.0, 0.75]
 
 
+def test_onset_timing_splits_clips_and_their_generations_by_ambience(monkeypatch):
+    import types
+
+    from bench import onset_timing
+
+    test = [types.SimpleNamespace(annotation={"ambience": {"kind": k}}, i=i) for i, k in enumerate("rwrr")]
+    generated = {"8 steps": [f"audio {i}" for i in range(4)]}
+    seen = {}
+
+    def rows(p, clips, audio):
+        seen[clips[0].annotation["ambience"]["kind"]] = ([c.i for c in clips], audio["8 steps"])
+        interval = [[0.4, 0.6]] * len(onset_timing.TOLERANCES_S)
+        return {"8 steps": {"f1": [0.5] * len(onset_timing.TOLERANCES_S), "f1_interval": interval}}
+
+    monkeypatch.setattr(onset_timing, "rows", rows)
+    groups = onset_timing.by_ambience(None, test, generated)
+    assert seen == {"r": ([0, 2, 3], ["audio 0", "audio 2", "audio 3"]), "w": ([1], ["audio 1"])}
+    assert (
+        onset_timing.ambience_table(groups).splitlines()[2] == "| 8 steps | 0.500 ± 0.100 | 0.500 ± 0.100 |"
+    )
+
+
 def test_sync_oracle_codes_each_impact_in_its_frame_and_only_for_test_clips(monkeypatch):
     import types
 
@@ -148,6 +170,21 @@ def test_sync_timing_probe_finds_the_impact_frame_when_a_feature_marks_it():
     assert found["exact"] == 1.0 and found["frame_auc"] > 0.99
     noise = frame_probe([rng.standard_normal((48, 4)) for _ in labels], labels, train=20)
     assert noise["exact"] < 0.4 and 0.35 < noise["frame_auc"] < 0.65
+    # By group (the bench groups clips by ambience): only the marked clips' group finds its impacts.
+    mixed = [m if i % 2 else rng.standard_normal(m.shape) for i, m in enumerate(marked)]
+    by = frame_probe(mixed, labels, train=20, groups=["noise", "marked"] * 15)["exact_by"]
+    assert by["marked"] > 0.9 and by["noise"] < 0.5
+
+
+def test_sync_ceiling_trains_the_tower_it_is_asked_for_on_impact_frames():
+    from bench import sync_ceiling
+
+    model, losses = sync_ceiling.train(size=32, clips=2, steps=30, overrides={"temporal_layers": 2})
+    assert model.config.video.image_size == 32 and model.config.temporal_layers == 2
+    assert model.config.train_video_backbone and len(losses) == 30
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])  # it learns from the frames' labels
+    found = sync_ceiling.probe(model, clips=6)
+    assert found["image_size"] == 32 and set(found["exact_by"]) <= {"rain", "room", "wind"}
 
 
 def test_sync_oracle_rewrites_only_the_two_sync_channels_of_a_tiny_runs_clips(tmp_path):
