@@ -75,10 +75,16 @@ def _background(scene: Scene, config: WorldConfig, view: _View, rng: np.random.G
         ys = ((drops[:, 1] + speed * t[:, None]) % h).astype(int)  # (frames, drops)
         xs = np.broadcast_to(drops[:, 0].astype(int), ys.shape)
         frame = np.broadcast_to(np.arange(config.num_frames)[:, None], ys.shape)
-        for d in range(max(2, h // 32)):
+        # A streak is 1/128 of the width wide and 1/32 of the height long: below 128 px it is blended
+        # into its pixel column by the share it covers, so the rain veils the same share of the picture
+        # at every size (drawn solid, 120 streaks would cover a quarter of a 32 px picture and swamp the
+        # frame differences that show a contact).
+        cover = min(1.0, w / 128)
+        for d in range(max(1, round(h / 32))):
             r = np.minimum(ys + d, h - 1)
             keep = inside[r, xs]
-            out[frame[keep], r[keep], xs[keep]] = 0.75
+            f, rr, xx = frame[keep], r[keep], xs[keep]
+            out[f, rr, xx] += cover * (0.75 - out[f, rr, xx])
     elif scene.ambience == "wind":
         clouds = rng.uniform(0, 1, (4, 3)) * [w, 0.4 * h, 0.08 * w] + [0, 0.1 * h, 0.08 * w]
         drift = w * 0.15 * level  # pixels per second
