@@ -1,7 +1,7 @@
 """The PNG plots of an evaluation, each from the metrics.json dict and written atomically.
 
 steps.png      metrics against sampling steps (paper Fig. 5 left), flow-only overlaid with --compare
-long.png       onset F1 and SWSD per segment of long clips: iterative extension vs one window
+long.png       onset F1 and SWSD per segment of long clips (iterative extension vs one window), and their FD
                (Fig. 5 right)
 reference.png  SWSD, FD and (with hidden acoustics) the hidden-property probes' accuracy of the
                generated section against the reference length (Fig. 6)
@@ -86,20 +86,29 @@ def plot_steps(r: dict, path: str) -> None:
 def plot_long(r: dict, path: str) -> None:
     long = r["long"]
     ends = [b for _, b in long["segments"]]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+    label = {"iterative": "iterative extension", "one_shot": "one window", "ground_truth": "ground truth"}
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4), layout="constrained")
     for name, style in (("iterative", "o-"), ("one_shot", "s--"), ("ground_truth", ":")):
-        label = {"iterative": "iterative extension", "one_shot": "one window", "ground_truth": "ground truth"}
-        axes[0].plot(ends, [s["f1"] for s in long[name]["segments"]], style, label=label[name])
+        segments = dict(enumerate(long[name]["segments"]))
+        axes[0].errorbar(
+            ends, _values(segments, "f1"), _errors(segments, "f1"), fmt=style, capsize=3, label=label[name]
+        )
         if name != "ground_truth":
-            axes[1].plot(ends, [s["swsd"] for s in long[name]["segments"]], style, label=label[name])
+            axes[1].errorbar(ends, _values(segments, "swsd"), _errors(segments, "swsd"), fmt=style, capsize=3)
     axes[0].set_title(f"onset F1 per {long['segment_seconds']:g} s segment ↑")
     axes[1].set_title("SWSD per segment ↓")
-    for ax in axes:
+    for ax in axes[:2]:
         ax.set_xlabel("generated length (s, segment end)")
         ax.axvline(r["geometry"]["window_s"], color="gray", lw=0.8, ls=":")  # the training window
     axes[0].legend()
+    # FD over the whole clips (a distance between distributions: one value per method, no segments).
+    methods = {label[name]: long[name] for name in ("iterative", "one_shot")}
+    fd, fd_errors = _values(methods, "fd"), _errors(methods, "fd")
+    axes[2].bar(range(len(methods)), fd, yerr=fd_errors, capsize=4, color=["C0", "C1"])
+    axes[2].set_xticks(range(len(methods)), list(methods))
+    axes[2].set_title("FD over the whole clips ↓")
     window = r["geometry"]["window_s"]
-    fig.suptitle(f"Long clips (Fig. 5 right); dotted line: one {window:g} s training window")
+    fig.suptitle(f"Long clips (Fig. 5 right), 95% intervals; dotted line: one {window:g} s training window")
     _save(fig, path)
 
 
