@@ -181,3 +181,24 @@ def test_bad_settings_are_refused_by_name(change):
     with pytest.raises(WorldConfigError, match=next(iter(change))) as raised:
         WorldConfig(**change)
     assert isinstance(raised.value, UserError)  # commands print it as one line and exit 2
+
+
+def test_rain_veils_the_same_share_of_the_picture_at_every_size():
+    """Streaks 1/128 of the width wide and 1/32 of the height long, blended below 128 px: drawn solid,
+    a 32 px picture was up to a quarter rain and its frame differences hid the contacts."""
+    import types
+
+    from data_pipelines.synthetic import picture
+
+    def rain_share(size: int) -> float:
+        config = WorldConfig(seconds=2.0, height=size, width=size)
+        out = np.zeros((config.num_frames, size, size, 3), np.float32)
+        scene = types.SimpleNamespace(ambience="rain", ambience_level=1.0)
+        picture._background(scene, config, picture._View(config), np.random.default_rng(0), out)
+        box = out[:, size // 10 : size * 8 // 10, size // 10 : size * 9 // 10, 0]  # inside the walls
+        return float(np.mean((box - 0.33) / (0.75 - 0.33)))  # 0: rain's backdrop, 1: all streak
+
+    at_128 = rain_share(128)
+    assert 0.02 < at_128 < 0.04
+    for size in (32, 64):
+        assert abs(rain_share(size) / at_128 - 1) < 0.2, size

@@ -80,7 +80,7 @@ def _background(scene: Scene, config: WorldConfig, view: _View, rng: np.random.G
         # at every size (drawn solid, 120 streaks would cover a quarter of a 32 px picture and swamp the
         # frame differences that show a contact).
         cover = min(1.0, w / 128)
-        for d in range(max(1, round(h / 32))):
+        for d in range(max(1, h // 32)):
             r = np.minimum(ys + d, h - 1)
             keep = inside[r, xs]
             f, rr, xx = frame[keep], r[keep], xs[keep]
