@@ -1,7 +1,8 @@
 """Tiny sync encoder: learns audio-visual timing on the synthetic world in minutes on 2 CPU cores
 (32 x 32 frame differences, 64-wide towers, time-ordered snippet embeddings, a pre-rendered pool of
 4 s clips): the true-time audio among 7 shifts of the same clip, top-1 0.51 vs chance 0.14 after 1,500
-steps (0.47 before the world's rain was drawn to scale; docs/encoders.md; tests/test_sync.py::test_tiny_sync_learns_timing)."""
+steps (0.47 before the world's rain was drawn to scale; docs/encoders.md;
+tests/test_sync.py::test_tiny_sync_learns_timing)."""
 
 import ml_collections
 
