@@ -67,30 +67,43 @@ def held_out(p: pipeline_lib.Pipeline, clips: int) -> list:
     return generation.test_clips(p, "test", range(clips), float(p.config.window_s), world)
 
 
-def rows(p: pipeline_lib.Pipeline, test: Sequence, generated: dict[str, list[np.ndarray]]) -> dict:
-    """timing() of the ground truth, the codec (p's VAE) and each generated set of the `test` clips."""
+def onset_sets(
+    p: pipeline_lib.Pipeline, test: Sequence, generated: dict[str, list[np.ndarray]]
+) -> tuple[list[np.ndarray], dict[str, list[np.ndarray]]]:
+    """The `test` clips' reference onsets, and the onsets detected in the ground truth, the codec (p's
+    VAE) and each generated set, clip by clip."""
     references = [onsets.reference_onsets(c.annotation)[0] for c in test]
     audio = {"ground truth": [c.audio for c in test], "codec": generation.codec(p, test), **generated}
-    return {
-        name: timing(references, [onsets.detect_onsets(a, p.sample_rate) for a in clips])
-        for name, clips in audio.items()
+    detected = {
+        name: [onsets.detect_onsets(a, p.sample_rate) for a in clips] for name, clips in audio.items()
     }
+    return references, detected
 
 
-def by_ambience(p: pipeline_lib.Pipeline, test: Sequence, generated: dict[str, list[np.ndarray]]) -> dict:
-    """rows() over the test clips of each ambience (rain, room, wind: the picture's moving backdrop)."""
-    kinds = [c.annotation["ambience"]["kind"] for c in test]
-    return {
-        kind: rows(
-            p,
-            [c for c, k in zip(test, kinds, strict=True) if k == kind],
-            {
-                name: [a for a, k in zip(clips, kinds, strict=True) if k == kind]
-                for name, clips in generated.items()
-            },
+def rows(references: Sequence[np.ndarray], detected: dict[str, Sequence[np.ndarray]]) -> dict:
+    """timing() of each set of detected onsets against the references."""
+    return {name: timing(references, found) for name, found in detected.items()}
+
+
+def by_ambience(
+    kinds: Sequence[str], references: Sequence[np.ndarray], detected: dict[str, Sequence[np.ndarray]]
+) -> dict:
+    """rows() over the clips of each ambience (`kinds`, one per clip: rain, room, wind, the picture's
+    moving backdrop)."""
+    out = {}
+    for kind in sorted(set(kinds)):
+        keep = [i for i, k in enumerate(kinds) if k == kind]
+        out[kind] = rows(
+            [references[i] for i in keep], {n: [d[i] for i in keep] for n, d in detected.items()}
         )
-        for kind in sorted(set(kinds))
-    }
+    return out
+
+
+def scores(p: pipeline_lib.Pipeline, test: Sequence, generated: dict[str, list[np.ndarray]]) -> dict:
+    """rows() over all the `test` clips and by_ambience(), from one onset_sets()."""
+    references, detected = onset_sets(p, test, generated)
+    kinds = [c.annotation["ambience"]["kind"] for c in test]
+    return {"rows": rows(references, detected), "by_ambience": by_ambience(kinds, references, detected)}
 
 
 def ambience_table(groups: dict[str, dict[str, dict]], tolerance_s: float = 0.05) -> str:
@@ -123,13 +136,7 @@ def measure(paths: Sequence[str], clips: int, steps: int) -> dict:
     for path in paths:
         name = f"{os.path.basename(os.path.dirname(os.path.abspath(path)))}, {steps} steps"
         audio[name] = generated(pipeline_lib.load(path), test, steps)
-    return {
-        "clips": clips,
-        "steps": steps,
-        "pipelines": list(paths),
-        "rows": rows(first, test, audio),
-        "by_ambience": by_ambience(first, test, audio),
-    }
+    return {"clips": clips, "steps": steps, "pipelines": list(paths), **scores(first, test, audio)}
 
 
 def table(rows: dict[str, dict]) -> str:

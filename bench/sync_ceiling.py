@@ -32,10 +32,7 @@ from flax import nnx
 from bench import sync_timing
 from data_pipelines.synthetic import WorldConfig, make_clip
 from salsa import io
-from salsa.inference import encoders
 from salsa.models.encoders.sync import SyncModel, variant
-
-WORLD = {"hidden_acoustics": True, "hidden_caption_fraction": 0.5}  # the tiny pipeline's world
 
 
 class Detector(nnx.Module):
@@ -67,7 +64,9 @@ def train(
     overrides = {"train_video_backbone": True, **(overrides or {})}
     video = {**overrides.pop("video", {}), "image_size": size}
     config = variant("tiny", **overrides, video=video)
-    world = WorldConfig(seconds=4.0, height=size, width=size, sample_rate=16000, channels=1, **WORLD)
+    world = WorldConfig(
+        seconds=4.0, height=size, width=size, sample_rate=16000, channels=1, **sync_timing.WORLD
+    )
     rendered = [make_clip(world, 0, i) for i in range(clips)]
     frames = np.stack([c.frames for c in rendered])
     labels = np.stack(
@@ -90,21 +89,6 @@ def train(
     return model.sync, losses
 
 
-def probe(model: SyncModel, clips: int = 240) -> dict:
-    """bench.sync_timing's frame probe on `model`'s features of its `clips` test clips."""
-    c = model.config
-    test = sync_timing.probe_clips(c.video.image_size, clips, c.frontend.sample_rate, c.fps)
-    features = [np.asarray(encoders.sync(model, t.frames24)) for t in test]
-    labels = [
-        sync_timing.impact_frames(t.annotation, len(f), c.fps) for t, f in zip(test, features, strict=True)
-    ]
-    ambience = [t.annotation["ambience"]["kind"] for t in test]
-    return {
-        "image_size": c.video.image_size,
-        **sync_timing.frame_probe(features, labels, clips * 2 // 3, groups=ambience),
-    }
-
-
 def main(argv: list[str]) -> None:
     del argv
     overrides = ast.literal_eval(_OVERRIDES.value) if _OVERRIDES.value else {}
@@ -117,7 +101,7 @@ def main(argv: list[str]) -> None:
             "overrides": overrides,
             "loss_first_last_100": [float(np.mean(losses[:100])), float(np.mean(losses[-100:]))],
             "seconds": time.time() - start,
-            **probe(model),
+            **sync_timing.probe(model, 240),
         }
     }
     for item in filter(None, _COMPARE.value.split(",")):

@@ -135,7 +135,8 @@ def main(argv: list[str]) -> None:
     audio["generator trained and sampled with the oracle stream"] = onset_timing.generated(
         oracle, test, _STEPS.value
     )
-    rows, groups = onset_timing.rows(own, test, audio), onset_timing.by_ambience(own, test, audio)
+    scored = onset_timing.scores(own, test, audio)
+    rows, groups = scored["rows"], scored["by_ambience"]
     _, cfg = own.sampling(_STEPS.value)
     print(f"{_CLIPS.value} test clips, {_STEPS.value} steps, cfg {cfg:g}")
     print(onset_timing.table(rows))

@@ -32,6 +32,7 @@ from salsa.inference import encoders
 from salsa.metrics.sync_offset import shift_top1
 from salsa.models.encoders.sync import SyncConfig, SyncModel
 
+WORLD = {"hidden_acoustics": True, "hidden_caption_fraction": 0.5}  # the tiny pipeline's world
 WINDOW = 3  # frames either side of an impact among which the probe's highest score is looked for
 
 
@@ -77,27 +78,30 @@ def probe_clips(size: int, clips: int, sample_rate: int = 16000, fps: float = 24
     """The first `clips` 2 s test clips of the world with hidden acoustics (the tiny pipeline's), at
     `size` pixels: the frame probe's clips."""
     geometry = heldout.ClipGeometry(sample_rate, 1, fps, 8.0, size, size)
-    world = {"hidden_acoustics": True, "hidden_caption_fraction": 0.5}
-    return [heldout.test_clip(geometry, "test", i, 2.0, world) for i in range(clips)]
+    return [heldout.test_clip(geometry, "test", i, 2.0, WORLD) for i in range(clips)]
 
 
-def measure(path: str, clips: int) -> dict:
-    """Shift top-1 and frame_probe of the sync bundle at `path`."""
-    model = bundle.from_bundle(path, "sync", SyncModel, SyncConfig)
-    size, c = model.config.video.image_size, model.config
-    test = probe_clips(size, clips, c.frontend.sample_rate, c.fps)
+def probe(model: SyncModel, clips: int) -> dict:
+    """frame_probe of `model`'s features of its `clips` probe_clips, overall and by ambience."""
+    c = model.config
+    test = probe_clips(c.video.image_size, clips, c.frontend.sample_rate, c.fps)
     features = [np.asarray(encoders.sync(model, t.frames24)) for t in test]
     labels = [impact_frames(t.annotation, len(f), c.fps) for t, f in zip(test, features, strict=True)]
     ambience = [t.annotation["ambience"]["kind"] for t in test]
+    return {
+        "image_size": c.video.image_size,
+        **frame_probe(features, labels, clips * 2 // 3, groups=ambience),
+    }
+
+
+def measure(path: str, clips: int) -> dict:
+    """Shift top-1 and probe() of the sync bundle at `path`."""
+    model = bundle.from_bundle(path, "sync", SyncModel, SyncConfig)
+    size, c = model.config.video.image_size, model.config
     plain = WorldConfig(seconds=4.0, height=size, width=size, sample_rate=c.frontend.sample_rate, channels=1)
     spec = SnippetSpec(1, 1, c.snippet_frames, c.snippet_samples)
     top1, chance = shift_top1(model, *heldout.shift_snippets(plain, 12345, 100, spec))
-    return {
-        "image_size": size,
-        "shift_top1": top1,
-        "shift_chance": chance,
-        **frame_probe(features, labels, clips * 2 // 3, groups=ambience),
-    }
+    return {"shift_top1": top1, "shift_chance": chance, **probe(model, clips)}
 
 
 def table(rows: dict[str, dict]) -> str:

@@ -117,22 +117,24 @@ def test_onset_timing_bins_each_impact_by_its_nearest_onset_and_widens_the_toler
 
 
 def test_onset_timing_splits_clips_and_their_generations_by_ambience(monkeypatch):
-    import types
-
     from bench import onset_timing
 
-    test = [types.SimpleNamespace(annotation={"ambience": {"kind": k}}, i=i) for i, k in enumerate("rwrr")]
-    generated = {"8 steps": [f"audio {i}" for i in range(4)]}
+    references = [np.array([0.5, 1.0]), np.array([0.4]), np.array([0.3]), np.array([0.7])]
+    detected = {"8 steps": [f"onsets {i}" for i in range(4)]}
     seen = {}
 
-    def rows(p, clips, audio):
-        seen[clips[0].annotation["ambience"]["kind"]] = ([c.i for c in clips], audio["8 steps"])
+    def timing(refs, found):
+        seen[found[0]] = ([float(r[0]) for r in refs], list(found))
         interval = [[0.4, 0.6]] * len(onset_timing.TOLERANCES_S)
-        return {"8 steps": {"f1": [0.5] * len(onset_timing.TOLERANCES_S), "f1_interval": interval}}
+        return {"f1": [0.5] * len(onset_timing.TOLERANCES_S), "f1_interval": interval}
 
-    monkeypatch.setattr(onset_timing, "rows", rows)
-    groups = onset_timing.by_ambience(None, test, generated)
-    assert seen == {"r": ([0, 2, 3], ["audio 0", "audio 2", "audio 3"]), "w": ([1], ["audio 1"])}
+    monkeypatch.setattr(onset_timing, "timing", timing)
+    groups = onset_timing.by_ambience(list("rwrr"), references, detected)
+    assert seen == {
+        "onsets 0": ([0.5, 0.3, 0.7], ["onsets 0", "onsets 2", "onsets 3"]),
+        "onsets 1": ([0.4], ["onsets 1"]),
+    }
+    assert list(groups) == ["r", "w"]
     assert (
         onset_timing.ambience_table(groups).splitlines()[2] == "| 8 steps | 0.500 ± 0.100 | 0.500 ± 0.100 |"
     )
@@ -177,13 +179,13 @@ def test_sync_timing_probe_finds_the_impact_frame_when_a_feature_marks_it():
 
 
 def test_sync_ceiling_trains_the_tower_it_is_asked_for_on_impact_frames():
-    from bench import sync_ceiling
+    from bench import sync_ceiling, sync_timing
 
     model, losses = sync_ceiling.train(size=32, clips=2, steps=30, overrides={"temporal_layers": 2})
     assert model.config.video.image_size == 32 and model.config.temporal_layers == 2
     assert model.config.train_video_backbone and len(losses) == 30
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])  # it learns from the frames' labels
-    found = sync_ceiling.probe(model, clips=6)
+    found = sync_timing.probe(model, clips=6)
     assert found["image_size"] == 32 and set(found["exact_by"]) <= {"rain", "room", "wind"}
 
 
