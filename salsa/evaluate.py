@@ -3,8 +3,8 @@
     python -m salsa.evaluate --checkpoint DIR --split test --steps 1,2,4,8,32 --out OUT \
         [--compare FLOW_DIR] [--guided BAKED_DIR] [--clips 32] [--long-clips 4] [--long-seconds 60] \
         [--seed 0] [--hidden-acoustics | --no-hidden-acoustics] [--text-clips 32] \
-        [--reference-seconds 0.5,1,2] [--cfg W] [--fixed-steps N] [--segment-seconds 10] [--batch 16] \
-        [--guided-steps 1,2,4,8] [--timing-repeats 3]
+        [--reference-seconds 0.5,1,2] [--cfg W] [--cfg-audio W] [--fixed-steps N] [--segment-seconds 10] \
+        [--batch 16] [--guided-steps 1,2,4,8] [--timing-repeats 3]
 
 Writes OUT/metrics.md, OUT/metrics.json and PNG plots (salsa/evaluation/: report.py, plots.py): metrics
 against sampling steps (Fig. 5 left), against the position in long clips for iterative extension and
@@ -86,6 +86,7 @@ SYNTHETIC_ONLY = (
     "--text-clips",
     "--reference-seconds",
     "--cfg",
+    "--cfg-audio",
     "--fixed-steps",
     "--segment-seconds",
     "--guided-steps",
@@ -204,7 +205,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="reference lengths of the reference experiment besides 0 s, e.g. 0.25,0.5,1 ('': skip)",
     )
     parser.add_argument(
-        "--cfg", type=cli.finite, help="guidance scale (default: the checkpoint's sampling.cfg)"
+        "--cfg",
+        type=cli.finite,
+        help="guidance scale of the video and text (default: the checkpoint's sampling.cfg)",
+    )
+    parser.add_argument(
+        "--cfg-audio",
+        type=cli.finite,
+        help="guidance scale of the reference audio (default: the checkpoint's sampling.cfg_audio; "
+        "--cfg-audio equal to --cfg is the paper's Eq. 3)",
     )
     parser.add_argument(
         "--fixed-steps",

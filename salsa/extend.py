@@ -26,8 +26,11 @@ one line naming the problem, exits with status 2 and leaves no output file behin
 included); so does a write that fails (a full disk: "no space left on device writing OUT"), which
 also leaves a file already at OUT as it was.
 
-Guidance (salsa.sampling.guidance): --cfg W sets the scale of every condition (W = 1: no guidance, one
-network evaluation per step); --cfg-video / --cfg-text / --cfg-audio override one of them.
+Guidance (salsa.sampling.guidance): --cfg W sets the scale of the video and text (W = 1: no guidance, one
+network evaluation per step); --cfg-video / --cfg-text override one of them. --cfg-audio sets the
+reference audio's (the config's sampling.cfg_audio, 1 in the generator configs: the reference and the
+previous window's context are context for every branch but the unconditional one; --cfg-audio equal
+to --cfg is the paper's Eq. 3, which amplifies them).
 
 --audio / --audio-at are repeatable pairs: several references, each kept where it is placed.
 --keep-audio --regenerate 3.0:5.5,12:13 edits the video's own sound instead (salsa.inference.editing):
@@ -89,13 +92,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--steps", type=cli.positive_int, help="sampling steps, a power of two (default: the config's)"
     )
-    p.add_argument("--cfg", type=float, help="guidance scale of every condition (default: the config's)")
-    for name, what in (
-        ("video", "the video (semantic + sync)"),
-        ("text", "the text"),
-        ("audio", "reference audio"),
-    ):
+    p.add_argument("--cfg", type=float, help="guidance scale of the video and text (default: the config's)")
+    for name, what in (("video", "the video (semantic + sync)"), ("text", "the text")):
         p.add_argument(f"--cfg-{name}", type=float, help=f"guidance scale of {what}, overriding --cfg")
+    p.add_argument(
+        "--cfg-audio",
+        type=float,
+        help="guidance scale of the reference audio and context (default: the config's sampling.cfg_audio)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--window",

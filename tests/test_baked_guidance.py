@@ -120,7 +120,7 @@ def test_a_generator_with_guidance_baked_in_samples_one_branch_per_step(tiny_con
     from salsa import testing
     from salsa.inference import pipeline
 
-    assert not baked(tiny_config) and from_config(tiny_config) == Guidance.uniform(4.0)
+    assert not baked(tiny_config) and from_config(tiny_config) == Guidance(4.0, 4.0, 1.0)
     tiny_config.objective.sc_guidance = 4.0
     assert baked(tiny_config) and from_config(tiny_config) == Guidance.uniform(1.0)
     p = pipeline.load(testing.tiny_pipeline(str(tmp_path), tiny_config))  # the checkpoint records it

@@ -164,6 +164,24 @@ def test_rerun_reuses_the_cached_audio(evaluated, tiny_pipeline_dir):
     assert again["long"] is None and again["compare_steps"] is None
 
 
+def test_the_reference_scale_regenerates_only_the_parts_with_a_reference(evaluated, tiny_pipeline_dir):
+    """--cfg-audio 4 (the paper's Eq. 3) against the config's 1: the reference rows are generated anew
+    and differ, the steps rows (no reference, where both are the same guidance) come from the cache."""
+    out, result = evaluated
+    assert result["settings"]["cfg_audio"] == 1.0
+    cached = set(os.listdir(os.path.join(out, ".cache")))
+    paper = dataclasses.replace(SETTINGS, long_clips=0, text_clips=0, reference_seconds=(0.5,), cfg_audio=4.0)
+    again = evaluate(tiny_pipeline_dir, out, settings=paper)
+    new = set(os.listdir(os.path.join(out, ".cache"))) - cached
+    assert sorted(n.split("-")[0] for n in new) == ["reference"]
+    assert again["steps"] == result["steps"] and again["settings"]["cfg_audio"] == 4.0
+    assert again["reference"]["lengths"]["0"] == result["reference"]["lengths"]["0"]
+    assert again["reference"]["lengths"]["0.5"]["swsd"] != result["reference"]["lengths"]["0.5"]["swsd"]
+    with open(os.path.join(out, "metrics.md")) as f:
+        assert "cfg 4 (reference audio 4)" in f.read()
+    evaluate(tiny_pipeline_dir, out, settings=SETTINGS)  # the module's other tests read the first report
+
+
 def test_reference_experiment_renders_its_own_clips(evaluated, tiny_pipeline_dir, tmp_path):
     """reference_clips > clips: the reference rows score that many clips (rendered past the evaluation's),
     the other experiments keep theirs."""
@@ -251,9 +269,10 @@ def test_every_setting_has_its_flag(monkeypatch, capsys):
     """The command line reaches every EvalSettings field (configs/tiny.py's evaluate stage sets some)."""
     seen = {}
     monkeypatch.setattr(evaluate_cli, "evaluate", lambda ckpt, out, **kw: seen.update(kw))
-    flags = "--reference-seconds 0.25,1 --cfg 2.5 --fixed-steps 4 --segment-seconds 5 --batch 4 "
-    flags += "--guided-steps 1,8 --timing-repeats 1 --split validation --steps 2,8 --clips 8 --long-clips 0 "
-    flags += "--long-seconds 30 --seed 3 --text-clips 0 --reference-clips 64 --no-hidden-acoustics"
+    flags = "--reference-seconds 0.25,1 --cfg 2.5 --cfg-audio 3 --fixed-steps 4 --segment-seconds 5 "
+    flags += "--batch 4 --guided-steps 1,8 --timing-repeats 1 --split validation --steps 2,8 --clips 8 "
+    flags += "--long-clips 0 --long-seconds 30 --seed 3 --text-clips 0 --reference-clips 64 "
+    flags += "--no-hidden-acoustics"
     assert evaluate_cli.main(["--checkpoint", "c", "--out", "o", *flags.split()]) == 0
     want = EvalSettings(
         split="validation",
@@ -263,6 +282,7 @@ def test_every_setting_has_its_flag(monkeypatch, capsys):
         long_seconds=30.0,
         reference_seconds=(0.25, 1.0),
         cfg=2.5,
+        cfg_audio=3.0,
         seed=3,
         fixed_steps=4,
         segment_seconds=5.0,

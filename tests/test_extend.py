@@ -129,8 +129,9 @@ def test_a_reference_at_another_rate_and_channel_count_is_resampled(tiny_pipelin
 
 
 def test_guidance_flags_reach_the_sampler(tiny_pipeline_dir, tmp_path, capsys, monkeypatch):
-    """--cfg sets every scale, --cfg-video/--cfg-text/--cfg-audio override one; the rest are the
-    config's (4.0). The network is replaced by zeros: only what reaches it matters here."""
+    """--cfg sets the video and text scales, --cfg-video/--cfg-text override one, --cfg-audio sets the
+    reference's; the rest are the config's (cfg 4, cfg_audio 1). The network is replaced by zeros: only
+    what reaches it matters here."""
     from salsa.inference import long_form
     from salsa.sampling.guidance import Guidance
 
@@ -144,10 +145,11 @@ def test_guidance_flags_reach_the_sampler(tiny_pipeline_dir, tmp_path, capsys, m
     video = _video(tmp_path / "in.mp4", 1.0)
     base = ["--video", video, "--checkpoint", tiny_pipeline_dir, "--out", tmp_path / "o.mp4", *FAST]
     cases = [
-        ([], Guidance.uniform(4.0)),
-        (["--cfg", "2"], Guidance.uniform(2.0)),
+        ([], Guidance(4.0, 4.0, 1.0)),
+        (["--cfg", "2"], Guidance(2.0, 2.0, 1.0)),
         (["--cfg", "2", "--cfg-audio", "6"], Guidance(2.0, 2.0, 6.0)),
-        (["--cfg-video", "1", "--cfg-text", "3"], Guidance(1.0, 3.0, 4.0)),
+        (["--cfg-audio", "4"], Guidance.uniform(4.0)),  # the paper's Eq. 3
+        (["--cfg-video", "1", "--cfg-text", "3"], Guidance(1.0, 3.0, 1.0)),
     ]
     for flags, want in cases:
         seen.clear()

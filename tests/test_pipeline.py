@@ -230,8 +230,8 @@ def test_the_api_takes_per_condition_guidance(tiny, monkeypatch):
     monkeypatch.setattr(long_form, "sample_windows", spy)
     frames = _frames(1.0, 8), _frames(1.0, 24)
     for kw, want in (
-        ({}, Guidance.uniform(4.0)),
-        ({"cfg": 2.0}, Guidance.uniform(2.0)),
+        ({}, Guidance(4.0, 4.0, 1.0)),  # the config's: the reference is context (cfg_audio 1)
+        ({"cfg": 2.0}, Guidance(2.0, 2.0, 1.0)),
         ({"guidance": tiny.guidance(3.0, audio=1.0)}, Guidance(3.0, 3.0, 1.0)),
     ):
         seen.clear()

@@ -74,9 +74,10 @@ def test_guided_velocity_is_equation_3_inside_the_sampler():
     [
         (Guidance.uniform(4.0), ("none", "all")),
         (Guidance.uniform(1.0), ("all",)),
-        (Guidance(4.0, 4.0, 2.0), ("none", "video_text", "all")),
-        (Guidance(1.0, 3.0, 3.0), ("video", "all")),
-        (Guidance(2.0, 3.0, 5.0), ("none", "video", "video_text", "all")),
+        (Guidance(4.0, 4.0, 1.0), ("audio", "all")),  # the configs' default: the reference is context
+        (Guidance(4.0, 4.0, 2.0), ("none", "audio", "all")),
+        (Guidance(1.0, 3.0, 1.0), ("audio_video", "all")),  # text alone guided
+        (Guidance(2.0, 3.0, 5.0), ("none", "audio", "audio_video", "all")),
     ],
 )
 def test_only_the_needed_branches_are_evaluated_in_one_call_per_step(guidance, branches):
@@ -87,11 +88,11 @@ def test_only_the_needed_branches_are_evaluated_in_one_call_per_step(guidance, b
             spied(smooth_net, calls), NOISE, 4, reference=REFERENCE, reference_mask=MASK, guidance=guidance
         )
     assert len(calls) == 4 and all(c["x"].shape[0] == 2 * len(branches) for c in calls)
-    want_drop = {"none": CONDITIONS, "video": ("text",), "video_text": (), "all": ()}
+    want_drop = {"none": CONDITIONS, "audio": CONDITIONS, "audio_video": ("text",), "all": ()}
     for name in CONDITIONS:
         flags = [name in want_drop[b] for b in branches for _ in range(2)]
         np.testing.assert_array_equal(calls[0]["drop"][name], flags)
-    assert [bool(r.any()) for r in calls[0]["ref"]] == [b == "all" for b in branches for _ in range(2)]
+    assert [bool(r.any()) for r in calls[0]["ref"]] == [b != "none" for b in branches for _ in range(2)]
 
 
 def _nested_by_hand(velocity, guidance: Guidance, steps: int):
@@ -107,21 +108,37 @@ def _nested_by_hand(velocity, guidance: Guidance, steps: int):
         t = i * dt
         x = jnp.where(MASK[..., None], (1 - t) * NOISE + t * REFERENCE, x)
         tt = jnp.full((2,), t)
+        x_hat = splice(x, REFERENCE, MASK)
         v0 = velocity(x, tt, d, no_ref, flags(*CONDITIONS))
-        v1 = velocity(x, tt, d, no_ref, flags("text"))
-        v2 = velocity(x, tt, d, no_ref, flags())
-        v3 = velocity(splice(x, REFERENCE, MASK), tt, d, MASK, flags())
+        v1 = velocity(x_hat, tt, d, MASK, flags(*CONDITIONS))
+        v2 = velocity(x_hat, tt, d, MASK, flags("text"))
+        v3 = velocity(x_hat, tt, d, MASK, flags())
         w_v, w_t, w_a = guidance.video, guidance.text, guidance.audio
-        x = x + dt * (v0 + w_v * (v1 - v0) + w_t * (v2 - v1) + w_a * (v3 - v2))
+        x = x + dt * (v0 + w_a * (v1 - v0) + w_v * (v2 - v1) + w_t * (v3 - v2))
     return splice(x, REFERENCE, MASK)
 
 
 @pytest.mark.parametrize(
-    "guidance", [Guidance(2.0, 3.0, 5.0), Guidance(4.0, 1.5, 1.5), Guidance.uniform(4.0)]
+    "guidance",
+    [Guidance(2.0, 3.0, 5.0), Guidance(4.0, 1.5, 1.5), Guidance(4.0, 4.0, 1.0), Guidance.uniform(4.0)],
 )
 def test_per_condition_guidance_is_the_nested_form(guidance):
     out = sample(smooth_net, NOISE, 4, reference=REFERENCE, reference_mask=MASK, guidance=guidance)
     np.testing.assert_allclose(out, _nested_by_hand(smooth_net, guidance, 4), rtol=1e-5, atol=1e-5)
+
+
+def test_the_reference_as_context_is_equation_3_without_a_reference_and_differs_with_one():
+    """The configs' default (video and text 4, audio 1) samples what Eq. 3 at w = 4 does when there is
+    no reference (v(A) is then v(∅)): the unconditioned results stand. With one, the unconditional
+    side of the guidance sees the reference too, so the samples differ off the reference."""
+    context, paper = Guidance(4.0, 4.0, 1.0), Guidance.uniform(4.0)
+    plain = [sample(smooth_net, NOISE, 4, guidance=g) for g in (context, paper)]
+    np.testing.assert_allclose(*plain, rtol=1e-6)
+    with_ref = dict(reference=REFERENCE, reference_mask=MASK)
+    a = sample(smooth_net, NOISE, 4, guidance=context, **with_ref)
+    b = sample(smooth_net, NOISE, 4, guidance=paper, **with_ref)
+    assert np.abs(np.asarray(a - b))[~MASK].min() > 1e-3
+    np.testing.assert_array_equal(np.asarray(a)[MASK], np.asarray(REFERENCE)[MASK])
 
 
 @pytest.mark.parametrize("guidance", [Guidance.uniform(4.0), Guidance(2.0, 3.0, 5.0)])
@@ -170,11 +187,15 @@ def test_step_counts_off_the_shortcut_grid_are_refused(steps):
 
 
 def test_guidance_defaults_come_from_the_config(tiny_config):
-    assert guidance_lib.from_config(tiny_config) == Guidance.uniform(4.0)  # paper A.1
+    # paper A.1's w = 4 for the video and text; the reference is context (cfg_audio 1)
+    assert guidance_lib.from_config(tiny_config) == Guidance(4.0, 4.0, 1.0)
     assert guidance_lib.from_config(tiny_config, 2.0, audio=6.0) == Guidance(2.0, 2.0, 6.0)
     tiny_config.sampling.cfg_text = 1.5
+    assert guidance_lib.from_config(tiny_config) == Guidance(4.0, 1.5, 1.0)
+    assert guidance_lib.from_config(tiny_config, 3.0) == Guidance(3.0, 3.0, 1.0)  # cfg: video and text
+    del tiny_config.sampling["cfg_audio"]  # a config saved before cfg_audio existed: Eq. 3
+    assert guidance_lib.from_config(tiny_config, 3.0) == Guidance.uniform(3.0)
     assert guidance_lib.from_config(tiny_config) == Guidance(4.0, 1.5, 4.0)
-    assert guidance_lib.from_config(tiny_config, 3.0) == Guidance.uniform(3.0)  # cfg sets every scale
     tiny_config.objective.sc_guidance = 4.0  # guidance baked into training: one branch per step
     assert guidance_lib.from_config(tiny_config).terms()[0][0].name == "all"
     assert len(guidance_lib.from_config(tiny_config).terms()) == 1

@@ -18,7 +18,6 @@ from salsa.evaluation.cache import Cache
 from salsa.evaluation.scoring import score
 from salsa.evaluation.settings import MIN_GENERATED_S, EvalSettings
 from salsa.inference import pipeline as pipeline_lib
-from salsa.sampling import guidance as guidance_lib
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +68,9 @@ def _audio(
         "seed": s.seed,
         "cfg": cfg,
         "steps": steps,
+        # the reference's guidance scale matters only where there is one (guidance.py)
         **({} if reference_s is None else {"reference": reference_s}),
+        **({} if reference_s is None else {"cfg_audio": model.guidance(cfg, audio=s.cfg_audio).audio}),
         **({} if texts is None else {"text": texts[0]}),
     }
     log.info("%s: %s", part, spec)
@@ -84,6 +85,7 @@ def _audio(
             reference_s=reference_s or 0.0,
             batch=s.batch,
             texts=None if texts is None else texts[1],
+            cfg_audio=s.cfg_audio,
         ),
     )
 
@@ -170,14 +172,22 @@ def long(shared: Shared) -> dict | None:
     indices = range(LONG_FIRST, LONG_FIRST + s.long_clips)
     clips = generation.test_clips(p, s.split, indices, length, shared.world)
     spec = dict(split=s.split, clips=s.long_clips, seconds=length, seed=s.seed, cfg=shared.cfg)
+    context = {"cfg_audio": p.guidance(shared.cfg, audio=s.cfg_audio).audio}  # iterative windows' reference
     spec["hidden_acoustics"] = shared.probes is not None
     out = {"steps": shared.steps, "segment_seconds": seg, "segments": [list(x) for x in segments]}
     for name, window, batch in (("iterative", None, s.batch), ("one_shot", length, 1)):
         log.info("long clips: %s", name)
         audio = shared.cache.get_or_make(
-            {"part": f"long_{name}", **spec, "steps": shared.steps},
+            {"part": f"long_{name}", **spec, "steps": shared.steps, **(context if window is None else {})},
             lambda w=window, b=batch: generation.generate(
-                p, clips, steps=shared.steps, cfg=shared.cfg, seed=s.seed, window_s=w, batch=b
+                p,
+                clips,
+                steps=shared.steps,
+                cfg=shared.cfg,
+                seed=s.seed,
+                window_s=w,
+                batch=b,
+                cfg_audio=s.cfg_audio,
             ),
         )
         out[name] = score(audio, clips, p.sync, segments=segments)
@@ -214,12 +224,19 @@ def guided(shared: Shared, baked: pipeline_lib.Pipeline, baked_cache: Cache) -> 
             audio = _audio(shared, model, cache, part, steps=k, cfg=cfg)
             log.info("timing %s sampling at %d steps", name, k)
             seconds = generation.sampling_seconds(
-                model, shared.clips, steps=k, cfg=cfg, seed=s.seed, batch=s.batch, repeats=s.timing_repeats
+                model,
+                shared.clips,
+                steps=k,
+                cfg=cfg,
+                seed=s.seed,
+                batch=s.batch,
+                repeats=s.timing_repeats,
+                cfg_audio=s.cfg_audio,
             )
             sides[name] = {
                 **score(audio, shared.clips, p.sync),
                 "cfg": cfg,
-                "branches": len(guidance_lib.Guidance.uniform(cfg).terms()),
+                "branches": len(model.guidance(cfg).terms()),
                 "sampling_seconds_per_clip": seconds,
             }
         rows[str(k)] = sides

@@ -55,13 +55,16 @@ def generate(
     reference_s: float = 0.0,
     batch: int = 16,
     texts: Sequence[str] | None = None,
+    cfg_audio: float | None = None,
 ) -> list[np.ndarray]:
     """(samples, channels) audio per clip, in windows of window_s (None: the config's; long clips are
     extended window by window). reference_s > 0: the clip's first reference_s seconds of ground-truth
-    audio are given as clean reference from 0 s. texts: a prompt per clip (None: no text)."""
+    audio are given as clean reference from 0 s. texts: a prompt per clip (None: no text). cfg: the
+    video and text guidance scale; cfg_audio: the reference's (None: the config's; p.guidance)."""
     geo = long_form.geometry(p.config, window_s)
     inputs = _inputs(p, clips, seed, reference_s, texts)
-    events = long_form.run(p, inputs, geo=geo, steps=steps, cfg=cfg, batch=batch)
+    guidance = p.guidance(cfg, audio=cfg_audio)
+    events = long_form.run(p, inputs, geo=geo, steps=steps, guidance=guidance, batch=batch)
     pieces: list[list[np.ndarray]] = [[] for _ in clips]
     for i, audio, _, _ in pipeline_lib.decode_windows(p, events, geo):
         pieces[i].append(audio)
@@ -108,6 +111,7 @@ def sampling_seconds(
     seed: int,
     batch: int,
     repeats: int = 3,
+    cfg_audio: float | None = None,
 ) -> float:
     """Wall seconds per clip of the generator's sampling loop alone (no encoders, no VAE) over the
     first `batch` clips in one call: compiled by a first, untimed run, then the best of `repeats`."""
@@ -116,7 +120,9 @@ def sampling_seconds(
     best = math.inf
     for i in range(repeats + 1):
         timings: dict[str, float] = {}
-        for _ in long_form.run(p, inputs, geo=geo, steps=steps, cfg=cfg, batch=batch, timings=timings):
+        guidance = p.guidance(cfg, audio=cfg_audio)
+        run = long_form.run(p, inputs, geo=geo, steps=steps, guidance=guidance, batch=batch, timings=timings)
+        for _ in run:
             pass
         if i:
             best = min(best, timings["network"])

@@ -119,6 +119,12 @@ def text_section(t: dict) -> list[str]:
     ]
 
 
+def _audio_scale(settings: dict) -> str:
+    """' (reference audio W)' where the reference's guidance scale is recorded (sampling/guidance.py)."""
+    w = settings.get("cfg_audio")
+    return "" if w is None else f" (reference audio {w:g})"
+
+
 def markdown(r: dict) -> str:
     s, g = r["split"], r["geometry"]
     ceiling = [("ground truth", r["ground_truth"])] + ([("codec", r["codec"])] if r.get("codec") else [])
@@ -127,7 +133,8 @@ def markdown(r: dict) -> str:
         "",
         f"Checkpoint `{r['checkpoint']}`; split `{s['name']}` (world seed {s['world_seed']}, clips "
         f"{s['clip_indices'][0]}–{s['clip_indices'][1] - 1} of {g['window_s']:g} s); cfg "
-        f"{r['settings']['cfg']:g}; noise seed {r['settings']['seed']}; {g['sample_rate']} Hz × "
+        f"{r['settings']['cfg']:g}{_audio_scale(r['settings'])}; noise seed {r['settings']['seed']}; "
+        f"{g['sample_rate']} Hz × "
         f"{g['channels']}. FD over the {r['embedding']}; KL and IS over the {r['classifier']}. "
         "Ground truth scored through the same code is the ceiling. Metrics: docs/evaluation.md.",
         "",

@@ -143,7 +143,12 @@ def evaluate(
         "checkpoint": os.path.abspath(checkpoint),
         "compare": None if compare is None else os.path.abspath(os.fspath(compare)),
         "guided": None if guided is None else os.path.abspath(os.fspath(guided)),
-        "settings": {**dataclasses.asdict(settings), "cfg": cfg, "fixed_steps": steps},
+        "settings": {
+            **dataclasses.asdict(settings),
+            "cfg": cfg,
+            "cfg_audio": p.guidance(cfg, audio=settings.cfg_audio).audio,
+            "fixed_steps": steps,
+        },
         "split": {
             "name": settings.split,
             "world_seed": seed,

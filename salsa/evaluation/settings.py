@@ -16,7 +16,9 @@ class EvalError(UserError):
 
 @dataclasses.dataclass(frozen=True)
 class EvalSettings:
-    """What to evaluate. cfg / fixed_steps None: the pipeline's config.sampling values. fixed_steps is
+    """What to evaluate. cfg / cfg_audio / fixed_steps None: the pipeline's config.sampling values (cfg
+    the video and text guidance scale, cfg_audio the reference audio's: salsa/sampling/guidance.py;
+    cfg_audio = cfg is the paper's Eq. 3). fixed_steps is
     the step count of the long-clip and reference experiments; segment_seconds the segment length of
     the long-clip plot; batch the clips per generator call; guided_steps the step counts of the
     baked-guidance comparison; timing_repeats the timed sampling runs per step count there (best kept);
@@ -33,6 +35,7 @@ class EvalSettings:
     long_seconds: float = 60.0
     reference_seconds: tuple[float, ...] = (0.5, 1.0, 2.0)
     cfg: float | None = None
+    cfg_audio: float | None = None
     seed: int = 0
     fixed_steps: int | None = None
     segment_seconds: float = 10.0
@@ -58,6 +61,7 @@ class EvalSettings:
             ("long_seconds", 2.0 <= self.long_seconds <= 120.0, "between 2 and 120 (the world's range)"),
             ("reference_seconds", all(r > 0 for r in self.reference_seconds), "lengths > 0 s"),
             ("cfg", self.cfg is None or self.cfg >= 0, "a guidance scale >= 0"),
+            ("cfg_audio", self.cfg_audio is None or self.cfg_audio >= 0, "a guidance scale >= 0"),
             ("fixed_steps", self.fixed_steps is None or self.fixed_steps >= 1, "a step count >= 1"),
             ("segment_seconds", self.segment_seconds > 0, "a length > 0 s"),
             ("batch", self.batch >= 1, "at least 1"),

@@ -1,14 +1,19 @@
 """Classifier-free guidance with audio conditioning, one scale per condition (paper Eq. 3, A.1).
 
-The conditions nest: video V (semantic and sync together), then text T, then reference audio A:
+The conditions nest: reference audio A, then video V (semantic and sync together), then text T:
 
-    v̂ = v(∅) + w_v·(v(V) − v(∅)) + w_t·(v(V,T) − v(V)) + w_a·(v(V,T,A) − v(V,T))
-      = (1 − w_v)·v(∅) + (w_v − w_t)·v(V) + (w_t − w_a)·v(V,T) + w_a·v(V,T,A)
+    v̂ = v(∅) + w_a·(v(A) − v(∅)) + w_v·(v(A,V) − v(A)) + w_t·(v(A,V,T) − v(A,V))
+      = (1 − w_a)·v(∅) + (w_a − w_v)·v(A) + (w_v − w_t)·v(A,V) + w_t·v(A,V,T)
 
 Only branches with a non-zero coefficient are evaluated, all in one batched call. With equal scales w
-this is Eq. 3, v̂ = v(x_t) + w·(v(x̂_t, c) − v(x_t)), and only v(∅) and v(V,T,A) are evaluated; with
-w = 1 only v(V,T,A). Branches without A see x_t, which must be on the noising path at the reference
-positions, with no reference mark; v(V,T,A) sees x̂_t, the clean reference spliced in and marked.
+this is Eq. 3, v̂ = v(x_t) + w·(v(x̂_t, c) − v(x_t)), whatever the order, and only v(∅) and v(A,V,T) are
+evaluated; with w = 1 only v(A,V,T). The generator configs set w_a = 1 (`sampling.cfg_audio`): the
+reference is context that every branch but v(∅) sees, v̂ = v(A) + w·(v(A,V,T) − v(A)), two branches,
+and guidance pushes towards the video and text given the reference instead of amplifying the
+reference itself (Eq. 3 at w = 4 cost the tiny pipeline's onset F1 after a 1 s reference, 0.507 ->
+0.404, and its long-form extension; docs/extend.md). A is first so that this costs two branches,
+not three. v(∅) sees x_t, which must be on the noising path at the reference positions, with no
+reference mark; the other branches see x̂_t, the clean reference spliced in and marked.
 """
 
 from __future__ import annotations
@@ -40,9 +45,9 @@ class Branch:
 
 BRANCHES = (
     Branch("none", CONDITIONS, False),  # v(∅)
-    Branch("video", ("text",), False),  # v(V)
-    Branch("video_text", (), False),  # v(V,T)
-    Branch("all", (), True),  # v(V,T,A)
+    Branch("audio", CONDITIONS, True),  # v(A)
+    Branch("audio_video", ("text",), True),  # v(A,V)
+    Branch("all", (), True),  # v(A,V,T)
 )
 
 
@@ -75,7 +80,7 @@ class Guidance:
 
     def terms(self) -> tuple[tuple[Branch, float], ...]:
         """(branch, coefficient) for the branches to evaluate (non-zero coefficients), in BRANCHES order."""
-        coefficients = (1.0 - self.video, self.video - self.text, self.text - self.audio, self.audio)
+        coefficients = (1.0 - self.audio, self.audio - self.video, self.video - self.text, self.text)
         return tuple((b, c) for b, c in zip(BRANCHES, coefficients, strict=True) if c != 0.0)
 
 
@@ -93,8 +98,8 @@ def guided(
 ) -> jax.Array:
     """v̂ (B, T, C) at x (B, T, C), on the noising path everywhere (reference positions included).
 
-    `reference` (B, T, C) holds clean latents where `reference_mask` (B, T) is True; only the v(V,T,A)
-    branch sees them. One call of `velocity` on the branches' rows stacked along the batch.
+    `reference` (B, T, C) holds clean latents where `reference_mask` (B, T) is True; every branch but
+    v(∅) sees them. One call of `velocity` on the branches' rows stacked along the batch.
     """
     terms = guidance.terms()
     batch = x.shape[0]
@@ -132,11 +137,15 @@ def from_config(
     text: float | None = None,
     audio: float | None = None,
 ) -> Guidance:
-    """The guidance to sample with: `cfg` sets every scale, `video` / `text` / `audio` override one.
+    """The guidance to sample with: `cfg` sets the video and text scales, `video` / `text` / `audio`
+    override one.
 
-    Defaults: one branch per step (w = 1) for a generator trained with guidance baked in; otherwise
-    config.sampling.cfg for every condition, or the optional config.sampling.cfg_video / cfg_text /
-    cfg_audio for one.
+    The reference audio's scale is config.sampling.cfg_audio when the config sets it (the generator
+    configs set 1: the reference is context, module docstring), whatever `cfg` says: it decides what the
+    reference is, not how hard the video and text are followed. A config without it (saved before it
+    existed) uses the video and text scale there too: Eq. 3. Other defaults: one branch per step (w = 1)
+    for a generator trained with guidance baked in; otherwise config.sampling.cfg, or the optional
+    config.sampling.cfg_video / cfg_text for one.
     """
     s = config.sampling
     if cfg is not None:
@@ -144,8 +153,10 @@ def from_config(
     elif baked(config):
         base = Guidance.uniform(1.0)
     else:
-        scales = [s.get(f"cfg_{name}", None) for name in ("video", "text", "audio")]
-        base = Guidance(*(s.cfg if w is None else w for w in scales))
+        scales = [s.get(f"cfg_{name}", None) for name in ("video", "text")]
+        base = Guidance(*(s.cfg if w is None else w for w in scales), s.cfg)
+    if audio is None:
+        audio = s.get("cfg_audio", None)
     return Guidance(
         base.video if video is None else video,
         base.text if text is None else text,
