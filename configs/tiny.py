@@ -77,7 +77,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         # 128, not 32: on the 2026-12-01 weights (5c6eb5c) 128 clips decide 3 of the 25 verdicts that 32
         # left open: shortcut FD below flow-only's at 1 step (5.03 [2.82, 8.08] vs 17.5 [12.8, 23.0])
         # shown; flow-only's onset F1 above shortcut's at 2 steps, and material accuracy below 0.8x the
-        # codec's, contradicted. ~2 more minutes of evaluation (docs/tiny_pipeline.md).
+        # codec's, contradicted. 3 more minutes of evaluation (9:37 against 6:29; docs/tiny_pipeline.md).
         clips=128,
         # 16, not 12: one window of 60 s against iterative extension separates at 16 (0.127 [0.072, 0.183]
         # vs 0.308 [0.207, 0.402] on the 2026-11-30 checkpoints); at 12 the intervals overlapped by 0.004.

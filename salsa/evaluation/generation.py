@@ -117,12 +117,11 @@ def sampling_seconds(
     first `batch` clips in one call: compiled by a first, untimed run, then the best of `repeats`."""
     inputs = _inputs(p, clips[:batch], seed)
     geo = long_form.geometry(p.config)
+    kwargs = dict(geo=geo, steps=steps, guidance=p.guidance(cfg, audio=cfg_audio), batch=batch)
     best = math.inf
     for i in range(repeats + 1):
         timings: dict[str, float] = {}
-        guidance = p.guidance(cfg, audio=cfg_audio)
-        run = long_form.run(p, inputs, geo=geo, steps=steps, guidance=guidance, batch=batch, timings=timings)
-        for _ in run:
+        for _ in long_form.run(p, inputs, timings=timings, **kwargs):
             pass
         if i:
             best = min(best, timings["network"])
