@@ -69,8 +69,11 @@ def _audio(
         "cfg": cfg,
         "steps": steps,
         # the reference's guidance scale matters only where there is one (guidance.py)
-        **({} if reference_s is None else {"reference": reference_s}),
-        **({} if reference_s is None else {"cfg_audio": model.guidance(cfg, audio=s.cfg_audio).audio}),
+        **(
+            {}
+            if reference_s is None
+            else {"reference": reference_s, "cfg_audio": model.guidance(cfg, audio=s.cfg_audio).audio}
+        ),
         **({} if texts is None else {"text": texts[0]}),
     }
     log.info("%s: %s", part, spec)

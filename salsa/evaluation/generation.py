@@ -117,11 +117,13 @@ def sampling_seconds(
     first `batch` clips in one call: compiled by a first, untimed run, then the best of `repeats`."""
     inputs = _inputs(p, clips[:batch], seed)
     geo = long_form.geometry(p.config)
-    kwargs = dict(geo=geo, steps=steps, guidance=p.guidance(cfg, audio=cfg_audio), batch=batch)
+    guidance = p.guidance(cfg, audio=cfg_audio)
     best = math.inf
     for i in range(repeats + 1):
         timings: dict[str, float] = {}
-        for _ in long_form.run(p, inputs, timings=timings, **kwargs):
+        for _ in long_form.run(
+            p, inputs, geo=geo, steps=steps, guidance=guidance, batch=batch, timings=timings
+        ):
             pass
         if i:
             best = min(best, timings["network"])
