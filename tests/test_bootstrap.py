@@ -93,3 +93,33 @@ def test_a_segment_is_resampled_as_the_whole_set_is():
         parts.references, parts.estimates, parts.matched, parts.swsd, draws=300
     )
     assert segment == {"f1": whole["f1"], "swsd": whole["swsd"]}
+
+
+def test_a_paired_ratio_sees_what_two_intervals_cannot():
+    """Two sets of the same clips whose F1 differs by 2% while clips differ by far more: their separate
+    intervals overlap almost entirely, the ratio over the same draws is narrow around 0.98."""
+    rng = np.random.default_rng(3)
+    n = 128
+    refs = rng.integers(1, 12, n).astype(float)
+    hit = rng.uniform(0.2, 1.0, n)  # how well each clip goes: the spread the two sets share
+    matched = np.floor(refs * hit)
+    fewer = matched - (rng.uniform(size=n) < 0.08)  # the second set misses ~2% of the matches
+    w = bootstrap.counts(n)
+    first = bootstrap._onset_draws(w, refs, refs, matched)[2]
+    second = bootstrap._onset_draws(w, refs, refs, np.maximum(fewer, 0))[2]
+    lo1, hi1 = bootstrap.interval(first)
+    lo2, hi2 = bootstrap.interval(second)
+    assert lo1 < hi2 and lo2 < hi1  # unpaired: overlapping
+    point = (np.maximum(fewer, 0).sum() / refs.sum()) / (matched.sum() / refs.sum())
+    lo, hi = bootstrap.paired_ratio(second, first)
+    assert lo <= point <= hi < 1.0  # below 1: the second set is shown lower
+    assert hi - lo < (hi2 - lo2) / np.median(second) / 3  # a third of either set's relative width
+    with pytest.raises(ValueError, match="differ in shape"):
+        bootstrap.paired_ratio(first, second[:-1])
+
+
+def test_a_paired_ratio_of_zeros_is_one_and_nan_draws_are_dropped():
+    assert bootstrap.ratio([0.0, 2.0, 1.0], [0.0, 0.0, 4.0]).tolist() == [1.0, np.inf, 0.25]
+    left = np.array([0.0] * 50 + [np.nan] * 50)
+    assert bootstrap.paired_ratio(left, np.zeros(100)) == (1.0, 1.0)  # equal everywhere: ratio 1
+    assert bootstrap.paired_ratio(np.full(4, np.nan), np.ones(4)) == (None, None)

@@ -113,6 +113,7 @@ def test_ground_truth_scored_through_the_same_code_is_the_ceiling(evaluated, tin
     clips = generation.test_clips(p, "test", range(2), p.config.window_s, result["world"])
     again = score([c.audio for c in clips], clips, p.sync)
     interval = again.pop("interval")
+    assert set(again.pop("draws").samples) == set(interval)  # the draws behind every interval
     assert again.pop("material_confusion") == gt["material_confusion"]
     assert again == pytest.approx({k: gt[k] for k in again}, nan_ok=True)
     # the hidden-property probes read the ground truth they were built for
@@ -378,6 +379,62 @@ def test_targets_file_rows_factor_and_chains():
     assert again["iterative extension F1: last segment within the first's interval (last / first)"] == (
         "contradicted"
     )
+
+
+def _drawn(values: np.ndarray, clips=tuple(range(64)), metric="f1") -> dict:
+    """A row of per-clip values (their mean), with its bootstrap interval and draws."""
+    from salsa.metrics import bootstrap
+
+    draws = bootstrap.counts(len(values)) @ values / len(values)
+    return {
+        metric: float(values.mean()),
+        "interval": {metric: list(bootstrap.interval(draws))},
+        "draws": bootstrap.Draws(clips, {metric: draws}),
+    }
+
+
+def test_a_paired_target_is_judged_by_the_ratio_over_the_same_draws():
+    from salsa.evaluation import report
+
+    rng = np.random.default_rng(0)
+    per_clip = rng.uniform(0.2, 0.8, 64)  # the clips differ far more than the two rows do
+    result = {"steps": {"8": _drawn(per_clip * 0.99), "32": _drawn(per_clip)}}
+    goal = {
+        "claim": "8 within 5% of 32",
+        "metric": "f1",
+        "left": "steps.8",
+        "comparison": ">=",
+        "right": "steps.32",
+        "factor": 0.95,
+        "paired": True,
+        "source": "s",
+    }
+    checked = targets.check(goal, result)
+    assert checked["verdict"] == "shown" and checked["ratio"]["value"] == pytest.approx(0.99)
+    assert checked["ratio"]["interval"] == pytest.approx([0.99, 0.99])  # every draw: the same ratio
+    unpaired = targets.check({**goal, "paired": False}, result)
+    assert unpaired["verdict"] == "not shown" and "ratio" not in unpaired  # the intervals overlap
+    result["steps"]["8"] = _drawn(per_clip * 0.9)
+    assert targets.check(goal, result)["verdict"] == "contradicted"
+    # metrics.json keeps the intervals, not the draws: read back, the target falls back to them
+    assert "draws" not in report.jsonable(result)["steps"]["8"]
+    assert targets.check(goal, report.jsonable(result))["verdict"] == "not shown"
+    line = report.targets_section([checked])[-1]
+    assert "; ratio 0.99 [0.99, 0.99] | shown |" in line
+    result["steps"]["32"] = _drawn(per_clip, clips=tuple(range(1, 65)))
+    with pytest.raises(EvalError, match="'8 within 5% of 32' pairs steps.8 with steps.32, which were scored"):
+        targets.check(goal, result)
+
+
+def test_only_pairs_of_rows_are_paired(tmp_path):
+    path = tmp_path / "targets.json"
+    goal = '{"claim": "x", "metric": "f1", "left": "steps.8", "source": "s", "paired": true'
+    path.write_text('{"targets": [' + goal + ', "comparison": ">=", "right": 0.5}]}')
+    with pytest.raises(EvalError, match="target 0 is paired; a paired target compares two rows"):
+        targets.load(path)
+    path.write_text('{"targets": [' + goal + ', "comparison": "within", "right": "steps.32"}]}')
+    with pytest.raises(EvalError, match="target 0 is paired"):
+        targets.load(path)
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ import os
 from salsa import io
 from salsa.evaluation import plots as plots_lib
 from salsa.evaluation import targets as targets_lib
+from salsa.metrics import bootstrap
 
 COLUMNS = [  # (key, header, format)
     ("precision", "P", "{:.3f}"),
@@ -34,9 +35,10 @@ TEXT_COLUMNS = [("f1", "F1", "{:.3f}"), ("fd", "FD", "{:.3f}"), ("swsd", "SWSD",
 
 
 def jsonable(x):
-    """x with NaN / inf as None and numpy scalars as Python numbers (strict JSON)."""
+    """x with NaN / inf as None and numpy scalars as Python numbers (strict JSON); bootstrap draws
+    (a row's "draws", kept for the paired targets) left out."""
     if isinstance(x, dict):
-        return {str(k): jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items() if not isinstance(v, bootstrap.Draws)}
     if isinstance(x, list | tuple):
         return [jsonable(v) for v in x]
     if hasattr(x, "item") and not isinstance(x, str):
@@ -249,7 +251,9 @@ def targets_section(checked: list[dict]) -> list[str]:
         "## Targets (docs/targets.json)",
         "",
         "Verdicts from the 95% intervals: shown when they separate in the claimed direction, "
-        "contradicted when they separate the other way, else not shown.",
+        "contradicted when they separate the other way, else not shown. A target with a ratio compares "
+        "two rows of the same clips draw by draw: its verdict is the interval of left / right over the "
+        "same bootstrap draws against the claimed factor.",
         "",
         "| target | value [95% interval] | verdict | source |",
         "|---|---|---|---|",
@@ -261,6 +265,9 @@ def targets_section(checked: list[dict]) -> list[str]:
             if interval is not None:
                 text += f" [{_cell(interval[0], '{:.3g}')}, {_cell(interval[1], '{:.3g}')}]"
             values.append(text)
+        if "ratio" in t:
+            ratio, lo, hi = (_cell(x, "{:.3g}") for x in (t["ratio"]["value"], *t["ratio"]["interval"]))
+            values[-1] += f"; ratio {ratio} [{lo}, {hi}]"
         lines.append(f"| {t['target']} | {' / '.join(values)} | {t['verdict']} | {t['source']} |")
     return lines
 

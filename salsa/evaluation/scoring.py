@@ -31,7 +31,8 @@ def score(
     material probe (default: the world's, `material_probe.fit`), DeSync (None when with_desync is False
     or a clip is shorter than one snippet). Scoring the ground truth itself gives the ceiling: SWSD, FD
     and KL 0, F1 near 1. With two clips or more, "interval" holds each metric's 95% bootstrap interval
-    over clips (salsa/metrics/bootstrap.py), and so does each segment."""
+    over clips (salsa/metrics/bootstrap.py), and so does each segment; "draws" holds the bootstrap draws
+    themselves (bootstrap.Draws, for paired targets; metrics.json leaves them out)."""
     if len(generated) != len(clips):
         raise ValueError(f"{len(generated)} generated clips for {len(clips)} test clips.")
     sr = clips[0].sample_rate
@@ -72,24 +73,25 @@ def score(
         per_clip_desync = desync.desync_per_clip(sync_model, pairs, audio_rate=sr)
         out["desync"] = float(np.mean(per_clip_desync))
     if len(clips) >= 2:
-        out["interval"] = bootstrap.intervals(
-            bootstrap.ClipParts(
-                references=_counts(events, "references"),
-                estimates=_counts(events, "estimates"),
-                matched=_counts(events, "matched"),
-                offset_sum=_counts(events, "abs_offset_sum"),
-                material_correct=np.array(
-                    [e.material_accuracy * e.material_count if e.material_count else 0.0 for e in events]
-                ),
-                material_count=np.array([e.material_count for e in events], np.float64),
-                swsd=per_clip_swsd,
-                kl=classifier.kl_per_clip(ref_logits, gen_logits),
-                gen_logits=gen_logits,
-                real_embeddings=real_per_clip,
-                gen_embeddings=gen_per_clip,
-                desync=per_clip_desync,
-            )
+        parts = bootstrap.ClipParts(
+            references=_counts(events, "references"),
+            estimates=_counts(events, "estimates"),
+            matched=_counts(events, "matched"),
+            offset_sum=_counts(events, "abs_offset_sum"),
+            material_correct=np.array(
+                [e.material_accuracy * e.material_count if e.material_count else 0.0 for e in events]
+            ),
+            material_count=np.array([e.material_count for e in events], np.float64),
+            swsd=per_clip_swsd,
+            kl=classifier.kl_per_clip(ref_logits, gen_logits),
+            gen_logits=gen_logits,
+            real_embeddings=real_per_clip,
+            gen_embeddings=gen_per_clip,
+            desync=per_clip_desync,
         )
+        samples = bootstrap.metric_draws(parts, bootstrap.counts(len(clips)))
+        out["interval"] = {k: list(bootstrap.interval(v)) for k, v in samples.items()}
+        out["draws"] = bootstrap.Draws(tuple((c.index, c.seconds, len(c.audio)) for c in clips), samples)
     if segments:
         out["segments"] = [
             _segment(events, k, real, generated, sr, a, b, pooled["segments"][k])

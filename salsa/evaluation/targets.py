@@ -10,6 +10,14 @@ A target compares one metric of a row of metrics.json (`left`, a dotted path suc
 - "within": **shown** when left's value lies inside right's interval, **contradicted** when the two
   intervals separate, else not shown.
 
+A pair with `"paired": true` (a claim about a ratio of two rows scored on the same clips, such as "8 steps
+within 5% of 32") is judged instead by the 95% interval of left / right over the same bootstrap draws
+(salsa/metrics/bootstrap.py, `paired_ratio`) against `factor`, by the same rules: "8 >= 0.95 x 32" is
+shown when the ratio's interval lies at or above 0.95, contradicted when it lies below. Two separate
+intervals cannot decide such a claim when the rows differ by less than their spread over clips, however
+closely they move together; the paired interval can. Rows read back from metrics.json (no draws) fall
+back to the two intervals.
+
 Or it asks the rows of a path ending in ".*" to fall ("decreasing") or rise ("increasing") one after
 another, over the keys in `rows` when given (in that order): by default each neighbouring pair's
 intervals must separate; with `"separate": "ends"` the point values must move monotonically and only the
@@ -24,6 +32,7 @@ import math
 import os
 
 from salsa.evaluation.settings import EvalError
+from salsa.metrics import bootstrap
 
 DEFAULT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "docs", "targets.json")
 PAIRS = (">", ">=", "<", "<=", "not <", "not >", "within")
@@ -66,6 +75,11 @@ def _problem(t) -> str | None:
         return "needs a right side: a number or a row path"
     if not isinstance(t.get("factor", 1.0), int | float) or t.get("factor", 1.0) <= 0:
         return "has a factor that is not a number > 0"
+    if t.get("paired", False) is not False:
+        if t["paired"] is not True:
+            return "has paired other than true or false"
+        if t["comparison"] == "within" or not isinstance(t["right"], str):
+            return "is paired; a paired target compares two rows by <, <=, >, >=, 'not <' or 'not >'"
     return None
 
 
@@ -119,10 +133,12 @@ def separation(left: tuple[float, float] | None, right: tuple[float, float] | No
 
 
 def check(target: dict, result: dict) -> dict | None:
-    """{"target", "source", "value", "interval", "verdict"} of one target; None when a row it reads
-    was not evaluated or lacks the metric."""
+    """{"target", "source", "value", "interval", "verdict"} of one target, and "ratio" ({"value",
+    "interval"}) when it is judged paired; None when a row it reads was not evaluated or lacks the
+    metric."""
     metric, comparison = target["metric"], target["comparison"]
     left = _rows(result, target["left"], target.get("rows") if comparison in CHAINS else None)
+    ratio = None
     if comparison in CHAINS:
         if left is None or len(left) < 2:
             return None
@@ -143,22 +159,46 @@ def check(target: dict, result: dict) -> dict | None:
                 return None
             sides = [side(left[0], metric)]
             r_interval = (float(right), float(right))
+        if any(value is None for value, _ in sides):
+            return None
         factor = float(target.get("factor", 1.0))
         if r_interval is not None:
             r_interval = (r_interval[0] * factor, r_interval[1] * factor)
         verdict = separation(sides[0][1], r_interval, comparison)
         if comparison == "within" and verdict == NOT_SHOWN and r_interval is not None:
-            shown = sides[0][0] is not None and r_interval[0] <= sides[0][0] <= r_interval[1]
-            verdict = SHOWN if shown else NOT_SHOWN
-    if any(value is None for value, _ in sides):
-        return None
-    return {
+            verdict = SHOWN if r_interval[0] <= sides[0][0] <= r_interval[1] else NOT_SHOWN
+        if target.get("paired"):
+            ratio = _paired(target, metric, left[0], right_rows[0], sides)
+            if ratio is not None:
+                verdict = separation(tuple(ratio["interval"]), (factor, factor), comparison)
+    out = {
         "target": target["claim"],
         "source": target["source"],
         "value": [value for value, _ in sides],
         "interval": [None if iv is None else list(iv) for _, iv in sides],
         "verdict": verdict,
     }
+    if ratio is not None:
+        out["ratio"] = ratio
+    return out
+
+
+def _paired(target: dict, metric: str, left: dict, right: dict, sides: list) -> dict | None:
+    """{"value", "interval"} of left / right over the two rows' shared bootstrap draws; None when a row
+    has no draws of the metric (read back from metrics.json, or fewer than two clips). EvalError when
+    the rows were scored on different clips (a targets file pairing rows that are not paired)."""
+    draws = [row.get("draws") for row in (left, right)]
+    if not all(isinstance(d, bootstrap.Draws) and metric in d.samples for d in draws):
+        return None
+    if draws[0].clips != draws[1].clips:
+        raise EvalError(
+            f"target {target['claim']!r} pairs {target['left']} with {target['right']}, which were "
+            "scored on different clips; only rows of the same clips can be paired."
+        )
+    lo, hi = bootstrap.paired_ratio(draws[0].samples[metric], draws[1].samples[metric])
+    if lo is None:
+        return None
+    return {"value": float(bootstrap.ratio(sides[0][0], sides[1][0])), "interval": [lo, hi]}
 
 
 def _chain(sides: list, comparison: str, separate: str) -> str:

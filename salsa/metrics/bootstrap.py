@@ -9,7 +9,9 @@ each clip was picked), so every pooled metric of a draw is a weighted sum of per
     FD        Gaussians from Σ w·(count, sum, outer product) of each clip's embeddings, real and
               generated resampled together (clip i of one set is clip i of the other)
 
-The draws depend only on (n, draws, seed): two sets scored on the same clips are resampled alike.
+The draws depend only on (n, draws, seed): two sets scored on the same clips are resampled alike, so
+a comparison of two such sets can be judged draw by draw (`paired_ratio`): the variation the clips share
+cancels, which two separate intervals cannot know.
 """
 
 from __future__ import annotations
@@ -145,12 +147,45 @@ def metric_draws(parts: ClipParts, w: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class Draws:
+    """Every metric of a set of clips on each bootstrap draw, kept beside its row (in memory, not in
+    metrics.json) so that rows scored on the same clips can be compared draw by draw."""
+
+    clips: tuple  # what identifies the clips, in order: rows are paired only when these are equal
+    samples: dict[str, np.ndarray]  # metric -> (draws,)
+
+
 def intervals(
     parts: ClipParts, draws: int = DRAWS, seed: int = SEED, level: float = LEVEL
 ) -> dict[str, list[float]]:
     """{metric: [lo, hi]}: the `level` bootstrap interval of every metric of a set of clips."""
     samples = metric_draws(parts, counts(len(parts.swsd), draws, seed))
     return {k: list(interval(v, level)) for k, v in samples.items()}
+
+
+def ratio(left, right) -> np.ndarray:
+    """left / right elementwise, with 0 / 0 as 1 (equal) and x / 0 as ±infinite."""
+    left, right = np.asarray(left, np.float64), np.asarray(right, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(right == 0, np.where(left == 0, 1.0, np.inf * np.sign(left)), left / right)
+
+
+def paired_ratio(
+    left: np.ndarray, right: np.ndarray, level: float = LEVEL
+) -> tuple[float, float] | tuple[None, None]:
+    """The central `level` interval of left / right (`ratio`) over the same draws of the same clips,
+    percentiles taken at draws, not between them (a ratio may be infinite); draws where either side is
+    NaN are dropped. (None, None) when no draw is left."""
+    left, right = np.asarray(left, np.float64), np.asarray(right, np.float64)
+    if left.shape != right.shape:
+        raise ValueError(f"paired draws differ in shape: {left.shape} and {right.shape}.")
+    keep = ~(np.isnan(left) | np.isnan(right))
+    if not keep.any():
+        return None, None
+    tail = 0.5 * (1 - level)
+    lo, hi = np.quantile(ratio(left[keep], right[keep]), [tail, 1 - tail], method="inverted_cdf")
+    return float(lo), float(hi)
 
 
 def segment_intervals(
