@@ -9,8 +9,8 @@ of each later run from the first in units of the mean half-width of the two 95% 
 are over clips (and noise seeds); the shift says how large another training's move is on that scale: a
 verdict within a shift or two of its line is a draw of the training run. Two runs: one table of the
 verdicts and shifts and a summary line; more: a table of every run's verdict, then a summary line per
-run against the first. `--targets=docs/targets.json` judges every run again by today's targets file.
-Writes JSON.
+run against the first. `--targets=docs/targets.json` judges every run again by today's targets file
+(a paired target by its two intervals: metrics.json keeps no bootstrap draws). Writes JSON.
 """
 
 from __future__ import annotations

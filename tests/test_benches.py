@@ -235,3 +235,25 @@ def test_sync_oracle_rewrites_only_the_two_sync_channels_of_a_tiny_runs_clips(tm
     (extract / "done.json").write_text(json.dumps({"settings": {"source": plain}}))
     with pytest.raises(SystemExit, match="captions differ"):  # a world other than the extraction's
         sync_oracle.write_oracle_extract(str(extract), str(tmp_path / "other"), amplitude=3.0)
+
+
+def test_noise_seeds_sets_the_seeds_spread_beside_the_clip_bootstraps():
+    from bench.noise_seeds import spread
+
+    # four seeds: F1 0.50 +- 0.01 (sd 0.0129) with intervals 0.1 wide (clip sd 0.05 / 1.96 = 0.0255)
+    rows = [
+        {"f1": v, "fd": 2.0, "desync": None, "interval": {"f1": [v - 0.05, v + 0.05], "fd": [1.0, 3.0]}}
+        for v in (0.49, 0.50, 0.51, 0.50)
+    ]
+    rows[0]["interval"]["f1"] = [0.505, 0.6]  # this seed's interval misses the mean 0.5
+    f1, fd = spread(rows, ("f1", "fd", "desync"))  # DeSync not computed: left out
+    assert f1["metric"] == "f1" and f1["mean"] == pytest.approx(0.5) and f1["range"] == [0.49, 0.51]
+    assert f1["seed_sd"] == pytest.approx(np.std([0.49, 0.5, 0.51, 0.5], ddof=1))
+    assert f1["clip_sd"] == pytest.approx((0.095 + 3 * 0.1) / 4 / 2 / 1.959964)
+    assert f1["ratio"] == pytest.approx(f1["seed_sd"] / f1["clip_sd"])
+    lo, hi = f1["seed_sd_interval"]
+    assert lo < f1["seed_sd"] < hi and hi / lo > 4  # three degrees of freedom: a wide interval
+    assert f1["intervals_holding_mean"] == 3
+    assert fd["seed_sd"] == 0.0 and fd["ratio"] == 0.0 and fd["intervals_holding_mean"] == 4
+    with pytest.raises(ValueError, match="two seeds or more"):
+        spread(rows[:1])
