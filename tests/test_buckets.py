@@ -71,17 +71,29 @@ def test_train_crop_s_is_always_the_longest_bucket():
     assert buckets.lengths(c) == LENGTHS
 
 
-@pytest.fixture(scope="module")
-def bucketed(tmp_path_factory):
-    """40 toy clips of 3-12 s, each identifiable from its text, in 3 shards; buckets 4, 7, 10 s."""
+def bucketed_config(data_dir: str):
+    """The toy config with buckets 4, 7, 10 s and batch 8, reading data_dir."""
     c = get_config()
     c.train_crop_s, c.data.buckets, c.batch_size = 10.0, (4.0, 7.0), 8
-    c.data.dir = str(tmp_path_factory.mktemp("bucketed"))
+    c.data.dir = data_dir
+    return c
+
+
+def write_bucketed(c) -> dict[int, float]:
+    """40 toy clips of 3-12 s, each identifiable from its text (all 16 values: its index), in 3 shards
+    in c.data.dir; returns each clip's duration."""
     rs = list(toy.make_records(c, n=40))
     for i, r in enumerate(rs):
         r["text"] = np.full(16, i, np.float32)
     records.write_shards(rs, c.data.dir, num_shards=3, config=c)
-    return c, {i: r["duration"] for i, r in enumerate(rs)}
+    return {i: r["duration"] for i, r in enumerate(rs)}
+
+
+@pytest.fixture(scope="module")
+def bucketed(tmp_path_factory):
+    """40 toy clips of 3-12 s, each identifiable from its text, in 3 shards; buckets 4, 7, 10 s."""
+    c = bucketed_config(str(tmp_path_factory.mktemp("bucketed")))
+    return c, write_bucketed(c)
 
 
 def _ids(batch) -> list[int]:

@@ -3,6 +3,7 @@ replaced by the next readable one with a counted warning; training data keeps fl
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -90,3 +91,28 @@ def test_undecodable_and_checksum_failing_records_are_replaced(clean, tmp_path, 
     assert all(np.isfinite(b["latents"]).all() for b in batches)
     said = [r.getMessage() for r in caplog.records if "unreadable record" in r.getMessage()]
     assert any("RecordError" in m for m in said) and any("RuntimeError" in m for m in said)
+
+
+def _other_process(paths: list[str], readable: list[bool]):
+    """A fake all-gather of two processes: this process's array stacked over what the other one sends
+    (the digest of its shard list, then which shards it opens)."""
+    sent = [
+        np.frombuffer(hashlib.sha256("\n".join(paths).encode()).digest(), np.uint8),
+        np.array(readable, np.uint8),
+    ]
+    return lambda x: np.stack([x, sent.pop(0)])
+
+
+def test_a_shard_another_process_cannot_read_is_left_out_here_too():
+    """Processes cut their rows from one plan of the same records: a shard that fails on any host is
+    left out on all of them (the real exchange runs in tests/test_multihost.py)."""
+    paths = ["d/features-0.array_record", "d/features-1.array_record", "d/features-2.array_record"]
+    said = []
+    gather = _other_process(paths, [True, False, True])  # the other process cannot open shard 1
+    assert loader.on_every_process(paths, [True, True, False], said.append, gather) == [True, False, False]
+    assert said == [f"feature shard {paths[1]} is unreadable on another process; skipped here too"]
+    gather = _other_process([*paths[:2], "d/features-9.array_record"], [True] * 3)
+    with pytest.raises(
+        UserError, match=r"list different feature shards in d \(process 1 differs from process 0"
+    ):
+        loader.on_every_process(paths, [True] * 3, said.append, gather)

@@ -66,14 +66,21 @@ def _free_port() -> int:
 
 def _launch(workdir, total_steps: int) -> list[dict]:
     """Runs the two-process job to `total_steps`; returns each process's report."""
+    return _two_processes(
+        workdir, f"from tests.test_multihost import _child; _child({str(workdir)!r}, {total_steps})"
+    )
+
+
+def _two_processes(workdir, code: str, devices: int = 4) -> list[dict]:
+    """Runs `code` in two processes of one job (`devices` CPU devices each); returns the report each
+    wrote to workdir/process_<i>.json."""
     port = _free_port()
-    code = f"from tests.test_multihost import _child; _child({str(workdir)!r}, {total_steps})"
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", code],
             cwd=train_cli.REPO,
             env=train_cli.env(
-                devices=4,
+                devices=devices,
                 JAX_COORDINATOR_ADDRESS=f"localhost:{port}",
                 JAX_NUM_PROCESSES="2",
                 JAX_PROCESS_ID=str(i),
@@ -111,3 +118,66 @@ def test_two_processes_train_together_and_resume(tmp_path):
     out = _launch(tmp_path, STEPS + 2)
     assert sorted(int(s) for s in out[0]["losses"]) == [STEPS + 1, STEPS + 2]
     assert out[0]["losses"] == out[1]["losses"]
+
+
+def _bucketed_child(workdir: str) -> None:
+    """One process of a job reading bucketed batches, in which process 1 cannot open the second shard."""
+    from salsa.training import distributed
+
+    assert distributed.maybe_initialize()
+    import logging
+
+    import jax
+
+    from data_pipelines.features import loader, records
+    from tests.test_buckets import bucketed_config
+
+    me = jax.process_index()
+    c = bucketed_config(os.path.join(workdir, "data"))
+    second = records.shard_paths(c.data.dir)[1]
+    if me == 1:  # a storage error on this host only
+        opens = loader._opens
+        loader._opens = lambda path, log: path != second and opens(path, log)
+    said = []
+    handler = logging.Handler()
+    handler.emit = lambda record: said.append(record.getMessage())
+    logging.getLogger().addHandler(handler)
+    ds = loader.bucketed_batches(c, me, 2)
+    rows, _, batches = ds._plan(0)
+    out = {
+        "rows": rows.tolist(),
+        "buckets": [int(b) for b, _ in batches],
+        "ids": [[int(t[0]) for t in ds[i]["text"]] for i in range(len(batches))],
+        "said": said,
+        "second": second,
+    }
+    with open(os.path.join(workdir, f"process_{me}.json"), "w") as f:
+        json.dump(out, f)
+
+
+def test_a_shard_one_host_cannot_read_is_left_out_on_every_host(tmp_path):
+    """The bucketed plan (which bucket, so which batch shape, each step has) must be the same on every
+    process: a shard that fails on one host only is left out on all, and both cut the same batches."""
+    from tests.test_buckets import bucketed_config, write_bucketed
+
+    write_bucketed(bucketed_config(str(tmp_path / "data")))
+    out = _two_processes(
+        tmp_path,
+        f"from tests.test_multihost import _bucketed_child; _bucketed_child({str(tmp_path)!r})",
+        devices=1,
+    )
+    second = out[0]["second"]
+    assert out[0]["rows"] == out[1]["rows"] and out[0]["buckets"] == out[1]["buckets"]
+    assert f"feature shard {second} is unreadable on another process; skipped here too" in out[0]["said"]
+    for o in out:
+        assert "training on 2 of 3 feature shards; 1 unreadable shard(s) skipped" in o["said"]
+    for a, b in zip(out[0]["ids"], out[1]["ids"], strict=True):  # halves of the same global batches
+        assert len(a) == len(b) == 4 and not set(a) & set(b)
+    import grain
+
+    from data_pipelines.features import records
+
+    source = grain.sources.ArrayRecordDataSource([second])
+    lost = {int(records.decode(source[i])["text"][0]) for i in range(len(source))}
+    trained = {i for o in out for ids in o["ids"] for i in ids}
+    assert len(lost) == 13 and trained and trained.isdisjoint(lost)  # none of the second shard's clips

@@ -24,14 +24,17 @@ self-consistency row) and carry `source` (B,) int32, the index of their source i
 by name. The iterator's state is one index, so resuming a mixture is exact too.
 
 Damaged data does not stop training: a shard that cannot be opened (truncated, overwritten) is left out
-with one warning line and a summary of what is trained on; a record that cannot be read (a checksum
-mismatch in the shard) or decoded is replaced by the next readable record of the same epoch, with one
-warning line counting the replacements so far. Only when no shard opens is it an error.
+with one warning line and a summary of what is trained on (in a job of several processes, left out on
+every process when any one cannot open it, so that all cut their rows from the same records); a record
+that cannot be read (a checksum mismatch in the shard) or decoded is replaced by the next readable record
+of the same epoch, with one warning line counting the replacements so far. Only when no shard opens is
+it an error.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import math
 import os
@@ -122,25 +125,63 @@ def crop(record: records.Record, window: Window, rng: np.random.Generator) -> di
     return example
 
 
-def readable_shards(paths: list[str], log=logging.warning) -> list[str]:
+def _opens(path: str, log) -> bool:
+    """Whether a shard opens (its index reads back); one warning line when it does not."""
+    try:
+        grain.sources.ArrayRecordDataSource([path])
+    except Exception as e:  # noqa: BLE001 -- whatever the reader says about a damaged file
+        why = " ".join(str(e).split())[:160]
+        log(f"feature shard {path} is unreadable ({type(e).__name__}: {why}); skipped")
+        return False
+    return True
+
+
+def _allgather(x: np.ndarray) -> np.ndarray:
+    """x of every process, stacked (processes, ...): a collective every process must call."""
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(x))
+
+
+def on_every_process(
+    paths: list[str], readable: list[bool], log=logging.warning, gather=_allgather
+) -> list[bool]:
+    """Which of `paths` every process of the job opens. A shard that one host cannot read (a damaged
+    copy, a storage error there) is left out on every host: each process cuts its rows from one plan of
+    the same records (its share, or a bucketed plan whose batch shapes must agree across processes), so
+    all must train on the same shards. UserError, on every process, when they list different shards."""
+    digest = np.frombuffer(hashlib.sha256("\n".join(paths).encode()).digest(), np.uint8)
+    listed = gather(digest)
+    if not (listed == listed[0]).all():
+        differ = [i for i, d in enumerate(listed) if not (d == listed[0]).all()]
+        raise UserError(
+            f"the processes list different feature shards in {os.path.dirname(paths[0]) if paths else '?'} "
+            f"(process {differ[0]} differs from process 0; this one lists {len(paths)}): every process "
+            "must see the same files."
+        )
+    everywhere = gather(np.array(readable, np.uint8)).all(axis=0)
+    for path, mine, all_ in zip(paths, readable, everywhere, strict=True):
+        if mine and not all_:
+            log(f"feature shard {path} is unreadable on another process; skipped here too")
+    return [bool(x) for x in everywhere]
+
+
+def readable_shards(paths: list[str], log=logging.warning, shared: bool = False) -> list[str]:
     """The shards of `paths` that open (their index reads back); one warning line per shard left out and
-    a summary. A UserError when none opens."""
-    good, bad = [], []
-    for path in paths:
-        try:
-            grain.sources.ArrayRecordDataSource([path])
-        except Exception as e:  # noqa: BLE001 -- whatever the reader says about a damaged file
-            bad.append(path)
-            why = " ".join(str(e).split())[:160]
-            log(f"feature shard {path} is unreadable ({type(e).__name__}: {why}); skipped")
-            continue
-        good.append(path)
+    a summary. shared: this is one of several processes reading the folder together, and a shard is kept
+    only when every process opens it (on_every_process; every process must call this). A UserError when
+    none opens."""
+    readable = [_opens(path, log) for path in paths]
+    if shared:
+        readable = on_every_process(paths, readable, log)
+    good = [p for p, ok in zip(paths, readable, strict=True) if ok]
+    bad = len(paths) - len(good)
     if bad and not good:
         raise UserError(
             f"none of the {len(paths)} feature shards in {os.path.dirname(paths[0])} can be read."
         )
     if bad:
-        log(f"training on {len(good)} of {len(paths)} feature shards; {len(bad)} unreadable shard(s) skipped")
+        log(f"training on {len(good)} of {len(paths)} feature shards; {bad} unreadable shard(s) skipped")
     return good
 
 
@@ -215,13 +256,16 @@ class _CropTo:
         return crop(record, dataclasses.replace(self.window, crop_s=crop_s), rng)
 
 
-def _shards(config: Any, folder: str, what: str) -> list[str]:
-    """The readable shards of a feature folder whose extraction matches the config."""
+def _shards(config: Any, folder: str, what: str, shard_count: int) -> list[str]:
+    """The readable shards of a feature folder whose extraction matches the config; with several
+    processes sharing the data (shard_count > 1 in a multi-process job), those every process reads."""
+    import jax
+
     paths = records.shard_paths(folder)
     if not paths:
         raise UserError(f"{what} {folder!r} holds no feature shards (features-*.array_record).")
     extraction.check(config, folder)  # extracted features must match the config's geometry
-    return readable_shards(paths)
+    return readable_shards(paths, shared=shard_count > 1 and jax.process_count() > 1)
 
 
 def _what(config: Any, source: data_sources.Source) -> str:
@@ -232,7 +276,7 @@ def _examples(
     config: Any, folder: str, what: str, shard_index: int, shard_count: int, seed: int
 ) -> grain.MapDataset:
     """One folder's share of records, shuffled per epoch, cropped, repeated forever."""
-    source = grain.sources.ArrayRecordDataSource(_shards(config, folder, what))
+    source = grain.sources.ArrayRecordDataSource(_shards(config, folder, what, shard_count))
     share = process_share(source, shard_index, shard_count, config.batch_size, f"records in {folder}")
     return (
         _Readable(share.shuffle(seed=seed), f"the feature shards in {folder}")
@@ -247,7 +291,7 @@ def bucketed_batches(config: Any, shard_index: int, shard_count: int) -> buckets
     mixture = data_sources.sources(config)
     parents, seconds = [], []
     for s in mixture:
-        paths = _shards(config, s.dir, _what(config, s))
+        paths = _shards(config, s.dir, _what(config, s), shard_count)
         source = grain.MapDataset.source(grain.sources.ArrayRecordDataSource(paths))
         parents.append(_Readable(source, f"the feature shards in {s.dir}"))
         seconds.append(durations.read(paths))
