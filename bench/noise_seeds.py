@@ -75,14 +75,13 @@ def spread(rows: Sequence[dict], metrics: Sequence[str] = METRICS) -> list[dict]
 
 def measure(path: str, clips: int, steps: int, seeds: int) -> dict:
     """The pipeline's row at `steps` on `clips` held-out test clips for each noise seed, and spread()."""
-    from data_pipelines.synthetic.heldout import hidden_settings
+    from bench.onset_timing import held_out
     from salsa.evaluation import generation
     from salsa.evaluation.scoring import score
     from salsa.inference import pipeline as pipeline_lib
 
     p = pipeline_lib.load(path)
-    world = hidden_settings(p.config.data.get("world"))
-    test = generation.test_clips(p, "test", range(clips), float(p.config.window_s), world)
+    test = held_out(p, clips)
     _, cfg = p.sampling(steps)
     rows = []
     for seed in range(seeds):

@@ -90,7 +90,7 @@ def score(
             desync=per_clip_desync,
         )
         samples = bootstrap.metric_draws(parts, bootstrap.counts(len(clips)))
-        out["interval"] = {k: list(bootstrap.interval(v)) for k, v in samples.items()}
+        out["interval"] = bootstrap.intervals_of(samples)
         out["draws"] = bootstrap.Draws(tuple((c.index, c.seconds, len(c.audio)) for c in clips), samples)
     if segments:
         out["segments"] = [

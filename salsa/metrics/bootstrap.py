@@ -156,12 +156,16 @@ class Draws:
     samples: dict[str, np.ndarray]  # metric -> (draws,)
 
 
+def intervals_of(samples: dict[str, np.ndarray], level: float = LEVEL) -> dict[str, list[float]]:
+    """{metric: [lo, hi]}: the `level` interval of each metric's bootstrap draws."""
+    return {k: list(interval(v, level)) for k, v in samples.items()}
+
+
 def intervals(
     parts: ClipParts, draws: int = DRAWS, seed: int = SEED, level: float = LEVEL
 ) -> dict[str, list[float]]:
     """{metric: [lo, hi]}: the `level` bootstrap interval of every metric of a set of clips."""
-    samples = metric_draws(parts, counts(len(parts.swsd), draws, seed))
-    return {k: list(interval(v, level)) for k, v in samples.items()}
+    return intervals_of(metric_draws(parts, counts(len(parts.swsd), draws, seed)), level)
 
 
 def ratio(left, right) -> np.ndarray:
