@@ -25,12 +25,12 @@ from salsa.inference import placement, windows
 from salsa.models.vae.model import VAE, receptive_radius
 
 
-@nnx.jit
+@nnx.jit(graph=False)
 def _encode_window(model: VAE, audio: jax.Array) -> jax.Array:
     return model.encode(audio)[0]
 
 
-@nnx.jit
+@nnx.jit(graph=False)
 def _decode_window(model: VAE, latents: jax.Array) -> jax.Array:
     return model.decode(latents)
 

@@ -23,7 +23,7 @@ from salsa.models.encoders.siglip2 import Siglip, preprocess, preprocess_naflex
 from salsa.models.encoders.sync import SyncModel
 
 
-@functools.partial(nnx.jit, static_argnums=(2, 3))
+@functools.partial(nnx.jit, static_argnums=(2, 3), graph=False)
 def _image_chunk(model: Siglip, frames: jax.Array, size: int, max_patches: int | None) -> jax.Array:
     if max_patches:
         return model.image(preprocess_naflex(frames, model.config.patch, max_patches))[0]
@@ -44,7 +44,7 @@ def semantic(
     return np.concatenate(out) if out else np.zeros((0, model.config.image.width), np.float32)
 
 
-@nnx.jit
+@nnx.jit(graph=False)
 def _text(model: Siglip, tokens: jax.Array) -> jax.Array:
     return model.text(tokens)
 
@@ -68,7 +68,7 @@ def tokenize(tokenizer_file: str, texts: list[str], length: int) -> np.ndarray:
     return ids
 
 
-@nnx.jit
+@nnx.jit(graph=False)
 def _sync_windows(model: SyncModel, windows: jax.Array) -> jax.Array:
     return model.video_features(windows.astype(jnp.float32) / 255.0)
 

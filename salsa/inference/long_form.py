@@ -120,7 +120,7 @@ class _State:
         self.total = self.geo.total_latents(self.seconds)
 
 
-@nnx.jit(static_argnames=("steps", "guidance", "grid"))
+@nnx.jit(static_argnames=("steps", "guidance", "grid"), graph=False)
 def sample_windows(
     model, cond, noise, reference, reference_mask, *, steps: int, guidance: Guidance, grid: int
 ):

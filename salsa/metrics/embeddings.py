@@ -19,7 +19,7 @@ HOP = 4  # snippets start every snippet length / HOP
 CHUNK = 32  # snippets per model call
 
 
-@nnx.jit
+@nnx.jit(graph=False)
 def _audio_embeddings(model: nnx.Module, audio: jax.Array) -> jax.Array:
     return model.audio_features(audio).mean(axis=1)
 

@@ -15,7 +15,7 @@ from flax import nnx
 from salsa.models.encoders.sync import SyncModel
 
 
-@nnx.jit
+@nnx.jit(graph=False)
 def _choices(model: SyncModel, video: jax.Array, audio: jax.Array) -> jax.Array:
     """(clips, ...) video and (clips, shifts, samples) audio -> (clips,) index of the best shift."""
     n, k, samples = audio.shape

@@ -73,7 +73,7 @@ def generate_from_noise(
     return jnp.where(cond["latent_mask"][..., None], out, 0.0)
 
 
-@nnx.jit(static_argnames=("steps", "guidance", "grid"))
+@nnx.jit(static_argnames=("steps", "guidance", "grid"), graph=False)
 def generate_jit(model, cond, key, reference=None, reference_mask=None, *, steps, guidance=PAPER, grid=128):
     """`generate` compiled once per (steps, guidance, shapes)."""
     return generate(

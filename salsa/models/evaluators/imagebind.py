@@ -198,7 +198,7 @@ class AudioTower(nnx.Module):
         return self.head(self.encoder(x))
 
 
-@nnx.jit(static_argnums=2)
+@nnx.jit(static_argnums=2, graph=False)
 def _mean_of_clips(tower: nnx.Module, clips: jax.Array, rank: int) -> jax.Array:
     """(..., clips, *input) with inputs of `rank` axes -> the unit-length mean of the clips' unit
     embeddings, (..., out_dim); compiled once per input shape."""
