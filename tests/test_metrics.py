@@ -202,6 +202,20 @@ def test_desync_recovers_a_planted_offset_in_first_and_last_windows(lag_s):
     np.testing.assert_allclose(desync.predict_offsets(model, *short), [0.2])
 
 
+def test_desync_of_many_clips_is_each_clips_own():
+    """Clips of different lengths and lags scored together (their snippets share model calls) get the
+    offsets each gets alone."""
+    model = _CodeSync()
+    clips = [_coded_clip(8.0, 0.6, 1), _coded_clip(40 / 24, -0.2, 2), _coded_clip(2.0, 1.4, 3)]
+    np.testing.assert_allclose(desync.desync_per_clip(model, clips), [0.6, 0.2, 1.4])
+    np.testing.assert_allclose(
+        desync.desync_per_clip(model, clips),
+        [np.mean(np.abs(desync.predict_offsets(model, *c))) for c in clips],
+    )
+    with pytest.raises(ValueError, match="at least one"):
+        desync.desync_per_clip(model, [])
+
+
 def test_desync_of_a_random_tiny_sync_model_is_one_of_21_offsets_per_window():
     assert desync.DesyncParams().offsets.tolist() == pytest.approx(np.arange(-10, 11) * 0.2)
     model = bundle.build(SyncModel, variant("tiny"))

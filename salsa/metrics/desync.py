@@ -19,6 +19,8 @@ Audio outside the clip is silence (zeros), so every offset can be scored at the 
 from __future__ import annotations
 
 import dataclasses
+import itertools
+from collections.abc import Iterable
 
 import jax
 import jax.numpy as jnp
@@ -65,13 +67,13 @@ def _sequence(model: nnx.Module) -> bool:
     return getattr(model.config, "embedding", "mean") == "sequence"
 
 
-@nnx.jit
+@nnx.jit(graph=False)
 def _video_embeddings(model: nnx.Module, video: jax.Array) -> jax.Array:
     features = model.video_features(video.astype(jnp.float32) / 255.0)
     return _embed(features, video.shape[1], _sequence(model))
 
 
-@nnx.jit
+@nnx.jit(graph=False)
 def _audio_embeddings(model: nnx.Module, audio: jax.Array) -> jax.Array:
     return _embed(model.audio_features(audio), model.config.snippet_frames, _sequence(model))
 
@@ -100,43 +102,40 @@ def feature_embeddings(model: nnx.Module, features: np.ndarray, starts: list[int
     return np.asarray(_embed(x, n, _sequence(model)))
 
 
+def _embedded(embed, pieces: Iterable[np.ndarray], chunk: int) -> np.ndarray:
+    """embed(batch) of `pieces` (each one snippet) in batches of `chunk`, the last zero-padded (one
+    compiled shape for every call), concatenated in order: (pieces, dim)."""
+    pieces, out = iter(pieces), []
+    while batch := list(itertools.islice(pieces, chunk)):
+        x = np.stack(batch)
+        x = np.concatenate([x, np.zeros((chunk - len(x), *x.shape[1:]), x.dtype)])
+        out.append(np.asarray(embed(jnp.asarray(x)))[: len(batch)])
+    return np.concatenate(out)
+
+
+def _shifted(model: nnx.Module, audio: np.ndarray, starts: list[int], offsets: np.ndarray):
+    """The audio snippets `offset_scores` embeds: for each offset d, each snippet's time range moved by d."""
+    c = model.config
+    sr, length = c.frontend.sample_rate, c.snippet_samples
+    return (_snippet(audio, round(s / c.fps * sr + d * sr), length) for d in offsets for s in starts)
+
+
+def _mean_similarity(audio: np.ndarray, video: np.ndarray, offsets: int) -> np.ndarray:
+    """(offsets,) mean over the snippets of the cosine of each snippet's video embedding (`video`
+    (snippets, dim)) with its audio's at each offset (`audio` (offsets * snippets, dim), `_shifted`'s
+    order)."""
+    return np.einsum("okd,kd->ok", audio.reshape(offsets, len(video), -1), video).mean(axis=1)
+
+
 def offset_scores(
     model: nnx.Module, video: np.ndarray, audio: np.ndarray, starts: list[int], params: DesyncParams
 ) -> np.ndarray:
     """(offsets,) mean cosine similarity over the snippets, for each candidate offset d, of each
     snippet's video embedding (`video` (snippets, dim), snippet k starting at frame starts[k]) and the
     embedding of the audio of its time range moved by d; `audio` (samples,) at the model's rate."""
-    c = model.config
-    sr, length = c.frontend.sample_rate, c.snippet_samples
-    offsets = params.offsets
-    pieces = np.stack(
-        [_snippet(audio, round(s / c.fps * sr + d * sr), length) for d in offsets for s in starts]
-    )  # (offsets * snippets, samples)
-    pad = -len(pieces) % params.chunk
-    pieces = np.concatenate([pieces, np.zeros((pad, length), np.float32)])
-    a = np.concatenate(
-        [
-            np.asarray(_audio_embeddings(model, jnp.asarray(pieces[i : i + params.chunk])))
-            for i in range(0, len(pieces), params.chunk)
-        ]
-    )[: len(offsets) * len(starts)]
-    return np.einsum("okd,kd->ok", a.reshape(len(offsets), len(starts), -1), video).mean(axis=1)
-
-
-def window_scores(
-    model: nnx.Module,
-    frames: np.ndarray,
-    audio: np.ndarray,
-    start_frame: int,
-    snippets: int,
-    params: DesyncParams,
-) -> np.ndarray:
-    """(offsets,) `offset_scores` of `snippets` consecutive snippets of `frames` from `start_frame`;
-    `audio` (samples,) at the model's rate."""
-    starts = snippet_starts(model, start_frame, snippets)
-    video = np.stack([frames[s : s + model.config.snippet_frames] for s in starts])
-    v = np.asarray(_video_embeddings(model, jnp.asarray(video)))  # (snippets, dim)
-    return offset_scores(model, v, audio, starts, params)
+    pieces = _shifted(model, audio, starts, params.offsets)
+    a = _embedded(lambda x: _audio_embeddings(model, x), pieces, params.chunk)
+    return _mean_similarity(a, video, len(params.offsets))
 
 
 def windows(model: nnx.Module, frames: int, params: DesyncParams) -> tuple[list[int], int]:
@@ -174,28 +173,57 @@ def predict_offsets(
     frames (T, H, W, 3) uint8 at the model's fps (24); audio (samples,) or (samples, channels) at
     `audio_rate` (default: the model's rate; other rates are resampled, channels averaged).
     """
-    c = model.config
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[0] < c.snippet_frames:
-        raise ValueError(
-            f"frames must be (T, H, W, 3) with T >= {c.snippet_frames} (one snippet), got {frames.shape}."
-        )
-    audio = model_audio(model, audio, audio_rate)
-    starts, snippets = windows(model, frames.shape[0], params)
-    offsets = params.offsets
-    return np.array(
-        [offsets[np.argmax(window_scores(model, frames, audio, s, snippets, params))] for s in starts]
-    )
+    return _predicted(model, [(frames, audio)], audio_rate, params)[0]
 
 
 def desync_per_clip(
     model: nnx.Module, clips, audio_rate: int | None = None, params: DesyncParams = DesyncParams()
 ) -> np.ndarray:
     """(clips,) seconds: each (frames, audio) pair's mean |predicted offset| over its windows."""
-    per_clip = [np.mean(np.abs(predict_offsets(model, f, a, audio_rate, params))) for f, a in clips]
-    if not per_clip:
+    clips = list(clips)
+    if not clips:
         raise ValueError("DeSync needs at least one (frames, audio) clip.")
-    return np.asarray(per_clip, np.float64)
+    return np.array([np.mean(np.abs(o)) for o in _predicted(model, clips, audio_rate, params)], np.float64)
+
+
+def _predicted(model: nnx.Module, clips, audio_rate: int | None, params: DesyncParams) -> list[np.ndarray]:
+    """`predict_offsets` of each (frames, audio) clip. Every clip's video snippets, and then every
+    shifted audio snippet, go through the model together in batches of params.chunk: a row of short
+    clips costs one call per params.chunk snippets, not three calls per clip."""
+    c = model.config
+    plans = []  # per clip: (frames, audio at the model's rate, each window's snippet starts)
+    for frames, audio in clips:
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[0] < c.snippet_frames:
+            raise ValueError(
+                f"frames must be (T, H, W, 3) with T >= {c.snippet_frames} (one snippet), got {frames.shape}."
+            )
+        firsts, snippets = windows(model, frames.shape[0], params)
+        starts = [snippet_starts(model, s, snippets) for s in firsts]
+        plans.append((frames, model_audio(model, audio, audio_rate), starts))
+    offsets, n = params.offsets, c.snippet_frames
+    video = _embedded(
+        lambda x: _video_embeddings(model, x),
+        (f[s : s + n] for f, _, starts in plans for window in starts for s in window),
+        params.chunk,
+    )
+    shifted = _embedded(
+        lambda x: _audio_embeddings(model, x),
+        (p for _, a, starts in plans for window in starts for p in _shifted(model, a, window, offsets)),
+        params.chunk,
+    )
+    out, v = [], 0
+    for _, _, starts in plans:
+        best = []
+        for window in starts:
+            k = len(window)
+            scores = _mean_similarity(
+                shifted[v * len(offsets) : (v + k) * len(offsets)], video[v : v + k], len(offsets)
+            )
+            best.append(offsets[np.argmax(scores)])
+            v += k
+        out.append(np.array(best))
+    return out
 
 
 def desync(
