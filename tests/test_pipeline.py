@@ -157,6 +157,23 @@ def test_stream_decoder_equals_whole_clip_decoding(tiny):
         np.testing.assert_array_equal(np.concatenate(parts), vae_codec.decode(tiny.vae, z, chunk_frames=40))
 
 
+def test_stream_decoder_decodes_a_clip_that_fits_one_window_once(tiny, monkeypatch):
+    """push decodes the first window, and finish shifts the last window back onto that same one: a
+    short clip (every evaluation clip) costs one decoder call, not two, and the same audio."""
+    z = np.random.default_rng(0).standard_normal((50, 16)).astype(np.float32)
+    calls = []
+    decode_window = vae_codec._decode_window
+    monkeypatch.setattr(
+        vae_codec, "_decode_window", lambda m, x: calls.append(x.shape) or decode_window(m, x)
+    )
+    dec = vae_codec.StreamDecoder(
+        tiny.vae, chunk_frames=50 - 2 * vae_codec.receptive_radius(tiny.vae.config)[1]
+    )
+    audio = np.concatenate([dec.push(z), dec.finish()])
+    assert calls == [(1, 50, 16)]
+    np.testing.assert_array_equal(audio, vae_codec.decode(tiny.vae, z))
+
+
 def test_inpainted_reference_is_kept_exactly_and_windows_join_seamlessly(tiny):
     """A reference placed across a window boundary comes back as its VAE round trip; the audio is the
     whole latent sequence decoded at once (no per-window edges); each window's context is the previous

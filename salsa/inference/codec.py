@@ -93,12 +93,16 @@ class StreamDecoder:
         self.buffer = np.zeros((0, model.config.latent_dim), np.float32)
         self.offset = 0  # latent index of buffer[0]
         self.done = 0  # latent frames whose audio has been returned
+        self.last: tuple[int, int, np.ndarray] | None = None  # the last window decoded: (start, end, audio)
 
     def _decode(self, start: int, end: int, a: int, b: int) -> np.ndarray:
         hop = self.model.config.hop
-        window = self.buffer[start - self.offset : end - self.offset]
-        y = np.asarray(_decode_window(self.model, window[None]))[0]  # trimmed on the host, as in `decode`
-        return windows.kept(y, start, a, b, hop)
+        if self.last is None or self.last[:2] != (start, end):
+            # A clip that fits one window is decoded once, not twice: `finish` shifts its last window
+            # back onto the window `push` already decoded (the latents of a span never change).
+            window = self.buffer[start - self.offset : end - self.offset]
+            self.last = (start, end, np.asarray(_decode_window(self.model, window[None]))[0])
+        return windows.kept(self.last[2], start, a, b, hop)  # trimmed on the host, as in `decode`
 
     def push(self, latents: np.ndarray) -> np.ndarray:
         """(n, latent_dim) more latents -> (m · hop, audio_channels) audio, m >= 0."""
