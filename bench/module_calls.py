@@ -7,7 +7,8 @@ default) to find its variables and write back what changed; `nnx.jit(graph=False
 a plain pytree (tree mode). For the evaluation's many small calls on the tiny sync model and VAE (DeSync
 embeds 32 audio snippets per call, about 6,000 calls per tiny-pipeline evaluation) the walk costs as much
 as the compute. Each row times the same function both ways on random weights, compiled first, best of 3
-repeats of `--calls` calls. Prints one table and writes bench/results/module_calls.json.
+repeats of `--calls` calls. Prints one table and writes bench/results/module_calls.json (published in
+docs/results/performance/).
 """
 
 from __future__ import annotations
@@ -70,7 +71,9 @@ def cases():
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--calls", type=int, default=50)
     args = parser.parse_args()
     rows = []
