@@ -36,7 +36,8 @@ class DesyncParams:
     """window_s: the video context one prediction sees (Synchformer's 4.8 s), cut into whole snippets.
     hop_s: None scores the first and last windows of a longer clip (MMAudio's protocol); a number
     slides windows every hop_s seconds over the whole clip, the last flush with its end.
-    chunk: audio snippets per model call (a fixed batch, so one compiled function serves every clip)."""
+    chunk: snippets per model call, video and audio alike (a fixed batch, so one compiled function serves
+    every clip)."""
 
     max_offset_s: float = 2.0
     step_s: float = 0.2
