@@ -103,9 +103,10 @@ def feature_embeddings(model: nnx.Module, features: np.ndarray, starts: list[int
     return np.asarray(_embed(x, n, _sequence(model)))
 
 
-def _embedded(embed, pieces: Iterable[np.ndarray], chunk: int) -> np.ndarray:
+def embedded(embed, pieces: Iterable[np.ndarray], chunk: int) -> np.ndarray:
     """embed(batch) of `pieces` (each one snippet) in batches of `chunk`, the last zero-padded (one
-    compiled shape for every call), concatenated in order: (pieces, dim)."""
+    compiled shape for every call), concatenated in order: (pieces, dim). DeSync's and the FD
+    embeddings' (salsa/metrics/embeddings.py) model calls."""
     pieces, out = iter(pieces), []
     while batch := list(itertools.islice(pieces, chunk)):
         x = np.stack(batch)
@@ -135,7 +136,7 @@ def offset_scores(
     snippet's video embedding (`video` (snippets, dim), snippet k starting at frame starts[k]) and the
     embedding of the audio of its time range moved by d; `audio` (samples,) at the model's rate."""
     pieces = _shifted(model, audio, starts, params.offsets)
-    a = _embedded(lambda x: _audio_embeddings(model, x), pieces, params.chunk)
+    a = embedded(lambda x: _audio_embeddings(model, x), pieces, params.chunk)
     return _mean_similarity(a, video, len(params.offsets))
 
 
@@ -203,12 +204,12 @@ def _predicted(model: nnx.Module, clips, audio_rate: int | None, params: DesyncP
         starts = [snippet_starts(model, s, snippets) for s in firsts]
         plans.append((frames, model_audio(model, audio, audio_rate), starts))
     offsets, n = params.offsets, c.snippet_frames
-    video = _embedded(
+    video = embedded(
         lambda x: _video_embeddings(model, x),
         (f[s : s + n] for f, _, starts in plans for window in starts for s in window),
         params.chunk,
     )
-    shifted = _embedded(
+    shifted = embedded(
         lambda x: _audio_embeddings(model, x),
         (p for _, a, starts in plans for window in starts for p in _shifted(model, a, window, offsets)),
         params.chunk,

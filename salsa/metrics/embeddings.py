@@ -39,9 +39,5 @@ def sync_embeddings(
         starts = range(0, y.size - length + 1, hop)
         pieces += [y[s : s + length] for s in starts]
         counts.append(len(starts))
-    x = np.stack(pieces)
-    x = np.concatenate([x, np.zeros((-len(x) % CHUNK, length), np.float32)])
-    out = np.concatenate(
-        [np.asarray(_audio_embeddings(sync_model, x[i : i + CHUNK])) for i in range(0, len(x), CHUNK)]
-    )
-    return np.split(out[: len(pieces)], np.cumsum(counts)[:-1])
+    out = desync.embedded(lambda x: _audio_embeddings(sync_model, x), pieces, CHUNK)
+    return np.split(out, np.cumsum(counts)[:-1])
