@@ -80,6 +80,30 @@ def test_mix_adds_the_teachers_conditional_branch_on_the_students_input():
         baked_targets(tg, x1, jnp.ones((B,), bool), teacher, scale=4.0, mix=1.5, every=4)
 
 
+def test_with_the_reference_as_context_the_base_branch_keeps_the_reference():
+    """w_a = 1 (the generator configs' cfg_audio): the target guides away from v(A), the teacher on the
+    student's input with the reference spliced in and marked, as the sampler does; w_a between 1 and w
+    adds v(∅) with the nested coefficients."""
+    x1, tg = _targets()
+    plain = flow_rows(tg.target, 4)
+    teacher = Recorder()
+    target = baked_targets(tg, x1, jnp.ones((B,), bool), teacher, scale=4.0, every=4, audio_scale=1.0)
+    ((x, t, reference, uncond, _),) = teacher.calls  # v(A) only: v(∅)'s coefficient 1 - w_a is 0
+    np.testing.assert_array_equal(x, flow_rows(tg.x_t, 4))
+    np.testing.assert_array_equal(reference, flow_rows(tg.reference, 4))
+    assert bool(reference.any()) and bool(uncond.all())
+    v_audio = teacher(x, t, reference, uncond)
+    np.testing.assert_allclose(flow_rows(target, 4), 4.0 * plain - 3.0 * v_audio, rtol=1e-5, atol=1e-5)
+
+    teacher = Recorder()
+    target = baked_targets(tg, x1, jnp.ones((B,), bool), teacher, scale=4.0, every=4, audio_scale=2.0)
+    ((x, t, reference, uncond, _),) = teacher.calls
+    n = B - B // 4
+    assert not bool(reference[:n].any()) and bool(reference[n:].any()) and bool(uncond.all())
+    v = teacher(x, t, reference, uncond)  # (1 - w)·base = (1 - w_a)·v(∅) + (w_a - w)·v(A)
+    np.testing.assert_allclose(flow_rows(target, 4), 4.0 * plain - v[:n] - 2.0 * v[n:], rtol=1e-5, atol=1e-5)
+
+
 def _loss(config, model, batch, key):
     task = GeneratorTask(config)
     return nnx.jit(lambda m, b, k: task.loss(m, None, b, k, 0)[0])(model, batch, key)

@@ -22,6 +22,7 @@ from salsa.models.generator.model import (
 )
 from salsa.objectives.baked_guidance import baked_targets
 from salsa.objectives.shortcut import masked_mse, rows_every, shortcut_targets
+from salsa.sampling import guidance
 from salsa.training.task import Task
 
 COND_KEYS = ("latent_mask", "semantic", "semantic_mask", "sync", "sync_mask", "text", "text_mask")
@@ -162,6 +163,8 @@ class GeneratorTask(Task):
             scale=o.sc_guidance,
             mix=o.get("sc_guidance_mix", 1.0),
             every=every,
+            # the reference's scale as the sampler resolves it: 1 (context) in the generator configs
+            audio_scale=guidance.from_config(self.config, cfg=o.sc_guidance).audio,
         )
 
     def micro_batches(self, batch: dict) -> int:
