@@ -41,6 +41,25 @@ def test_polyphase_transposed_convolution_is_the_definition(stride):
         )
 
 
+@pytest.mark.parametrize("taps", [1, 2, 3])
+def test_full_convolutions_gradients_are_the_convolutions(taps):
+    """The hand-written backward pass of the polyphase convolution against autodiff of XLA's."""
+    rng = np.random.default_rng(taps)
+    x = jnp.asarray(rng.normal(size=(3, 11, 5)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(taps, 5, 12)), jnp.float32)
+    pad = [(taps - 1, taps - 1)]
+
+    def by_xla(x, w):
+        return jax.lax.conv_general_dilated(x, w, (1,), pad, dimension_numbers=("NWC", "WIO", "NWC"))
+
+    def grads(conv):
+        return jax.grad(lambda x, w: jnp.sum(jnp.sin(conv(x, w))), argnums=(0, 1))(x, w)
+
+    np.testing.assert_allclose(oobleck.full_convolution(x, w), by_xla(x, w), atol=1e-5)
+    for ours, theirs in zip(grads(oobleck.full_convolution), grads(by_xla), strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+
+
 def test_sin_squared_is_sine_squared():
     u = np.random.default_rng(0).uniform(-1e4, 1e4, 200_000).astype(np.float32)
     u[:5] = [0.0, np.pi / 2, -np.pi / 2, 1e-8, 3.0]
