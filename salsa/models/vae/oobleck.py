@@ -98,32 +98,40 @@ class WNConv(nnx.Module):
         return y if self.bias is None else y + self.bias[...]
 
 
-@jax.custom_vjp
-def full_convolution(x: jax.Array, w: jax.Array) -> jax.Array:
-    """(B, T, in) * (taps, in, out) -> (B, T + taps - 1, out): y[q] = Σ_i x_pad[q + i] · w[i], x zero-padded
-    by taps - 1 on both sides; the polyphase transposed convolution's one ordinary convolution.
-
-    Its weight gradient, Σ_q x_pad[q + i]ᵀ · g[q] for each tap, is `taps` matmuls over batch and time:
-    XLA's CPU convolution computes it 6-11x slower at the tiny VAE's shapes (out = stride · channels
-    wide: 4.4-9.1 ms against 0.5-1.3 ms per layer at batch 8, about a seventh of the VAE's train step),
-    so the backward pass is written out; the forward and the input gradient stay XLA's convolutions."""
+def _convolve_full(x: jax.Array, w: jax.Array) -> jax.Array:
     taps = w.shape[0]
     return jax.lax.conv_general_dilated(
         x, w, window_strides=(1,), padding=[(taps - 1, taps - 1)], dimension_numbers=("NWC", "WIO", "NWC")
     )
 
 
+@jax.custom_vjp
+def full_convolution(x: jax.Array, w: jax.Array) -> jax.Array:
+    """(B, T, in) * (taps, in, out) -> (B, T + taps - 1, out): y[q] = Σ_i x_pad[q + i] · w[i], x zero-padded
+    by taps - 1 on both sides; the polyphase transposed convolution's one ordinary convolution.
+
+    Its weight gradient, Σ_q x_pad[q + i]ᵀ · g[q] for each tap, is `taps` matmuls over batch and time
+    (accumulated in float32): XLA's CPU convolution computes it 6-11x slower at the tiny VAE's shapes
+    (out = stride · channels wide: 4.4-9.1 ms against 0.5-1.3 ms per layer at batch 8, about a seventh
+    of the VAE's train step), so the backward pass is written out; the forward and the input gradient
+    stay XLA's convolutions (bench/vae_step.py)."""
+    return _convolve_full(x, w)
+
+
 def _full_convolution_fwd(x, w):
-    return full_convolution(x, w), (x, w)
+    return _convolve_full(x, w), (x, w)
 
 
 def _full_convolution_bwd(residuals, g):
     x, w = residuals
     taps, length = w.shape[0], g.shape[1]
-    _, input_grad = jax.vjp(lambda x: full_convolution.fun(x, w), x)
+    _, input_grad = jax.vjp(lambda x: _convolve_full(x, w), x)
     padded = jnp.pad(x, ((0, 0), (taps - 1, taps - 1), (0, 0)))
-    dw = jnp.stack([jnp.einsum("btc,btd->cd", padded[:, i : i + length], g) for i in range(taps)])
-    return input_grad(g)[0], dw.astype(w.dtype)
+    dw = [
+        jnp.einsum("btc,btd->cd", padded[:, i : i + length], g, preferred_element_type=jnp.float32)
+        for i in range(taps)
+    ]
+    return input_grad(g)[0], jnp.stack(dw).astype(w.dtype)
 
 
 full_convolution.defvjp(_full_convolution_fwd, _full_convolution_bwd)
