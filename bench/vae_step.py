@@ -4,9 +4,9 @@ and as XLA's CPU convolution computes it (autodiff of the convolution).
 
     JAX_PLATFORMS=cpu python -m bench.vae_step [--batch=8] [--crop=4096] [--repeats=20]
 
-The tiny VAE of configs/vae_tiny.py (16 kHz mono, random weights); the loss is the stage's (MRSTFT,
-onset flux, KL; no GAN terms). Median ms over `repeats` calls after compilation. Prints one table;
-writes bench/results/vae_step.json (--out).
+The tiny VAE of configs/vae_tiny.py (16 kHz mono, its initial weights); the loss is the stage's own
+(`VaeTask.loss`: MRSTFT, onset flux, KL; its GAN terms are off). Median ms over `repeats` calls after
+compilation. Prints one table; writes bench/results/vae_step.json (--out).
 """
 
 from __future__ import annotations
@@ -23,9 +23,7 @@ from flax import nnx
 from configs import vae_tiny
 from salsa.io import write_json
 from salsa.models.vae import oobleck
-from salsa.models.vae.model import VAE
-from salsa.objectives import onset_flux, stft_losses
-from salsa.training.tasks.vae import vae_config
+from salsa.training.tasks.vae import VAEGAN, VaeTask
 
 
 def _median_ms(fn, *args) -> float:
@@ -38,22 +36,20 @@ def _median_ms(fn, *args) -> float:
     return 1e3 * float(np.median(times))
 
 
-def _rows(model, audio: jax.Array, sample_rate: int, n_ffts) -> dict[str, float]:
+def _rows(task: VaeTask, model: VAEGAN, audio: jax.Array) -> dict[str, float]:
     graph, params = nnx.split(model)
     key = jax.random.key(0)
 
-    def loss(params):
-        recon, kl = nnx.merge(graph, params)(audio, key)
-        mrstft = stft_losses.multi_resolution_stft_loss(recon, audio, n_ffts)
-        return mrstft + onset_flux.onset_flux_loss(recon, audio, sample_rate) + 1e-4 * kl
+    def loss(params):  # the stage's own loss before the adversarial phase (its configs' only phase)
+        return task.loss(nnx.merge(graph, params), None, {"audio": audio}, key, 0, phase=0)[0]["gen"]
 
-    latents = model.encode(audio)[0]
+    latents = model.vae.encode(audio)[0]
 
     def encoder(params):
-        return jnp.sum(nnx.merge(graph, params).encode(audio)[0] ** 2)
+        return jnp.sum(nnx.merge(graph, params).vae.encode(audio)[0] ** 2)
 
     def decoder(params):
-        return jnp.sum(nnx.merge(graph, params).decode(latents) ** 2)
+        return jnp.sum(nnx.merge(graph, params).vae.decode(latents) ** 2)
 
     return {
         "loss and gradient": _median_ms(jax.jit(jax.value_and_grad(loss)), params),
@@ -64,13 +60,13 @@ def _rows(model, audio: jax.Array, sample_rate: int, n_ffts) -> dict[str, float]
 
 def main(argv):
     del argv
-    config = vae_tiny.get_config()
-    vae = vae_config(config)
+    task = VaeTask(vae_tiny.get_config())
     with nnx.use_eager_sharding(False):
-        model = VAE(vae, nnx.Rngs(0))
+        model = task.create_model(nnx.Rngs(0))
     rng = np.random.default_rng(0)
-    audio = jnp.asarray(rng.normal(0, 0.1, (_BATCH.value, _CROP.value, vae.audio_channels)), jnp.float32)
-    args = (model, audio, vae.sample_rate, tuple(config.loss.stft_n_ffts))
+    shape = (_BATCH.value, _CROP.value, task.vae_config.audio_channels)
+    audio = jnp.asarray(rng.normal(0, 0.1, shape), jnp.float32)
+    args = (task, model, audio)
     ours = _rows(*args)
     # autodiff of the convolution itself, XLA computing the weight gradient
     with mock.patch.object(oobleck, "full_convolution", oobleck._convolve_full):
