@@ -2,6 +2,9 @@
 
     python -m bench.train_steps [--config=configs/tiny.py] [--steps=20] [--workdir=/tmp/bench]
 
+Any single-task config: a generator config (configs/tiny.py trains the tiny generator on toy features
+written to the workdir) or a stage's own (configs/vae_tiny.py, sync_tiny.py, siglip_tiny.py).
+
 Prints one table and records it in bench/results/train_steps.json (one entry per config).
 """
 
@@ -28,10 +31,11 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "t
 
 
 def measure(config, workdir: str, steps: int) -> dict:
-    if not config.data.dir:
-        config.data.dir = os.path.join(workdir, "data")
-    if not records.shard_paths(config.data.dir):
-        toy.write(config, config.data.dir, n=config.data.get("toy_clips", 512))
+    if "dir" in config.data:  # a generator config reads extracted features; the others render their data
+        if not config.data.dir:
+            config.data.dir = os.path.join(workdir, "data")
+        if not records.shard_paths(config.data.dir):
+            toy.write(config, config.data.dir, n=config.data.get("toy_clips", 512))
     task = tasks.get(config.task)(config)
     mesh = sharding.make_mesh(dict(config.mesh))
     tx, schedule = task.optimizer()
@@ -76,7 +80,7 @@ def measure(config, workdir: str, steps: int) -> dict:
         "devices": f"{jax.device_count()}x {jax.devices()[0].platform}",
         "params": state_lib.param_count(state),
         "batch": config.batch_size,
-        "crop_s": config.train_crop_s,
+        "crop_s": config.get("train_crop_s"),
         "compile_s": round(compile_s, 2),
         "steps_per_s": round(1 / step_s, 2),
         "examples_per_s": round(config.batch_size / step_s, 1),

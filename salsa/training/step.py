@@ -71,11 +71,6 @@ def all_finite(tree) -> jax.Array:
     return jnp.logical_and.reduce(jnp.stack(checks)) if checks else jnp.asarray(True)
 
 
-def keep_unless(ok: jax.Array, new, old):
-    """`new` where `ok`, else `old`, leaf by leaf (old values come back bit-identical)."""
-    return jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
-
-
 def _key(entry) -> object:
     """A dict key or list index of a path into a params tree."""
     if isinstance(entry, jax.tree_util.DictKey):
@@ -154,11 +149,18 @@ def apply_gradients(
     whose inputs, loss or gradients are not all finite keeps params, EMA and optimizer state as they were
     (the module docstring). `state.step` advances either way."""
     ok = good_inputs & jnp.isfinite(loss) & all_finite(grads)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    ema = None if state.ema is None else ema_update(state.ema, params, decay)
-    params, ema, opt_state = keep_unless(
-        ok, (params, ema, opt_state), (state.params, state.ema, state.opt_state)
+
+    def update(old):
+        params, ema, opt_state = old
+        updates, opt_state = tx.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        return params, None if ema is None else ema_update(ema, params, decay), opt_state
+
+    # A conditional rather than `jnp.where(ok, new, old)` on every leaf: the same values, but that
+    # select over the whole state took XLA's CPU compiler 75 s on the tiny VAE's step (331 parameter
+    # leaves) against 12 s for this, at the same step time.
+    params, ema, opt_state = jax.lax.cond(
+        ok, update, lambda old: old, (state.params, state.ema, state.opt_state)
     )
     return state.replace(step=state.step + 1, params=params, ema=ema, opt_state=opt_state), ok
 
