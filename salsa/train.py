@@ -19,6 +19,11 @@ run on the same workdir is refused, salsa/training/lock.py).
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # first, before JAX loads: glibc reads its tunables at process start
+    from salsa import malloc
+
+    malloc.reexec_with_huge_pages()
+
 import logging
 import os
 
