@@ -15,6 +15,9 @@ Run the same command on every host of a multi-host job (see salsa/training/distr
 environment variables). Outputs in the workdir: checkpoints/, tb/ (TensorBoard), metrics.jsonl,
 config.json, and data/ when the toy feature set is built there; salsa.lock while a run holds it (a second
 run on the same workdir is refused, salsa/training/lock.py).
+
+On Linux it first restarts itself once with glibc's malloc on transparent huge pages, where that helps
+(salsa/malloc.py; `GLIBC_TUNABLES=glibc.malloc.hugetlb=0` turns it off).
 """
 
 from __future__ import annotations
