@@ -48,8 +48,9 @@ needs_madvise = pytest.mark.skipif(
 def test_restarts_once_with_the_tunable_and_faults_in_huge_pages():
     starts, tunables, faults = run(None)
     assert len(starts) == 2 and tunables == "glibc.malloc.hugetlb=1"
-    # 20 x 64 MiB touched: 327,680 faults in 4 KiB pages, 640 in 2 MiB ones.
-    assert faults < 20_000
+    # 20 x 64 MiB touched: 327,680 faults in 4 KiB pages, 640 in 2 MiB ones (the bound leaves room for
+    # huge pages the kernel could not find on a fragmented machine).
+    assert faults < 100_000
     starts, tunables, faults = run("glibc.malloc.hugetlb=0")
     assert len(starts) == 1 and tunables == "glibc.malloc.hugetlb=0"
     assert faults > 300_000
