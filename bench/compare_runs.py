@@ -10,7 +10,8 @@ are over clips (and noise seeds); the shift says how large another training's mo
 verdict within a shift or two of its line is a draw of the training run. Two runs: one table of the
 verdicts and shifts and a summary line; more: a table of every run's verdict, then a summary line per
 run against the first. `--targets=docs/targets.json` judges every run again by today's targets file
-(a paired target by its two intervals: metrics.json keeps no bootstrap draws). Writes JSON.
+(a paired target by the ratio interval the run's metrics.json stored for the same rows, since it keeps
+no bootstrap draws; by its two intervals when it stored none). Writes JSON.
 """
 
 from __future__ import annotations

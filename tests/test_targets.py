@@ -4,6 +4,8 @@ files, and the baked-guidance verdict of the report."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -113,9 +115,19 @@ def test_a_paired_target_is_judged_by_the_ratio_over_the_same_draws():
     assert unpaired["verdict"] == "not shown" and "ratio" not in unpaired  # the intervals overlap
     result["steps"]["8"] = _drawn(per_clip * 0.9)
     assert targets.check(goal, result)["verdict"] == "contradicted"
-    # metrics.json keeps the intervals, not the draws: read back, the target falls back to them
-    assert "draws" not in report.jsonable(result)["steps"]["8"]
-    assert targets.check(goal, report.jsonable(result))["verdict"] == "not shown"
+    # metrics.json keeps the intervals and the judged ratio, not the draws: read back, the target is
+    # judged by the ratio its own judgment stored for the same rows (a changed factor too), and falls
+    # back to the two intervals when none is stored
+    result["targets"] = targets.check_all([goal], result)
+    assert result["targets"][0]["rows"] == {"left": "steps.8", "right": "steps.32", "metric": "f1"}
+    saved = json.loads(json.dumps(report.jsonable(result)))
+    assert "draws" not in saved["steps"]["8"]
+    again = targets.check({**goal, "claim": "renamed", "factor": 0.85}, saved)
+    assert again["verdict"] == "shown" and again["ratio"]["interval"] == pytest.approx([0.9, 0.9])
+    del saved["targets"][0]["rows"]  # a file from before the rows were recorded: matched by the claim
+    assert targets.check(goal, saved)["verdict"] == "contradicted"
+    assert targets.check({**goal, "claim": "renamed"}, saved)["verdict"] == "not shown"
+    assert targets.check(goal, {**saved, "targets": []})["verdict"] == "not shown"
     line = report.targets_section([checked])[-1]
     assert "; ratio 0.99 [0.99, 0.99] | shown |" in line
     result["steps"]["32"] = _drawn(per_clip, clips=tuple(range(1, 65)))

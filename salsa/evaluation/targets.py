@@ -15,8 +15,10 @@ within 5% of 32") is judged instead by the 95% interval of left / right over the
 (salsa/metrics/bootstrap.py, `paired_ratio`) against `factor`, by the same rules: "8 >= 0.95 x 32" is
 shown when the ratio's interval lies at or above 0.95, contradicted when it lies below. Two separate
 intervals cannot decide such a claim when the rows differ by less than their spread over clips, however
-closely they move together; the paired interval can. Rows read back from metrics.json (no draws) fall
-back to the two intervals.
+closely they move together; the paired interval can. Rows read back from metrics.json keep no draws:
+their pair is judged by the ratio interval that metrics.json's own judgment of the same rows stored
+(`targets[*].ratio`, matched by the rows and metric it records, or by the claim's text in files written
+before it recorded them), and by the two intervals when there is none.
 
 Or it asks the rows of a path ending in ".*" to fall ("decreasing") or rise ("increasing") one after
 another, over the keys in `rows` when given (in that order): by default each neighbouring pair's
@@ -134,8 +136,8 @@ def separation(left: tuple[float, float] | None, right: tuple[float, float] | No
 
 def check(target: dict, result: dict) -> dict | None:
     """{"target", "source", "value", "interval", "verdict"} of one target, and "ratio" ({"value",
-    "interval"}) when it is judged paired; None when a row it reads was not evaluated or lacks the
-    metric."""
+    "interval"}) and "rows" ({"left", "right", "metric"}) when it is judged paired; None when a row it
+    reads was not evaluated or lacks the metric."""
     metric, comparison = target["metric"], target["comparison"]
     left = _rows(result, target["left"], target.get("rows") if comparison in CHAINS else None)
     ratio = None
@@ -168,7 +170,7 @@ def check(target: dict, result: dict) -> dict | None:
         if comparison == "within" and verdict == NOT_SHOWN and r_interval is not None:
             verdict = SHOWN if r_interval[0] <= sides[0][0] <= r_interval[1] else NOT_SHOWN
         if target.get("paired"):
-            ratio = _paired(target, metric, left[0], right_rows[0], sides)
+            ratio = _paired(target, metric, left[0], right_rows[0], sides) or _stored_ratio(target, result)
             if ratio is not None:
                 verdict = separation(tuple(ratio["interval"]), (factor, factor), comparison)
     out = {
@@ -180,7 +182,22 @@ def check(target: dict, result: dict) -> dict | None:
     }
     if ratio is not None:
         out["ratio"] = ratio
+        out["rows"] = {"left": target["left"], "right": target["right"], "metric": metric}
     return out
+
+
+def _stored_ratio(target: dict, result: dict) -> dict | None:
+    """The paired ratio ({"value", "interval"}) of the same two rows and metric that an earlier judgment
+    stored in `result["targets"]` (metrics.json keeps the ratio, not the draws); None when there is none."""
+    rows = {"left": target["left"], "right": target["right"], "metric": target["metric"]}
+    for earlier in result.get("targets") or []:
+        ratio = earlier.get("ratio") if isinstance(earlier, dict) else None
+        if not (isinstance(ratio, dict) and isinstance(ratio.get("interval"), list)):
+            continue
+        same = earlier["rows"] == rows if "rows" in earlier else earlier.get("target") == target["claim"]
+        if same and len(ratio["interval"]) == 2 and all(_finite(x) for x in ratio["interval"]):
+            return {"value": ratio.get("value"), "interval": list(ratio["interval"])}
+    return None
 
 
 def _paired(target: dict, metric: str, left: dict, right: dict, sides: list) -> dict | None:
