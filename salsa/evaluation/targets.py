@@ -182,14 +182,19 @@ def check(target: dict, result: dict) -> dict | None:
     }
     if ratio is not None:
         out["ratio"] = ratio
-        out["rows"] = {"left": target["left"], "right": target["right"], "metric": metric}
+        out["rows"] = _pair(target)
     return out
+
+
+def _pair(target: dict) -> dict:
+    """What a paired target's stored ratio is of: its two rows and metric (metrics.json's `rows`)."""
+    return {"left": target["left"], "right": target["right"], "metric": target["metric"]}
 
 
 def _stored_ratio(target: dict, result: dict) -> dict | None:
     """The paired ratio ({"value", "interval"}) of the same two rows and metric that an earlier judgment
     stored in `result["targets"]` (metrics.json keeps the ratio, not the draws); None when there is none."""
-    rows = {"left": target["left"], "right": target["right"], "metric": target["metric"]}
+    rows = _pair(target)
     for earlier in result.get("targets") or []:
         ratio = earlier.get("ratio") if isinstance(earlier, dict) else None
         if not (isinstance(ratio, dict) and isinstance(ratio.get("interval"), list)):
