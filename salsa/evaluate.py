@@ -29,9 +29,17 @@ Writes OUT/metrics.md, OUT/metrics.json and OUT/per_clip.csv (OUT defaults to GE
 embeddings are cached under OUT/cache, so a rerun after an interruption resumes. The command takes this
 form whenever --real or --generated is given; the two forms' flags do not mix. From Python:
 `salsa.evaluation.field.run.evaluate_field`.
+
+On Linux it first restarts itself once with glibc's malloc on transparent huge pages, as salsa.train does
+(salsa/malloc.py; `GLIBC_TUNABLES=glibc.malloc.hugetlb=0` turns it off).
 """
 
 from __future__ import annotations
+
+if __name__ == "__main__":  # first, before JAX loads: glibc reads its tunables at process start
+    from salsa import malloc
+
+    malloc.reexec_with_huge_pages()
 
 import argparse
 import dataclasses

@@ -36,9 +36,17 @@ to --cfg is the paper's Eq. 3, which amplifies them).
 --keep-audio --regenerate 3.0:5.5,12:13 edits the video's own sound instead (salsa.inference.editing):
 kept as VAE latents outside the ranges, generated anew inside them, one window per range or group of
 close ranges; windows without a range are not sampled.
+
+On Linux it first restarts itself once with glibc's malloc on transparent huge pages, as salsa.train does
+(salsa/malloc.py; `GLIBC_TUNABLES=glibc.malloc.hugetlb=0` turns it off).
 """
 
 from __future__ import annotations
+
+if __name__ == "__main__":  # first, before JAX loads: glibc reads its tunables at process start
+    from salsa import malloc
+
+    malloc.reexec_with_huge_pages()
 
 import argparse
 import os

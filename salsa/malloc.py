@@ -1,4 +1,5 @@
-"""glibc's malloc on transparent huge pages for `python -m salsa.train` on Linux.
+"""glibc's malloc on transparent huge pages for the commands that run models, on Linux: `python -m`
+salsa.train, salsa.evaluate, salsa.extend, data_pipelines.extract and data_pipelines.filter (COMMANDS).
 
 XLA's CPU runtime allocates a call's large buffers afresh on every call. glibc serves allocations above
 its mmap threshold (32 MiB at most) straight from the kernel and unmaps them when they are freed, so
@@ -20,6 +21,14 @@ import os
 import sys
 
 TUNABLE = "glibc.malloc.hugetlb"
+# The modules whose `python -m` restarts with the tunable (each calls reexec_with_huge_pages first).
+COMMANDS = (
+    "salsa.train",
+    "salsa.evaluate",
+    "salsa.extend",
+    "data_pipelines.extract",
+    "data_pipelines.filter",
+)
 THP_MODE = "/sys/kernel/mm/transparent_hugepage/enabled"
 
 

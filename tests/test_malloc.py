@@ -74,3 +74,19 @@ def test_not_wanted_where_it_cannot_help(monkeypatch):
     monkeypatch.setattr(malloc, "_glibc_version", lambda: (2, 36))
     assert malloc.wanted({}) == sys.platform.startswith("linux")
     assert not malloc.wanted({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"})
+
+
+@needs_madvise
+@pytest.mark.parametrize("command", malloc.COMMANDS)
+def test_every_command_restarts_with_the_tunable(command, tmp_path):
+    # sitecustomize runs at every interpreter start: it records the GLIBC_TUNABLES each start sees.
+    log = tmp_path / "starts.txt"
+    (tmp_path / "sitecustomize.py").write_text(
+        f"import os\nwith open({str(log)!r}, 'a') as f:\n"
+        "    f.write(repr(os.environ.get('GLIBC_TUNABLES')) + '\\n')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), *filter(None, [env.get("PYTHONPATH")])])
+    done = subprocess.run([sys.executable, "-m", command, "--help"], env=env, capture_output=True, text=True)
+    assert "--" in done.stdout, done.stderr[-2000:]  # its help (absl's --help exits 1, argparse's 0)
+    assert log.read_text().split("\n")[:-1] == ["None", "'glibc.malloc.hugetlb=1'"]

@@ -7,9 +7,17 @@ Run it on every host (or as N processes with the flags): process I takes the sha
 Restarting the same command resumes where it stopped. Prints the clips it skipped and why; bad input (a
 missing or mismatched bundle, an unknown source, a workdir begun with other settings) is one line,
 `error: ...`, and exit code 2 (salsa.cli).
+
+On Linux it first restarts itself once with glibc's malloc on transparent huge pages, as salsa.train does
+(salsa/malloc.py; `GLIBC_TUNABLES=glibc.malloc.hugetlb=0` turns it off).
 """
 
 from __future__ import annotations
+
+if __name__ == "__main__":  # first, before JAX loads: glibc reads its tunables at process start
+    from salsa import malloc
+
+    malloc.reexec_with_huge_pages()
 
 import logging
 import time

@@ -8,9 +8,17 @@ beside the shards (DIR/sync_scores.csv) and the kept records as a new feature se
 reads unchanged, with a report (OUT/filter_report.md, OUT/filter_scores.png). The VAE and sync bundles
 default to those DIR/extraction.json names. Bad input is one line, `error: ...`, and exit code 2, with
 nothing written.
+
+On Linux it first restarts itself once with glibc's malloc on transparent huge pages, as salsa.train does
+(salsa/malloc.py; `GLIBC_TUNABLES=glibc.malloc.hugetlb=0` turns it off).
 """
 
 from __future__ import annotations
+
+if __name__ == "__main__":  # first, before JAX loads: glibc reads its tunables at process start
+    from salsa import malloc
+
+    malloc.reexec_with_huge_pages()
 
 import sys
 from collections.abc import Sequence
