@@ -167,6 +167,25 @@ def test_the_durations_index_is_written_and_a_folder_without_it_is_read_record_b
     assert "has no durations index" in caplog.text
 
 
+def test_start_up_opens_each_shard_once(bucketed, monkeypatch):
+    """On GCS an open is a round trip: the loader checks, counts and indexes a shard from one open."""
+    from array_record.python import array_record_module
+
+    opened = []
+    real = array_record_module.ArrayRecordReader
+
+    def counting(path, *args, **kwargs):
+        opened.append(os.fspath(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(array_record_module, "ArrayRecordReader", counting)
+    monkeypatch.setattr(records, "ArrayRecordReader", counting)
+    c, seconds = bucketed
+    ds = loader.bucketed_batches(c, 0, 1)
+    assert sorted(opened) == records.shard_paths(c.data.dir)
+    assert len(ds[0]["text"]) == c.batch_size  # records are read through the same source
+
+
 def test_a_row_gives_the_same_velocity_however_much_padding_its_bucket_adds():
     c = generator_configs.get_config("tiny")
     model = perturbed_generator(c)

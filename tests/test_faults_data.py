@@ -35,7 +35,7 @@ def _copy(clean, tmp_path):
 
 def _epoch_ids(c):
     """The clip ids of one epoch of this process's records, decoded through the loader's reader."""
-    source = grain.sources.ArrayRecordDataSource(loader.readable_shards(records.shard_paths(c.data.dir)))
+    source = loader.data_source(loader.readable_shards(records.shard_paths(c.data.dir)))
     readable = loader._Readable(grain.MapDataset.source(source), "test")
     return [readable[i]["id"] for i in range(len(readable))], readable.replaced
 

@@ -10,6 +10,7 @@ is read record by record instead: at 1 MB a record that is one pass over the dat
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ from etils import epath
 from salsa import io
 
 SUFFIX = ".durations.json"
+THREADS = 32
 
 
 def index_path(shard: str | os.PathLike) -> str:
@@ -46,33 +48,46 @@ def _indexed(shard: str, count: int) -> np.ndarray | None:
     return values if values.shape == (count,) else None
 
 
-def read(shards: Sequence[str]) -> np.ndarray:
+def read(shards: Sequence[str], counts: Sequence[int] | None = None) -> np.ndarray:
     """The durations (seconds) of every record of `shards`, in the order a grain ArrayRecordDataSource
-    over them numbers the records. An unreadable record counts as 0 s (the loader replaces it)."""
+    over them numbers the records. An unreadable record counts as 0 s (the loader replaces it).
+    counts: each shard's record count where the caller has read it already (the loader has), so that
+    a shard is opened only when its index is missing or does not count its records. Shards are read
+    THREADS at a time (each read is a wait on storage)."""
+    counts = [None] * len(shards) if counts is None else list(counts)
+    if len(counts) != len(shards):
+        raise ValueError(f"{len(counts)} counts for {len(shards)} shards.")
+    if not shards:
+        return np.zeros(0)
+    with concurrent.futures.ThreadPoolExecutor(min(THREADS, len(shards))) as pool:
+        return np.concatenate(list(pool.map(_durations, map(str, shards), counts)))
+
+
+def _durations(shard: str, count: int | None) -> np.ndarray:
+    """One shard's durations: from its index when that counts `count` records, else from its records."""
     from array_record.python.array_record_module import ArrayRecordReader
 
     from data_pipelines.features import records
 
-    out = []
-    for shard in shards:
-        reader = ArrayRecordReader(str(shard))
-        try:
-            count = reader.num_records()
-            values = _indexed(shard, count)
-            if values is None:
-                logging.warning(
-                    "%s has no durations index (%s); reading its %d records to find their lengths",
-                    shard,
-                    os.path.basename(index_path(shard)),
-                    count,
-                )
-                values = np.zeros(count)
-                for i in range(count):
-                    try:
-                        values[i] = records.decode(reader.read([i])[0])["duration"]
-                    except Exception:  # noqa: BLE001 -- damaged: the loader replaces the record
-                        values[i] = 0.0
-        finally:
-            reader.close()
-        out.append(values)
-    return np.concatenate(out) if out else np.zeros(0)
+    if count is not None and (values := _indexed(shard, count)) is not None:
+        return values
+    reader = ArrayRecordReader(shard)
+    try:
+        count = reader.num_records()
+        values = _indexed(shard, count)
+        if values is None:
+            logging.warning(
+                "%s has no durations index (%s); reading its %d records to find their lengths",
+                shard,
+                os.path.basename(index_path(shard)),
+                count,
+            )
+            values = np.zeros(count)
+            for i in range(count):
+                try:
+                    values[i] = records.decode(reader.read([i])[0])["duration"]
+                except Exception:  # noqa: BLE001 -- damaged: the loader replaces the record
+                    values[i] = 0.0
+    finally:
+        reader.close()
+    return values

@@ -33,6 +33,7 @@ it an error.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import hashlib
 import logging
@@ -125,15 +126,32 @@ def crop(record: records.Record, window: Window, rng: np.random.Generator) -> di
     return example
 
 
-def _opens(path: str, log) -> bool:
-    """Whether a shard opens (its index reads back); one warning line when it does not."""
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """A shard that opens, and how many records its index counts."""
+
+    path: str
+    records: int
+
+    @property
+    def instruction(self) -> str:
+        """`path[0:records]`: grain's ArrayRecordDataSource takes it without opening the shard again."""
+        return f"{self.path}[0:{self.records}]"
+
+
+# Shards opened at once (threads: opening is a wait on storage, a round trip each on GCS).
+OPEN_THREADS = 32
+
+
+def _count(path: str, log) -> int | None:
+    """How many records a shard holds (its index read back); None, with one warning line, when it does
+    not open."""
     try:
-        grain.sources.ArrayRecordDataSource([path])
+        return records.num_records(path)
     except Exception as e:  # noqa: BLE001 -- whatever the reader says about a damaged file
         why = " ".join(str(e).split())[:160]
         log(f"feature shard {path} is unreadable ({type(e).__name__}: {why}); skipped")
-        return False
-    return True
+        return None
 
 
 def _allgather(x: np.ndarray) -> np.ndarray:
@@ -166,15 +184,17 @@ def on_every_process(
     return [bool(x) for x in everywhere]
 
 
-def readable_shards(paths: list[str], log=logging.warning, shared: bool = False) -> list[str]:
-    """The shards of `paths` that open (their index reads back); one warning line per shard left out and
-    a summary. shared: this is one of several processes reading the folder together, and a shard is kept
-    only when every process opens it (on_every_process; every process must call this). A UserError when
-    none opens."""
-    readable = [_opens(path, log) for path in paths]
+def readable_shards(paths: list[str], log=logging.warning, shared: bool = False) -> list[Shard]:
+    """The shards of `paths` that open (their index reads back), each opened once, OPEN_THREADS at a
+    time; one warning line per shard left out and a summary. shared: this is one of several processes
+    reading the folder together, and a shard is kept only when every process opens it (on_every_process;
+    every process must call this). A UserError when none opens."""
+    with concurrent.futures.ThreadPoolExecutor(max(1, min(OPEN_THREADS, len(paths)))) as pool:
+        counts = list(pool.map(lambda path: _count(path, log), paths))
+    readable = [n is not None for n in counts]
     if shared:
         readable = on_every_process(paths, readable, log)
-    good = [p for p, ok in zip(paths, readable, strict=True) if ok]
+    good = [Shard(p, n) for p, n, ok in zip(paths, counts, readable, strict=True) if ok]
     bad = len(paths) - len(good)
     if bad and not good:
         raise UserError(
@@ -183,6 +203,11 @@ def readable_shards(paths: list[str], log=logging.warning, shared: bool = False)
     if bad:
         log(f"training on {len(good)} of {len(paths)} feature shards; {bad} unreadable shard(s) skipped")
     return good
+
+
+def data_source(shards: list[Shard]) -> grain.sources.ArrayRecordDataSource:
+    """grain's source over `shards`, which it numbers in order without opening them again."""
+    return grain.sources.ArrayRecordDataSource([s.instruction for s in shards])
 
 
 class _Readable(Locked, grain.MapDataset):
@@ -256,7 +281,7 @@ class _CropTo:
         return crop(record, dataclasses.replace(self.window, crop_s=crop_s), rng)
 
 
-def _shards(config: Any, folder: str, what: str, shard_count: int) -> list[str]:
+def _shards(config: Any, folder: str, what: str, shard_count: int) -> list[Shard]:
     """The readable shards of a feature folder whose extraction matches the config; with several
     processes sharing the data (shard_count > 1 in a multi-process job), those every process reads."""
     import jax
@@ -276,7 +301,7 @@ def _examples(
     config: Any, folder: str, what: str, shard_index: int, shard_count: int, seed: int
 ) -> grain.MapDataset:
     """One folder's share of records, shuffled per epoch, cropped, repeated forever."""
-    source = grain.sources.ArrayRecordDataSource(_shards(config, folder, what, shard_count))
+    source = data_source(_shards(config, folder, what, shard_count))
     share = process_share(source, shard_index, shard_count, config.batch_size, f"records in {folder}")
     return (
         _Readable(share.shuffle(seed=seed), f"the feature shards in {folder}")
@@ -291,10 +316,10 @@ def bucketed_batches(config: Any, shard_index: int, shard_count: int) -> buckets
     mixture = data_sources.sources(config)
     parents, seconds = [], []
     for s in mixture:
-        paths = _shards(config, s.dir, _what(config, s), shard_count)
-        source = grain.MapDataset.source(grain.sources.ArrayRecordDataSource(paths))
+        shards = _shards(config, s.dir, _what(config, s), shard_count)
+        source = grain.MapDataset.source(data_source(shards))
         parents.append(_Readable(source, f"the feature shards in {s.dir}"))
-        seconds.append(durations.read(paths))
+        seconds.append(durations.read([x.path for x in shards], [x.records for x in shards]))
     layout = buckets.Layout(
         buckets.lengths(config), config.batch_size, shard_index, shard_count, int(config.data.shuffle_seed)
     )
