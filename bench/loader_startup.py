@@ -8,8 +8,8 @@ their records and, with length buckets, to read their durations index. This writ
 the toy feature set in the tiny generator's widths (2 records each) and builds the bucketed loader
 (`bucketed_batches`, the pipeline configs' loader) over them, with every open of a shard made to wait
 `latency` ms first (the local disk stands in for the bucket's data; the wait for its round trip). It
-counts the opens and times the
-construction, then the first batch. Prints one table and writes it to bench/results/loader_startup.json.
+counts the opens and times the construction, then the first batch. Prints one table and writes it to
+bench/results/loader_startup.json.
 """
 
 from __future__ import annotations

@@ -22,7 +22,9 @@ from etils import epath
 from salsa import io
 
 SUFFIX = ".durations.json"
-THREADS = 32
+# Shards opened at once, here and by the loader (threads: an open is a wait on storage, a round trip
+# each on GCS).
+OPEN_THREADS = 32
 
 
 def index_path(shard: str | os.PathLike) -> str:
@@ -53,13 +55,13 @@ def read(shards: Sequence[str], counts: Sequence[int] | None = None) -> np.ndarr
     over them numbers the records. An unreadable record counts as 0 s (the loader replaces it).
     counts: each shard's record count where the caller has read it already (the loader has), so that
     a shard is opened only when its index is missing or does not count its records. Shards are read
-    THREADS at a time (each read is a wait on storage)."""
+    OPEN_THREADS at a time."""
     counts = [None] * len(shards) if counts is None else list(counts)
     if len(counts) != len(shards):
         raise ValueError(f"{len(counts)} counts for {len(shards)} shards.")
     if not shards:
         return np.zeros(0)
-    with concurrent.futures.ThreadPoolExecutor(min(THREADS, len(shards))) as pool:
+    with concurrent.futures.ThreadPoolExecutor(min(OPEN_THREADS, len(shards))) as pool:
         return np.concatenate(list(pool.map(_durations, map(str, shards), counts)))
 
 

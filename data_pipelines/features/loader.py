@@ -139,10 +139,6 @@ class Shard:
         return f"{self.path}[0:{self.records}]"
 
 
-# Shards opened at once (threads: opening is a wait on storage, a round trip each on GCS).
-OPEN_THREADS = 32
-
-
 def _count(path: str, log) -> int | None:
     """How many records a shard holds (its index read back); None, with one warning line, when it does
     not open."""
@@ -185,11 +181,11 @@ def on_every_process(
 
 
 def readable_shards(paths: list[str], log=logging.warning, shared: bool = False) -> list[Shard]:
-    """The shards of `paths` that open (their index reads back), each opened once, OPEN_THREADS at a
-    time; one warning line per shard left out and a summary. shared: this is one of several processes
+    """The shards of `paths` that open (their index reads back), each opened once, durations.OPEN_THREADS
+    at a time; one warning line per shard left out and a summary. shared: this is one of several processes
     reading the folder together, and a shard is kept only when every process opens it (on_every_process;
     every process must call this). A UserError when none opens."""
-    with concurrent.futures.ThreadPoolExecutor(max(1, min(OPEN_THREADS, len(paths)))) as pool:
+    with concurrent.futures.ThreadPoolExecutor(max(1, min(durations.OPEN_THREADS, len(paths)))) as pool:
         counts = list(pool.map(lambda path: _count(path, log), paths))
     readable = [n is not None for n in counts]
     if shared:
