@@ -135,6 +135,30 @@ def _small_tiny_config(steps: int, adversarial_start: int):
     return c
 
 
+def test_init_bundle_starts_the_vae_from_the_bundle(tmp_path):
+    """config.init_bundle (fine-tuning, or converted sao weights for sao43): the train state's VAE is the
+    bundle's, every layer, and the discriminator keeps its fresh initialisation."""
+    from salsa import sharding
+    from salsa.training import state as state_lib
+    from salsa.training.tasks.vae import VaeTask
+
+    c = _small_tiny_config(1, 0)
+    source = bundle.build(vae_lib.VAE, VaeTask(c).vae_config, seed=7)
+    bundle.save_vae(tmp_path / "init", source.config, bundle.params_of(source))
+    c.init_bundle = str(tmp_path / "init")
+    task = VaeTask(c)
+    tx, _ = task.optimizer()
+    spec = state_lib.spec(task, tx, c, sharding.make_mesh(dict(c.mesh)))
+    params = jax.device_get(state_lib.create(task, tx, c, spec).params)
+    got, want = bundle.flatten(params["vae"]), bundle.flatten(bundle.params_of(source))
+    assert got.keys() == want.keys()
+    assert all(np.array_equal(got[k], want[k]) for k in want)
+    plain = _small_tiny_config(1, 0)
+    fresh = jax.device_get(state_lib.create(VaeTask(plain), tx, plain, spec).params)
+    got, want = bundle.flatten(params["disc"]), bundle.flatten(fresh["disc"])
+    assert all(np.array_equal(got[k], want[k]) for k in want)
+
+
 def _held_out(config, n=4, samples=8192):
     """The loudest `samples`-long window of each of n clips of another world seed: the start of every clip
     is silent (objects still falling), where an untrained decoder's near-silent output already scores well."""

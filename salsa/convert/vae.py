@@ -244,12 +244,30 @@ def transplant(target: dict, source: dict) -> tuple[dict, list[str]]:
     it with the same shapes; also returns the layers kept from `target` (e.g. sao43's replaced ones)."""
     from salsa.bundle import flatten, unflatten
 
-    t, s = flatten(target), flatten(source)
+    taken, kept = matching_layers(target, source)
+    fresh = {k: v for k, v in flatten(target).items() if k.rsplit("/", 1)[0] in kept}
+    return unflatten({**flatten(taken), **fresh}), kept
+
+
+def matching_layers(target: dict, source: dict) -> tuple[dict, list[str]]:
+    """The layers of `source` that `target` has with the same shapes (a tree like target's, holding only
+    those layers), and the names of target's layers that the source cannot fill. Target's leaves need only
+    a shape: an abstract state (jax.ShapeDtypeStruct) will do."""
+    from salsa.bundle import flatten, unflatten
+
+    t = _shapes(target)
+    s = flatten(source)
     layers: dict[str, list[str]] = {}
     for k in t:
         layers.setdefault(k.rsplit("/", 1)[0], []).append(k)
     kept = sorted(
-        layer for layer, keys in layers.items() if any(k not in s or s[k].shape != t[k].shape for k in keys)
+        layer for layer, keys in layers.items() if any(k not in s or s[k].shape != t[k] for k in keys)
     )
-    fresh = {k for layer in kept for k in layers[layer]}
-    return unflatten({k: (t[k] if k in fresh else s[k]) for k in t}), kept
+    return unflatten({k: s[k] for layer, keys in layers.items() if layer not in kept for k in keys}), kept
+
+
+def _shapes(tree: dict, prefix: str = "") -> dict[str, tuple[int, ...]]:
+    out = {}
+    for k, v in tree.items():
+        out.update(_shapes(v, f"{prefix}{k}/") if isinstance(v, dict) else {f"{prefix}{k}": tuple(v.shape)})
+    return out

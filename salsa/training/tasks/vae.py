@@ -80,17 +80,26 @@ class VaeTask(Task):
 
     def create_model(self, rngs: nnx.Rngs) -> VAEGAN:
         model = VAEGAN(self.vae_config, self.config.disc, rngs)
-        if self.config.get("init_bundle"):
-            from salsa.convert.vae import transplant
-
-            _, params, _, _ = bundle.load_vae(self.config.init_bundle)
-            state = nnx.state(model.vae, nnx.Param)
-            merged, _ = transplant(state.to_pure_dict(), params)
-            state.replace_by_pure_dict(jax.tree.map(jnp.asarray, merged))
-            nnx.update(model.vae, state)
-        elif self.config.vae.get("initial_posterior_std"):
+        if self.config.vae.get("initial_posterior_std") and not self.config.get("init_bundle"):
             set_initial_posterior_std(model.vae, float(self.config.vae.initial_posterior_std))
         return model
+
+    def initial_params(self) -> dict:
+        """The VAE's layers from `config.init_bundle` (every layer the bundle has with the same shapes; the
+        others, and the discriminator, keep their fresh initialisation); {} when none is named."""
+        path = self.config.get("init_bundle")
+        if not path:
+            return {}
+        from salsa.convert.vae import matching_layers
+
+        _, params, _, _ = bundle.load_vae(path)
+        abstract = bundle.params_of(bundle.abstract(vae_lib.VAE, self.vae_config))
+        taken, kept = matching_layers(abstract, params)
+        if not taken:
+            raise UserError(f"init_bundle {path!r} holds no layer of this VAE's shapes ({self.vae_config}).")
+        if kept:
+            logging.info("init_bundle %s: freshly initialised %s; all others loaded", path, ", ".join(kept))
+        return {"vae": taken}
 
     def param_group(self, path: tuple) -> str:
         return "disc" if path[0] == "disc" else "gen"
