@@ -4,6 +4,11 @@ Every writer in salsa and data_pipelines goes through these two: the content is 
 temporary name beside the destination (same file system, so the final rename is atomic) and renamed at
 the end; an exception removes the temporary and leaves any older file or folder at the destination
 untouched. Written files get the mode an ordinary `open` would give them (0666 less the umask).
+
+A destination on an object store (gs://, through etils.epath and the `gcs` extra) has no rename: the
+content is written in a local temporary and uploaded once complete. Each object appears whole; a folder's
+nested files go up first and its top-level JSON files (the bundle's or pipeline's description, which
+readers open first) last, after any older folder there was removed.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
+from etils import epath
+
 from salsa.errors import UserError
 
 
@@ -27,10 +34,33 @@ def _umask() -> int:
     return mask
 
 
+def is_remote(path: str | os.PathLike) -> bool:
+    """Whether `path` is a URL (gs://, s3://, ...) rather than a local path."""
+    return "://" in os.fspath(path)
+
+
+def absolute(path: str | os.PathLike) -> str:
+    """A local path made absolute; a URL as it is."""
+    return os.fspath(path) if is_remote(path) else os.path.abspath(os.fspath(path))
+
+
+def upload(local: str | os.PathLike, dest: str | os.PathLike) -> None:
+    """Copies the local file `local` to `dest` (a URL or a path), in 16 MiB blocks."""
+    with open(local, "rb") as src, epath.Path(dest).open("wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 24)
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike) -> Iterator[str]:
     """Yields a temporary path beside `path` (same extension, so format-by-suffix writers work); on
     success it becomes `path`. The destination's folder is created if missing."""
+    if is_remote(path):
+        with tempfile.TemporaryDirectory(prefix="salsa-upload-") as local:
+            temp = os.path.join(local, os.path.basename(os.fspath(path)))
+            yield temp
+            epath.Path(path).parent.mkdir(parents=True, exist_ok=True)
+            upload(temp, path)
+        return
     path = os.path.abspath(os.fspath(path))
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
@@ -51,6 +81,11 @@ def atomic_directory(directory: str | os.PathLike) -> Iterator[str]:
     """Yields a temporary sibling folder to write into; on success it becomes `directory` (an older one
     is moved aside, the new one renamed in, the old one removed). Readers see the old folder or the
     complete new one, never a partial one."""
+    if is_remote(directory):
+        with tempfile.TemporaryDirectory(prefix="salsa-upload-") as local:
+            yield local
+            _upload_directory(local, epath.Path(directory))
+        return
     directory = os.path.abspath(os.fspath(directory))
     parent = os.path.dirname(directory)
     os.makedirs(parent, exist_ok=True)
@@ -68,6 +103,19 @@ def atomic_directory(directory: str | os.PathLike) -> Iterator[str]:
             os.replace(temp, directory)
     finally:
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def _upload_directory(local: str, dest: epath.Path) -> None:
+    """Replaces `dest` with the local folder's files: nested ones first, top-level JSON files last."""
+    walked = ((top, f) for top, _, names in os.walk(local) for f in names)
+    files = sorted(os.path.relpath(os.path.join(top, f), local) for top, f in walked)
+    files.sort(key=lambda f: os.sep not in f and f.endswith(".json"))  # stable: the rest keep their order
+    if dest.exists():
+        dest.rmtree()
+    for f in files:
+        target = dest / f.replace(os.sep, "/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        upload(os.path.join(local, f), target)
 
 
 def check_creatable(path: str | os.PathLike, what: str = "output", folder: bool = False) -> None:

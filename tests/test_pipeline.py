@@ -120,6 +120,16 @@ def test_export_writes_a_pipeline_or_only_the_generator(tiny_pipeline_dir, tmp_p
     config.data.dir = str(data)
     run = tmp_path / "run"
     assert checkpoint.export(config, params, str(run)) == str(run / "pipeline")
+    # features extracted on another machine: the components are not here, so the generator alone, not a
+    # crash at the end of training
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "extraction.json").write_text(
+        json.dumps({"format": 1, "components": {**parts, "vae": "/not/here/vae", "tokenizer": None}})
+    )
+    config.data.dir = str(elsewhere)
+    run2 = tmp_path / "run2"
+    assert checkpoint.export(config, params, str(run2)) == str(run2 / "pipeline" / "generator")
     p = pipeline.load(run / "pipeline")
     assert p.tokenizer is None
     np.testing.assert_array_equal(

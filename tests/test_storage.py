@@ -49,3 +49,74 @@ def test_gcs_paths_without_gcsfs_are_one_clear_error():
     with pytest.raises(setup.BadInput, match=r"'gs://b/run' is on GCS, which needs gcsfs: pip install"):
         setup.check_storage("/tmp/local", "gs://b/run")
     setup.check_storage("/tmp/local", "")  # local paths need nothing
+
+
+@pytest.fixture
+def fake_gcs(tmp_path, monkeypatch):
+    """gs://BUCKET/... served from tmp_path/gcs/BUCKET/... through fsspec, as gcsfs would serve it
+    (etils.epath asks fsspec for its "gcs" file system); returns that local root."""
+    import importlib
+
+    from etils.epath import backend
+    from fsspec.implementations.local import LocalFileSystem
+
+    registry = importlib.import_module("fsspec.registry")  # the module; fsspec.registry is its mapping
+
+    root = tmp_path / "gcs"
+    root.mkdir()
+
+    class FakeGCS(LocalFileSystem):
+        protocol = ("gs", "gcs")
+
+        def __init__(self, *args, finalize_on_close=True, **kwargs):
+            super().__init__(*args, **kwargs)
+
+        @classmethod
+        def _strip_protocol(cls, path):
+            path = os.fspath(path)
+            for scheme in ("gs://", "gcs://"):
+                if path.startswith(scheme):
+                    return os.path.join(root, path[len(scheme) :])
+            return super()._strip_protocol(path)
+
+    for name in ("gs", "gcs"):
+        monkeypatch.setitem(registry._registry, name, FakeGCS)
+    backend.fsspec_backend._get_filesystem.cache_clear()
+    yield root
+    backend.fsspec_backend._get_filesystem.cache_clear()
+
+
+def test_a_gs_workdir_and_data_dir_reach_the_bucket(fake_gcs, tiny_pipeline_dir, tmp_path, monkeypatch):
+    """Training with --workdir gs://... and features in gs://...: the features' extraction.json is read from
+    the bucket (so the export is a whole pipeline), and the export is uploaded there, its pipeline.json
+    last, replacing an older export; nothing is written to a local folder named after the URL."""
+    from configs.generator import get_config
+    from data_pipelines.features import extraction
+    from salsa import bundle, io, testing
+    from salsa.inference import checkpoint, pipeline
+    from salsa.models.generator.model import Generator, GeneratorConfig
+
+    monkeypatch.chdir(tmp_path)
+    components = {n: os.path.join(os.path.dirname(tiny_pipeline_dir), n) for n in ("vae", "siglip", "sync")}
+    extraction.write("gs://bucket/features", {"format": 1, "components": {**components, "tokenizer": None}})
+    assert (fake_gcs / "bucket" / "features" / "extraction.json").is_file()
+    config = get_config("tiny")
+    config.data.dir = "gs://bucket/features"
+    uploads = []
+    upload = io.upload
+
+    def recorded(local, dest):
+        uploads.append(os.fspath(dest))
+        upload(local, dest)
+
+    monkeypatch.setattr(io, "upload", recorded)
+    for seed in (5, 6):
+        params = testing.random_params(Generator, GeneratorConfig.from_config(config), seed)
+        uploads.clear()
+        assert checkpoint.export(config, params, "gs://bucket/run") == "gs://bucket/run/pipeline"
+        assert uploads[-1] == "gs://bucket/run/pipeline/pipeline.json"
+        p = pipeline.load(fake_gcs / "bucket" / "run" / "pipeline")
+        np.testing.assert_array_equal(
+            bundle.flatten(bundle.params_of(p.generator))["final/kernel"], params["final"]["kernel"]
+        )
+    assert sorted(os.listdir(tmp_path)) == ["gcs"]  # no ./gs:/... beside it

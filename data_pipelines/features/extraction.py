@@ -18,6 +18,8 @@ import json
 import os
 from typing import Any
 
+from etils import epath
+
 from salsa import io
 from salsa.errors import UserError
 
@@ -32,12 +34,11 @@ class ExtractionMismatch(UserError):
 
 def read(directory: str | os.PathLike) -> dict[str, Any] | None:
     """The parsed extraction.json of `directory`, or None when it has none."""
-    path = os.path.join(os.fspath(directory), FILE)
-    if not os.path.isfile(path):
+    path = epath.Path(directory) / FILE  # a local folder or a gs:// one
+    if not path.is_file():
         return None
     try:
-        with open(path) as f:
-            doc = json.load(f)
+        doc = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise ExtractionMismatch(f"{path} is not readable JSON ({e}).") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:

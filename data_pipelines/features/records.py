@@ -30,7 +30,6 @@ import json
 import math
 import os
 import re
-import shutil
 import struct
 import tempfile
 import zipfile
@@ -43,7 +42,7 @@ from etils import epath
 
 from data_pipelines.features import durations
 from salsa.errors import UserError
-from salsa.io import atomic_file
+from salsa.io import atomic_file, is_remote, upload
 
 Record = dict[str, Any]
 
@@ -265,11 +264,6 @@ def validate(record: Mapping[str, Any], config: Any | None = None) -> None:
             )
 
 
-def is_remote(path: str | os.PathLike) -> bool:
-    """Whether `path` is a URL (gs://, s3://, ...) rather than a local path."""
-    return "://" in str(path)
-
-
 def shard_paths(directory: str | os.PathLike) -> list[str]:
     """The complete set of record shards in `directory`, sorted; [] when there is none.
 
@@ -312,9 +306,7 @@ def write_shards(
             paths = []
             for path in written:
                 for name in (durations.index_path(path), path):  # the index first: no shard is
-                    dest = root / os.path.basename(name)  # seen without it
-                    with open(name, "rb") as src, dest.open("wb") as dst:
-                        shutil.copyfileobj(src, dst, 1 << 24)
+                    upload(name, root / os.path.basename(name))  # seen without it
                 paths.append(os.fspath(root / os.path.basename(path)))
             return paths
     return _write_local(records, out_dir, num_shards, config)

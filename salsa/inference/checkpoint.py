@@ -26,6 +26,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from data_pipelines.features import extraction
 from data_pipelines.features import sources as data_sources
 from salsa import bundle, io
 from salsa.errors import UserError
@@ -134,7 +135,7 @@ def save(
 ) -> None:
     """Writes the pipeline checkpoint at `directory` from the generator and the component bundles
     (copied in); checks that their dimensions agree first. Nothing appears unless all was written."""
-    directory = os.path.abspath(os.fspath(directory))
+    directory = io.absolute(directory)
     vae_config, _, stats, _ = _read_vae(vae)
     siglip_config, _ = _read_bundle(siglip, "siglip2", SiglipConfig.from_dict)
     sync_config, _ = _read_bundle(sync, "sync", SyncConfig.from_dict)
@@ -233,15 +234,15 @@ def _format_mismatch(fmt) -> str:
 
 def export(config: ml_collections.ConfigDict, params: dict, workdir: str) -> str:
     """Called when generator training ends: writes WORKDIR/pipeline/ from the record folder's
-    extraction.json components, or only WORKDIR/pipeline/generator/ when there is none (toy features).
-    Returns what was written."""
-    out = os.path.join(workdir, "pipeline")
+    extraction.json components, or only WORKDIR/pipeline/generator/ when there is none (toy features) or
+    a component it names is not on this machine. Returns what was written."""
+    out = f"{workdir.rstrip('/')}/pipeline"
     # data.dir, or a mixture's first source (by name): its extraction.json names the parts
     data = data_sources.sources(config)[0].dir or os.path.join(workdir, "data")
-    extraction = os.path.join(data, "extraction.json")
-    if os.path.isfile(extraction):
-        with open(extraction) as f:
-            parts = json.load(f)["components"]
+    doc = extraction.read(data)
+    parts = doc["components"] if doc is not None else {}
+    missing = [f"{k} {parts[k]}" for k in ("vae", "siglip", "sync") if parts and not os.path.isdir(parts[k])]
+    if parts and not missing:
         save(
             out,
             config,
@@ -253,13 +254,18 @@ def export(config: ml_collections.ConfigDict, params: dict, workdir: str) -> str
         )
         logging.info("exported the pipeline checkpoint to %s", out)
         return out
-    gen = os.path.join(out, NAMES["generator"])
+    gen = f"{out}/{NAMES['generator']}"
     bundle.save(gen, "generator", _config_dict(config), params)
-    logging.info(
-        "exported the generator bundle to %s; %s has no extraction.json, so the VAE and encoders are not "
-        "known: make a pipeline with `python -m salsa.pipeline assemble --generator %s ...`",
+    why = (
+        f"the components that {data}'s extraction.json names are not on this machine ({', '.join(missing)})"
+        if parts
+        else f"{data} has no extraction.json, so the VAE and encoders are not known"
+    )
+    logging.warning(
+        "exported the generator bundle to %s; %s: make a pipeline with "
+        "`python -m salsa.pipeline assemble --generator %s ...`",
         gen,
-        data,
+        why,
         workdir,
     )
     return gen
