@@ -1,5 +1,8 @@
-"""The VAE's synthetic audio source keeps each rendered clip when the set is small (one render per clip,
-not per crop) and renders on every read when it is not; both give the world's clip exactly."""
+"""The VAE's audio sources. The synthetic one keeps each rendered clip when the set is small (one render
+per clip, not per crop) and renders on every read when it is not; both give the world's clip exactly. A
+folder of audio files skips the files that cannot be decoded."""
+
+import logging
 
 import numpy as np
 import pytest
@@ -27,3 +30,35 @@ def test_a_set_past_the_cache_budget_renders_on_every_read(monkeypatch):
     source = SyntheticAudio(4, 7, 2.0, 8000, 1)
     assert source[1] is not source[1]
     np.testing.assert_array_equal(source[1], _rendered(source, 1))
+
+
+def test_a_folder_skips_a_file_that_cannot_be_decoded(tmp_path, caplog):
+    """`--config.data.source=FOLDER` (the sao43 codec's training on real audio): a corrupt file in the folder
+    is logged once and the next readable file is read in its place, so crops and training go on; a folder
+    where nothing decodes is one UserError."""
+    from configs.vae_tiny import get_config
+    from data_pipelines.audio.crops import AudioFiles, crop_iterator
+    from data_pipelines.media.encode import write_audio
+    from salsa.errors import UserError
+
+    tones = [
+        np.sin(np.arange(16000) * f / 16000 * 2 * np.pi)[:, None].astype(np.float32) * 0.5 for f in (220, 440)
+    ]
+    write_audio(tmp_path / "a.wav", tones[0], 16000)
+    (tmp_path / "b.wav").write_bytes(b"RIFF not really a wave file" * 10)
+    write_audio(tmp_path / "c.wav", tones[1], 16000)
+    source = AudioFiles(str(tmp_path), 16000, 1)
+    with caplog.at_level(logging.WARNING):
+        read = [source[i] for i in (0, 1, 2, 1)]
+    np.testing.assert_allclose(read[1], read[2])  # b.wav's place: c.wav
+    assert sum("b.wav" in r.getMessage() for r in caplog.records) == 1
+    np.testing.assert_allclose(read[0], tones[0], atol=1e-4)  # 16-bit PCM
+
+    config = get_config()
+    config.data.source, config.batch_size, config.crop_samples = str(tmp_path), 4, 4096
+    assert next(crop_iterator(config, 0, 1))["audio"].shape == (4, 4096, 1)
+
+    (tmp_path / "a.wav").write_bytes(b"broken")
+    (tmp_path / "c.wav").write_bytes(b"broken")
+    with pytest.raises(UserError, match="no audio file under the folder can be decoded"):
+        AudioFiles(str(tmp_path), 16000, 1)[0]

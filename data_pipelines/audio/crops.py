@@ -12,6 +12,7 @@ quiet between impacts, and a codec learns little from silence.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -19,6 +20,7 @@ import grain
 import numpy as np
 
 from data_pipelines.media import decode_audio
+from data_pipelines.media.errors import MediaError
 from data_pipelines.prefetch import prefetched, process_share
 from data_pipelines.synthetic import WorldConfig, make_clip
 from salsa.errors import UserError
@@ -83,12 +85,25 @@ class AudioFiles:
                 f"audio folder {folder!r} holds no files ending in {', '.join(AUDIO_EXTENSIONS)}."
             )
         self.sample_rate, self.channels = sample_rate, channels
+        self._unreadable: set[str] = set()  # files that failed to decode, skipped from then on
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> np.ndarray:
-        return decode_audio(self.paths[int(index)], self.sample_rate, self.channels)
+        """The file at `index`, or, when it cannot be decoded (corrupt, truncated, no audio stream), the
+        next one that can: one bad file in a large folder must not stop a training run. Each bad file is
+        logged once; a folder with none readable is a UserError."""
+        for step in range(len(self.paths)):
+            path = self.paths[(int(index) + step) % len(self.paths)]
+            if path in self._unreadable:
+                continue
+            try:
+                return decode_audio(path, self.sample_rate, self.channels)
+            except MediaError as e:
+                self._unreadable.add(path)
+                logging.warning("skipping an audio file that cannot be decoded: %s", e)
+        raise UserError(f"no audio file under the folder can be decoded ({len(self.paths)} tried).")
 
 
 def random_crop(audio: np.ndarray, samples: int, rng: np.random.Generator) -> np.ndarray:
