@@ -32,6 +32,7 @@ import orbax.checkpoint as ocp
 from etils import epath
 from jax.experimental import multihost_utils
 
+from salsa import io
 from salsa.errors import UserError
 from salsa.training import digest
 from salsa.training.state import TrainState
@@ -64,7 +65,7 @@ def manager(workdir: str, config: ml_collections.ConfigDict) -> ocp.CheckpointMa
         cleanup_tmp_directories=True,
         create=True,
     )
-    directory = workdir if "://" in workdir else os.path.abspath(workdir)  # gs://... is passed through
+    directory = io.absolute(workdir)  # gs://... is passed through
     return ocp.CheckpointManager(
         os.path.join(directory, "checkpoints"),
         item_names=("state", "data", "digest", "skips"),

@@ -68,7 +68,7 @@ def _check_numbers(config) -> None:
 
 def check_workdir(workdir: str) -> None:
     """A local workdir must be a folder that can be created (a gs:// one is checked by check_storage)."""
-    if "://" not in workdir:
+    if not io.is_remote(workdir):
         io.check_creatable(workdir, "--workdir", folder=True)
 
 

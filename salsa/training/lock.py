@@ -24,6 +24,7 @@ import socket
 import uuid
 from collections.abc import Iterator
 
+from salsa import io
 from salsa.errors import UserError
 
 NAME = "salsa.lock"
@@ -175,7 +176,7 @@ def hold(workdir: str, primary: bool | None = None) -> Iterator[None]:
     if not primary:
         yield
         return
-    if "://" in workdir:
+    if io.is_remote(workdir):
         logging.info(
             "workdir %s is a URL: no lock (object stores have no atomic create); run one job on it", workdir
         )

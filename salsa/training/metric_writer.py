@@ -14,10 +14,7 @@ import json
 from etils import epath
 from tensorboardX import SummaryWriter
 
-
-def is_remote(path: str | epath.PathLike) -> bool:
-    """Whether `path` is a URL (gs://, s3://, ...) rather than a local path."""
-    return "://" in str(path)
+from salsa.io import is_remote
 
 
 class MetricWriter:
