@@ -52,14 +52,15 @@ class Bundle:
     arrays: dict[str, dict[str, np.ndarray]]
 
 
-def flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
+def flatten(tree: dict, prefix: str = "", leaf: Callable[[Any], Any] | None = None) -> dict[str, Any]:
+    """{"a/b/0": leaf} of a nested dict; leaves as float32 arrays, or `leaf(v)` (e.g. a shape)."""
     out = {}
     for k, v in tree.items():
         path = f"{prefix}{k}"
         if isinstance(v, dict):
-            out.update(flatten(v, path + "/"))
+            out.update(flatten(v, path + "/", leaf))
         else:
-            out[path] = np.asarray(v, np.float32)
+            out[path] = np.asarray(v, np.float32) if leaf is None else leaf(v)
     return out
 
 

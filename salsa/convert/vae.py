@@ -255,7 +255,7 @@ def matching_layers(target: dict, source: dict) -> tuple[dict, list[str]]:
     a shape: an abstract state (jax.ShapeDtypeStruct) will do."""
     from salsa.bundle import flatten, unflatten
 
-    t = _shapes(target)
+    t = flatten(target, leaf=lambda v: tuple(v.shape))
     s = flatten(source)
     layers: dict[str, list[str]] = {}
     for k in t:
@@ -264,10 +264,3 @@ def matching_layers(target: dict, source: dict) -> tuple[dict, list[str]]:
         layer for layer, keys in layers.items() if any(k not in s or s[k].shape != t[k] for k in keys)
     )
     return unflatten({k: s[k] for layer, keys in layers.items() if layer not in kept for k in keys}), kept
-
-
-def _shapes(tree: dict, prefix: str = "") -> dict[str, tuple[int, ...]]:
-    out = {}
-    for k, v in tree.items():
-        out.update(_shapes(v, f"{prefix}{k}/") if isinstance(v, dict) else {f"{prefix}{k}": tuple(v.shape)})
-    return out
