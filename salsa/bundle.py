@@ -177,7 +177,7 @@ def save(
 
 def _npz(path: str) -> dict[str, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with io.open_file(path, "rb") as f, np.load(f, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise BundleError(f"{path}: unreadable arrays ({str(e).rstrip('.') or type(e).__name__}).") from None
@@ -185,7 +185,7 @@ def _npz(path: str) -> dict[str, np.ndarray]:
 
 def _json(path: str) -> dict:
     try:
-        with open(path) as f:
+        with io.open_file(path) as f:
             doc = json.load(f)
     except (OSError, ValueError) as e:
         raise BundleError(f"{path}: unreadable ({str(e).rstrip('.') or type(e).__name__}).") from None
@@ -195,13 +195,13 @@ def _json(path: str) -> dict:
 
 
 def read(path: str | os.PathLike, kind: str | None = None) -> Bundle:
-    """The bundle at `path` (the extra arrays of every STEM.npz beside params.npz included);
-    BundleError if it is not one, not `kind`, or a file in it is unreadable."""
+    """The bundle at `path`, a folder or a URL (the extra arrays of every STEM.npz beside params.npz
+    included); BundleError if it is not one, not `kind`, or a file in it is unreadable."""
     path = os.fspath(path)
     cfg_path, npz_path = os.path.join(path, CONFIG), os.path.join(path, PARAMS)
-    if not os.path.isfile(cfg_path) and os.path.isfile(os.path.join(path, LEGACY_VAE)):
+    if not io.is_file(cfg_path) and io.is_file(os.path.join(path, LEGACY_VAE)):
         return _read_legacy_vae(path, kind)
-    if not (os.path.isfile(cfg_path) and os.path.isfile(npz_path)):
+    if not (io.is_file(cfg_path) and io.is_file(npz_path)):
         raise BundleError(f"{path!r} is not a model bundle (expected {CONFIG} and {PARAMS} in it).")
     doc = _json(cfg_path)
     if doc.get("format", FORMAT) != FORMAT:
@@ -210,7 +210,7 @@ def read(path: str | os.PathLike, kind: str | None = None) -> Bundle:
         raise BundleError(f"bundle {path!r} holds a {doc.get('kind')!r} model; expected {kind!r}.")
     arrays = {
         name[:-4]: _npz(os.path.join(path, name))
-        for name in sorted(os.listdir(path))
+        for name in io.listdir(path)
         if name.endswith(".npz") and name != PARAMS
     }
     params = unflatten(_npz(npz_path))
@@ -223,7 +223,7 @@ def _read_legacy_vae(path: str, kind: str | None) -> Bundle:
         raise BundleError(f"bundle {path!r} holds a 'vae' model (older layout); expected {kind!r}.")
     doc = _json(os.path.join(path, LEGACY_VAE))
     npz_path = os.path.join(path, PARAMS)
-    if not os.path.isfile(npz_path):
+    if not io.is_file(npz_path):
         raise BundleError(f"{path} is not a model bundle (expected {LEGACY_VAE} and {PARAMS} in it).")
     stats = doc.get("stats")
     arrays = (

@@ -1,4 +1,5 @@
-"""Atomic writes: a file or folder appears complete at its final name, or not at all.
+"""Atomic writes (a file or folder appears complete at its final name, or not at all), and the reads
+and copies that go with them for paths that may be URLs.
 
 Every writer in salsa and data_pipelines goes through these two: the content is written under a hidden
 temporary name beside the destination (same file system, so the final rename is atomic) and renamed at
@@ -8,7 +9,9 @@ untouched. Written files get the mode an ordinary `open` would give them (0666 l
 A destination on an object store (gs://, through etils.epath and the `gcs` extra) has no rename: the
 content is written in a local temporary and uploaded once complete. Each object appears whole; a folder's
 nested files go up first and its top-level JSON files (the bundle's or pipeline's description, which
-readers open first) last, after any older folder there was removed.
+readers open first) last, after any older folder there was removed. Readers of bundles and pipeline
+checkpoints go through `is_file`, `is_dir`, `listdir`, `open_file` and `copy_tree`, so a `gs://` export
+loads where it was written.
 """
 
 from __future__ import annotations
@@ -42,6 +45,39 @@ def is_remote(path: str | os.PathLike) -> bool:
 def absolute(path: str | os.PathLike) -> str:
     """A local path made absolute; a URL as it is."""
     return os.fspath(path) if is_remote(path) else os.path.abspath(os.fspath(path))
+
+
+def is_file(path: str | os.PathLike) -> bool:
+    return epath.Path(path).is_file()
+
+
+def is_dir(path: str | os.PathLike) -> bool:
+    return epath.Path(path).is_dir()
+
+
+def listdir(path: str | os.PathLike) -> list[str]:
+    """The names in the folder `path`, sorted."""
+    return sorted(p.name for p in epath.Path(path).iterdir())
+
+
+def open_file(path: str | os.PathLike, mode: str = "r"):
+    """`open` for a local path or a URL."""
+    return epath.Path(path).open(mode)
+
+
+def copy_tree(src: str | os.PathLike, dest: str | os.PathLike) -> None:
+    """Copies the folder `src` (a local path or a URL) to the new local folder `dest`."""
+    if not is_remote(src):
+        shutil.copytree(src, dest)
+        return
+    os.makedirs(dest)
+    for item in epath.Path(src).iterdir():
+        target = os.path.join(dest, item.name)
+        if item.is_dir():
+            copy_tree(item, target)
+        else:
+            with item.open("rb") as f, open(target, "wb") as out:
+                shutil.copyfileobj(f, out, 1 << 24)
 
 
 def upload(local: str | os.PathLike, dest: str | os.PathLike) -> None:

@@ -120,3 +120,54 @@ def test_a_gs_workdir_and_data_dir_reach_the_bucket(fake_gcs, tiny_pipeline_dir,
             bundle.flatten(bundle.params_of(p.generator))["final/kernel"], params["final"]["kernel"]
         )
     assert sorted(os.listdir(tmp_path)) == ["gcs"]  # no ./gs:/... beside it
+
+
+def test_a_pipeline_in_the_bucket_is_made_and_used_from_the_bucket(fake_gcs, tmp_path, monkeypatch, capsys):
+    """Components, pipeline and generator bundle all on gs://: the export copies the components it names
+    from the bucket into a whole pipeline there; `assemble --generator gs://WORKDIR` and a VAE's
+    `init_bundle` read from it; and salsa.extend --checkpoint gs://... writes a soundtrack for a video,
+    its prompt tokenized with the pipeline's tokenizer.json read from the bucket."""
+    from configs import vae_tiny
+    from configs.generator import get_config
+    from data_pipelines.features import extraction
+    from data_pipelines.media import write_video
+    from salsa import bundle, cli, extend, pipeline, testing
+    from salsa.inference import checkpoint
+    from salsa.models.generator.model import Generator, GeneratorConfig
+    from salsa.models.vae import model as vae_lib
+    from salsa.training.tasks.vae import VaeTask
+
+    monkeypatch.chdir(tmp_path)
+    config = get_config("tiny")
+    local = testing.tiny_components(str(fake_gcs / "bucket" / "parts"), config)
+    parts = {n: f"gs://bucket/parts/{os.path.basename(p)}" for n, p in local.items()}
+    extraction.write("gs://bucket/features", {"format": 1, "components": parts})
+    config.data.dir = "gs://bucket/features"
+    params = testing.random_params(Generator, GeneratorConfig.from_config(config), 7)
+    assert checkpoint.export(config, params, "gs://bucket/run") == "gs://bucket/run/pipeline"
+    assert sorted(os.listdir(fake_gcs / "bucket" / "run" / "pipeline")) == [
+        "generator", "pipeline.json", "siglip", "sync", "tokenizer.json", "vae"
+    ]  # fmt: skip
+
+    _, got = checkpoint.generator_bundle("gs://bucket/run")
+    np.testing.assert_array_equal(bundle.flatten(got)["final/kernel"], params["final"]["kernel"])
+    out = tmp_path / "assembled"
+    argv = ["assemble", "--generator", "gs://bucket/run", "--out", str(out)]
+    argv += [f"--{n}={parts[n]}" for n in ("vae", "siglip", "sync", "tokenizer")]
+    assert cli.run(pipeline.main, argv) == 0
+    assert sorted(os.listdir(out / "vae")) == sorted(os.listdir(local["vae"]))
+
+    vae = vae_tiny.get_config()
+    source = testing.random_params(vae_lib.VAE, VaeTask(vae).vae_config, 3)
+    bundle.save_vae("gs://bucket/init", VaeTask(vae).vae_config, source)
+    vae.init_bundle = "gs://bucket/init"
+    got = bundle.flatten(VaeTask(vae).initial_params()["vae"])
+    assert got.keys() == bundle.flatten(source).keys()
+    np.testing.assert_array_equal(got["decoder/conv2/g"], source["decoder"]["conv2"]["g"])
+
+    frames = np.random.default_rng(0).integers(0, 256, (48, 32, 32, 3), np.uint8)
+    write_video(tmp_path / "clip.mp4", frames, 24.0)
+    argv = ["--video", "clip.mp4", "--checkpoint", "gs://bucket/run/pipeline", "--wav", "clip.wav"]
+    argv += ["--text", "rain on a tin roof", "--steps", "1", "--window", "2", "--context", "0.5"]
+    assert cli.run(extend.main, argv) == 0, capsys.readouterr().err
+    assert (tmp_path / "clip.wav").stat().st_size > 0

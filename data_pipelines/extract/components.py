@@ -10,16 +10,17 @@ across them (salsa/inference/placement.py).
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any
 
 import jax
 import numpy as np
 from absl import logging
+from etils import epath
 
-from salsa import bundle
+from salsa import bundle, io
 from salsa.errors import UserError
 from salsa.inference import placement
+from salsa.inference.encoders import tokenizer_from
 from salsa.models.encoders import siglip2
 from salsa.models.encoders import sync as sync_lib
 from salsa.models.vae.model import VAE
@@ -55,9 +56,9 @@ def _path(config: Any, name: str, required: bool = True) -> str | None:
                 f"components.{name} is not set; pass --config.components.{name}=PATH to a {name} bundle."
             )
         return None
-    if not os.path.exists(value):
+    if not epath.Path(value).exists():
         raise ComponentError(f"components.{name}={value!r} does not exist.")
-    return os.path.abspath(value)
+    return io.absolute(value)
 
 
 def _mismatch(name: str, path: str, what: str, has: Any, section: str, want: Any) -> ComponentError:
@@ -122,10 +123,8 @@ def load(config: Any, devices: list[jax.Device] | None = None) -> Components:
 
 
 def _check_tokenizer(path: str, vocab_size: int) -> None:
-    from tokenizers import Tokenizer
-
     try:
-        size = Tokenizer.from_file(path).get_vocab_size()
+        size = tokenizer_from(path).get_vocab_size()
     except Exception as e:  # the tokenizers library raises its own exception types for bad files
         raise ComponentError(f"components.tokenizer={path!r} is not a tokenizer.json ({e}).") from None
     if size > vocab_size:

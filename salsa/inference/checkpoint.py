@@ -152,7 +152,7 @@ def save(
         raise PipelineError(
             f"{directory}: Generator parameters do not match its config ({_reason(e)})."
         ) from None
-    if tokenizer is not None and not os.path.isfile(tokenizer):
+    if tokenizer is not None and not io.is_file(tokenizer):
         raise PipelineError(f"{tokenizer}: no such tokenizer file.")
     with io.atomic_directory(directory) as temp:
         config = _config_dict(generator_config)
@@ -160,9 +160,10 @@ def save(
             os.path.join(temp, NAMES["generator"]), "generator", config, jax.device_get(generator_params)
         )
         for name, src in (("vae", vae), ("siglip", siglip), ("sync", sync)):
-            shutil.copytree(src, os.path.join(temp, NAMES[name]))
+            io.copy_tree(src, os.path.join(temp, NAMES[name]))
         if tokenizer is not None:
-            shutil.copyfile(tokenizer, os.path.join(temp, TOKENIZER))
+            with io.open_file(tokenizer, "rb") as f, open(os.path.join(temp, TOKENIZER), "wb") as out:
+                shutil.copyfileobj(f, out)
         doc = {
             "format": FORMAT,
             "generator_config": config,
@@ -176,12 +177,12 @@ def load(directory: str | os.PathLike) -> Components:
     unreadable, or its parts do not match the generator config."""
     directory = os.fspath(directory)
     path = os.path.join(directory, FILE)
-    if not os.path.isdir(directory):
+    if not io.is_dir(directory):
         raise PipelineError(f"{directory}: no such checkpoint folder.")
-    if not os.path.isfile(path):
+    if not io.is_file(path):
         raise PipelineError(f"{directory}: not a pipeline checkpoint (no {FILE}; make one with `assemble`).")
     try:
-        with open(path) as f:
+        with io.open_file(path) as f:
             doc = json.load(f)
         fmt = doc["format"]
     except (OSError, ValueError, KeyError, TypeError) as e:
@@ -210,7 +211,7 @@ def load(directory: str | os.PathLike) -> Components:
     sync = _materialize(SyncModel, sync_config, sync_params, part("sync"))
     vae = _materialize(VAE, vae_config, vae_params, part("vae"))
     tokenizer = part("tokenizer")
-    if tokenizer is not None and not os.path.isfile(tokenizer):
+    if tokenizer is not None and not io.is_file(tokenizer):
         raise PipelineError(
             f"{directory}: pipeline.json names {parts['tokenizer']!r} but there is no such file."
         )
@@ -241,7 +242,7 @@ def export(config: ml_collections.ConfigDict, params: dict, workdir: str) -> str
     data = data_sources.sources(config)[0].dir or os.path.join(workdir, "data")
     doc = extraction.read(data)
     parts = doc["components"] if doc is not None else {}
-    missing = [f"{k} {parts[k]}" for k in ("vae", "siglip", "sync") if parts and not os.path.isdir(parts[k])]
+    missing = [f"{k} {parts[k]}" for k in ("vae", "siglip", "sync") if parts and not io.is_dir(parts[k])]
     if parts and not missing:
         save(
             out,
@@ -274,7 +275,7 @@ def export(config: ml_collections.ConfigDict, params: dict, workdir: str) -> str
 def generator_bundle(path: str) -> tuple[ml_collections.ConfigDict, dict]:
     """(config, params) from a generator bundle or a training workdir that exported one."""
     for candidate in (path, os.path.join(path, "pipeline", NAMES["generator"])):
-        if all(os.path.isfile(os.path.join(candidate, f)) for f in ("config.json", "params.npz")):
+        if all(io.is_file(os.path.join(candidate, f)) for f in ("config.json", "params.npz")):
             return _read_bundle(candidate, "generator", ml_collections.ConfigDict)
     raise PipelineError(
         f"{path}: neither a generator bundle nor a training workdir with pipeline/generator/ in it "

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from salsa import io
 from salsa.inference import placement, windows
 from salsa.models.encoders.siglip2 import Siglip, preprocess, preprocess_naflex
 from salsa.models.encoders.sync import SyncModel
@@ -54,12 +55,18 @@ def text(model: Siglip, tokens: np.ndarray) -> np.ndarray:
     return np.asarray(_text(model, placement.place(tokens, model)))
 
 
+def tokenizer_from(path: str):
+    """The `tokenizers.Tokenizer` in the tokenizer.json at `path` (a local path or a URL)."""
+    from tokenizers import Tokenizer
+
+    with io.open_file(path) as f:
+        return Tokenizer.from_str(f.read())
+
+
 def tokenize(tokenizer_file: str, texts: list[str], length: int) -> np.ndarray:
     """Token ids (N, length) from the user's `tokenizer.json` (Hugging Face `tokenizers` format): cut or
     padded with the tokenizer's pad token (id 0 if it names none), as SigLIP was trained."""
-    from tokenizers import Tokenizer
-
-    tok = Tokenizer.from_file(tokenizer_file)
+    tok = tokenizer_from(tokenizer_file)
     pad = tok.padding["pad_id"] if tok.padding else (tok.token_to_id("<pad>") or 0)
     ids = np.full((len(texts), length), pad, np.int32)
     for i, t in enumerate(texts):
