@@ -71,20 +71,20 @@ def perturbed_generator(config, seed: int = 0):
 # reordering (by number of tests) is off: started first, these cannot leave one worker running a long file
 # alone at the end while the other is idle.
 LONG_FILES = (
-    "tests/test_vae_train.py",
     "tests/test_evaluate.py",
-    "tests/test_sync.py",
-    "tests/test_extend.py",
-    "tests/test_sharding.py",
+    "tests/test_info_aot.py",
+    "tests/test_vae_train.py",
+    "tests/test_notebooks.py",
     "tests/test_resume.py",
     "tests/test_extract.py",
-    "tests/test_info_aot.py",
-    "tests/test_notebooks.py",
-    "tests/test_generator.py",
-    "tests/test_baked_guidance.py",
     "tests/test_toy_shortcut.py",
-    "tests/test_siglip_tiny.py",
+    "tests/test_bad_inputs.py",
+    "tests/test_baked_guidance.py",
+    "tests/test_sync.py",
     "tests/test_multihost.py",
+    "tests/test_extend.py",
+    "tests/test_generator.py",
+    "tests/test_benches.py",
 )
 
 
@@ -111,6 +111,25 @@ def tiny_pipeline_dir(tmp_path_factory):
     from salsa import testing
 
     return testing.tiny_pipeline(str(tmp_path_factory.mktemp("tiny_pipeline")), generator.get_config("tiny"))
+
+
+@pytest.fixture(scope="module")
+def pipelines_loaded_once():
+    """salsa.extend loads its checkpoint per call, so each call compiles its models anew: with this, a
+    module's calls share one load per checkpoint folder (a failed load is not kept)."""
+    from salsa.inference import pipeline, soundtrack
+
+    loaded, real = {}, pipeline.load
+
+    def load(path, *args, **kwargs):
+        key = os.path.realpath(path)
+        if key not in loaded:
+            loaded[key] = real(path, *args, **kwargs)
+        return loaded[key]
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(soundtrack.pipeline, "load", load)
+        yield
 
 
 @pytest.fixture(scope="session")

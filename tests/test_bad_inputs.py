@@ -30,6 +30,8 @@ from salsa.convert import __main__ as convert_main
 from salsa.models.vae import model as vae_lib
 from tests import train_cli
 
+pytestmark = pytest.mark.usefixtures("pipelines_loaded_once")  # tests/conftest.py
+
 FAST = ["--steps", "1", "--window", "2", "--context", "0.5"]
 VAE = vae_lib.VAEConfig(
     encoder_channels=4, decoder_channels=4, latent_dim=4, multiples=(1, 2), strides=(2, 4), audio_channels=1
@@ -75,24 +77,6 @@ def media(tmp_path_factory, tiny_pipeline_dir):
         "missing": str(d / "nope.mp4"),
         "dir": str(d),
     }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _load_each_pipeline_once():
-    """salsa.extend loads its checkpoint per call; the cases share one load (a failed load is not kept)."""
-    from salsa.inference import pipeline, soundtrack
-
-    loaded, real = {}, pipeline.load
-
-    def load(path, *args, **kwargs):
-        key = os.path.realpath(path)
-        if key not in loaded:
-            loaded[key] = real(path, *args, **kwargs)
-        return loaded[key]
-
-    with pytest.MonkeyPatch.context() as m:
-        m.setattr(soundtrack.pipeline, "load", load)
-        yield
 
 
 def _snapshot(*folders) -> dict[str, str]:

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -165,10 +166,14 @@ def test_rerun_reuses_the_cached_audio(evaluated, tiny_pipeline_dir):
     assert again["long"] is None and again["compare_steps"] is None
 
 
-def test_the_reference_scale_regenerates_only_the_parts_with_a_reference(evaluated, tiny_pipeline_dir):
+def test_the_reference_scale_regenerates_only_the_parts_with_a_reference(
+    evaluated, tiny_pipeline_dir, tmp_path
+):
     """--cfg-audio 4 (the paper's Eq. 3) against the config's 1: the reference rows are generated anew
     and differ, the steps rows (no reference, where both are the same guidance) come from the cache."""
-    out, result = evaluated
+    first, result = evaluated
+    out = str(tmp_path / "out")  # a copy: the module's other tests read the first report
+    shutil.copytree(first, out)
     assert result["settings"]["cfg_audio"] == 1.0
     cached = set(os.listdir(os.path.join(out, ".cache")))
     paper = dataclasses.replace(SETTINGS, long_clips=0, text_clips=0, reference_seconds=(0.5,), cfg_audio=4.0)
@@ -180,7 +185,6 @@ def test_the_reference_scale_regenerates_only_the_parts_with_a_reference(evaluat
     assert again["reference"]["lengths"]["0.5"]["swsd"] != result["reference"]["lengths"]["0.5"]["swsd"]
     with open(os.path.join(out, "metrics.md")) as f:
         assert "cfg 4 (reference audio 4)" in f.read()
-    evaluate(tiny_pipeline_dir, out, settings=SETTINGS)  # the module's other tests read the first report
 
 
 def test_reference_experiment_renders_its_own_clips(evaluated, tiny_pipeline_dir, tmp_path):
@@ -215,7 +219,7 @@ def test_guided_compares_baked_guidance_at_one_branch_with_cfg_at_two(evaluated,
     baked = testing.tiny_pipeline(str(tmp_path / "baked"), config)
     cached = set(os.listdir(os.path.join(out, ".cache")))
     settings = dataclasses.replace(
-        SETTINGS, long_clips=0, reference_seconds=(), guided_steps=(1, 2), timing_repeats=1
+        SETTINGS, long_clips=0, reference_seconds=(), text_clips=0, guided_steps=(1, 2), timing_repeats=1
     )
     again = evaluate(tiny_pipeline_dir, out, guided=baked, settings=settings)
     new = set(os.listdir(os.path.join(out, ".cache"))) - cached

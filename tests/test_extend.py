@@ -21,6 +21,8 @@ from data_pipelines.media.wav import GrowingWav
 from salsa import cli, extend
 from salsa.inference import soundtrack
 
+pytestmark = pytest.mark.usefixtures("pipelines_loaded_once")  # tests/conftest.py
+
 FAST = ["--steps", "1", "--window", "2", "--context", "0.5"]
 LATENT_FRAME = 256 / 16000  # s, the tiny VAE's hop at 16 kHz
 

@@ -31,11 +31,17 @@ def test_info_counts_the_paper_sizes(name, paper):
 needs_libtpu = pytest.mark.skipif(importlib.util.find_spec("libtpu") is None, reason="needs the tpu extra")
 
 
-@needs_libtpu
-def test_tiny_train_step_compiles_for_a_v4_8_and_matches_the_analytic_flops():
+@pytest.fixture(scope="module")
+def tiny_on_v4_8():
+    """salsa.aot's report for the tiny config's step (batch 32) on v4-8: a minute of compiling, shared."""
     from salsa.aot import compile_report
 
-    report = compile_report(get_config(), "v4-8")
+    return compile_report(get_config(), "v4-8")
+
+
+@needs_libtpu
+def test_tiny_train_step_compiles_for_a_v4_8_and_matches_the_analytic_flops(tiny_on_v4_8):
+    report = tiny_on_v4_8
     assert report["chips"] == 4 and report["fits"]
     assert 0 < report["hbm_per_chip_bytes"] < report["hbm_capacity_bytes"] == 32 * 2**30
     # The analytic count leaves out elementwise work, so the compiled one is a little larger.
@@ -56,14 +62,13 @@ def test_the_splash_attention_kernel_compiles_for_a_v4_8_in_the_sharded_step():
 
 
 @needs_libtpu
-def test_a_step_in_micro_batches_counts_each_pass_and_one_update():
+def test_a_step_in_micro_batches_counts_each_pass_and_one_update(tiny_on_v4_8):
     """k micro-batches of B / k rows cost what k one-pass steps of B / k rows cost, less k - 1 updates:
     XLA counts the loop's body once, salsa.aot multiplies it and takes the extra updates back off."""
     from salsa.aot import compile_report
 
-    config = get_config()
-    config.batch_size = 32
-    one = compile_report(config, "v4-8")
+    config, one = get_config(), tiny_on_v4_8
+    assert config.batch_size == 32 and config.micro_batches == 1
     config.batch_size, config.micro_batches = 64, 2
     two = compile_report(config, "v4-8")
     assert two["micro_batches"] == 2 and one["update_bytes_per_chip"] is None
