@@ -62,3 +62,50 @@ def test_a_folder_skips_a_file_that_cannot_be_decoded(tmp_path, caplog):
     (tmp_path / "c.wav").write_bytes(b"broken")
     with pytest.raises(UserError, match="no audio file under the folder can be decoded"):
         AudioFiles(str(tmp_path), 16000, 1)[0]
+
+
+@pytest.mark.parametrize(("ext", "atol"), [(".flac", 1e-6), (".mp3", 1e-6), (".mp4", 1e-3)])
+def test_a_long_file_is_cropped_from_windows_that_match_the_whole_decode(tmp_path, monkeypatch, ext, atol):
+    """A file longer than AudioFiles.WHOLE_SECONDS is never decoded whole for a crop: each crop is decoded
+    from a seek, and is the same samples (resampled 44.1 kHz stereo -> 16 kHz mono) that decoding the whole
+    file gives at that place, lossy codecs (MP3: silence for three frames after a seek; AAC in a video,
+    timed from the first frame, to 1e-3) included; past the end it is silence."""
+    import soundfile
+
+    from configs import vae_tiny
+    from data_pipelines.audio import crops
+    from data_pipelines.media import decode_audio, write_video
+
+    rate, seconds = 44100, 8.0
+    t = np.arange(int(rate * seconds)) / rate
+    tone = 0.4 * np.sin(2 * np.pi * (200 + 100 * t) * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 1.3 * t))
+    sound = np.stack([tone, 0.5 * tone], 1)
+    if ext == ".mp4":
+        frames = np.zeros((round(seconds * 24), 32, 32, 3), np.uint8)
+        write_video(tmp_path / "long.mp4", frames, 24.0, sound.astype(np.float32), rate)
+    else:
+        soundfile.write(tmp_path / f"long{ext}", sound, rate)
+    whole = decode_audio(tmp_path / f"long{ext}", 16000, 1)
+
+    decoded = []
+    monkeypatch.setattr(crops, "decode_audio", lambda path, *a: decoded.append(path))
+    monkeypatch.setattr(crops.AudioFiles, "WHOLE_SECONDS", 5.0)
+    long = crops.AudioFiles(str(tmp_path), 16000, 1, windowed=True)[0]
+    assert isinstance(long, crops.LongAudio) and long.shape == (len(whole), 1) == (128000, 1)
+    for start in (0, 30001, 64000, len(whole) - 4096):
+        np.testing.assert_allclose(long.window(start, 4096), whole[start : start + 4096], atol=atol)
+    end = long.window(len(whole) - 100, 300)
+    np.testing.assert_allclose(end[:100], whole[-100:], atol=atol)
+    assert not end[100:].any()
+
+    crop = crops.loudest_crop(long, 4096, 3, np.random.default_rng(0))
+    rng = np.random.default_rng(0)
+    starts = [int(rng.integers(0, len(whole) - 4096 + 1)) for _ in range(3)]
+    assert any(np.allclose(crop, whole[s : s + 4096], atol=atol) for s in starts)
+    config = vae_tiny.get_config()
+    config.data.source, config.batch_size, config.crop_samples = str(tmp_path), 4, 4096
+    batch = next(crops.crop_iterator(config, 0, 1))["audio"]
+    assert batch.shape == (4, 4096, 1) and np.abs(batch).max(axis=(1, 2)).min() > 0.05
+    assert decoded == []  # windows of the file, never the whole
+    crops.AudioFiles(str(tmp_path), 16000, 1)[0]  # latent statistics read whole clips
+    assert decoded == [str(tmp_path / f"long{ext}")]

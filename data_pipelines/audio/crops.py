@@ -4,7 +4,9 @@ Two sources, both random-access and deterministic per index, so the grain iterat
 resumes exactly:
   SyntheticAudio  clip `index` of the synthetic world (data_pipelines.synthetic), rendered on first use
                   and kept when the whole set fits SyntheticAudio.CACHE_BYTES;
-  AudioFiles      every audio file under a folder, decoded and resampled with PyAV.
+  AudioFiles      every audio file under a folder, decoded and resampled with PyAV: whole, or, for a file
+                  that states it is longer than AudioFiles.WHOLE_SECONDS, only the windows cropped
+                  from it (a seek and a crop's length of decoding each).
 Clips shorter than the crop are zero-padded at the end. With `config.data.crop_tries` > 1 each crop is the
 loudest of that many uniformly placed windows: the synthetic world is silent until the first impact and
 quiet between impacts, and a codec learns little from silence.
@@ -20,6 +22,7 @@ import grain
 import numpy as np
 
 from data_pipelines.media import decode_audio
+from data_pipelines.media.audio import audio_seconds, decode_audio_window
 from data_pipelines.media.errors import MediaError
 from data_pipelines.prefetch import prefetched, process_share
 from data_pipelines.synthetic import WorldConfig, make_clip
@@ -68,10 +71,31 @@ class SyntheticAudio:
         return audio
 
 
-class AudioFiles:
-    """The audio files under `folder` (recursively, sorted), as (samples, channels) at `sample_rate`."""
+class LongAudio:
+    """A file too long to decode whole for a crop: its length, and windows decoded from a seek."""
 
-    def __init__(self, folder: str, sample_rate: int, channels: int):
+    def __init__(self, path: str, seconds: float, sample_rate: int, channels: int):
+        self.path, self.sample_rate, self.channels = path, sample_rate, channels
+        self.shape = (round(seconds * sample_rate), channels)
+
+    def window(self, start: int, samples: int) -> np.ndarray:
+        """Samples [start, start + samples); silence, with a warning, where that part cannot be decoded
+        (a damaged stretch of a long recording must not stop a training run)."""
+        try:
+            return decode_audio_window(self.path, self.sample_rate, self.channels, start, samples)
+        except MediaError as e:
+            logging.warning("a silent crop in place of one that cannot be decoded at %d: %s", start, e)
+            return np.zeros((samples, self.channels), np.float32)
+
+
+class AudioFiles:
+    """The audio files under `folder` (recursively, sorted), as (samples, channels) at `sample_rate`. With
+    `windowed` (the crop dataset), a file longer than WHOLE_SECONDS (as its container states) comes as a
+    LongAudio, which crops decode in windows."""
+
+    WHOLE_SECONDS = 30.0
+
+    def __init__(self, folder: str, sample_rate: int, channels: int, windowed: bool = False):
         if not os.path.isdir(folder):
             raise UserError(f"audio folder {folder!r} does not exist.")
         self.paths = sorted(
@@ -84,13 +108,13 @@ class AudioFiles:
             raise UserError(
                 f"audio folder {folder!r} holds no files ending in {', '.join(AUDIO_EXTENSIONS)}."
             )
-        self.sample_rate, self.channels = sample_rate, channels
+        self.sample_rate, self.channels, self.windowed = sample_rate, channels, windowed
         self._unreadable: set[str] = set()  # files that failed to decode, skipped from then on
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> np.ndarray:
+    def __getitem__(self, index: int) -> np.ndarray | LongAudio:
         """The file at `index`, or, when it cannot be decoded (corrupt, truncated, no audio stream), the
         next one that can: one bad file in a large folder must not stop a training run. Each bad file is
         logged once; a folder with none readable is a UserError."""
@@ -99,6 +123,9 @@ class AudioFiles:
             if path in self._unreadable:
                 continue
             try:
+                seconds = audio_seconds(path) if self.windowed else None
+                if seconds is not None and seconds > self.WHOLE_SECONDS:
+                    return LongAudio(path, seconds, self.sample_rate, self.channels)
                 return decode_audio(path, self.sample_rate, self.channels)
             except MediaError as e:
                 self._unreadable.add(path)
@@ -106,8 +133,10 @@ class AudioFiles:
         raise UserError(f"no audio file under the folder can be decoded ({len(self.paths)} tried).")
 
 
-def random_crop(audio: np.ndarray, samples: int, rng: np.random.Generator) -> np.ndarray:
+def random_crop(audio: np.ndarray | LongAudio, samples: int, rng: np.random.Generator) -> np.ndarray:
     """(n, C) -> (samples, C): a uniformly placed window, zero-padded when the clip is shorter."""
+    if isinstance(audio, LongAudio):
+        return audio.window(int(rng.integers(0, max(0, audio.shape[0] - samples) + 1)), samples)
     if audio.shape[0] <= samples:
         out = np.zeros((samples, audio.shape[1]), np.float32)
         out[: audio.shape[0]] = audio
@@ -116,7 +145,9 @@ def random_crop(audio: np.ndarray, samples: int, rng: np.random.Generator) -> np
     return np.asarray(audio[start : start + samples], np.float32)
 
 
-def loudest_crop(audio: np.ndarray, samples: int, tries: int, rng: np.random.Generator) -> np.ndarray:
+def loudest_crop(
+    audio: np.ndarray | LongAudio, samples: int, tries: int, rng: np.random.Generator
+) -> np.ndarray:
     """(n, C) -> (samples, C): the highest-energy of `tries` independent `random_crop`s."""
     crops = [random_crop(audio, samples, rng) for _ in range(max(1, tries))]
     return max(crops, key=lambda c: float(np.sum(np.square(c))))
@@ -130,8 +161,9 @@ class _Crop(grain.transforms.RandomMap):
         return {"audio": loudest_crop(audio, self.samples, self.tries, rng)}
 
 
-def source(config: Any):
-    """The configured source: config.data.source is 'synthetic' or a folder of audio files."""
+def source(config: Any, windowed: bool = False):
+    """The configured source: config.data.source is 'synthetic' or a folder of audio files (`windowed`:
+    long files as LongAudio, for crops)."""
     a, d = config.audio, config.data
     if d.source == "synthetic":
         return SyntheticAudio(
@@ -142,12 +174,12 @@ def source(config: Any):
             a.channels,
             world=d.get("world"),
         )
-    return AudioFiles(d.source, a.sample_rate, a.channels)
+    return AudioFiles(d.source, a.sample_rate, a.channels, windowed)
 
 
 def crop_dataset(config: Any, shard_index: int, shard_count: int) -> grain.IterDataset:
     """Shuffled, endlessly repeated crops of config.crop_samples, batched per process."""
-    share = process_share(source(config), shard_index, shard_count, config.batch_size, "clips")
+    share = process_share(source(config, windowed=True), shard_index, shard_count, config.batch_size, "clips")
     seed = int(config.data.shuffle_seed)
     ds = (
         share.shuffle(seed=seed)

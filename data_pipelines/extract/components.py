@@ -15,7 +15,6 @@ from typing import Any
 import jax
 import numpy as np
 from absl import logging
-from etils import epath
 
 from salsa import bundle, io
 from salsa.errors import UserError
@@ -56,7 +55,7 @@ def _path(config: Any, name: str, required: bool = True) -> str | None:
                 f"components.{name} is not set; pass --config.components.{name}=PATH to a {name} bundle."
             )
         return None
-    if not epath.Path(value).exists():
+    if not (io.is_dir(value) or io.is_file(value)):
         raise ComponentError(f"components.{name}={value!r} does not exist.")
     return io.absolute(value)
 

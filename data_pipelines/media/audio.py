@@ -22,6 +22,7 @@ from data_pipelines.media.errors import CorruptMediaError, MediaError
 
 MIN_RATE, MAX_RATE = 1000, 768000
 MAX_SECONDS = 6 * 3600  # refuse to hold more than this much audio in memory
+PREROLL_S = 0.25  # decoded and dropped before a window read from a seek (decode_audio_window)
 _SIDE = math.sqrt(0.5)
 # Channel name -> (gain into left, gain into right).
 _STEREO = {
@@ -130,3 +131,67 @@ def _resample(x: np.ndarray, source_rate: int, rate: int) -> np.ndarray:
         return x
     ratio = fractions.Fraction(rate, source_rate)
     return signal.resample_poly(x, ratio.numerator, ratio.denominator, axis=0)
+
+
+def audio_seconds(path: str | os.PathLike) -> float | None:
+    """The audio stream's duration as the file states it (no decoding), or None when it states none."""
+    path = os.fspath(path)
+    with containers.open_input(path) as container:
+        return containers.declared_seconds(containers.pick_stream(container, "audio", path))
+
+
+def decode_audio_window(
+    path: str | os.PathLike, sample_rate: int, channels: int, start: int, samples: int
+) -> np.ndarray:
+    """(samples, channels) float32: samples [start, start + samples) at `sample_rate` of what
+    `decode_audio` gives, decoding only from a seek shortly before them (zero outside the sound). For crops
+    of long recordings, where decoding the whole file would be most of the work."""
+    path = os.fspath(path)
+    _check_request(path, sample_rate, channels)
+    with containers.open_input(path) as container:
+        stream = containers.pick_stream(container, "audio", path)
+        # Decoding starts PREROLL_S before the window: lossy decoders play silence for their first frames
+        # after a seek (MP3: three frames of 26 ms), and resampling reaches a few ms around each sample.
+        # Resampling by up/down puts output sample j at source sample j * down / up, so the decoded
+        # stretch starts on a multiple of `down` to fall on that grid: up to `down` source samples more.
+        down = fractions.Fraction(sample_rate, stream.sample_rate or sample_rate).denominator
+        margin = PREROLL_S + down / (stream.sample_rate or sample_rate)
+        first_s, last_s = start / sample_rate - margin, (start + samples) / sample_rate + margin
+        # Sample 0 is at the first video frame's time, as in decode_audio, else at the audio's start.
+        videos = [v for v in container.streams.video if v.start_time is not None]
+        zero = videos[0] if videos else stream
+        base = float(zero.start_time * zero.time_base) if zero.start_time is not None else 0.0
+        # Where the sound ends, as decode_audio cuts it: encoders pad the last packet.
+        declared = containers.declared_seconds(stream)
+        begins = float(stream.start_time * stream.time_base) if stream.start_time is not None else base
+        end = None if declared is None else round((begins + declared - base) * sample_rate)
+        chunks, source_rate, names, at = [], None, None, None
+        try:
+            if first_s > 0:
+                container.seek(int((base + first_s) / stream.time_base), stream=stream, backward=True)
+            for frame in container.decode(stream):
+                if frame.time is None:
+                    continue
+                if source_rate is None:
+                    source_rate, names = frame.sample_rate, [c.name for c in frame.layout.channels]
+                    at = round((frame.time - base) * source_rate)  # the file's sample index of chunk 0
+                elif frame.sample_rate != source_rate or len(frame.layout.channels) != len(names):
+                    raise MediaError(f"{path}: sample rate or channel layout changes midway.")
+                chunks.append(_samples(frame))
+                if frame.time - base + frame.samples / source_rate >= last_s:
+                    break
+        except av.error.FFmpegError as e:
+            raise MediaError(f"{path}: audio stream cannot be decoded ({containers.reason(e)}).") from None
+    out = np.zeros((samples, channels), np.float32)
+    if not chunks:
+        return out  # the window lies past the end
+    source = np.concatenate(chunks) @ downmix_matrix(names, channels).T
+    ratio = fractions.Fraction(sample_rate, source_rate)
+    skip = -at % ratio.denominator
+    audio = _resample(source[skip:], source_rate, sample_rate)
+    offset = start - (at + skip) * ratio.numerator // ratio.denominator  # the window's start in `audio`
+    lo, hi = max(0, offset), max(0, min(len(audio), offset + samples))
+    out[lo - offset : hi - offset] = audio[lo:hi]
+    if end is not None:
+        out[max(0, min(samples, end - start)) :] = 0.0
+    return out
