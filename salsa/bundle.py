@@ -127,21 +127,11 @@ def assign(model: nnx.Module, params: dict) -> None:
     nnx.update(model, state)
 
 
-def _shapes(tree: dict, prefix: str = "") -> dict[str, tuple]:
-    out = {}
-    for k, v in tree.items():
-        if isinstance(v, dict):
-            out.update(_shapes(v, f"{prefix}{k}/"))
-        else:
-            out[f"{prefix}{k}"] = tuple(getattr(v, "shape", np.shape(v)))
-    return out
-
-
 def check_shapes(model: nnx.Module, params: dict, where: str | None = None) -> None:
     """BundleError naming the first entry of `params` missing, extra or misshapen for `model` (a real or
     an `abstract` one); `where` (a params.npz path) starts the message."""
-    want = _shapes(nnx.state(model, nnx.Param).to_pure_dict())
-    got = _shapes(params)
+    want = flatten(nnx.state(model, nnx.Param).to_pure_dict(), leaf=np.shape)
+    got = flatten(params, leaf=np.shape)
     at = f"{where}: " if where else ""
     if missing := sorted(set(want) - set(got)):
         raise BundleError(f"{at}parameters missing: {missing[:5]}{' ...' if len(missing) > 5 else ''}")

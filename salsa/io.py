@@ -10,8 +10,8 @@ A destination on an object store (gs://, through etils.epath and the `gcs` extra
 content is written in a local temporary and uploaded once complete. Each object appears whole; a folder's
 nested files go up first and its top-level JSON files (the bundle's or pipeline's description, which
 readers open first) last, after any older folder there was removed. Readers of bundles and pipeline
-checkpoints go through `is_file`, `is_dir`, `listdir`, `open_file` and `copy_tree`, so a `gs://` export
-loads where it was written.
+checkpoints go through `is_file`, `is_dir`, `listdir`, `open_file`, `copy_file` and `copy_tree`, so a
+`gs://` export loads where it was written.
 """
 
 from __future__ import annotations
@@ -76,14 +76,13 @@ def copy_tree(src: str | os.PathLike, dest: str | os.PathLike) -> None:
         if item.is_dir():
             copy_tree(item, target)
         else:
-            with item.open("rb") as f, open(target, "wb") as out:
-                shutil.copyfileobj(f, out, 1 << 24)
+            copy_file(item, target)
 
 
-def upload(local: str | os.PathLike, dest: str | os.PathLike) -> None:
-    """Copies the local file `local` to `dest` (a URL or a path), in 16 MiB blocks."""
-    with open(local, "rb") as src, epath.Path(dest).open("wb") as dst:
-        shutil.copyfileobj(src, dst, 1 << 24)
+def copy_file(src: str | os.PathLike, dest: str | os.PathLike) -> None:
+    """Copies the file `src` to `dest` (each a local path or a URL), in 16 MiB blocks."""
+    with epath.Path(src).open("rb") as f, epath.Path(dest).open("wb") as out:
+        shutil.copyfileobj(f, out, 1 << 24)
 
 
 @contextlib.contextmanager
@@ -95,7 +94,7 @@ def atomic_file(path: str | os.PathLike) -> Iterator[str]:
             temp = os.path.join(local, os.path.basename(os.fspath(path)))
             yield temp
             epath.Path(path).parent.mkdir(parents=True, exist_ok=True)
-            upload(temp, path)
+            copy_file(temp, path)
         return
     path = os.path.abspath(os.fspath(path))
     folder = os.path.dirname(path)
@@ -151,7 +150,7 @@ def _upload_directory(local: str, dest: epath.Path) -> None:
     for f in files:
         target = dest / f.replace(os.sep, "/")
         target.parent.mkdir(parents=True, exist_ok=True)
-        upload(os.path.join(local, f), target)
+        copy_file(os.path.join(local, f), target)
 
 
 def check_creatable(path: str | os.PathLike, what: str = "output", folder: bool = False) -> None:

@@ -103,13 +103,13 @@ def test_a_gs_workdir_and_data_dir_reach_the_bucket(fake_gcs, tiny_pipeline_dir,
     config = get_config("tiny")
     config.data.dir = "gs://bucket/features"
     uploads = []
-    upload = io.upload
+    copy = io.copy_file
 
     def recorded(local, dest):
         uploads.append(os.fspath(dest))
-        upload(local, dest)
+        copy(local, dest)
 
-    monkeypatch.setattr(io, "upload", recorded)
+    monkeypatch.setattr(io, "copy_file", recorded)
     for seed in (5, 6):
         params = testing.random_params(Generator, GeneratorConfig.from_config(config), seed)
         uploads.clear()

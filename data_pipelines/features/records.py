@@ -42,7 +42,7 @@ from etils import epath
 
 from data_pipelines.features import durations
 from salsa.errors import UserError
-from salsa.io import atomic_file, is_remote, upload
+from salsa.io import atomic_file, copy_file, is_remote
 
 Record = dict[str, Any]
 
@@ -306,7 +306,7 @@ def write_shards(
             paths = []
             for path in written:
                 for name in (durations.index_path(path), path):  # the index first: no shard is
-                    upload(name, root / os.path.basename(name))  # seen without it
+                    copy_file(name, root / os.path.basename(name))  # seen without it
                 paths.append(os.fspath(root / os.path.basename(path)))
             return paths
     return _write_local(records, out_dir, num_shards, config)

@@ -255,7 +255,7 @@ def matching_layers(target: dict, source: dict) -> tuple[dict, list[str]]:
     a shape: an abstract state (jax.ShapeDtypeStruct) will do."""
     from salsa.bundle import flatten, unflatten
 
-    t = flatten(target, leaf=lambda v: tuple(v.shape))
+    t = flatten(target, leaf=np.shape)
     s = flatten(source)
     layers: dict[str, list[str]] = {}
     for k in t:

@@ -19,7 +19,6 @@ import dataclasses
 import json
 import logging
 import os
-import shutil
 import zipfile
 
 import jax
@@ -162,8 +161,7 @@ def save(
         for name, src in (("vae", vae), ("siglip", siglip), ("sync", sync)):
             io.copy_tree(src, os.path.join(temp, NAMES[name]))
         if tokenizer is not None:
-            with io.open_file(tokenizer, "rb") as f, open(os.path.join(temp, TOKENIZER), "wb") as out:
-                shutil.copyfileobj(f, out)
+            io.copy_file(tokenizer, os.path.join(temp, TOKENIZER))
         doc = {
             "format": FORMAT,
             "generator_config": config,
