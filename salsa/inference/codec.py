@@ -19,18 +19,18 @@ import math
 
 import jax
 import numpy as np
-from flax import nnx
 
 from salsa.inference import placement, windows
+from salsa.inference.module_jit import module_jit
 from salsa.models.vae.model import VAE, receptive_radius
 
 
-@nnx.jit(graph=False)
+@module_jit
 def _encode_window(model: VAE, audio: jax.Array) -> jax.Array:
     return model.encode(audio)[0]
 
 
-@nnx.jit(graph=False)
+@module_jit
 def _decode_window(model: VAE, latents: jax.Array) -> jax.Array:
     return model.decode(latents)
 

@@ -11,20 +11,18 @@ across them.
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from salsa import io
 from salsa.inference import placement, windows
+from salsa.inference.module_jit import module_jit
 from salsa.models.encoders.siglip2 import Siglip, preprocess, preprocess_naflex
 from salsa.models.encoders.sync import SyncModel
 
 
-@functools.partial(nnx.jit, static_argnums=(2, 3), graph=False)
+@module_jit(static_argnums=(2, 3))
 def _image_chunk(model: Siglip, frames: jax.Array, size: int, max_patches: int | None) -> jax.Array:
     if max_patches:
         return model.image(preprocess_naflex(frames, model.config.patch, max_patches))[0]
@@ -45,7 +43,7 @@ def semantic(
     return np.concatenate(out) if out else np.zeros((0, model.config.image.width), np.float32)
 
 
-@nnx.jit(graph=False)
+@module_jit
 def _text(model: Siglip, tokens: jax.Array) -> jax.Array:
     return model.text(tokens)
 
@@ -75,7 +73,7 @@ def tokenize(tokenizer_file: str, texts: list[str], length: int) -> np.ndarray:
     return ids
 
 
-@nnx.jit(graph=False)
+@module_jit
 def _sync_windows(model: SyncModel, windows: jax.Array) -> jax.Array:
     return model.video_features(windows.astype(jnp.float32) / 255.0)
 

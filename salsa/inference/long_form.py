@@ -22,11 +22,11 @@ from collections.abc import Callable, Iterable, Iterator
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from salsa.inference import codec as vae_codec
 from salsa.inference import encoders
 from salsa.inference.geometry import Geometry, geometry, video_grid  # noqa: F401 (long_form.geometry)
+from salsa.inference.module_jit import module_jit
 from salsa.sampling.euler import check_steps
 from salsa.sampling.generate import generate_from_noise
 from salsa.sampling.guidance import Guidance
@@ -120,7 +120,7 @@ class _State:
         self.total = self.geo.total_latents(self.seconds)
 
 
-@nnx.jit(static_argnames=("steps", "guidance", "grid"), graph=False)
+@module_jit(static_argnames=("steps", "guidance", "grid"))
 def sample_windows(
     model, cond, noise, reference, reference_mask, *, steps: int, guidance: Guidance, grid: int
 ):

@@ -28,6 +28,7 @@ import librosa
 import numpy as np
 from flax import nnx
 
+from salsa.inference.module_jit import module_jit
 from salsa.inference.windows import starts as window_starts
 
 
@@ -68,13 +69,13 @@ def _sequence(model: nnx.Module) -> bool:
     return getattr(model.config, "embedding", "mean") == "sequence"
 
 
-@nnx.jit(graph=False)
+@module_jit
 def _video_embeddings(model: nnx.Module, video: jax.Array) -> jax.Array:
     features = model.video_features(video.astype(jnp.float32) / 255.0)
     return _embed(features, video.shape[1], _sequence(model))
 
 
-@nnx.jit(graph=False)
+@module_jit
 def _audio_embeddings(model: nnx.Module, audio: jax.Array) -> jax.Array:
     return _embed(model.audio_features(audio), model.config.snippet_frames, _sequence(model))
 

@@ -13,13 +13,14 @@ import jax
 import numpy as np
 from flax import nnx
 
+from salsa.inference.module_jit import module_jit
 from salsa.metrics import desync
 
 HOP = 4  # snippets start every snippet length / HOP
 CHUNK = 32  # snippets per model call
 
 
-@nnx.jit(graph=False)
+@module_jit
 def _audio_embeddings(model: nnx.Module, audio: jax.Array) -> jax.Array:
     return model.audio_features(audio).mean(axis=1)
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
+from salsa.inference.module_jit import module_jit
 from salsa.models.encoders.sync import SyncModel
 
 
-@nnx.jit(graph=False)
+@module_jit
 def _choices(model: SyncModel, video: jax.Array, audio: jax.Array) -> jax.Array:
     """(clips, ...) video and (clips, shifts, samples) audio -> (clips,) index of the best shift."""
     n, k, samples = audio.shape

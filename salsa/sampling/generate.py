@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
+from salsa.inference.module_jit import module_jit
 from salsa.models.generator.model import Conditions, Generator
 from salsa.sampling.euler import Velocity, sample
 from salsa.sampling.guidance import PAPER, Guidance
@@ -73,7 +73,7 @@ def generate_from_noise(
     return jnp.where(cond["latent_mask"][..., None], out, 0.0)
 
 
-@nnx.jit(static_argnames=("steps", "guidance", "grid"), graph=False)
+@module_jit(static_argnames=("steps", "guidance", "grid"))
 def generate_jit(model, cond, key, reference=None, reference_mask=None, *, steps, guidance=PAPER, grid=128):
     """`generate` compiled once per (steps, guidance, shapes)."""
     return generate(

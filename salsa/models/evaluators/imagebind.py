@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from salsa.inference.module_jit import module_jit
 from salsa.models.encoders.vit import (
     Attention,
     Block,
@@ -198,7 +199,7 @@ class AudioTower(nnx.Module):
         return self.head(self.encoder(x))
 
 
-@nnx.jit(static_argnums=2, graph=False)
+@module_jit(static_argnums=2)
 def _mean_of_clips(tower: nnx.Module, clips: jax.Array, rank: int) -> jax.Array:
     """(..., clips, *input) with inputs of `rank` axes -> the unit-length mean of the clips' unit
     embeddings, (..., out_dim); compiled once per input shape."""
