@@ -5,8 +5,9 @@ on ground-truth clips of the world with hidden acoustics on. The audio is read n
 shows (the annotation's impact samples, materials, object sizes and ambience), never the hidden truth:
 
 - room: how the energy after isolated impacts decays (4 windows up to 200 ms against the first 10 ms,
-  less the level just before the impact), one set of centroids per visible material, the clip's room
-  the one nearest over all its impacts;
+  less the level just before the impact), read from where the sound itself starts near the impact's
+  time (a generator's impacts land tens of ms off it), one set of centroids per visible material, the
+  clip's room the one nearest over all its impacts;
 - microphone: the spectrum of the clip's quietest moments (10th percentile over 32 ms frames, 12 log
   bands from 60 Hz), where the microphone's own noise and the ambience show its EQ curve; one set of
   centroids per visible ambience;
@@ -32,6 +33,14 @@ from data_pipelines.synthetic.scene import AMBIENCES, size_factor
 DECAY_WINDOWS_S = ((0.0, 0.01), (0.01, 0.025), (0.025, 0.05), (0.05, 0.1), (0.1, 0.2))
 DECAY_FLOOR_DB = -60.0
 ROOM_ISOLATION_S = (0.05, 0.2)  # no other impact this long before or after an impact read for the room
+# Where an impact's decay is read from: the sample in this span around its time after which 10 ms
+# (ROOM_RISE_S) hold the most energy against the 10 ms before. Read at the annotated sample itself, a
+# sound 10 ms late reads as a large hall (its first window nearly silent, the next ones loud): ground
+# truth delayed by 10 ms scored 0.32 (chance), and a generator's impacts scatter 25-200 ms around
+# their time (docs/synthetic_world.md). The span stays inside the 50 ms before that no other impact
+# starts in, with room for the 10 ms before it.
+ROOM_ALIGN_S = (-0.03, 0.05)
+ROOM_RISE_S = 0.01
 PITCH_WINDOW_S = 0.04
 PITCH_ISOLATION_S = (0.01, PITCH_WINDOW_S)
 FRAME_S = 0.032
@@ -77,20 +86,23 @@ def _isolated_impacts(annotation: dict, before_s: float, after_s: float) -> list
 
 
 def room_features(audio: np.ndarray, annotation: dict) -> tuple[np.ndarray, list[str]]:
-    """(n, 4) the decay after each of the clip's isolated impacts (dB per window against the first
+    """(n, 10) the decay after each of the clip's isolated impacts (dB per window against the first
     10 ms, less the level just before), and their materials; impacts count when no other one starts
-    50 ms before or 200 ms after and both lie inside the audio."""
+    50 ms before or 200 ms after. Each impact is read from its onset in `audio` (`onset`), and counts
+    when every window around any onset it could have lies inside the audio."""
     mono, sr = _mono(audio), annotation["sample_rate"]
     # The reverberant part is low-passed, so its share shows as a slower decay of the whole sound than
     # of its highs (first difference: +6 dB per octave).
     signals = (mono**2, np.append(np.diff(mono), 0.0) ** 2)
+    cumulative = np.concatenate([[0.0], np.cumsum(signals[0])])
     before, after = ROOM_ISOLATION_S
     windows = [(-before, -0.005), *DECAY_WINDOWS_S]
+    earliest, latest = round((ROOM_ALIGN_S[0] - before) * sr), round((ROOM_ALIGN_S[1] + after) * sr)
     rows, names = [], []
     for e in _isolated_impacts(annotation, before, after):
-        s = e["sample"]
-        if s < round(before * sr) or s + round(after * sr) > len(mono):
+        if e["sample"] + earliest < 0 or e["sample"] + latest > len(mono):
             continue
+        s = onset(cumulative, e["sample"], sr)
         row = []
         for x in signals:
             energy = np.array([x[s + round(a * sr) : s + round(b * sr)].mean() for a, b in windows]) + 1e-15
@@ -98,6 +110,18 @@ def room_features(audio: np.ndarray, annotation: dict) -> tuple[np.ndarray, list
         rows.append(np.concatenate(row))
         names.append(e["material"])
     return np.reshape(rows, (len(rows), 2 * len(DECAY_WINDOWS_S))), names
+
+
+def onset(cumulative: np.ndarray, sample: int, sample_rate: int) -> int:
+    """The sample within ROOM_ALIGN_S of `sample` after which ROOM_RISE_S of audio hold the most energy
+    against the ROOM_RISE_S before it; `cumulative`: the running sum of the squared audio, 0 first."""
+    rise = round(ROOM_RISE_S * sample_rate)
+    starts = sample + np.arange(
+        round(ROOM_ALIGN_S[0] * sample_rate), round(ROOM_ALIGN_S[1] * sample_rate) + 1
+    )
+    after = cumulative[starts + rise] - cumulative[starts]
+    before = cumulative[starts] - cumulative[starts - rise]
+    return int(starts[np.argmax((after + 1e-12) / (before + 1e-12))])
 
 
 def _room(probes: dict[str, Centroids], features: np.ndarray, names: list[str]) -> str | None:
