@@ -97,7 +97,9 @@ def room_features(audio: np.ndarray, annotation: dict) -> tuple[np.ndarray, list
     cumulative = np.concatenate([[0.0], np.cumsum(signals[0])])
     before, after = ROOM_ISOLATION_S
     windows = [(-before, -0.005), *DECAY_WINDOWS_S]
-    earliest, latest = round((ROOM_ALIGN_S[0] - before) * sr), round((ROOM_ALIGN_S[1] + after) * sr)
+    # The furthest samples any onset's windows reach, rounded as they are indexed below.
+    earliest = round(ROOM_ALIGN_S[0] * sr) - round(before * sr)
+    latest = round(ROOM_ALIGN_S[1] * sr) + round(after * sr)
     rows, names = [], []
     for e in _isolated_impacts(annotation, before, after):
         if e["sample"] + earliest < 0 or e["sample"] + latest > len(mono):
