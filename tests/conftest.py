@@ -27,6 +27,7 @@ import pytest  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from configs import generator  # noqa: E402
+from salsa import numba_cache  # noqa: E402
 from salsa.models.generator.model import Generator, GeneratorConfig  # noqa: E402
 from tests import launch_fake  # noqa: E402
 
@@ -91,6 +92,8 @@ LONG_FILES = (
 def pytest_configure(config):
     if getattr(config.option, "dist", "no") == "loadfile":
         config.option.loadscopereorder = False  # files in the order pytest_collection_modifyitems leaves
+    if not hasattr(config, "workerinput"):  # the controller, before xdist starts its workers
+        numba_cache.warm()
 
 
 @pytest.hookimpl(trylast=True)  # after pytest's own reordering (by fixture scope), which keeps files whole

@@ -18,6 +18,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from salsa import numba_cache
 from salsa.training.setup import BadInput
 
 
@@ -44,6 +45,7 @@ class StageFailed(RuntimeError):
 
 def start(run_one, group: list, workdir: str) -> multiprocessing.Process:
     """A process running the group's (stage, label) pairs in turn; each stage's `run` must pickle."""
+    numba_cache.warm()  # before any process beside this one compiles librosa's gufuncs (salsa.numba_cache)
     for stage, _ in group:
         try:
             pickle.dumps(stage)
