@@ -8,6 +8,7 @@ import json
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -92,6 +93,36 @@ def test_audio_weight_zero_is_the_towers_alone():
     assert "audio_loss" not in metrics0
     np.testing.assert_allclose(float(loss0), float(metrics1["image_loss"]), rtol=1e-6)
     np.testing.assert_allclose(float(loss1), float(loss0 + metrics1["audio_loss"]), rtol=1e-6)
+
+
+def test_misworded_captions_are_negatives_of_the_sound():
+    """In a world with hidden acoustics each row also brings its caption with one hidden property named
+    wrong: the same visible words, not the row's caption, and in the vocabulary. The audio term counts
+    them as negatives of every clip's sound (and the image term leaves them out: the picture cannot tell
+    them apart). `audio.misworded=False`, the default, leaves them out of the batches."""
+    config = _small(1.0)
+    config.audio.misworded = True
+    task = SiglipTask(config)
+    batch = next(task.dataset(0, 1))
+    tokens, wrong = batch["tokens"], batch["misworded"]
+    assert wrong.shape == tokens.shape and (wrong != 1).all()
+    assert all((w != t).any() and w[0] == t[0] for w, t in zip(wrong, tokens, strict=True))
+    with nnx.use_eager_sharding(False):
+        model = task.create_model(nnx.Rngs(0))
+    _, metrics = task.loss(model, None, batch, jax.random.key(0), np.int32(0))
+    towers, audio = model.siglip, model.audio
+    a, t, w = audio(batch["audio"]), towers.embed_texts(tokens), towers.embed_texts(wrong)
+    same = np.all(tokens[:, None] == tokens[None], axis=-1)
+    labels = np.concatenate([np.where(same, 1.0, -1.0), -np.ones_like(same, float)], axis=1)
+    expected = siglip_loss(a, jnp.concatenate([t, w]), audio.log_temperature[...], audio.bias[...], labels)
+    np.testing.assert_allclose(metrics["audio_loss"], expected, rtol=1e-5)
+    images = towers.embed_images(batch["image"].astype(np.float32) / 127.5 - 1.0)
+    image_loss = siglip_loss(
+        images, t, towers.log_temperature[...], towers.bias[...], np.where(same, 1.0, -1.0)
+    )
+    np.testing.assert_allclose(metrics["image_loss"], image_loss, rtol=1e-5)
+    config.audio.misworded = False
+    assert "misworded" not in next(SiglipTask(config).dataset(0, 1))
 
 
 def test_audio_tower_learns_caption_embeddings():

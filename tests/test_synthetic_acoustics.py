@@ -96,6 +96,27 @@ def test_captions_name_the_hidden_acoustics_at_the_asked_fraction():
     assert all(not a["acoustics"]["in_caption"] and "through a" not in a["caption"] for a in silent)
 
 
+def test_misworded_captions_name_exactly_one_hidden_property_wrong():
+    """The SigLIP stage's hard negatives: the clip's worded caption with one property's words swapped
+    for each of its other classes (2 rooms, 3 microphones, 2 pitches), the other two named right."""
+    world = SMALL.replace(hidden_acoustics=True, hidden_caption_fraction=0.5)
+    for i in range(4):
+        a = make_clip(world, 6, i).annotation
+        plain, full = acoustics.captions(a)
+        wrong = acoustics.misworded(a)
+        assert len(set(wrong)) == 7 and full not in wrong
+        heard = a["acoustics"]
+        truth = {
+            "room": next(r.words for r in acoustics.ROOMS if r.name == heard["room"]),
+            "microphone": next(m.words for m in acoustics.MICROPHONES if m.name == heard["microphone"]),
+            "pitch": next(p.words for p in acoustics.PITCHES if p.name == heard["pitch"]),
+        }
+        for caption in wrong:
+            assert caption.startswith(plain + ", ")
+            right = [field for field, words in truth.items() if words in caption[len(plain) :]]
+            assert len(right) == 2, (caption, right)  # exactly one property named wrong
+
+
 def test_probes_read_room_microphone_and_pitch_from_held_out_audio_well_above_chance():
     """Fitted on 40 ground-truth clips of seed 21, measured on 40 of seed 22 (2 s, 16 kHz mono, the
     tiny pipeline's rate); chance is 1/3 (room, pitch) and 1/4 (microphone)."""

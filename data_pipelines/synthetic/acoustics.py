@@ -199,6 +199,23 @@ def record(mix: np.ndarray, microphone: Microphone, sample_rate: int, rng: np.ra
     return mix
 
 
+def misworded(annotation: dict) -> list[str]:
+    """The clip's caption with its hidden acoustics in words, once for every other class of one property
+    (2 rooms + 3 microphones + 2 pitches, the other two properties named right): captions that are
+    wrong only in what the picture cannot show, the hard negatives of learning the words against the
+    sound (the SigLIP stage's audio term)."""
+    heard = annotation["acoustics"]
+    plain = captions(annotation)[0]
+    room, mic, pitch = (
+        next(x for x in options if x.name == heard[field])
+        for options, field in ((ROOMS, "room"), (MICROPHONES, "microphone"), (PITCHES, "pitch"))
+    )
+    wrong = [Heard(r, mic, pitch, True) for r in ROOMS if r != room]
+    wrong += [Heard(room, m, pitch, True) for m in MICROPHONES if m != mic]
+    wrong += [Heard(room, mic, p, True) for p in PITCHES if p != pitch]
+    return [f"{plain}, {h.words}" for h in wrong]
+
+
 def captions(annotation: dict) -> tuple[str, str]:
     """A clip's caption without and with its hidden acoustics in words (the text experiment's pair)."""
     heard = annotation["acoustics"]
