@@ -9,9 +9,9 @@ on the 2-core machine: two cold imports at once, then a third process detecting 
 
 The main job runs stages two at a time, and both processes of the first wave import librosa in their
 first seconds (the VAE stage's onset-flux loss, the sync stage's log-mel front end), as pytest's
-workers do when they collect the tests. `warm()`, called by the parent before
-it starts the others, imports those modules once: the cache is complete before another process reads
-it, and the others only load it.
+workers do when they collect the tests. `warm()`, called by the parent before it starts the others,
+imports those modules once: the cache is complete before another process reads it, and the others only
+load it.
 
 A cache that an earlier run left broken is not mended by this: its symptom is a segmentation fault in
 `numba/np/ufunc/gufunc.py`; delete the files (`find "$(python -c 'import librosa, os;

@@ -18,6 +18,7 @@ from configs.siglip_tiny import get_config
 from data_pipelines.synthetic import WorldConfig
 from data_pipelines.synthetic.captioned import CaptionedClips, build_tokenizer, encode
 from salsa import bundle
+from salsa.errors import UserError
 from salsa.inference import encoders
 from salsa.models.encoders.mel_tower import SiglipWithAudio
 from salsa.models.encoders.siglip2 import Siglip, SiglipConfig
@@ -123,6 +124,9 @@ def test_misworded_captions_are_negatives_of_the_sound():
     np.testing.assert_allclose(metrics["image_loss"], image_loss, rtol=1e-5)
     config.audio.misworded = False
     assert "misworded" not in next(SiglipTask(config).dataset(0, 1))
+    config.audio.misworded, config.audio.weight = True, 0.0  # no audio term: it would change nothing
+    with pytest.raises(UserError, match="audio.misworded needs the audio term"):
+        SiglipTask(config)
 
 
 def test_audio_tower_learns_caption_embeddings():

@@ -71,6 +71,14 @@ class SiglipTask(Task):
         self.audio_weight = float(config.get("audio", {}).get("weight", 0.0))
         if not self.audio_weight >= 0.0:
             raise UserError(f"audio.weight {self.audio_weight} must be >= 0 (0: no audio tower).")
+        if config.get("audio", {}).get("misworded", False) and not (
+            self.audio_weight and config.data.world.get("hidden_acoustics", False)
+        ):
+            raise UserError(
+                "audio.misworded needs the audio term (audio.weight > 0) and a world whose captions can "
+                "name hidden acoustics (data.world.hidden_acoustics=True); without them it would change "
+                "nothing."
+            )
 
     def mel_spec(self):
         """The audio tower's input (data_pipelines.synthetic.captioned.MelSpec), None without a tower."""
