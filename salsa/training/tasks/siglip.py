@@ -71,9 +71,8 @@ class SiglipTask(Task):
         self.audio_weight = float(config.get("audio", {}).get("weight", 0.0))
         if not self.audio_weight >= 0.0:
             raise UserError(f"audio.weight {self.audio_weight} must be >= 0 (0: no audio tower).")
-        if config.get("audio", {}).get("misworded", False) and not (
-            self.audio_weight and config.data.world.get("hidden_acoustics", False)
-        ):
+        self.misworded = bool(config.get("audio", {}).get("misworded", False))
+        if self.misworded and not (self.audio_weight and config.data.world.get("hidden_acoustics", False)):
             raise UserError(
                 "audio.misworded needs the audio term (audio.weight > 0) and a world whose captions can "
                 "name hidden acoustics (data.world.hidden_acoustics=True); without them it would change "
@@ -164,8 +163,7 @@ class SiglipTask(Task):
         from data_pipelines.synthetic.captioned import CaptionedClips, build_tokenizer
 
         d = self.config.data
-        misworded = bool(self.audio_weight and self.config.audio.get("misworded", False))
-        clips = CaptionedClips(WorldConfig(**dict(d.world)), d.seed, d.clips, self.mel_spec(), misworded)
+        clips = CaptionedClips(WorldConfig(**dict(d.world)), d.seed, d.clips, self.mel_spec(), self.misworded)
         self._tokenizer = build_tokenizer(clips.captions + [c for m in clips.misworded or () for c in m])
         return clips
 
