@@ -320,7 +320,8 @@ def test_command_line_exit_status(tmp_path):
 
 def test_hidden_probes_score_generated_audio_with_intervals():
     from data_pipelines.synthetic import heldout
-    from salsa.evaluation import hidden
+    from salsa.evaluation import hidden, scoring, targets
+    from salsa.metrics import bootstrap
 
     geometry = heldout.ClipGeometry(
         sample_rate=16000, channels=1, sync_fps=24.0, semantic_fps=8.0, sync_size=32, semantic_size=16
@@ -339,6 +340,19 @@ def test_hidden_probes_score_generated_audio_with_intervals():
     assert truth["microphone_accuracy"] > silence["microphone_accuracy"]
     with pytest.raises(ValueError, match="has no hidden acoustics"):
         hidden.scores([plain.audio], [plain], probes)
+    # the accuracies' draws join a row's draws of the same clips, so that two generations of the same
+    # clips (the text experiment's captions with and without the words) are judged draw by draw
+    row = hidden.merged({"f1": 0.5, "draws": scoring.draws_of(clips, {"f1": np.zeros(1000)})}, truth)
+    assert set(row["draws"].samples) == {"f1", *hidden.KEYS}
+    m = row["draws"].samples["microphone_accuracy"]
+    assert np.nanmin(m) <= truth["microphone_accuracy"] <= np.nanmax(m)
+    goal = {"claim": "c", "metric": "microphone_accuracy", "left": "text.hidden", "comparison": ">"}
+    goal |= {"right": "text.plain", "paired": True, "source": "s"}
+    checked = targets.check(goal, {"text": {"hidden": truth, "plain": silence}})
+    lo, hi = bootstrap.paired_ratio(m, silence["draws"].samples["microphone_accuracy"])
+    assert checked["ratio"]["interval"] == [lo, hi] and lo > 1 and checked["verdict"] == "shown"
+    with pytest.raises(ValueError, match="different clips"):
+        hidden.merged(row, hidden.scores([c.audio for c in clips[:5]], clips[:5], probes))
 
 
 def test_hidden_settings_follow_the_switch():

@@ -135,6 +135,40 @@ def test_a_paired_target_is_judged_by_the_ratio_over_the_same_draws():
         targets.check(goal, result)
 
 
+def test_a_paired_chain_judges_its_ends_over_the_same_draws():
+    from salsa.evaluation import report
+
+    rng = np.random.default_rng(1)
+    per_clip = rng.uniform(0.2, 0.8, 64)  # one set of clips, each row 3% below the one before
+    lengths = {k: _drawn(per_clip * 0.97**i, metric="swsd") for i, k in enumerate(("0", "0.5", "1"))}
+    goal = {
+        "claim": "SWSD falls with reference length",
+        "metric": "swsd",
+        "left": "reference.lengths.*",
+        "comparison": "decreasing",
+        "rows": ["0", "0.5", "1"],
+        "separate": "ends",
+        "paired": True,
+        "source": "s",
+    }
+    result = {"reference": {"lengths": lengths}}
+    checked = targets.check(goal, result)
+    assert checked["verdict"] == "shown" and checked["ratio"]["interval"] == pytest.approx([0.9409, 0.9409])
+    assert checked["rows"] == {
+        "left": "reference.lengths.1",
+        "right": "reference.lengths.0",
+        "metric": "swsd",
+    }
+    assert targets.check({**goal, "paired": False}, result)["verdict"] == "not shown"  # intervals overlap
+    assert "; ratio 0.941 [0.941, 0.941] | shown |" in report.targets_section([checked])[-1]
+    # read back from metrics.json (no draws): the ratio its own judgment stored decides the ends
+    result["targets"] = [checked]
+    saved = json.loads(json.dumps(report.jsonable(result)))
+    assert targets.check(goal, saved)["verdict"] == "shown"
+    lengths["0.5"] = _drawn(per_clip * 1.01, metric="swsd")  # not monotone: not shown, however paired
+    assert targets.check(goal, {"reference": {"lengths": lengths}})["verdict"] == "not shown"
+
+
 def test_only_pairs_of_rows_are_paired(tmp_path):
     path = tmp_path / "targets.json"
     goal = '{"claim": "x", "metric": "f1", "left": "steps.8", "source": "s", "paired": true'
@@ -144,6 +178,12 @@ def test_only_pairs_of_rows_are_paired(tmp_path):
     path.write_text('{"targets": [' + goal + ', "comparison": "within", "right": "steps.32"}]}')
     with pytest.raises(EvalError, match="target 0 is paired"):
         targets.load(path)
+    chain = '{"claim": "x", "metric": "f1", "left": "steps.*", "source": "s", "comparison": "decreasing"'
+    ends = ', "separate": "ends", "rows": ["1", "2"]'
+    for rest in (', "paired": true}', ', "paired": true, "separate": "ends"}', ', "paired": 1' + ends + "}"):
+        path.write_text('{"targets": [' + chain + rest + "]}")
+        with pytest.raises(EvalError, match="target 0 is a paired chain; a paired chain separates its ends"):
+            targets.load(path)
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ import numpy as np
 
 from data_pipelines.synthetic import acoustic_probes
 from data_pipelines.synthetic.heldout import TestClip
+from salsa.evaluation import scoring
 from salsa.metrics import bootstrap
 
 PROPERTIES = ("room", "microphone", "pitch")
@@ -30,8 +31,9 @@ def scores(
     generated: Sequence[np.ndarray], clips: Sequence[TestClip], fitted: acoustic_probes.AcousticProbes
 ) -> dict:
     """{"room_accuracy", "microphone_accuracy", "pitch_accuracy": fraction right (NaN when none read),
-    "<property>_read": clips read, "interval": {key: (lo, hi)} with two clips or more}. The clips must
-    come from a world with hidden acoustics (their annotation has "acoustics")."""
+    "<property>_read": clips read, and with two clips or more "interval": {key: (lo, hi)} and "draws"
+    (bootstrap.Draws of the accuracies, for paired targets)}. The clips must come from a world with
+    hidden acoustics (their annotation has "acoustics")."""
     if len(generated) != len(clips):
         raise ValueError(f"{len(generated)} generated clips for {len(clips)} test clips.")
     read = {k: np.zeros(len(clips)) for k in PROPERTIES}
@@ -53,16 +55,22 @@ def scores(
     if len(clips) >= 2:
         w = bootstrap.counts(len(clips))
         with np.errstate(invalid="ignore", divide="ignore"):
-            out["interval"] = {
-                f"{k}_accuracy": bootstrap.interval((w @ right[k]) / (w @ read[k])) for k in PROPERTIES
-            }
+            samples = {f"{k}_accuracy": (w @ right[k]) / (w @ read[k]) for k in PROPERTIES}
+        out["interval"] = {k: bootstrap.interval(v) for k, v in samples.items()}
+        out["draws"] = scoring.draws_of(clips, samples)
     return out
 
 
 def merged(row: dict, probe_row: dict) -> dict:
-    """A metrics row with the probes' accuracies added (intervals merged)."""
+    """A metrics row with the probes' accuracies added (intervals and draws merged; the draws only of
+    rows scored on the same clips)."""
     interval = {**row.get("interval", {}), **probe_row.get("interval", {})}
-    out = {**row, **{k: v for k, v in probe_row.items() if k != "interval"}}
+    out = {**row, **{k: v for k, v in probe_row.items() if k not in ("interval", "draws")}}
     if interval:
         out["interval"] = interval
+    draws = [d for d in (row.get("draws"), probe_row.get("draws")) if d is not None]
+    if len(draws) == 2 and draws[0].clips != draws[1].clips:
+        raise ValueError("a metrics row and probe scores of different clips cannot be merged.")
+    if draws:
+        out["draws"] = bootstrap.Draws(draws[0].clips, {k: v for d in draws for k, v in d.samples.items()})
     return out

@@ -253,7 +253,8 @@ def targets_section(checked: list[dict]) -> list[str]:
         "Verdicts from the 95% intervals: shown when they separate in the claimed direction, "
         "contradicted when they separate the other way, else not shown. A target with a ratio compares "
         "two rows of the same clips draw by draw: its verdict is the interval of left / right over the "
-        "same bootstrap draws against the claimed factor.",
+        "same bootstrap draws against the claimed factor (a chain's: its last row over its first, "
+        "against 1).",
         "",
         "| target | value [95% interval] | verdict | source |",
         "|---|---|---|---|",

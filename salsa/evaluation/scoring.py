@@ -91,13 +91,19 @@ def score(
         )
         samples = bootstrap.metric_draws(parts, bootstrap.counts(len(clips)))
         out["interval"] = bootstrap.intervals_of(samples)
-        out["draws"] = bootstrap.Draws(tuple((c.index, c.seconds, len(c.audio)) for c in clips), samples)
+        out["draws"] = draws_of(clips, samples)
     if segments:
         out["segments"] = [
             _segment(events, k, real, generated, sr, a, b, pooled["segments"][k])
             for k, (a, b) in enumerate(segments)
         ]
     return out
+
+
+def draws_of(clips: Sequence[TestClip], samples: dict[str, np.ndarray]) -> bootstrap.Draws:
+    """The bootstrap draws of metrics scored on `clips`, named by the clips (index, seconds, samples) so
+    that only rows of the same clips are paired."""
+    return bootstrap.Draws(tuple((c.index, c.seconds, len(c.audio)) for c in clips), samples)
 
 
 def _counts(events: Sequence[onsets.ClipEvents], field: str, segment: int | None = None) -> np.ndarray:

@@ -23,8 +23,10 @@ before it recorded them), and by the two intervals when there is none.
 Or it asks the rows of a path ending in ".*" to fall ("decreasing") or rise ("increasing") one after
 another, over the keys in `rows` when given (in that order): by default each neighbouring pair's
 intervals must separate; with `"separate": "ends"` the point values must move monotonically and only the
-first and last rows' intervals must separate (contradicted when those separate the other way). A target
-whose rows were not evaluated (a step count, --compare, long clips, hidden acoustics) is left out.
+first and last rows' intervals must separate (contradicted when those separate the other way). A chain
+with `"separate": "ends"`, its `rows` named and `"paired": true` (rows of the same clips: the reference
+experiment's lengths) judges its ends by the interval of last / first over the same draws against 1. A
+target whose rows were not evaluated (a step count, --compare, long clips, hidden acoustics) is left out.
 """
 
 from __future__ import annotations
@@ -70,7 +72,13 @@ def _problem(t) -> str | None:
             return "compares a chain; its left must end in '.*'"
         if "rows" in t and not (isinstance(t["rows"], list) and all(isinstance(k, str) for k in t["rows"])):
             return "has rows that are not a list of row keys"
-        return None if t.get("separate", "each") in ("each", "ends") else "has separate other than each, ends"
+        if t.get("separate", "each") not in ("each", "ends"):
+            return "has separate other than each, ends"
+        if t.get("paired", False) is not False and not (
+            t["paired"] is True and t.get("separate") == "ends" and len(t.get("rows", [])) >= 2
+        ):
+            return "is a paired chain; a paired chain separates its ends and names its rows"
+        return None
     if t["comparison"] not in PAIRS:
         return f"has comparison {t['comparison']!r}; use one of {', '.join(PAIRS + CHAINS)}"
     if not isinstance(t.get("right"), str | int | float) or isinstance(t.get("right"), bool):
@@ -147,7 +155,13 @@ def check(target: dict, result: dict) -> dict | None:
         sides = [side(r, metric) for r in left]
         if any(value is None for value, _ in sides):
             return None
-        verdict = _chain(sides, comparison, target.get("separate", "each"))
+        ends = None
+        if target.get("paired"):  # the last row over the first, draw by draw
+            ratio = _paired(target, metric, left[-1], left[0], [sides[-1], sides[0]]) or _stored_ratio(
+                target, result
+            )
+            ends = None if ratio is None else tuple(ratio["interval"])
+        verdict = _chain(sides, comparison, target.get("separate", "each"), ends)
     else:
         right = target["right"]
         if isinstance(right, str):
@@ -187,7 +201,11 @@ def check(target: dict, result: dict) -> dict | None:
 
 
 def _pair(target: dict) -> dict:
-    """What a paired target's stored ratio is of: its two rows and metric (metrics.json's `rows`)."""
+    """What a paired target's stored ratio is of: its two rows and metric (metrics.json's `rows`); a
+    chain's pair is its last row over its first."""
+    if target["comparison"] in CHAINS:
+        base, rows = target["left"][: -len("*")], target["rows"]
+        return {"left": base + rows[-1], "right": base + rows[0], "metric": target["metric"]}
     return {"left": target["left"], "right": target["right"], "metric": target["metric"]}
 
 
@@ -223,13 +241,14 @@ def _paired(target: dict, metric: str, left: dict, right: dict, sides: list) -> 
     return {"value": float(bootstrap.ratio(sides[0][0], sides[1][0])), "interval": [lo, hi]}
 
 
-def _chain(sides: list, comparison: str, separate: str) -> str:
-    """The verdict of a chain of (value, interval) sides falling or rising one after another."""
+def _chain(sides: list, comparison: str, separate: str, ratio: tuple[float, float] | None = None) -> str:
+    """The verdict of a chain of (value, interval) sides falling or rising one after another; `ratio`:
+    the interval of last / first over the same draws, which then decides the ends (a paired chain)."""
     op = "<" if comparison == "decreasing" else ">"
     if separate == "ends":
         values = [value for value, _ in sides]
         monotone = all((b < a) if op == "<" else (b > a) for a, b in zip(values, values[1:], strict=False))
-        ends = separation(sides[-1][1], sides[0][1], op)
+        ends = separation(sides[-1][1], sides[0][1], op) if ratio is None else separation(ratio, (1, 1), op)
         return ends if ends != SHOWN or monotone else NOT_SHOWN
     verdicts = [separation(b[1], a[1], op) for a, b in zip(sides, sides[1:], strict=False)]
     return CONTRADICTED if CONTRADICTED in verdicts else SHOWN if set(verdicts) == {SHOWN} else NOT_SHOWN
