@@ -167,6 +167,9 @@ def test_a_paired_chain_judges_its_ends_over_the_same_draws():
     assert targets.check(goal, saved)["verdict"] == "shown"
     lengths["0.5"] = _drawn(per_clip * 1.01, metric="swsd")  # not monotone: not shown, however paired
     assert targets.check(goal, {"reference": {"lengths": lengths}})["verdict"] == "not shown"
+    lengths["1"] = _drawn(per_clip * 0.9, clips=tuple(range(1, 65)), metric="swsd")
+    with pytest.raises(EvalError, match="pairs reference.lengths.1 with reference.lengths.0, which were"):
+        targets.check(goal, {"reference": {"lengths": lengths}})
 
 
 def test_only_pairs_of_rows_are_paired(tmp_path):

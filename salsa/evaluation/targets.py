@@ -231,8 +231,9 @@ def _paired(target: dict, metric: str, left: dict, right: dict, sides: list) -> 
     if not all(isinstance(d, bootstrap.Draws) and metric in d.samples for d in draws):
         return None
     if draws[0].clips != draws[1].clips:
+        rows = _pair(target)
         raise EvalError(
-            f"target {target['claim']!r} pairs {target['left']} with {target['right']}, which were "
+            f"target {target['claim']!r} pairs {rows['left']} with {rows['right']}, which were "
             "scored on different clips; only rows of the same clips can be paired."
         )
     lo, hi = bootstrap.paired_ratio(draws[0].samples[metric], draws[1].samples[metric])
