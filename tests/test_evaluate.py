@@ -208,6 +208,29 @@ def test_reference_experiment_renders_its_own_clips(evaluated, tiny_pipeline_dir
         assert "## Reference audio length (Fig. 6), 2 steps, 3 clips" in f.read()
 
 
+def test_segments_keep_their_draws_so_that_two_segments_of_the_same_clips_pair(tiny_pipeline_dir):
+    """One-shot's last segment against its first is judged draw by draw: each segment keeps the
+    bootstrap draws behind its intervals, named by the clips."""
+    from salsa.evaluation import targets
+    from salsa.metrics import bootstrap
+
+    p = pipeline.load(tiny_pipeline_dir)
+    clips = generation.test_clips(p, "test", range(4), 2.0)
+    # the first second as it is, the second one silent: the segments' F1 falls on every clip
+    muted = [
+        np.concatenate([c.audio[: c.sample_rate], np.zeros_like(c.audio[c.sample_rate :])]) for c in clips
+    ]
+    row = score(muted, clips, p.sync, segments=[(0.0, 1.0), (1.0, 2.0)], with_desync=False)
+    first, last = row["segments"]
+    assert first["draws"].clips == last["draws"].clips == row["draws"].clips
+    assert first["interval"]["f1"] == list(bootstrap.interval(first["draws"].samples["f1"]))
+    goal = {"claim": "c", "metric": "f1", "left": "long.one_shot.segments.-1", "comparison": "<"}
+    goal |= {"right": "long.one_shot.segments.0", "paired": True, "source": "s"}
+    checked = targets.check(goal, {"long": {"one_shot": row}})
+    assert checked["ratio"]["value"] == pytest.approx(last["f1"] / first["f1"]) and last["f1"] == 0
+    assert checked["verdict"] == "shown" and checked["ratio"]["interval"][1] < 1
+
+
 def test_guided_compares_baked_guidance_at_one_branch_with_cfg_at_two(evaluated, tiny_pipeline_dir, tmp_path):
     """The CFG side is the steps experiment's audio (from the cache); the baked side is new."""
     from configs import generator

@@ -94,7 +94,7 @@ def score(
         out["draws"] = draws_of(clips, samples)
     if segments:
         out["segments"] = [
-            _segment(events, k, real, generated, sr, a, b, pooled["segments"][k])
+            _segment(events, k, clips, generated, sr, a, b, pooled["segments"][k])
             for k, (a, b) in enumerate(segments)
         ]
     return out
@@ -111,11 +111,12 @@ def _counts(events: Sequence[onsets.ClipEvents], field: str, segment: int | None
     return np.array([getattr(s, field) for s in scores], np.float64)
 
 
-def _segment(events, k: int, real, generated, sample_rate: int, start: float, end: float, pooled) -> dict:
-    """Onset F1 and SWSD of segment k [start, end) s, with intervals over clips when there are two."""
+def _segment(events, k: int, clips, generated, sample_rate: int, start: float, end: float, pooled) -> dict:
+    """Onset F1 and SWSD of segment k [start, end) s, with intervals over clips and their draws (for a
+    target pairing two segments of the same clips) when there are two clips or more."""
     a, b = round(start * sample_rate), round(end * sample_rate)
     per_clip = np.array(
-        [swsd.swsd(r[a:b], g[a:b], sample_rate) for r, g in zip(real, generated, strict=True)]
+        [swsd.swsd(c.audio[a:b], g[a:b], sample_rate) for c, g in zip(clips, generated, strict=True)]
     )
     out = {
         "start": float(start),
@@ -125,10 +126,12 @@ def _segment(events, k: int, real, generated, sample_rate: int, start: float, en
         "swsd": float(np.mean(per_clip)),
     }
     if len(events) >= 2:
-        out["interval"] = bootstrap.segment_intervals(
+        samples = bootstrap.segment_draws(
             _counts(events, "references", k),
             _counts(events, "estimates", k),
             _counts(events, "matched", k),
             per_clip,
         )
+        out["interval"] = bootstrap.intervals_of(samples)
+        out["draws"] = draws_of(clips, samples)
     return out
