@@ -192,21 +192,6 @@ def paired_ratio(
     return float(lo), float(hi)
 
 
-def segment_intervals(
-    references: np.ndarray,
-    estimates: np.ndarray,
-    matched: np.ndarray,
-    swsd: np.ndarray,
-    draws: int = DRAWS,
-    seed: int = SEED,
-    level: float = LEVEL,
-) -> dict[str, list[float]]:
-    """{"f1": [lo, hi], "swsd": [lo, hi]} of one time segment of a set of clips, from each clip's onset
-    counts in the segment and its SWSD there, all (n,); resampled as `intervals` resamples (the same
-    draws for the same n)."""
-    return intervals_of(segment_draws(references, estimates, matched, swsd, draws, seed), level)
-
-
 def segment_draws(
     references: np.ndarray,
     estimates: np.ndarray,
@@ -215,7 +200,9 @@ def segment_draws(
     draws: int = DRAWS,
     seed: int = SEED,
 ) -> dict[str, np.ndarray]:
-    """{"f1", "swsd"}: (draws,) each, the bootstrap draws behind `segment_intervals`."""
+    """{"f1", "swsd"}: (draws,) each, the bootstrap draws of one time segment of a set of clips, from each
+    clip's onset counts in the segment and its SWSD there, all (n,); resampled as `intervals` resamples
+    (the same draws for the same n). `intervals_of` gives their intervals."""
     w = counts(len(swsd), draws, seed)
     f1 = _onset_draws(w, references, estimates, matched)[2]
     return {"f1": f1, "swsd": (w @ np.asarray(swsd, np.float64)) / w.sum(axis=1)}
