@@ -103,6 +103,21 @@ class Heard:
             "in_caption": self.in_caption,
         }
 
+    @classmethod
+    def from_annotation(cls, heard: dict) -> Heard:
+        """The Heard that wrote `heard` (a clip annotation's "acoustics", `annotation()`)."""
+        return cls(
+            _named(ROOMS, heard["room"]),
+            _named(MICROPHONES, heard["microphone"]),
+            _named(PITCHES, heard["pitch"]),
+            heard["in_caption"],
+        )
+
+
+def _named(options, name: str):
+    """The class of `options` (ROOMS, MICROPHONES, PITCHES) called `name`."""
+    return next(x for x in options if x.name == name)
+
 
 def draw(config: WorldConfig, rng: np.random.Generator) -> Heard:
     """A clip's room, microphone and pitch, each uniform over its classes."""
@@ -134,7 +149,7 @@ def repitch(scene: Scene, pitch: Pitch) -> Scene:
 def impulse_response(room_name: str, sample_rate: int, channels: int) -> np.ndarray:
     """(length, channels) the room's response: 1 at lag 0 (the direct sound) plus its reverberant part,
     different noise in each channel. A dry room is the unit impulse alone."""
-    room = next(r for r in ROOMS if r.name == room_name)
+    room = _named(ROOMS, room_name)
     if room.rt60 == 0.0:
         return np.ones((1, channels))
     sr = sample_rate
@@ -204,15 +219,11 @@ def misworded(annotation: dict) -> list[str]:
     (2 rooms + 3 microphones + 2 pitches, the other two properties named right): captions that are
     wrong only in what the picture cannot show, the hard negatives of learning the words against the
     sound (the SigLIP stage's audio term)."""
-    heard = annotation["acoustics"]
+    heard = Heard.from_annotation(annotation["acoustics"])
     plain = captions(annotation)[0]
-    room, mic, pitch = (
-        next(x for x in options if x.name == heard[field])
-        for options, field in ((ROOMS, "room"), (MICROPHONES, "microphone"), (PITCHES, "pitch"))
-    )
-    wrong = [Heard(r, mic, pitch, True) for r in ROOMS if r != room]
-    wrong += [Heard(room, m, pitch, True) for m in MICROPHONES if m != mic]
-    wrong += [Heard(room, mic, p, True) for p in PITCHES if p != pitch]
+    wrong = [dataclasses.replace(heard, room=r) for r in ROOMS if r != heard.room]
+    wrong += [dataclasses.replace(heard, microphone=m) for m in MICROPHONES if m != heard.microphone]
+    wrong += [dataclasses.replace(heard, pitch=p) for p in PITCHES if p != heard.pitch]
     return [f"{plain}, {h.words}" for h in wrong]
 
 
