@@ -157,8 +157,9 @@ def test_compare_adds_the_flow_only_table(evaluated):
 def test_rerun_reuses_the_cached_audio(evaluated, tiny_pipeline_dir):
     out, result = evaluated
     cached = sorted(os.listdir(os.path.join(out, ".cache")))
-    # 2 steps, 1 reference (0 s is the 2-step part), 2 long methods, 2 compare steps, 2 text prompts
-    assert len(cached) == 9
+    # 2 steps, 1 reference (0 s is the 2-step part) and its control from another clip, 2 long methods,
+    # 2 compare steps, 2 text prompts
+    assert len(cached) == 10
     fewer = dataclasses.replace(SETTINGS, long_clips=0, reference_seconds=())  # scores less, same audio
     again = evaluate(tiny_pipeline_dir, out, settings=fewer)
     assert sorted(os.listdir(os.path.join(out, ".cache"))) == cached
@@ -179,7 +180,7 @@ def test_the_reference_scale_regenerates_only_the_parts_with_a_reference(
     paper = dataclasses.replace(SETTINGS, long_clips=0, text_clips=0, reference_seconds=(0.5,), cfg_audio=4.0)
     again = evaluate(tiny_pipeline_dir, out, settings=paper)
     new = set(os.listdir(os.path.join(out, ".cache"))) - cached
-    assert sorted(n.split("-")[0] for n in new) == ["reference"]
+    assert sorted(n.split("-")[0] for n in new) == ["reference", "reference_other_clip"]
     assert again["steps"] == result["steps"] and again["settings"]["cfg_audio"] == 4.0
     assert again["reference"]["lengths"]["0"] == result["reference"]["lengths"]["0"]
     assert again["reference"]["lengths"]["0.5"]["swsd"] != result["reference"]["lengths"]["0.5"]["swsd"]
@@ -206,6 +207,40 @@ def test_reference_experiment_renders_its_own_clips(evaluated, tiny_pipeline_dir
     assert truth["onsets"] > score([s.audio for s in sections[:2]], sections[:2], p.sync)["onsets"]
     with open(tmp_path / "out" / "metrics.md") as f:
         assert "## Reference audio length (Fig. 6), 2 steps, 3 clips" in f.read()
+
+
+def test_the_reference_control_gives_each_clip_the_next_clips_audio(tiny_pipeline_dir, tmp_path, monkeypatch):
+    """The control row: the longest reference cut from the next clip's audio (cyclically), with the clip's
+    own video and noise, scored on the same sections as the lengths and judged paired against the clip's
+    own reference (docs/targets.json)."""
+    calls = []
+    real = generation.generate
+
+    def recording(p, clips, **kw):
+        calls.append((kw.get("reference_s", 0.0), [(c.index, c.audio.copy(), c.frames24) for c in clips]))
+        return real(p, clips, **kw)
+
+    monkeypatch.setattr(generation, "generate", recording)
+    settings = dataclasses.replace(
+        SETTINGS, steps=(2,), long_clips=0, text_clips=0, reference_seconds=(1.0,), clips=3
+    )
+    result = evaluate(tiny_pipeline_dir, str(tmp_path / "out"), settings=settings)
+    p = pipeline.load(tiny_pipeline_dir)
+    clips = generation.test_clips(p, "test", range(3), p.config.window_s, result["world"])
+    own, other = [c for r, c in calls if r == 1.0]  # the 1 s rows, in order: own, then the control
+    for i, (index, audio, frames) in enumerate(other):
+        assert index == clips[i].index and np.array_equal(frames, clips[i].frames24)
+        assert np.array_equal(audio, clips[(i + 1) % 3].audio)
+    assert all(np.array_equal(audio, c.audio) for (_, audio, _), c in zip(own, clips, strict=True))
+    control = result["reference"]["other_clip"]
+    assert control["onsets"] == result["reference"]["lengths"]["1"]["onsets"]  # the same sections
+    assert control["swsd"] != result["reference"]["lengths"]["1"]["swsd"]
+    judged = {t["target"]: t for t in result["targets"]}
+    for metric in ("SWSD", "FD"):
+        t = judged[f"{metric}: the clip's own 1 s reference < another clip's (own / other)"]
+        assert t["verdict"] in ("shown", "not shown", "contradicted") and "ratio" in t
+    with open(tmp_path / "out" / "metrics.md") as f:
+        assert "| 1 s of another clip |" in f.read()
 
 
 def test_segments_keep_their_draws_so_that_two_segments_of_the_same_clips_pair(tiny_pipeline_dir):

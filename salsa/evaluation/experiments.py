@@ -107,7 +107,12 @@ def reference(shared: Shared) -> dict:
     audio given as reference, and every length scored on the same section: the window after the longest
     L kept (`scored_from`), so that the rows differ only in what the generator was given, not in how much
     audio each metric sees. Lengths that leave less than MIN_GENERATED_S to generate are listed under
-    "skipped". Its clips are shared.reference_clips."""
+    "skipped". Its clips are shared.reference_clips.
+
+    "other_clip" is the control (two clips or more): the longest reference cut from another clip, the next
+    one of the set (cyclically), on the same sections. It is what any reference of this world does to the
+    sound, without the clip's own; the clip's own reference against it is what the reference carries of
+    the clip (docs/evaluation.md)."""
     p, window = shared.pipeline, float(shared.pipeline.config.window_s)
     clips = shared.reference_clips
     lengths = [r for r in (0.0, *shared.settings.reference_seconds) if window - r >= MIN_GENERATED_S - 1e-9]
@@ -122,9 +127,8 @@ def reference(shared: Shared) -> dict:
     }
     cut = round(start * p.sample_rate)
     sections = [c.section(start) for c in clips]
-    for r in lengths:
-        # no reference: the steps experiment's part at these steps (generated once when the clips agree)
-        part = "steps" if r == 0 else "reference"
+
+    def scored(part: str, reference_s: float | None, given: list[TestClip]) -> dict:
         audio = _audio(
             shared,
             p,
@@ -132,14 +136,23 @@ def reference(shared: Shared) -> dict:
             part,
             steps=shared.steps,
             cfg=shared.cfg,
-            reference_s=r or None,
-            clips=clips,
+            reference_s=reference_s,
+            clips=given,
         )
-        scored = [a[cut:] for a in audio]
-        row = score(scored, sections, p.sync)
+        generated = [a[cut:] for a in audio]
+        row = score(generated, sections, p.sync)
         if shared.probes is not None:
-            row = hidden.merged(row, hidden.scores(scored, sections, shared.probes))
-        out["lengths"][f"{r:g}"] = row
+            row = hidden.merged(row, hidden.scores(generated, sections, shared.probes))
+        return row
+
+    for r in lengths:
+        # no reference: the steps experiment's part at these steps (generated once when the clips agree)
+        out["lengths"][f"{r:g}"] = scored("steps" if r == 0 else "reference", r or None, clips)
+    if start > 0 and len(clips) >= 2:
+        # the clip's own video, text and noise; only the reference's audio comes from the next clip
+        donors = clips[1:] + clips[:1]
+        others = [dataclasses.replace(c, audio=d.audio, memo={}) for c, d in zip(clips, donors, strict=True)]
+        out["other_clip"] = scored("reference_other_clip", start, others)
     return out
 
 

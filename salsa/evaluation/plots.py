@@ -118,8 +118,21 @@ def plot_reference(r: dict, path: str) -> None:
     probed = all("room_accuracy" in v for v in lengths.values())
     panels = 3 if probed else 2
     fig, axes = plt.subplots(1, panels, figsize=(4.5 * panels, 3.8), layout="constrained")
+    other = r["reference"].get("other_clip")  # the control: the longest reference from another clip
     for ax, (key, title) in zip(axes, (("swsd", "SWSD ↓"), ("fd", "FD (sync audio tower) ↓")), strict=False):
-        ax.errorbar(x, _values(lengths, key), _errors(lengths, key), fmt="o-", capsize=3)
+        ax.errorbar(x, _values(lengths, key), _errors(lengths, key), fmt="o-", capsize=3, label="own clip's")
+        if other is not None:
+            ax.errorbar(
+                [max(x)],
+                _values({"other": other}, key),
+                _errors({"other": other}, key),
+                fmt="s",
+                mfc="none",
+                color="tab:red",
+                capsize=3,
+                label="another clip's",
+            )
+            ax.legend()
         ax.set_title(title)
     if probed:
         for name in PROBES:

@@ -176,7 +176,18 @@ def markdown(r: dict) -> str:
         else "only the rest of the window is scored"
     )
     lines += [f"The first L s of each clip's ground-truth audio are given as clean reference; {where}.", ""]
-    lines += table([(f"{k} s", v) for k, v in ref["lengths"].items()], "reference")
+    rows = [(f"{k} s", v) for k, v in ref["lengths"].items()]
+    other = ref.get("other_clip")  # the control; absent with one clip and in results saved before it
+    if other is not None:
+        longest = max(ref["lengths"], key=float)
+        rows.append((f"{longest} s of another clip", other))
+        lines += [
+            f"The last row is the control: the first {longest} s of another clip's audio (the next clip's) "
+            "as reference, with this clip's video and noise: what any reference does, without the clip's "
+            "own sound.",
+            "",
+        ]
+    lines += table(rows, "reference")
     if ref["skipped"]:
         skipped = ", ".join(f"{x:g}" for x in ref["skipped"])
         lines += ["", f"Skipped: {skipped} s (leaves less than 0.5 s of the window to generate)."]
