@@ -257,3 +257,43 @@ def test_noise_seeds_sets_the_seeds_spread_beside_the_clip_bootstraps():
     assert fd["seed_sd"] == 0.0 and fd["ratio"] == 0.0 and fd["intervals_holding_mean"] == 4
     with pytest.raises(ValueError, match="two seeds or more"):
         spread(rows[:1])
+
+
+def test_reference_shift_reads_the_move_of_the_mean_against_the_truth_and_the_opening():
+    """A reference that pulls the generated mean halfway towards the opening, which lies opposite the
+    truth: a move of 0.5, at cosine -1 to the truth and +1 to the opening; and a clip that is silent,
+    then loud, reads as two levels 20 dB apart."""
+    from bench.reference_shift import levels, shifts
+
+    def around(x):  # two snippets whose mean is x
+        return np.array([[x[0] - 0.1, x[1]], [x[0] + 0.1, x[1]]])
+
+    out = shifts(around((1.0, 0.0)), around((-1.0, 0.0)), around((0.0, 0.0)), around((-0.5, 0.0)))
+    assert out["shift"] == pytest.approx(0.5)
+    assert out["cos_to_truth"] == pytest.approx(-1.0) and out["cos_to_opening"] == pytest.approx(1.0)
+    assert (out["truth_to_none"], out["truth_to_given"], out["truth_to_opening"]) == pytest.approx(
+        (1, 1.5, 2)
+    )
+    clip = np.concatenate([np.full(4, 0.01), np.full(4, 0.1)])[:, None]
+    assert levels([clip, clip], sample_rate=16, part_s=0.25) == pytest.approx([-40.0, -20.0])
+
+
+def test_reference_shift_cuts_windows_past_the_scenes_opening(tiny_pipeline_dir):
+    """--start 1: each clip is the checkpoint's window cut 1 s into a scene rendered 1 s longer, its frames,
+    audio and impacts those of that span of the scene, in the clips' own time."""
+    from bench.reference_shift import window_clips
+    from salsa.evaluation import generation
+    from salsa.inference import pipeline
+
+    p = pipeline.load(tiny_pipeline_dir)
+    window = float(p.config.window_s)
+    world = {"hidden_acoustics": False, "hidden_caption_fraction": 0.0}
+    (scene,) = generation.test_clips(p, "test", [0], 1.0 + window, world)
+    (clip,) = window_clips(p, 1, 1.0, world)
+    assert clip.seconds == window and len(clip.audio) == round(window * p.sample_rate)
+    assert np.array_equal(clip.audio, scene.audio[p.sample_rate : p.sample_rate + len(clip.audio)])
+    assert np.array_equal(clip.frames24, scene.frames24[round(scene.fps) :][: len(clip.frames24)])
+    assert len(clip.frames24) == round(window * scene.fps)
+    inside = [e["time"] - 1.0 for e in scene.annotation["events"] if 1.0 <= e["time"] < 1.0 + window]
+    assert [e["time"] for e in clip.annotation["events"]] == pytest.approx(inside)
+    assert window_clips(p, 1, 0.0, world)[0].seconds == window

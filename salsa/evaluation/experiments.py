@@ -149,11 +149,15 @@ def reference(shared: Shared) -> dict:
         # no reference: the steps experiment's part at these steps (generated once when the clips agree)
         out["lengths"][f"{r:g}"] = scored("steps" if r == 0 else "reference", r or None, clips)
     if start > 0 and len(clips) >= 2:
-        # the clip's own video, text and noise; only the reference's audio comes from the next clip
-        donors = clips[1:] + clips[:1]
-        others = [dataclasses.replace(c, audio=d.audio, memo={}) for c, d in zip(clips, donors, strict=True)]
-        out["other_clip"] = scored("reference_other_clip", start, others)
+        out["other_clip"] = scored("reference_other_clip", start, others_audio(clips))
     return out
+
+
+def others_audio(clips: list[TestClip]) -> list[TestClip]:
+    """Each clip with the next clip's audio (cyclically) and its own video, index (so its own noise) and
+    annotation: the reference experiment's control takes its reference from this audio."""
+    donors = clips[1:] + clips[:1]
+    return [dataclasses.replace(c, audio=d.audio, memo={}) for c, d in zip(clips, donors, strict=True)]
 
 
 def text(shared: Shared) -> dict | None:

@@ -123,7 +123,7 @@ def plot_reference(r: dict, path: str) -> None:
         ax.errorbar(x, _values(lengths, key), _errors(lengths, key), fmt="o-", capsize=3, label="own clip's")
         if other is not None:
             ax.errorbar(
-                [max(x)],
+                [max(x) * 1.03],  # beside the clip's own reference of the same length
                 _values({"other": other}, key),
                 _errors({"other": other}, key),
                 fmt="s",

@@ -11,9 +11,12 @@ evaluated; with w = 1 only v(A,V,T). The generator configs set w_a = 1 (`samplin
 reference is context that every branch but v(∅) sees, v̂ = v(A) + w·(v(A,V,T) − v(A)), two branches,
 and guidance pushes towards the video and text given the reference instead of amplifying the
 reference itself (Eq. 3 at w = 4 cost the tiny pipeline's onset F1 after a 1 s reference, 0.507 ->
-0.404, and its long-form extension; docs/extend.md). A is first so that this costs two branches,
-not three. v(∅) sees x_t, which must be on the noising path at the reference positions, with no
-reference mark; the other branches see x̂_t, the clean reference spliced in and marked.
+0.404, and its long-form extension; docs/extend.md). The price: v(A), reference without video or text,
+is the branch guided against, and on the tiny pipeline it raises FD for any reference, the clip's own or
+another clip's, where Eq. 3 lowers it (docs/tiny_pipeline.md, "FD rises with any reference"). A is
+first so that this costs two branches, not three. v(∅) sees x_t, which must be on the noising path at
+the reference positions, with no reference mark; the other branches see x̂_t, the clean reference
+spliced in and marked.
 """
 
 from __future__ import annotations
