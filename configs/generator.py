@@ -62,6 +62,9 @@ def base_config() -> ml_collections.ConfigDict:
         sc_fraction=0.25,  # rows with self-consistency targets
         grid=128,  # M: shortcut levels 1, 1/2, ..., 1/M
         ref_fraction=0.25,  # rows with a clean reference span
+        # in the rows whose conditions are all null, which train guidance's reference-only branch v(A):
+        # None keeps ref_fraction there too (docs/tiny_pipeline.md, "FD rises with any reference")
+        ref_fraction_unconditional=ml_collections.config_dict.placeholder(float),
         ref_min_tokens=1,
         ref_max_tokens=88,
         # Conditioning dropout to the null embeddings: all of text, semantic and sync together in 10% of

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from configs.generator import base_config
-from salsa.training.tasks.generator import condition_dropout, conditions, dropout_rates
+from salsa.objectives.masking import reference_spans
+from salsa.training.tasks.generator import condition_dropout, conditions, dropout_rates, reference_fractions
 from tests.conftest import feature_batch, perturbed_generator
 
 ROWS = 20_000
@@ -40,6 +41,23 @@ def test_defaults_put_a_tenth_of_rows_in_the_unconditional_branch():
     assert dropout_rates(o) == (0.1, 0.05)
     drop = condition_dropout(jax.random.key(0), ROWS, *dropout_rates(o))
     _assert_rate(np.asarray(drop["text"] & drop["semantic"] & drop["sync"]), 0.1 + 0.9 * 0.05**3, "all null")
+
+
+def test_rows_with_every_condition_null_get_a_reference_span_at_their_own_rate(tiny_config):
+    """objective.ref_fraction_unconditional: the rows that train guidance's reference-only branch v(A),
+    every condition null, get a span at that rate; the other rows at ref_fraction. A config without the
+    field gives every row ref_fraction."""
+    o = ml_collections.ConfigDict(dict(ref_fraction=0.25, ref_fraction_unconditional=0.75))
+    batch = feature_batch(tiny_config, 8, jax.random.key(0))
+    cond = {k: jnp.repeat(v, ROWS // 8, axis=0) for k, v in conditions(batch).items()}
+    drop = condition_dropout(jax.random.key(1), ROWS, 0.1, 0.05)
+    null = np.asarray(drop["text"] & drop["semantic"] & drop["sync"])
+    p = np.asarray(reference_fractions(o, cond, drop))
+    assert set(np.unique(p[null])) == {0.75} and set(np.unique(p[~null])) == {0.25}
+    spans = np.asarray(reference_spans(jax.random.key(2), jnp.ones((ROWS, 40), bool), p, 1, 8).any(1))
+    _assert_rate(spans[null], 0.75, "spans in rows with every condition null")
+    _assert_rate(spans[~null], 0.25, "spans in the other rows")
+    assert reference_fractions(ml_collections.ConfigDict(dict(ref_fraction=0.25)), cond, drop) == 0.25
 
 
 def test_a_config_saved_before_the_joint_rate_trains_as_it_did():

@@ -46,6 +46,16 @@ def condition_dropout(key: jax.Array, batch: int, joint: float, each: float) -> 
     }
 
 
+def reference_fractions(objective: ml_collections.ConfigDict, cond, drop) -> float | jax.Array:
+    """The chance of a reference span per row: objective.ref_fraction, and in the rows where every
+    condition is null (the reference-only branch v(A) of guidance, when they get a span)
+    objective.ref_fraction_unconditional where the config sets it."""
+    if objective.get("ref_fraction_unconditional", None) is None:
+        return objective.ref_fraction
+    unconditional = functools.reduce(jnp.logical_and, null_signals(cond, drop).values())
+    return jnp.where(unconditional, objective.ref_fraction_unconditional, objective.ref_fraction)
+
+
 def dropout_rates(objective: ml_collections.ConfigDict) -> tuple[float, float]:
     """(joint, each) of `condition_dropout` from objective.cond_dropout_joint and .cond_dropout. A config
     without cond_dropout_joint (saved before it existed) has no joint drop: it trains as it did."""
@@ -118,7 +128,7 @@ class GeneratorTask(Task):
             (cond, drop),
             sc_fraction=o.sc_fraction,
             grid=o.grid,
-            ref_fraction=o.ref_fraction,
+            ref_fraction=reference_fractions(o, cond, drop),
             ref_min_tokens=o.ref_min_tokens,
             ref_max_tokens=o.ref_max_tokens,
             t_logit_mean=o.t_logit_mean,
