@@ -80,30 +80,13 @@ def window_clips(p, clips: int, start: float, world) -> list:
 
     window = float(p.config.window_s)
     scenes = generation.test_clips(p, "test", range(clips), start + window, world)
-    if not start:
-        return scenes
-    out = []
-    for scene in scenes:
-        s = scene.section(start)
-        events = [e for e in s.annotation["events"] if e["time"] < window]
-        out.append(
-            dataclasses.replace(
-                s,
-                frames8=s.frames8[: round(window * len(s.frames8) / s.seconds)],
-                frames24=s.frames24[: round(window * s.fps)],
-                audio=s.audio[: round(window * s.sample_rate)],
-                annotation={**s.annotation, "events": events, "duration": window},
-                seconds=window,
-            )
-        )
-    return out
+    return [scene.section(start, window) for scene in scenes] if start else scenes
 
 
 def main(argv):
     del argv
     from data_pipelines.synthetic.heldout import hidden_settings
     from salsa.evaluation import experiments, generation, hidden
-    from salsa.evaluation.scoring import score
     from salsa.evaluation.settings import EvalSettings
     from salsa.inference import pipeline
     from salsa.metrics import embeddings
@@ -131,11 +114,7 @@ def main(argv):
             cfg_audio=_CFG_AUDIO.value,
         )
         generated[name] = [a[cut:] for a in audio]
-    rows = {}
-    for name, audio in generated.items():
-        rows[name] = score(audio, sections, p.sync)
-        if probes is not None:
-            rows[name] = hidden.merged(rows[name], hidden.scores(audio, sections, probes))
+    rows = {name: hidden.scored(audio, sections, p.sync, probes) for name, audio in generated.items()}
     metrics = METRICS + (PROBES if probes is not None else ())
     table = {m: {**{k: rows[k][m] for k in rows}, **ratios(rows, m)} for m in metrics}
 

@@ -30,7 +30,6 @@ from absl import app, flags
 from data_pipelines.synthetic.heldout import hidden_settings
 from salsa import bundle, io
 from salsa.evaluation import generation, hidden, report
-from salsa.evaluation.scoring import score
 from salsa.inference import pipeline as pipeline_lib
 
 COLUMNS = [c for c in report.COLUMNS if c[0] in ("precision", "recall", "f1", "mean_abs_offset_s")]
@@ -76,8 +75,7 @@ def comb_db(reference, coded, sample_rate: int, rate: float, harmonics: int = 32
 
 
 def _row(audio, clips, p, probes) -> dict:
-    row = score(audio, clips, p.sync, with_desync=_DESYNC.value)
-    return row if probes is None else hidden.merged(row, hidden.scores(audio, clips, probes))
+    return hidden.scored(audio, clips, p.sync, probes, with_desync=_DESYNC.value)
 
 
 def main(argv):

@@ -56,21 +56,27 @@ class TestClip:
     sample_rate: int
     memo: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)  # ground-truth features
 
-    def section(self, start_s: float) -> TestClip:
-        """The clip from `start_s` on, as a clip of its own (frames, audio and events shifted)."""
-        a, f = round(start_s * self.sample_rate), round(start_s * self.fps)
+    def section(self, start_s: float, seconds: float | None = None) -> TestClip:
+        """The clip from `start_s` on, `seconds` long (None: to its end), as a clip of its own (frames,
+        audio and events shifted)."""
+        length = self.seconds - start_s if seconds is None else seconds
+
+        def cut(x, rate: float):  # open to the end when seconds is None, as the cut-off part is
+            return x[round(start_s * rate) : None if seconds is None else round((start_s + length) * rate)]
+
+        a = round(start_s * self.sample_rate)
         events = [
             {**e, "time": e["time"] - start_s, "sample": e["sample"] - a}
             for e in self.annotation["events"]
-            if e["time"] >= start_s
+            if e["time"] >= start_s and (seconds is None or e["time"] < start_s + length)
         ]
         return dataclasses.replace(
             self,
-            frames8=self.frames8[round(start_s * len(self.frames8) / self.seconds) :],
-            frames24=self.frames24[f:],
-            audio=self.audio[a:],
-            annotation={**self.annotation, "events": events, "duration": self.seconds - start_s},
-            seconds=self.seconds - start_s,
+            frames8=cut(self.frames8, len(self.frames8) / self.seconds),
+            frames24=cut(self.frames24, self.fps),
+            audio=cut(self.audio, self.sample_rate),
+            annotation={**self.annotation, "events": events, "duration": length},
+            seconds=length,
             memo={},
         )
 

@@ -139,11 +139,7 @@ def reference(shared: Shared) -> dict:
             reference_s=reference_s,
             clips=given,
         )
-        generated = [a[cut:] for a in audio]
-        row = score(generated, sections, p.sync)
-        if shared.probes is not None:
-            row = hidden.merged(row, hidden.scores(generated, sections, shared.probes))
-        return row
+        return hidden.scored([a[cut:] for a in audio], sections, p.sync, shared.probes)
 
     for r in lengths:
         # no reference: the steps experiment's part at these steps (generated once when the clips agree)
@@ -175,7 +171,7 @@ def text(shared: Shared) -> dict | None:
         audio = _audio(
             shared, p, shared.cache, "text", steps=shared.steps, cfg=shared.cfg, texts=(name, prompts)
         )
-        out[name] = hidden.merged(score(audio, clips, p.sync), hidden.scores(audio, clips, shared.probes))
+        out[name] = hidden.scored(audio, clips, p.sync, shared.probes)
     out["example"] = {"plain": pairs[0][0], "hidden": pairs[0][1]}
     return out
 

@@ -61,6 +61,19 @@ def scores(
     return out
 
 
+def scored(
+    generated: Sequence[np.ndarray],
+    clips: Sequence[TestClip],
+    sync_model,
+    fitted: acoustic_probes.AcousticProbes | None,
+    **score_options,
+) -> dict:
+    """`scoring.score`'s row of `generated` against `clips` (score_options: its keywords), with the
+    probes' accuracies merged in when `fitted` probes are given (a world with hidden acoustics)."""
+    row = scoring.score(generated, clips, sync_model, **score_options)
+    return row if fitted is None else merged(row, scores(generated, clips, fitted))
+
+
 def merged(row: dict, probe_row: dict) -> dict:
     """A metrics row with the probes' accuracies added (intervals and draws merged; the draws only of
     rows scored on the same clips)."""

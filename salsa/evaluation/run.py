@@ -15,7 +15,6 @@ from data_pipelines.synthetic.heldout import LONG_FIRST, hidden_settings, world_
 from salsa.evaluation import experiments, generation, hidden, report
 from salsa.evaluation import targets as targets_lib
 from salsa.evaluation.cache import Cache, checkpoint_signature
-from salsa.evaluation.scoring import score
 from salsa.evaluation.settings import EvalError, EvalSettings
 from salsa.inference import pipeline as pipeline_lib
 from salsa.metrics import embeddings
@@ -91,13 +90,6 @@ def _world(p: pipeline_lib.Pipeline, settings: EvalSettings) -> dict:
     return world
 
 
-def _with_probes(row: dict, audio, shared: experiments.Shared) -> dict:
-    """A full-clip row with the hidden-property probes' accuracies when the world has them."""
-    if shared.probes is None:
-        return row
-    return hidden.merged(row, hidden.scores(audio, shared.clips, shared.probes))
-
-
 def evaluate(
     checkpoint,
     out,
@@ -161,8 +153,8 @@ def evaluate(
         f"{snippet / embeddings.HOP:.3g} s, time-averaged",
         "classifier": "material probe over detected onsets (4 materials)",
         "world": world,
-        "ground_truth": _with_probes(score(truth, clips, p.sync), truth, shared),
-        "codec": _with_probes(score(coded, clips, p.sync), coded, shared),
+        "ground_truth": hidden.scored(truth, clips, p.sync, probes),
+        "codec": hidden.scored(coded, clips, p.sync, probes),
         "steps": experiments.steps(shared),
         "reference": experiments.reference(shared),
         "text": experiments.text(shared),
