@@ -1,7 +1,7 @@
 """What a reference does to the generated sound, against no reference and against another clip's.
 
     JAX_PLATFORMS=cpu python -m bench.reference_shift --checkpoint runs/tiny/generator/pipeline \
-        [--clips 256] [--reference 1] [--start 0] [--cfg 4] [--cfg_audio 1]
+        [--clips 256] [--reference 1] [--start 0] [--cfg 4] [--cfg_audio 2]
 
 The reference experiment's clips (the test split in the checkpoint's world; with --start S, windows cut
 from S s into scenes rendered S s longer, past the scenes' opening) are generated three ways: without a
@@ -16,8 +16,8 @@ on what follows the reference, as `salsa.evaluate` scores them. The bench report
 - the ground truth's level per quarter second (dB of the mean power over clips): how stationary the
   clips are.
 
---cfg and --cfg_audio set the guidance (salsa/sampling/guidance.py; cfg_audio 1 is the configs' default,
-the reference as context; 4 with cfg 4 is the paper's Eq. 3). Prints two tables; writes
+--cfg and --cfg_audio set the guidance (salsa/sampling/guidance.py; cfg_audio 2 is the configs' default,
+1 the reference as context, 4 with cfg 4 the paper's Eq. 3). Prints two tables; writes
 bench/results/reference_shift.json (--out). docs/tiny_pipeline.md, "FD rises with any reference".
 """
 

@@ -81,14 +81,18 @@ def base_config() -> ml_collections.ConfigDict:
         # baked_guidance.py): the model learns the guided velocity and samples with one branch per step.
         sc_guidance=0.0,
         sc_guidance_mix=0.75,  # m of SoundVCM Eq. 16: share of the w-scaled target, the rest the teacher's
+        # The reference's scale baked in: 1, the reference as context. A baked model samples one branch
+        # and cannot tell a user's reference from long-form's previous window, which must stay context.
+        sc_guidance_audio=1.0,
     )
 
-    # cfg: the video and text guidance scale (paper A.1: 4). cfg_audio: the reference audio's; 1 keeps
-    # it context, seen by every branch but the unconditional one, at the paper's two branches per step.
-    # The paper's Eq. 3 (cfg_audio = cfg) amplifies the reference with the rest: in the tiny pipeline it
-    # cost onset F1 after a 1 s reference (0.404 against 0.506 at 1) and in long-form extension (0.367
-    # against 0.433; docs/extend.md).
-    c.sampling = dict(steps=8, cfg=4.0, cfg_audio=1.0)
+    # cfg: the video and text guidance scale (paper A.1: 4). cfg_audio: a user's reference audio's, in
+    # v̂ = v(∅) + w_a·(v(A) − v(∅)) + w·(v(A,V,T) − v(A)) (salsa/sampling/guidance.py); long-form's
+    # previous window is context, guided at 1 whatever it is. 2 (three branches where a reference is):
+    # in the tiny pipeline the clip's own 1 s reference lowers FD (0.77x, separated; at 1 it raised it
+    # 1.15x) and keeps onset F1 within its interval (0.97x); the paper's Eq. 3 (cfg_audio = cfg, two
+    # branches) lowers FD further (0.28x) at onset F1's cost (0.89x, separated); docs/extend.md.
+    c.sampling = dict(steps=8, cfg=4.0, cfg_audio=2.0)
 
     c.optim = dict(name="adam", lr=1e-4, b1=0.9, b2=0.999, warmup_steps=0, grad_clip=1.0, ema=0.999)
     c.optim.schedule = "constant"  # after the warmup; "cosine": decays to 0 at total_steps

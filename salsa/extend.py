@@ -28,9 +28,10 @@ also leaves a file already at OUT as it was.
 
 Guidance (salsa.sampling.guidance): --cfg W sets the scale of the video and text (W = 1: no guidance, one
 network evaluation per step); --cfg-video / --cfg-text override one of them. --cfg-audio sets the
-reference audio's (the config's sampling.cfg_audio, 1 in the generator configs: the reference and the
-previous window's context are context for every branch but the unconditional one; --cfg-audio equal
-to --cfg is the paper's Eq. 3, which amplifies them).
+reference audio's (the config's sampling.cfg_audio, 1 in the generator configs: the reference is
+context for every branch but the unconditional one; --cfg-audio equal to --cfg is the paper's Eq. 3,
+which amplifies it). The previous window's end, which each window continues, is context for every
+branch whatever --cfg-audio is.
 
 --audio / --audio-at are repeatable pairs: several references, each kept where it is placed.
 --keep-audio --regenerate 3.0:5.5,12:13 edits the video's own sound instead (salsa.inference.editing):
@@ -106,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cfg-audio",
         type=float,
-        help="guidance scale of the reference audio and context (default: the config's sampling.cfg_audio)",
+        help="guidance scale of the reference audio (default: the config's sampling.cfg_audio)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(

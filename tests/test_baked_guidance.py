@@ -81,9 +81,9 @@ def test_mix_adds_the_teachers_conditional_branch_on_the_students_input():
 
 
 def test_with_the_reference_as_context_the_base_branch_keeps_the_reference():
-    """w_a = 1 (the generator configs' cfg_audio): the target guides away from v(A), the teacher on the
-    student's input with the reference spliced in and marked, as the sampler does; w_a between 1 and w
-    adds v(∅) with the nested coefficients."""
+    """w_a = 1 (the generator configs' objective.sc_guidance_audio): the target guides away from v(A),
+    the teacher on the student's input with the reference spliced in and marked, as the sampler does;
+    w_a between 1 and w adds v(∅) with the nested coefficients."""
     x1, tg = _targets()
     plain = flow_rows(tg.target, 4)
     teacher = Recorder()
@@ -144,7 +144,7 @@ def test_a_generator_with_guidance_baked_in_samples_one_branch_per_step(tiny_con
     from salsa import testing
     from salsa.inference import pipeline
 
-    assert not baked(tiny_config) and from_config(tiny_config) == Guidance(4.0, 4.0, 1.0)
+    assert not baked(tiny_config) and from_config(tiny_config) == Guidance(4.0, 4.0, 2.0)
     tiny_config.objective.sc_guidance = 4.0
     assert baked(tiny_config) and from_config(tiny_config) == Guidance.uniform(1.0)
     p = pipeline.load(testing.tiny_pipeline(str(tmp_path), tiny_config))  # the checkpoint records it

@@ -170,12 +170,12 @@ def test_rerun_reuses_the_cached_audio(evaluated, tiny_pipeline_dir):
 def test_the_reference_scale_regenerates_only_the_parts_with_a_reference(
     evaluated, tiny_pipeline_dir, tmp_path
 ):
-    """--cfg-audio 4 (the paper's Eq. 3) against the config's 1: the reference rows are generated anew
+    """--cfg-audio 4 (the paper's Eq. 3) against the config's 2: the reference rows are generated anew
     and differ, the steps rows (no reference, where both are the same guidance) come from the cache."""
     first, result = evaluated
     out = str(tmp_path / "out")  # a copy: the module's other tests read the first report
     shutil.copytree(first, out)
-    assert result["settings"]["cfg_audio"] == 1.0
+    assert result["settings"]["cfg_audio"] == 2.0
     cached = set(os.listdir(os.path.join(out, ".cache")))
     paper = dataclasses.replace(SETTINGS, long_clips=0, text_clips=0, reference_seconds=(0.5,), cfg_audio=4.0)
     again = evaluate(tiny_pipeline_dir, out, settings=paper)

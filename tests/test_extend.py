@@ -132,26 +132,28 @@ def test_a_reference_at_another_rate_and_channel_count_is_resampled(tiny_pipelin
 
 def test_guidance_flags_reach_the_sampler(tiny_pipeline_dir, tmp_path, capsys, monkeypatch):
     """--cfg sets the video and text scales, --cfg-video/--cfg-text override one, --cfg-audio sets the
-    reference's; the rest are the config's (cfg 4, cfg_audio 1). The network is replaced by zeros: only
-    what reaches it matters here."""
+    reference's; the rest are the config's (cfg 4, cfg_audio 2). The network is replaced by zeros: only
+    what reaches it matters here. A short reference is given, so that its scale is not moot."""
     from salsa.inference import long_form
     from salsa.sampling.guidance import Guidance
 
     seen = []
 
-    def spy(model, cond, noise, reference, reference_mask, *, steps, guidance, grid):
+    def spy(model, cond, noise, reference, reference_mask, *, context_mask=None, steps, guidance, grid):
         seen.append(guidance)
         return np.zeros(noise.shape, np.float32)
 
     monkeypatch.setattr(long_form, "sample_windows", spy)
     video = _video(tmp_path / "in.mp4", 1.0)
+    write_audio(tmp_path / "ref.wav", np.full((4000, 1), 0.1, np.float32), 16000)
     base = ["--video", video, "--checkpoint", tiny_pipeline_dir, "--out", tmp_path / "o.mp4", *FAST]
+    base += ["--audio", tmp_path / "ref.wav", "--audio-at", "0"]
     cases = [
-        ([], Guidance(4.0, 4.0, 1.0)),
-        (["--cfg", "2"], Guidance(2.0, 2.0, 1.0)),
+        ([], Guidance(4.0, 4.0, 2.0)),
+        (["--cfg", "2"], Guidance(2.0, 2.0, 2.0)),
         (["--cfg", "2", "--cfg-audio", "6"], Guidance(2.0, 2.0, 6.0)),
         (["--cfg-audio", "4"], Guidance.uniform(4.0)),  # the paper's Eq. 3
-        (["--cfg-video", "1", "--cfg-text", "3"], Guidance(1.0, 3.0, 1.0)),
+        (["--cfg-video", "1", "--cfg-text", "3"], Guidance(1.0, 3.0, 2.0)),
     ]
     for flags, want in cases:
         seen.clear()
@@ -323,7 +325,7 @@ def test_defaults_take_the_tiny_checkpoint_and_write_beside_the_input(
 def test_non_finite_audio_is_an_error_and_never_written(tiny_pipeline_dir, tmp_path, monkeypatch, capsys):
     from salsa.inference import long_form
 
-    def broken(model, cond, noise, reference, reference_mask, *, steps, guidance, grid):
+    def broken(model, cond, noise, reference, reference_mask, *, context_mask=None, steps, guidance, grid):
         return np.full(noise.shape, np.nan, np.float32)
 
     monkeypatch.setattr(long_form, "sample_windows", broken)

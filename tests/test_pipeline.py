@@ -219,6 +219,7 @@ def test_inpainted_reference_is_kept_exactly_and_windows_join_seamlessly(tiny):
 
 
 def test_each_window_continues_from_the_previous_output(tiny):
+    """The previous window's end is context (guided at 1, whatever the reference scale), not a reference."""
     geo = long_form.geometry(tiny.config)
     clip = tiny.clip(_frames(4, 8), _frames(4, 24), geo)
     seen = []
@@ -226,7 +227,8 @@ def test_each_window_continues_from_the_previous_output(tiny):
 
     def spy(model, cond, noise, reference, reference_mask, **kw):
         out = real(model, cond, noise, reference, reference_mask, **kw)
-        seen.append((np.asarray(reference[0]), np.asarray(reference_mask[0]), np.asarray(out[0])))
+        context = np.asarray(kw["context_mask"][0])
+        seen.append((np.asarray(reference[0]), np.asarray(reference_mask[0]), context, np.asarray(out[0])))
         return out
 
     long_form.sample_windows = spy
@@ -235,14 +237,60 @@ def test_each_window_continues_from_the_previous_output(tiny):
     finally:
         long_form.sample_windows = real
     assert [e.index for e in events] == list(range(len(seen))) and events[-1].last
-    assert not seen[0][1].any()
+    assert not seen[0][1].any() and not seen[0][2].any()
     for k in range(1, len(seen)):
         overlap = geo.latent_start(k - 1) + geo.latents - geo.latent_start(k)
-        ref, mask, out = seen[k]
-        assert mask[:overlap].all() and not mask[overlap:].any()
-        np.testing.assert_array_equal(ref[:overlap], seen[k - 1][2][-overlap:])
-        np.testing.assert_array_equal(out[:overlap], seen[k - 1][2][-overlap:])  # returned bit-exact
-    np.testing.assert_array_equal(np.concatenate([e.latents for e in events])[:125], seen[0][2])
+        ref, mask, context, out = seen[k]
+        assert context[:overlap].all() and not context[overlap:].any() and not mask.any()
+        np.testing.assert_array_equal(ref[:overlap], seen[k - 1][3][-overlap:])
+        np.testing.assert_array_equal(out[:overlap], seen[k - 1][3][-overlap:])  # returned bit-exact
+    np.testing.assert_array_equal(np.concatenate([e.latents for e in events])[:125], seen[0][3])
+
+
+def test_a_users_reference_stays_a_reference_where_it_meets_the_previous_window(tiny, monkeypatch):
+    """A reference span across a window's start: its latents and the reference mask win over the
+    previous window's end there; the rest of that end is context."""
+    geo = long_form.geometry(tiny.config)
+    start1 = geo.latent_start(1)
+    span = np.full((20, tiny.config.audio.latent_dim), 7.0, np.float32)
+    clip = tiny.clip(_frames(4, 8), _frames(4, 24), geo)
+    clip.reference, clip.reference_start = span, start1 - 5  # 5 frames in window 0, 15 in window 1
+    seen = []
+
+    def spy(model, cond, noise, reference, reference_mask, *, context_mask=None, steps, guidance, grid):
+        seen.append((np.asarray(reference[0]), np.asarray(reference_mask[0]), np.asarray(context_mask[0])))
+        return np.asarray(noise)
+
+    monkeypatch.setattr(long_form, "sample_windows", spy)
+    list(long_form.run(tiny, [clip], geo=geo, steps=1, cfg=4.0))
+    overlap = geo.latents - start1
+    ref, mask, context = seen[1]
+    assert mask[:15].all() and not mask[15:].any()
+    assert not context[:15].any() and context[15:overlap].all() and not context[overlap:].any()
+    np.testing.assert_array_equal(ref[:15], span[5:])
+    assert seen[0][1][start1 - 5 : start1].all() and not seen[0][2].any()
+
+
+def test_windows_without_a_reference_skip_the_reference_scales_branch(tiny, monkeypatch):
+    """A reference scale other than 1 and the video's costs a third branch; windows no reference
+    reaches sample the same thing without it (v(C,A) = v(C)), and Eq. 3 keeps its two branches."""
+    from salsa.sampling.guidance import Guidance
+
+    geo = long_form.geometry(tiny.config)
+    seen = []
+
+    def spy(model, cond, noise, reference, reference_mask, *, context_mask=None, steps, guidance, grid):
+        seen.append((bool(np.asarray(reference_mask).any()), guidance))
+        return np.asarray(noise)
+
+    monkeypatch.setattr(long_form, "sample_windows", spy)
+    for given, plain in ((Guidance(4.0, 4.0, 2.0), Guidance(4.0, 4.0, 1.0)), (Guidance.uniform(4.0),) * 2):
+        seen.clear()
+        clip = tiny.clip(_frames(4, 8), _frames(4, 24), geo)
+        clip.reference = np.ones((10, tiny.config.audio.latent_dim), np.float32)
+        list(long_form.run(tiny, [clip], geo=geo, steps=1, guidance=given))
+        assert len(seen) > 1 and seen[0] == (True, given)
+        assert all(g == plain for _, g in seen[1:]), seen
 
 
 def test_the_api_takes_per_condition_guidance(tiny, monkeypatch):
@@ -250,19 +298,20 @@ def test_the_api_takes_per_condition_guidance(tiny, monkeypatch):
 
     seen = []
 
-    def spy(model, cond, noise, reference, reference_mask, *, steps, guidance, grid):
+    def spy(model, cond, noise, reference, reference_mask, *, context_mask=None, steps, guidance, grid):
         seen.append(guidance)
         return np.zeros(noise.shape, np.float32)
 
     monkeypatch.setattr(long_form, "sample_windows", spy)
     frames = _frames(1.0, 8), _frames(1.0, 24)
+    reference = dict(reference=_sound(0.25), reference_rate=16000)  # so that the reference's scale counts
     for kw, want in (
-        ({}, Guidance(4.0, 4.0, 1.0)),  # the config's: the reference is context (cfg_audio 1)
-        ({"cfg": 2.0}, Guidance(2.0, 2.0, 1.0)),
+        ({}, Guidance(4.0, 4.0, 2.0)),  # the config's: the reference at 2 (cfg_audio)
+        ({"cfg": 2.0}, Guidance(2.0, 2.0, 2.0)),
         ({"guidance": tiny.guidance(3.0, audio=1.0)}, Guidance(3.0, 3.0, 1.0)),
     ):
         seen.clear()
-        out = tiny.generate(*frames, steps=1, **kw)
+        out = tiny.generate(*frames, steps=1, **reference, **kw)
         assert seen == [want] and out.audio.shape == (16000, 1)
     with pytest.raises(ValueError, match="not both"):
         tiny.generate(*frames, steps=1, cfg=2.0, guidance=Guidance.uniform(2.0))

@@ -18,6 +18,7 @@ from tests.conftest import feature_batch, perturbed_generator
 NOISE = jax.random.normal(jax.random.key(0), (2, 10, 3))
 REFERENCE = jax.random.normal(jax.random.key(1), (2, 10, 3)) + 3.0
 MASK = jnp.zeros((2, 10), bool).at[0, 2:4].set(True).at[1, 6:].set(True)
+CONTEXT = jnp.zeros((2, 10), bool).at[0, :2].set(True).at[1, :3].set(True)  # long-form's previous window
 
 
 def smooth_net(x, t, d, ref, drop):
@@ -74,8 +75,8 @@ def test_guided_velocity_is_equation_3_inside_the_sampler():
     [
         (Guidance.uniform(4.0), ("none", "all")),
         (Guidance.uniform(1.0), ("all",)),
-        (Guidance(4.0, 4.0, 1.0), ("audio", "all")),  # the configs' default: the reference is context
-        (Guidance(4.0, 4.0, 2.0), ("none", "audio", "all")),
+        (Guidance(4.0, 4.0, 1.0), ("audio", "all")),  # the reference as context
+        (Guidance(4.0, 4.0, 2.0), ("none", "audio", "all")),  # the configs' default
         (Guidance(1.0, 3.0, 1.0), ("audio_video", "all")),  # text alone guided
         (Guidance(2.0, 3.0, 5.0), ("none", "audio", "audio_video", "all")),
     ],
@@ -95,50 +96,81 @@ def test_only_the_needed_branches_are_evaluated_in_one_call_per_step(guidance, b
     assert [bool(r.any()) for r in calls[0]["ref"]] == [b != "none" for b in branches for _ in range(2)]
 
 
-def _nested_by_hand(velocity, guidance: Guidance, steps: int):
-    """The nested form computed literally, one network call per branch, x_t on the noising path."""
+def _nested_by_hand(velocity, guidance: Guidance, steps: int, context=None):
+    """The nested form computed literally, one network call per branch, x_t on the noising path; the
+    context (if any) is clean in every branch, v(∅) included."""
     x, dt = NOISE, 1.0 / steps
     d = jnp.full((2,), teacher_level(jnp.asarray(dt), 128))
-    no_ref = jnp.zeros_like(MASK)
+    context = jnp.zeros_like(MASK) if context is None else context
+    clean = MASK | context
 
     def flags(*dropped):
         return {name: jnp.full((2,), name in dropped) for name in CONDITIONS}
 
     for i in range(steps):
         t = i * dt
-        x = jnp.where(MASK[..., None], (1 - t) * NOISE + t * REFERENCE, x)
+        x = jnp.where(clean[..., None], (1 - t) * NOISE + t * REFERENCE, x)
         tt = jnp.full((2,), t)
-        x_hat = splice(x, REFERENCE, MASK)
-        v0 = velocity(x, tt, d, no_ref, flags(*CONDITIONS))
-        v1 = velocity(x_hat, tt, d, MASK, flags(*CONDITIONS))
-        v2 = velocity(x_hat, tt, d, MASK, flags("text"))
-        v3 = velocity(x_hat, tt, d, MASK, flags())
+        x_hat = splice(x, REFERENCE, clean)
+        v0 = velocity(splice(x, REFERENCE, context), tt, d, context, flags(*CONDITIONS))
+        v1 = velocity(x_hat, tt, d, clean, flags(*CONDITIONS))
+        v2 = velocity(x_hat, tt, d, clean, flags("text"))
+        v3 = velocity(x_hat, tt, d, clean, flags())
         w_v, w_t, w_a = guidance.video, guidance.text, guidance.audio
         x = x + dt * (v0 + w_a * (v1 - v0) + w_v * (v2 - v1) + w_t * (v3 - v2))
-    return splice(x, REFERENCE, MASK)
+    return splice(x, REFERENCE, clean)
 
 
+@pytest.mark.parametrize("context", [None, CONTEXT])
 @pytest.mark.parametrize(
     "guidance",
     [Guidance(2.0, 3.0, 5.0), Guidance(4.0, 1.5, 1.5), Guidance(4.0, 4.0, 1.0), Guidance.uniform(4.0)],
 )
-def test_per_condition_guidance_is_the_nested_form(guidance):
-    out = sample(smooth_net, NOISE, 4, reference=REFERENCE, reference_mask=MASK, guidance=guidance)
-    np.testing.assert_allclose(out, _nested_by_hand(smooth_net, guidance, 4), rtol=1e-5, atol=1e-5)
+def test_per_condition_guidance_is_the_nested_form(guidance, context):
+    out = sample(
+        smooth_net,
+        NOISE,
+        4,
+        reference=REFERENCE,
+        reference_mask=MASK,
+        context_mask=context,
+        guidance=guidance,
+    )
+    want = _nested_by_hand(smooth_net, guidance, 4, context)
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
 
 
-def test_the_reference_as_context_is_equation_3_without_a_reference_and_differs_with_one():
-    """The configs' default (video and text 4, audio 1) samples what Eq. 3 at w = 4 does when there is
-    no reference (v(A) is then v(∅)): the unconditioned results stand. With one, the unconditional
-    side of the guidance sees the reference too, so the samples differ off the reference."""
-    context, paper = Guidance(4.0, 4.0, 1.0), Guidance.uniform(4.0)
-    plain = [sample(smooth_net, NOISE, 4, guidance=g) for g in (context, paper)]
-    np.testing.assert_allclose(*plain, rtol=1e-6)
+def test_context_is_guided_at_one_whatever_the_reference_scale():
+    """Long-form's previous window is context: every branch sees it, so the reference scale does not
+    reach it. With only context, Eq. 3 (audio 4) samples what the reference-as-context default does;
+    the same latents given as a reference are amplified under Eq. 3 and sample something else. Both
+    come back bit-exact."""
+    paper, context = Guidance.uniform(4.0), Guidance(4.0, 4.0, 1.0)
+    as_context = [
+        sample(smooth_net, NOISE, 4, reference=REFERENCE, context_mask=CONTEXT, guidance=g)
+        for g in (paper, context)
+    ]
+    np.testing.assert_allclose(*as_context, rtol=1e-6)
+    for out in as_context:
+        np.testing.assert_array_equal(np.asarray(out)[CONTEXT], np.asarray(REFERENCE)[CONTEXT])
+    as_reference = sample(smooth_net, NOISE, 4, reference=REFERENCE, reference_mask=CONTEXT, guidance=paper)
+    assert np.abs(np.asarray(as_reference - as_context[0]))[~CONTEXT].min() > 1e-3
+
+
+def test_the_reference_scale_is_moot_without_a_reference_and_counts_with_one():
+    """The reference as context (audio 1), the configs' default (audio 2) and Eq. 3 (audio 4) sample
+    the same thing when there is no reference (v(A) is then v(∅)): the unconditioned results stand.
+    With one, the samples differ off the reference, which comes back as given."""
+    scales = [Guidance(4.0, 4.0, 1.0), Guidance(4.0, 4.0, 2.0), Guidance.uniform(4.0)]
+    assert [g.without_reference() for g in scales] == [scales[0], scales[0], scales[2]]  # fewer branches
+    plain = [np.asarray(sample(smooth_net, NOISE, 4, guidance=g)) for g in scales]
+    for other in plain[1:]:
+        np.testing.assert_allclose(other, plain[0], rtol=1e-5, atol=1e-6)
     with_ref = dict(reference=REFERENCE, reference_mask=MASK)
-    a = sample(smooth_net, NOISE, 4, guidance=context, **with_ref)
-    b = sample(smooth_net, NOISE, 4, guidance=paper, **with_ref)
-    assert np.abs(np.asarray(a - b))[~MASK].min() > 1e-3
-    np.testing.assert_array_equal(np.asarray(a)[MASK], np.asarray(REFERENCE)[MASK])
+    a, b, c = (np.asarray(sample(smooth_net, NOISE, 4, guidance=g, **with_ref)) for g in scales)
+    assert min(np.abs(a - b)[~MASK].min(), np.abs(b - c)[~MASK].min()) > 1e-3
+    for out in (a, b, c):
+        np.testing.assert_array_equal(out[MASK], np.asarray(REFERENCE)[MASK])
 
 
 @pytest.mark.parametrize("guidance", [Guidance.uniform(4.0), Guidance(2.0, 3.0, 5.0)])
@@ -187,12 +219,18 @@ def test_step_counts_off_the_shortcut_grid_are_refused(steps):
 
 
 def test_guidance_defaults_come_from_the_config(tiny_config):
-    # paper A.1's w = 4 for the video and text; the reference is context (cfg_audio 1)
-    assert guidance_lib.from_config(tiny_config) == Guidance(4.0, 4.0, 1.0)
+    # paper A.1's w = 4 for the video and text; the reference at 2 (cfg_audio)
+    assert guidance_lib.from_config(tiny_config) == Guidance(4.0, 4.0, 2.0)
     assert guidance_lib.from_config(tiny_config, 2.0, audio=6.0) == Guidance(2.0, 2.0, 6.0)
     tiny_config.sampling.cfg_text = 1.5
-    assert guidance_lib.from_config(tiny_config) == Guidance(4.0, 1.5, 1.0)
-    assert guidance_lib.from_config(tiny_config, 3.0) == Guidance(3.0, 3.0, 1.0)  # cfg: video and text
+    assert guidance_lib.from_config(tiny_config) == Guidance(4.0, 1.5, 2.0)
+    assert guidance_lib.from_config(tiny_config, 3.0) == Guidance(3.0, 3.0, 2.0)  # cfg: video and text
+    tiny_config.objective.sc_guidance = 4.0  # guidance baked into training, the reference's scale too
+    assert guidance_lib.from_config(tiny_config) == Guidance.uniform(1.0)  # one branch per step
+    assert guidance_lib.from_config(tiny_config, 2.0) == Guidance(
+        2.0, 2.0, 1.0
+    )  # CFG on top: not the reference
+    tiny_config.objective.sc_guidance = 0.0
     del tiny_config.sampling["cfg_audio"]  # a config saved before cfg_audio existed: Eq. 3
     assert guidance_lib.from_config(tiny_config, 3.0) == Guidance.uniform(3.0)
     assert guidance_lib.from_config(tiny_config) == Guidance(4.0, 1.5, 4.0)

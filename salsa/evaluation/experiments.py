@@ -188,13 +188,12 @@ def long(shared: Shared) -> dict | None:
     indices = range(LONG_FIRST, LONG_FIRST + s.long_clips)
     clips = generation.test_clips(p, s.split, indices, length, shared.world)
     spec = dict(split=s.split, clips=s.long_clips, seconds=length, seed=s.seed, cfg=shared.cfg)
-    context = {"cfg_audio": p.guidance(shared.cfg, audio=s.cfg_audio).audio}  # iterative windows' reference
     spec["hidden_acoustics"] = shared.probes is not None
     out = {"steps": shared.steps, "segment_seconds": seg, "segments": [list(x) for x in segments]}
     for name, window, batch in (("iterative", None, s.batch), ("one_shot", length, 1)):
         log.info("long clips: %s", name)
         audio = shared.cache.get_or_make(
-            {"part": f"long_{name}", **spec, "steps": shared.steps, **(context if window is None else {})},
+            {"part": f"long_{name}", **spec, "steps": shared.steps},  # no reference: cfg_audio is moot
             lambda w=window, b=batch: generation.generate(
                 p,
                 clips,
@@ -252,7 +251,7 @@ def guided(shared: Shared, baked: pipeline_lib.Pipeline, baked_cache: Cache) -> 
             sides[name] = {
                 **score(audio, shared.clips, p.sync),
                 "cfg": cfg,
-                "branches": len(model.guidance(cfg).terms()),
+                "branches": len(model.guidance(cfg).without_reference().terms()),  # no reference here
                 "sampling_seconds_per_clip": seconds,
             }
         rows[str(k)] = sides

@@ -122,9 +122,20 @@ class _State:
 
 @module_jit(static_argnames=("steps", "guidance", "grid"))
 def sample_windows(
-    model, cond, noise, reference, reference_mask, *, steps: int, guidance: Guidance, grid: int
+    model,
+    cond,
+    noise,
+    reference,
+    reference_mask,
+    *,
+    context_mask=None,
+    steps: int,
+    guidance: Guidance,
+    grid: int,
 ):
-    """Latents (B, Ta, C) from per-row noise; positions outside cond["latent_mask"] are zero."""
+    """Latents (B, Ta, C) from per-row noise; positions outside cond["latent_mask"] are zero. Clean
+    latents `reference` where `reference_mask` (a user's reference, guided at guidance.audio) or
+    `context_mask` (the previous window's end, seen by every branch) holds."""
     return generate_from_noise(
         model,
         cond,
@@ -134,6 +145,7 @@ def sample_windows(
         grid=grid,
         reference=reference,
         reference_mask=reference_mask,
+        context_mask=context_mask,
     )
 
 
@@ -190,17 +202,19 @@ def _window_inputs(state: _State, pipeline, timings: dict[str, float]) -> dict[s
     c = config.audio.latent_dim
     reference = np.zeros((geo.latents, c), np.float32)
     ref_mask = np.zeros((geo.latents,), bool)
+    context_mask = np.zeros((geo.latents,), bool)
     if state.previous is not None:  # the end of the previous window, kept as clean context
         prev_start = geo.latent_start(k - 1)
         overlap = prev_start + geo.latents - start
         reference[:overlap] = state.previous[start - prev_start :]
-        ref_mask[:overlap] = True
+        context_mask[:overlap] = True
     for span_start, span in state.clip.spans():  # the user's references where they overlap this window
         a = max(start, span_start)
         b = min(start + geo.latents, span_start + span.shape[0])
         if a < b:
             reference[a - start : b - start] = span[a - span_start : b - span_start]
             ref_mask[a - start : b - start] = True
+            context_mask[a - start : b - start] = False
     latent_mask = np.arange(geo.latents) < valid
     return dict(
         latent_mask=latent_mask,
@@ -208,6 +222,7 @@ def _window_inputs(state: _State, pipeline, timings: dict[str, float]) -> dict[s
         **text_inputs(config, state.clip.text),
         reference=reference,
         reference_mask=ref_mask & latent_mask,
+        context_mask=context_mask & latent_mask,
         noise=window_noise(state.clip.key, k, geo.latents, c),
     )
 
@@ -220,13 +235,19 @@ def window_noise(key: jax.Array, index: int, length: int, channels: int) -> np.n
 def sample_rows(
     pipeline, rows: list[dict], size: int, *, steps: int, guidance: Guidance, timings
 ) -> np.ndarray:
-    """Samples window inputs (as made by _window_inputs), padded to `size` rows: (size, Ta, C) latents."""
+    """Samples window inputs (as made by _window_inputs), padded to `size` rows: (size, Ta, C) latents.
+
+    Without a reference in any row the reference's scale is moot: `guidance.without_reference()`
+    samples the same thing, in fewer branches where it can.
+    """
     padded = rows + [rows[0]] * (size - len(rows))
     stacked = {key: np.stack([r[key] for r in padded]) for key in padded[0]}
+    if not stacked["reference_mask"].any():
+        guidance = guidance.without_reference()
     cond = {
         key: jnp.asarray(v)
         for key, v in stacked.items()
-        if key not in ("reference", "reference_mask", "noise")
+        if key not in ("reference", "reference_mask", "context_mask", "noise")
     }
     t0 = time.perf_counter()
     out = sample_windows(
@@ -235,6 +256,7 @@ def sample_rows(
         jnp.asarray(stacked["noise"]),
         jnp.asarray(stacked["reference"]),
         jnp.asarray(stacked["reference_mask"]),
+        context_mask=jnp.asarray(stacked["context_mask"]) if "context_mask" in stacked else None,
         steps=steps,
         guidance=guidance,
         grid=pipeline.config.objective.grid,

@@ -33,6 +33,7 @@ def generate(
     grid: int = 128,
     reference: jax.Array | None = None,
     reference_mask: jax.Array | None = None,
+    context_mask: jax.Array | None = None,
 ) -> jax.Array:
     """Latents (B, Ta, C) for the conditions; Ta and C from cond["latent_mask"] and the model."""
     batch, length = cond["latent_mask"].shape
@@ -46,6 +47,7 @@ def generate(
         grid=grid,
         reference=reference,
         reference_mask=reference_mask,
+        context_mask=context_mask,
     )
 
 
@@ -59,6 +61,7 @@ def generate_from_noise(
     grid: int = 128,
     reference: jax.Array | None = None,
     reference_mask: jax.Array | None = None,
+    context_mask: jax.Array | None = None,
 ) -> jax.Array:
     """`generate` from given noise (B, Ta, C); positions outside cond["latent_mask"] are zero."""
     out = sample(
@@ -67,6 +70,7 @@ def generate_from_noise(
         steps,
         reference=reference,
         reference_mask=reference_mask,
+        context_mask=context_mask,
         guidance=guidance,
         grid=grid,
     )
@@ -74,7 +78,18 @@ def generate_from_noise(
 
 
 @module_jit(static_argnames=("steps", "guidance", "grid"))
-def generate_jit(model, cond, key, reference=None, reference_mask=None, *, steps, guidance=PAPER, grid=128):
+def generate_jit(
+    model,
+    cond,
+    key,
+    reference=None,
+    reference_mask=None,
+    context_mask=None,
+    *,
+    steps,
+    guidance=PAPER,
+    grid=128,
+):
     """`generate` compiled once per (steps, guidance, shapes)."""
     return generate(
         model,
@@ -85,4 +100,5 @@ def generate_jit(model, cond, key, reference=None, reference_mask=None, *, steps
         grid=grid,
         reference=reference,
         reference_mask=reference_mask,
+        context_mask=context_mask,
     )

@@ -7,16 +7,24 @@ The conditions nest: reference audio A, then video V (semantic and sync together
 
 Only branches with a non-zero coefficient are evaluated, all in one batched call. With equal scales w
 this is Eq. 3, v̂ = v(x_t) + w·(v(x̂_t, c) − v(x_t)), whatever the order, and only v(∅) and v(A,V,T) are
-evaluated; with w = 1 only v(A,V,T). The generator configs set w_a = 1 (`sampling.cfg_audio`): the
-reference is context that every branch but v(∅) sees, v̂ = v(A) + w·(v(A,V,T) − v(A)), two branches,
-and guidance pushes towards the video and text given the reference instead of amplifying the
-reference itself (Eq. 3 at w = 4 cost the tiny pipeline's onset F1 after a 1 s reference, 0.507 ->
-0.404, and its long-form extension; docs/extend.md). The price: v(A), reference without video or text,
-is the branch guided against, and on the tiny pipeline it raises FD for any reference, the clip's own or
-another clip's, where Eq. 3 lowers it (docs/tiny_pipeline.md, "FD rises with any reference"). A is
-first so that this costs two branches, not three. v(∅) sees x_t, which must be on the noising path at
-the reference positions, with no reference mark; the other branches see x̂_t, the clean reference
-spliced in and marked.
+evaluated; with w = 1 only v(A,V,T). v(∅) sees x_t, which must be on the noising path at the reference
+positions, with no reference mark; the other branches see x̂_t, the clean reference spliced in and
+marked. A is first, so that w_a = 1 (the reference as context, v̂ = v(A) + w·(v(A,V,T) − v(A))) costs
+two branches, not three.
+
+The reference's scale, measured on the tiny pipeline (1 s of the clip's own audio, 256 clips, paired
+95% intervals; docs/tiny_pipeline.md, "A user's reference at 2"):
+- w_a = 1 guides against v(A), reference without video or text: FD rises for any reference, the clip's
+  own (1.15x) or another clip's (1.27x);
+- Eq. 3 (w_a = w = 4) lowers FD most (0.28x) and costs onset F1 after the reference (0.89x);
+- w_a = 2, the generator configs' `sampling.cfg_audio`, lowers FD (0.77x) with onset F1 in its
+  interval (0.97x [0.93, 1.01]), at three branches where a reference is.
+
+Context C, clean latents that are not the user's reference (long-form extension's previous window), is
+under every branch, v(∅) included: the nesting is v(C), v(C,A), v(C,A,V), v(C,A,V,T), so the context
+is guided at 1 whatever w_a is. The reference's scale then decides what a user's reference does without
+changing how windows continue one another (Eq. 3 on the previous window cost long-form extension's
+onset F1, 0.367 against 0.433; docs/extend.md). Without context this is the form above.
 """
 
 from __future__ import annotations
@@ -81,6 +89,12 @@ class Guidance:
         """The same scale for every condition: Eq. 3 with w = scale."""
         return cls(scale, scale, scale)
 
+    def without_reference(self) -> Guidance:
+        """The guidance that samples the same thing where no reference is (v(A) is then v(∅), so the
+        reference's scale is moot): scale 1 for it when that evaluates fewer branches, else this one."""
+        plain = dataclasses.replace(self, audio=1.0)
+        return plain if len(plain.terms()) < len(self.terms()) else self
+
     def terms(self) -> tuple[tuple[Branch, float], ...]:
         """(branch, coefficient) for the branches to evaluate (non-zero coefficients), in BRANCHES order."""
         coefficients = (1.0 - self.audio, self.audio - self.video, self.video - self.text, self.text)
@@ -98,25 +112,31 @@ def guided(
     reference: jax.Array,
     reference_mask: jax.Array,
     guidance: Guidance,
+    context_mask: jax.Array | None = None,
 ) -> jax.Array:
-    """v̂ (B, T, C) at x (B, T, C), on the noising path everywhere (reference positions included).
+    """v̂ (B, T, C) at x (B, T, C), on the noising path everywhere (clean positions included).
 
-    `reference` (B, T, C) holds clean latents where `reference_mask` (B, T) is True; every branch but
-    v(∅) sees them. One call of `velocity` on the branches' rows stacked along the batch.
+    `reference` (B, T, C) holds clean latents where `reference_mask` or `context_mask` (B, T) is True.
+    Reference positions are seen by every branch but v(∅); context positions (long-form extension's
+    previous window) by every branch, v(∅) included, so their guidance scale is 1 whatever
+    `guidance.audio` is. One call of `velocity` on the branches' rows stacked along the batch.
     """
     terms = guidance.terms()
     batch = x.shape[0]
-    x_hat = splice(x, reference, reference_mask)
-    no_ref = jnp.zeros_like(reference_mask)
+    if context_mask is None:
+        context_mask = jnp.zeros_like(reference_mask)
+    clean = reference_mask | context_mask
+    x_hat = splice(x, reference, clean)
+    x_context = splice(x, reference, context_mask)
 
     def stack(parts):
         return parts[0] if len(parts) == 1 else jnp.concatenate(parts)
 
     out = velocity(
-        stack([x_hat if b.reference else x for b, _ in terms]),
+        stack([x_hat if b.reference else x_context for b, _ in terms]),
         stack([t] * len(terms)),
         stack([d] * len(terms)),
-        stack([reference_mask if b.reference else no_ref for b, _ in terms]),
+        stack([clean if b.reference else context_mask for b, _ in terms]),
         {name: stack([jnp.full((batch,), name in b.drop) for b, _ in terms]) for name in CONDITIONS},
     )
     return sum(c * out[i * batch : (i + 1) * batch] for i, (_, c) in enumerate(terms))
@@ -144,10 +164,11 @@ def from_config(
     override one.
 
     The reference audio's scale is config.sampling.cfg_audio when the config sets it (the generator
-    configs set 1: the reference is context, module docstring), whatever `cfg` says: it decides what the
-    reference is, not how hard the video and text are followed. A config without it (saved before it
-    existed) uses the video and text scale there too: Eq. 3. Other defaults: one branch per step (w = 1)
-    for a generator trained with guidance baked in; otherwise config.sampling.cfg, or the optional
+    configs set 2, module docstring), whatever `cfg` says: it decides how much the reference is
+    followed, not how hard the video and text are. A config without it (saved before it existed) uses
+    the video and text scale there too: Eq. 3. Other defaults: one branch per step (every scale 1) for a
+    generator trained with guidance baked in, whose targets hold the reference's scale too
+    (objective.sc_guidance_audio); otherwise config.sampling.cfg, or the optional
     config.sampling.cfg_video / cfg_text for one.
     """
     s = config.sampling
@@ -158,8 +179,8 @@ def from_config(
     else:
         scales = [s.get(f"cfg_{name}", None) for name in ("video", "text")]
         base = Guidance(*(s.cfg if w is None else w for w in scales), s.cfg)
-    if audio is None:
-        audio = s.get("cfg_audio", None)
+    if audio is None:  # a baked model's reference scale is in its targets (objective.sc_guidance_audio)
+        audio = 1.0 if baked(config) and "cfg_audio" in s else s.get("cfg_audio", None)
     return Guidance(
         base.video if video is None else video,
         base.text if text is None else text,

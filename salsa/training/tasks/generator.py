@@ -173,8 +173,10 @@ class GeneratorTask(Task):
             scale=o.sc_guidance,
             mix=o.get("sc_guidance_mix", 1.0),
             every=every,
-            # the reference's scale as the sampler resolves it: 1 (context) in the generator configs
-            audio_scale=guidance.from_config(self.config, cfg=o.sc_guidance).audio,
+            # 1 (context) in the generator configs; a config saved before the field: the sampler's
+            audio_scale=o.get(
+                "sc_guidance_audio", guidance.from_config(self.config, cfg=o.sc_guidance).audio
+            ),
         )
 
     def micro_batches(self, batch: dict) -> int:
