@@ -91,7 +91,8 @@ fi
 # it lives until it is stopped (the `fake` fixture stops what a test leaves running), or ends at once with
 # the scripted exit status; as data_pipelines.extract it lives until it is stopped.
 FAKE_PYTHON = """#!/usr/bin/env bash
-printf '%s\\n' "$@" > "$HOME/python3.argv"
+printf '%s\\n' "$@" > "$HOME/python3.argv.part"  # one line per write: renamed whole, so
+mv "$HOME/python3.argv.part" "$HOME/python3.argv"  # a reader never sees some of the lines
 echo "SALSA_DISTRIBUTED=${SALSA_DISTRIBUTED:-}" > "$HOME/python3.env"
 [[ "$1 $2" == "-m data_pipelines.extract" ]] && exec sleep 600
 [[ "$1 $2" == "-m salsa.train" ]] || exit 0
