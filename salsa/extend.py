@@ -28,10 +28,10 @@ also leaves a file already at OUT as it was.
 
 Guidance (salsa.sampling.guidance): --cfg W sets the scale of the video and text (W = 1: no guidance, one
 network evaluation per step); --cfg-video / --cfg-text override one of them. --cfg-audio sets the
-reference audio's (the config's sampling.cfg_audio, 1 in the generator configs: the reference is
-context for every branch but the unconditional one; --cfg-audio equal to --cfg is the paper's Eq. 3,
-which amplifies it). The previous window's end, which each window continues, is context for every
-branch whatever --cfg-audio is.
+reference audio's, --audio or the kept sound when editing (the config's sampling.cfg_audio, 2 in the
+generator configs; 1 makes the reference context for every branch but the unconditional one;
+--cfg-audio equal to --cfg is the paper's Eq. 3, which amplifies it most). The previous window's end,
+which each window continues, is context for every branch whatever --cfg-audio is.
 
 --audio / --audio-at are repeatable pairs: several references, each kept where it is placed.
 --keep-audio --regenerate 3.0:5.5,12:13 edits the video's own sound instead (salsa.inference.editing):
