@@ -139,7 +139,8 @@ def run(
             **long_form.window_conditions(pipeline, frames, geo, timings),
             **long_form.text_inputs(pipeline.config, clip.text),
             reference=reference,
-            reference_mask=latent_mask & ~generate,
+            reference_mask=latent_mask & ~generate,  # the kept sound: the user's, guided as a reference
+            context_mask=np.zeros_like(generate),
             noise=long_form.window_noise(clip.key, j, geo.latents, c),
         )
         out = long_form.sample_rows(pipeline, [inputs], 1, steps=steps, guidance=guidance, timings=timings)

@@ -256,7 +256,7 @@ def sample_rows(
         jnp.asarray(stacked["noise"]),
         jnp.asarray(stacked["reference"]),
         jnp.asarray(stacked["reference_mask"]),
-        context_mask=jnp.asarray(stacked["context_mask"]) if "context_mask" in stacked else None,
+        context_mask=jnp.asarray(stacked["context_mask"]),
         steps=steps,
         guidance=guidance,
         grid=pipeline.config.objective.grid,

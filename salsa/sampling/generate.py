@@ -33,7 +33,6 @@ def generate(
     grid: int = 128,
     reference: jax.Array | None = None,
     reference_mask: jax.Array | None = None,
-    context_mask: jax.Array | None = None,
 ) -> jax.Array:
     """Latents (B, Ta, C) for the conditions; Ta and C from cond["latent_mask"] and the model."""
     batch, length = cond["latent_mask"].shape
@@ -47,7 +46,6 @@ def generate(
         grid=grid,
         reference=reference,
         reference_mask=reference_mask,
-        context_mask=context_mask,
     )
 
 
@@ -78,18 +76,7 @@ def generate_from_noise(
 
 
 @module_jit(static_argnames=("steps", "guidance", "grid"))
-def generate_jit(
-    model,
-    cond,
-    key,
-    reference=None,
-    reference_mask=None,
-    context_mask=None,
-    *,
-    steps,
-    guidance=PAPER,
-    grid=128,
-):
+def generate_jit(model, cond, key, reference=None, reference_mask=None, *, steps, guidance=PAPER, grid=128):
     """`generate` compiled once per (steps, guidance, shapes)."""
     return generate(
         model,
@@ -100,5 +87,4 @@ def generate_jit(
         grid=grid,
         reference=reference,
         reference_mask=reference_mask,
-        context_mask=context_mask,
     )
