@@ -2,7 +2,8 @@
 
     settings.py     EvalSettings (what to measure), EvalError
     run.py          evaluate(): check the input, load checkpoints, run the experiments, write the report
-    experiments.py  steps, reference, text, long, compare (flow-only), guided (baked vs CFG), over `Shared`
+    experiments.py  steps, reference, text, long, compare (flow-only), guided (baked vs CFG), over `Shared`;
+                    generation on a thread ahead of the scoring (Ahead)
     generation.py   audio for held-out clips from a checkpoint (and through its codec); sampling time
     cache.py        the generated-audio cache, keyed on checkpoint signature and part spec
     scoring.py      score(): one metrics row with bootstrap intervals

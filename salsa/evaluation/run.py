@@ -129,7 +129,13 @@ def evaluate(
     probes = hidden.probes(p.sample_rate) if world["hidden_acoustics"] else None
     cache = Cache(out, checkpoint_signature(checkpoint))
     shared = experiments.Shared(p, cache, clips, rendered[:n_reference], settings, steps, cfg, probes, world)
-    truth, coded = [c.audio for c in clips], generation.codec(p, clips)
+    try:
+        result = _metrics(shared, flow, None if flow is None else Cache(out, checkpoint_signature(compare)))
+        if baked is not None:
+            baked_cache = Cache(out, checkpoint_signature(guided))
+            result["guided_steps"] = experiments.guided(shared, baked, baked_cache)
+    finally:
+        shared.ahead.close()  # nothing left queued after an error, and the thread ends
     snippet = p.sync.config.snippet_frames / p.sync.config.fps
     result = {
         "checkpoint": os.path.abspath(checkpoint),
@@ -153,19 +159,29 @@ def evaluate(
         f"{snippet / embeddings.HOP:.3g} s, time-averaged",
         "classifier": "material probe over detected onsets (4 materials)",
         "world": world,
-        "ground_truth": hidden.scored(truth, clips, p.sync, probes),
-        "codec": hidden.scored(coded, clips, p.sync, probes),
+        **result,
+    }
+    result["seconds"] = time.perf_counter() - start_time
+    report.write(out, result, goals)
+    return report.jsonable(result)
+
+
+def _metrics(shared: experiments.Shared, flow, flow_cache: Cache | None) -> dict:
+    """The metrics rows: every experiment's parts queued for generation first (the codec's decode of the
+    clips, then the experiments in the order of metrics.json), then scored in that order while the parts
+    after them are generated (experiments.Ahead). The guided experiment, timed, comes after, alone."""
+    p, clips, probes = shared.pipeline, shared.clips, shared.probes
+    coded = shared.ahead.submit(lambda: generation.codec(p, clips))
+    pending = {
         "steps": experiments.steps(shared),
         "reference": experiments.reference(shared),
         "text": experiments.text(shared),
         "long": experiments.long(shared),
-        "compare_steps": None,
+        "compare_steps": (lambda: None) if flow is None else experiments.compare(shared, flow, flow_cache),
+    }
+    return {
+        "ground_truth": hidden.scored([c.audio for c in clips], clips, p.sync, probes),
+        "codec": hidden.scored(coded.result(), clips, p.sync, probes),
+        **{name: finish() for name, finish in pending.items()},
         "guided_steps": None,
     }
-    if flow is not None:
-        result["compare_steps"] = experiments.compare(shared, flow, Cache(out, checkpoint_signature(compare)))
-    if baked is not None:
-        result["guided_steps"] = experiments.guided(shared, baked, Cache(out, checkpoint_signature(guided)))
-    result["seconds"] = time.perf_counter() - start_time
-    report.write(out, result, goals)
-    return report.jsonable(result)
