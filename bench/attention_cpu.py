@@ -1,6 +1,6 @@
 """The generator's attention on CPU: `jax.nn.dot_product_attention` (implementation "xla"), the same
 masked attention written as einsum -> softmax -> einsum, and `attend` (what `model.attention="xla"` runs:
-XLA's below attention.CPU_BLOCKED_FROM queries, the einsum form over blocks of queries from there).
+XLA's below attention.CPU_BLOCKED_FROM queries, one head's block of queries at a time from there).
 
     python bench/attention_cpu.py [--repeats 3] [--out bench/results/attention_cpu.json]
 

@@ -2,7 +2,9 @@
 come back in order, generation runs ahead of the scoring, an error reaches the caller, and parts not yet
 started are dropped when the caller stops early."""
 
+import gc
 import threading
+import weakref
 
 import pytest
 
@@ -88,3 +90,27 @@ def test_close_drops_everything_queued_but_the_running_part_and_ends_the_thread(
     assert ran == ["running"]
     assert ahead.submit(lambda: "after").result(WAIT) == "after"  # a new thread, if it is used again
     ahead.close()
+
+
+def test_a_part_is_let_go_once_read_and_close_waits_for_the_thread():
+    class Audio:  # stands in for a part's arrays
+        pass
+
+    ahead, made, threads, second = Ahead(), [], [], threading.Event()
+
+    def make():
+        threads.append(threading.current_thread())
+        if made:
+            second.set()  # the worker is past the first part
+        made.append(weakref.ref(audio := Audio()))
+        return audio
+
+    audios = in_turn(ahead, [make, make])
+    first = next(audios)
+    assert second.wait(WAIT)
+    del first  # scored: nothing else may keep it, while the generator still waits for the next read
+    gc.collect()
+    assert made[0]() is None
+    assert isinstance(next(audios), Audio)
+    ahead.close(wait=True)  # what evaluate() does before the timed experiment
+    assert not threads[0].is_alive()

@@ -35,43 +35,55 @@ class Ahead:
     caller scores what came before. Sampling keeps XLA's threads busy and scoring is mostly numpy,
     librosa and small sync-model calls, so the two overlap on 2 cores (a row of 128 clips at 8 steps:
     11.1 s against 12.5 s in turn; docs/performance.md). The thread is a daemon, so an interrupted
-    evaluation does not wait for the part it is generating."""
+    evaluation does not wait for the part it is generating. A result is held by its future alone, so
+    it is freed once the caller has read and dropped it."""
 
     def __init__(self):
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._futures: list[concurrent.futures.Future] = []
+        self._queue: queue.SimpleQueue | None = None  # the running thread's own
+        self._thread: threading.Thread | None = None
 
     def submit(self, make: Callable[[], object]) -> concurrent.futures.Future:
         future: concurrent.futures.Future = concurrent.futures.Future()
         with self._lock:
             if self._thread is None:
-                self._thread = threading.Thread(target=self._work, name="evaluation-generation", daemon=True)
+                self._queue = queue.SimpleQueue()
+                self._thread = threading.Thread(
+                    target=self._work, args=(self._queue,), name="evaluation-generation", daemon=True
+                )
                 self._thread.start()
-            self._futures = [f for f in self._futures if not f.done()] + [future]
-        self._queue.put((make, future))
+            self._queue.put((make, future))
         return future
 
-    def close(self) -> None:
-        """Drops everything submitted that has not started (when the evaluation stopped early) and ends
-        the thread once the part it is generating, if any, is done."""
+    def close(self, wait: bool = False) -> None:
+        """Cancels everything submitted that has not started (the evaluation stopped early) and ends the
+        thread after the part it is generating, if any; wait: until then (so that nothing runs beside
+        what comes next)."""
         with self._lock:
-            for f in self._futures:
-                f.cancel()
-            if self._thread is not None:
-                self._queue.put(None)
-                self._thread = None
+            thread, work, self._thread, self._queue = self._thread, self._queue, None, None
+            if work is None:
+                return
+            while True:
+                try:
+                    _, future = work.get_nowait()
+                except queue.Empty:
+                    break
+                future.cancel()
+            work.put(None)
+        if wait:
+            thread.join()
 
-    def _work(self) -> None:
-        while (item := self._queue.get()) is not None:
+    @staticmethod
+    def _work(work: queue.SimpleQueue) -> None:
+        while (item := work.get()) is not None:
             make, future = item
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(make())
-            except BaseException as e:  # re-raised in the thread that asks for the result
-                future.set_exception(e)
+            del item
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(make())
+                except BaseException as e:  # re-raised in the thread that asks for the result
+                    future.set_exception(e)
+            del make, future  # the result is the caller's to keep or drop
 
 
 # What an experiment leaves to do once its parts are queued: score them (its metrics rows).
@@ -79,18 +91,24 @@ Pending = Callable[[], object]
 
 
 def in_turn(ahead: Ahead, makes: list[Callable[[], list[np.ndarray]]]) -> Iterator[list[np.ndarray]]:
-    """Each make()'s audio in order, every one submitted to `ahead` now; the parts not yet started are
-    cancelled when the caller stops reading early (an error while scoring)."""
+    """Each make()'s audio in order, every one submitted to `ahead` now; each is let go once the caller
+    moves on to the next, and the parts not yet started are cancelled when the caller stops reading
+    early (`Ahead.close` cancels them too)."""
     return _results([ahead.submit(m) for m in makes])
 
 
-def _results(futures: list[concurrent.futures.Future]) -> Iterator[list[np.ndarray]]:
+def _results(futures: list[concurrent.futures.Future | None]) -> Iterator[list[np.ndarray]]:
+    def take(i: int) -> list[np.ndarray]:  # no local of the suspended generator keeps the audio
+        future, futures[i] = futures[i], None
+        return future.result()
+
     try:
-        for f in futures:
-            yield f.result()
+        for i in range(len(futures)):
+            yield take(i)
     finally:
         for f in futures:
-            f.cancel()
+            if f is not None:
+                f.cancel()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -239,7 +257,8 @@ def others_audio(clips: list[TestClip]) -> list[TestClip]:
 def text(shared: Shared) -> Pending:
     """The text experiment: the first settings.text_clips clips generated with each clip's caption
     without ("plain") and with ("hidden") the words naming its hidden acoustics, at the fixed steps, each
-    scored with every metric and the hidden-property probes; None without hidden acoustics or clips."""
+    scored with every metric and the hidden-property probes; its rows are None without hidden acoustics or
+    clips."""
     n = min(shared.settings.text_clips, len(shared.clips))
     if shared.probes is None or not n:
         return lambda: None
@@ -272,7 +291,8 @@ def text(shared: Shared) -> Pending:
 
 def long(shared: Shared) -> Pending:
     """Fig. 5 right: long clips by iterative extension (the config's windows) and by one window over
-    the whole clip (positions past the training length), scored per segment; None with no long clips."""
+    the whole clip (positions past the training length), scored per segment; its rows are None with no
+    long clips."""
     s, p = shared.settings, shared.pipeline
     if not s.long_clips:
         return lambda: None

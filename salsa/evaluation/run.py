@@ -131,6 +131,7 @@ def evaluate(
     shared = experiments.Shared(p, cache, clips, rendered[:n_reference], settings, steps, cfg, probes, world)
     try:
         result = _metrics(shared, flow, None if flow is None else Cache(out, checkpoint_signature(compare)))
+        shared.ahead.close(wait=True)  # every part is scored: nothing runs beside the timed experiment
         if baked is not None:
             baked_cache = Cache(out, checkpoint_signature(guided))
             result["guided_steps"] = experiments.guided(shared, baked, baked_cache)
@@ -182,6 +183,6 @@ def _metrics(shared: experiments.Shared, flow, flow_cache: Cache | None) -> dict
     return {
         "ground_truth": hidden.scored([c.audio for c in clips], clips, p.sync, probes),
         "codec": hidden.scored(coded.result(), clips, p.sync, probes),
-        **{name: finish() for name, finish in pending.items()},
+        **{name: pending.pop(name)() for name in list(pending)},  # each experiment's audio let go when scored
         "guided_steps": None,
     }
