@@ -91,17 +91,20 @@ fi
 # it lives until it is stopped (the `fake` fixture stops what a test leaves running), or ends at once with
 # the scripted exit status; as data_pipelines.extract it lives until it is stopped.
 FAKE_PYTHON = """#!/usr/bin/env bash
+STATE="${FAKE_GCLOUD_LOG%/*}/fake-state"
+fate=run
+# A start is counted before argv is written: a test that kills the trainer once it sees argv kills a
+# counted start, and the next start meets the next fate.
+if [[ "$1 $2" == "-m salsa.train" && -d "$STATE" ]]; then
+  echo started >> "$STATE/trains"
+  fate="$(sed -n "$(wc -l < "$STATE/trains")p" "$STATE/fates" 2> /dev/null)"
+fi
 printf '%s\\n' "$@" > "$HOME/python3.argv.part"  # one line per write: renamed whole, so
 mv "$HOME/python3.argv.part" "$HOME/python3.argv"  # a reader never sees some of the lines
 echo "SALSA_DISTRIBUTED=${SALSA_DISTRIBUTED:-}" > "$HOME/python3.env"
 [[ "$1 $2" == "-m data_pipelines.extract" ]] && exec sleep 600
 [[ "$1 $2" == "-m salsa.train" ]] || exit 0
-STATE="${FAKE_GCLOUD_LOG%/*}/fake-state"
-if [[ -d "$STATE" ]]; then
-  echo started >> "$STATE/trains"
-  fate="$(sed -n "$(wc -l < "$STATE/trains")p" "$STATE/fates" 2> /dev/null)"
-  [[ "${fate:-run}" == run ]] || { echo "training ends with exit status $fate"; exit "$fate"; }
-fi
+[[ "${fate:-run}" == run ]] || { echo "training ends with exit status $fate"; exit "$fate"; }
 exec sleep 600
 """
 FAKE_TAIL = """#!/usr/bin/env bash
