@@ -13,6 +13,10 @@ with the tunable added to GLIBC_TUNABLES, once, before anything is imported; sta
 later inherit it. It does nothing where it cannot help: not Linux or not glibc, glibc older than 2.35,
 transparent huge pages not in `madvise` mode (`always` needs no tunable, `never` allows none), or a
 GLIBC_TUNABLES that already names the tunable (`GLIBC_TUNABLES=glibc.malloc.hugetlb=0` turns it off).
+
+`trim` hands the heap's free memory back to the kernel between a pipeline's stages: the pipeline's
+process runs several stages in turn, and what one stage freed otherwise stays in its heap, under the
+next stage's peak (docs/tiny_pipeline.md).
 """
 
 from __future__ import annotations
@@ -58,6 +62,19 @@ def wanted(environ: dict[str, str] | None = None) -> bool:
         return False
     version = _glibc_version()
     return version is not None and version >= (2, 35) and _thp_mode() == "madvise"
+
+
+def trim() -> bool:
+    """glibc's malloc_trim(0): the free memory of every heap returned to the kernel. Whether it returned
+    any; False where the C library is not glibc."""
+    if _glibc_version() is None:
+        return False
+    import ctypes
+
+    try:
+        return bool(ctypes.CDLL(None).malloc_trim(0))
+    except (AttributeError, OSError):
+        return False
 
 
 def reexec_with_huge_pages() -> None:

@@ -40,16 +40,19 @@ def _counting_stage(name: str, calls: list[str], fail_first: bool = False) -> st
     return stages.Stage(name, run, settings={"steps": 3})
 
 
-def test_finished_stages_are_skipped_and_an_interrupted_one_resumes(tmp_path):
+def test_finished_stages_are_skipped_and_an_interrupted_one_resumes(tmp_path, monkeypatch):
     calls: list[str] = []
     pipeline = [
         _counting_stage("vae", calls),
         _counting_stage("extract", calls, fail_first=True),
         _counting_stage("evaluate", calls),
     ]
+    trimmed: list[str] = []  # after the stage that ran last, finished or interrupted
+    monkeypatch.setattr(stages.malloc, "trim", lambda: trimmed.append(calls[-1]))
     with pytest.raises(KeyboardInterrupt):
         stages.run(pipeline, str(tmp_path))
     assert calls == ["vae", "extract"]
+    assert trimmed == ["vae", "extract"]  # each stage hands back what it freed before the next starts
     assert os.path.exists(tmp_path / "vae" / "done.json")
     assert not os.path.exists(tmp_path / "extract" / "done.json")
     assert os.path.exists(tmp_path / "extract" / "partial.json")

@@ -46,7 +46,7 @@ from collections.abc import Callable, Sequence
 
 import ml_collections
 
-from salsa import io
+from salsa import io, malloc
 from salsa.training import lock, processes
 from salsa.training.setup import BadInput
 
@@ -230,6 +230,8 @@ def _run_one(stage: Stage, workdir: str, label: str, log: Callable[[str], None] 
     except BaseException:  # interrupted or failed: keep the time spent for the final tally
         io.write_json(partial_path, {"seconds": earlier + time.perf_counter() - start})
         raise
+    finally:
+        malloc.trim()  # what the stage freed goes back to the system, not under the next stage's peak
     seconds = earlier + time.perf_counter() - start
     io.write_json(
         done_path, {"stage": stage.name, "seconds": seconds, "resumed": resumed, "settings": stage.settings}
