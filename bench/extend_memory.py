@@ -1,17 +1,29 @@
-"""Peak memory of `python -m salsa.extend` against the video's length (issue 18.7: a 60-minute video
-within 10% of a 1-minute one).
+"""Peak memory and time of `python -m salsa.extend` against the video's length (issue 18.7: a 60-minute
+video's peak within 10% of a 1-minute one's; issue 20 target 5: 20 minutes take their windows' time,
+within 5%, and peak within 1.1x of 1 minute).
 
     JAX_PLATFORMS=cpu python -m bench.extend_memory [--minutes 1 60] [--size 64] [--fps 24] [--window 10]
+        [--steps 1] [--repeats 1]
 
 For each length a synthetic silent video is written with PyAV (size x size pixels at --fps, a moving
 gradient, x264 ultrafast, frames made one at a time so the bench itself holds none), then
-`python -m salsa.extend --steps 1 --window W` runs on it in its own process with the random-weight tiny
+`python -m salsa.extend --steps S --window W` runs on it in its own process with the random-weight tiny
 pipeline (salsa.testing, configs/generator.py's tiny: 16 kHz mono, 62.5 latent frames/s). The source
 frame rate and size only change the decoding work: the command resamples to the model's 8 and 24 fps
 and resizes to its encoders' sizes whatever the file holds. Peak resident memory is the child's
 ru_maxrss (os.wait4); its resident memory is also sampled every 0.5 s, so the table shows where the
 peak was reached (the share of the run's wall time) and the resident memory at the middle and the end
 of the run: flat memory means these agree however long the video is.
+
+Time: the child is the command itself with its progress bar replaced by a recorder of when each window
+leaves the sampler (`salsa.extend._progress`; a window's interval is the whole cycle: its frames decoded,
+encoded, sampled, the previous window's sound decoded and written). The time of one window after
+compilation is the mean interval of the shortest length's windows after its first two (compilation),
+pooled over --repeats (the lengths run in turn, so the machine's drift touches them all alike). For each
+run: its later windows' mean against that (1.00: a window costs the same however long the video), the
+last quarter of its later windows against the first quarter ("drift"; 1.00: no growth along the video),
+and its whole time against its window count times the shortest's window (the issue's measure, start-up
+and compilation included, which weigh more the cheaper a window is).
 
 Prints one table and writes bench/results/extend_memory.json (lengths not run this time are kept from
 the previous file, so the lengths can be run separately).
@@ -69,14 +81,49 @@ def _rss_kib(pid: int) -> int | None:
     return None
 
 
+# `python -m salsa.extend ARGV` with the progress bar replaced by a recorder of each window's end time
+# (perf_counter, the child's clock), written as JSON to TIMES when the command ends.
+CHILD = """
+import json, sys, time
+from salsa import cli, extend
+times_path, argv = sys.argv[1], sys.argv[2:]
+ends = []
+
+class Recorder:
+    def update(self, n=1):
+        ends.append(time.perf_counter())
+    def set_postfix_str(self, *args, **kwargs):
+        pass
+    def close(self):
+        pass
+
+extend._progress = lambda total: Recorder()
+start = time.perf_counter()
+rc = cli.run(extend.main, argv)
+with open(times_path, "w") as f:
+    json.dump({"start": start, "window_ends": ends}, f)
+sys.exit(rc)
+"""
+
+
+def window_times(path: str) -> list[float]:
+    """Each window's interval (s) from the recorder's file: the first from the command's start."""
+    with open(path) as f:
+        t = json.load(f)
+    ends = [t["start"], *t["window_ends"]]
+    return np.diff(ends).tolist()
+
+
 def measure(argv: list[str], log: str) -> dict:
-    """Runs `python -m salsa.extend argv` in a child; exit code, wall time, peak RSS, RSS samples."""
+    """Runs `python -m salsa.extend argv` in a child; exit code, wall time, peak RSS, RSS samples, and
+    each window's interval."""
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": ROOT}
     samples: list[tuple[float, int]] = []
+    times = log + ".windows.json"
     start = time.perf_counter()
     with open(log, "w") as err:
         child = subprocess.Popen(
-            [sys.executable, "-m", "salsa.extend", *argv],
+            [sys.executable, "-c", CHILD, times, *argv],
             stdout=subprocess.DEVNULL,
             stderr=err,
             env=env,
@@ -108,8 +155,11 @@ def measure(argv: list[str], log: str) -> dict:
         return before[-1] / 1024
 
     peak_t = max(samples, key=lambda s: s[1])[0] if samples else 0.0
+    intervals = window_times(times)
     return {
         "wall_s": wall,
+        "windows": len(intervals),
+        "window_s": intervals,
         "peak_rss_mib": usage.ru_maxrss / 1024,
         "rss_mid_mib": at(0.5) if samples else None,
         "rss_end_mib": at(1.0) if samples else None,
@@ -121,19 +171,44 @@ def measure(argv: list[str], log: str) -> dict:
     }
 
 
+def summarize(runs: list[dict]) -> None:
+    """Adds to each run (shortest first): its windows after the first two (compilation) in mean,
+    `later_window_s`, and that against the shortest run's, `later_to_shortest` (1.00: a window costs the
+    same however long the video); the last quarter of those windows against the first quarter,
+    `drift` (1.00: no growth along the video); the whole command's time against its window count times
+    the shortest run's later windows, `total_to_windows` (issue 20 target 5's measure, start-up and
+    compilation included); its peak memory against the shortest run's. The shortest length's figures
+    pool its repeats (its few windows are the noisiest)."""
+    for r in runs:
+        later = r["window_s"][2:] or r["window_s"]
+        r["later_window_s"] = float(np.mean(later))
+        q = max(1, len(later) // 4)
+        r["drift"] = float(np.mean(later[-q:]) / np.mean(later[:q]))
+    shortest = [r for r in runs if r["minutes"] == runs[0]["minutes"]]  # every repeat of it
+    window = float(np.mean([w for r in shortest for w in (r["window_s"][2:] or r["window_s"])]))
+    peak = float(np.mean([r["peak_rss_mib"] for r in shortest]))
+    for r in runs:
+        r["later_to_shortest"] = r["later_window_s"] / window
+        r["total_to_windows"] = r["wall_s"] / (r["windows"] * window)
+        r["peak_ratio_to_shortest"] = r["peak_rss_mib"] / peak
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--minutes", type=float, nargs="+", default=[1, 60])
     p.add_argument("--size", type=int, default=64, help="frame side of the synthetic video (pixels)")
     p.add_argument("--fps", type=float, default=24.0, help="frame rate of the synthetic video")
     p.add_argument("--window", type=float, default=10.0, help="salsa.extend --window (seconds)")
+    p.add_argument("--steps", type=int, default=1, help="salsa.extend --steps")
+    p.add_argument("--repeats", type=int, default=1, help="runs of each length, the lengths in turn")
     p.add_argument("--workdir", help="keep the checkpoint and videos here (default: a temporary folder)")
     args = p.parse_args()
     from configs import generator
     from salsa import testing
 
     doc = {
-        "command": "python -m salsa.extend --steps 1 --window W (tiny random-weight pipeline)",
+        "command": f"python -m salsa.extend --steps {args.steps} --window W (tiny random-weight pipeline)",
+        "steps": args.steps,
         "video": f"{args.size}x{args.size} at {args.fps:g} fps, H.264, no audio",
         "window_s": args.window,
         "backend": "cpu",
@@ -148,39 +223,45 @@ def main() -> None:
         ckpt = os.path.join(workdir, "ckpt")
         if not os.path.isdir(ckpt):
             testing.tiny_pipeline(workdir, generator.get_config("tiny"))
-        print(f"{'minutes':>7} {'make s':>7} {'extend s':>9} {'x real':>7} {'peak MiB':>9} {'mid MiB':>8} "
-              f"{'end MiB':>8} {'peak at':>8}", flush=True)  # fmt: skip
-        for minutes in args.minutes:
+        for repeat, minutes in [(k, m) for k in range(args.repeats) for m in args.minutes]:
             video = os.path.join(workdir, f"{minutes:g}min_{args.size}px_{args.fps:g}fps.mp4")
             t = time.perf_counter()
             if not os.path.exists(video):
                 make_video(video, minutes * 60, args.size, args.fps)
             made = time.perf_counter() - t
             out = os.path.join(workdir, "out.mp4")
-            argv = ["--video", video, "--checkpoint", ckpt, "--out", out, "--steps", "1"]
+            argv = ["--video", video, "--checkpoint", ckpt, "--out", out, "--steps", str(args.steps)]
             r = measure([*argv, "--window", f"{args.window:g}"], os.path.join(workdir, "extend.log"))
             os.remove(out)
-            r = {"minutes": minutes, "make_video_s": made, "x_real_time": minutes * 60 / r["wall_s"], **r}
+            r = {
+                "minutes": minutes,
+                "repeat": repeat,
+                "make_video_s": made,
+                "x_real_time": minutes * 60 / r["wall_s"],
+                **r,
+            }
             doc["runs"].append(r)
-            print(
-                f"{minutes:7g} {made:7.0f} {r['wall_s']:9.0f} {r['x_real_time']:7.2f} "
-                f"{r['peak_rss_mib']:9.0f} "
-                f"{r['rss_mid_mib']:8.0f} {r['rss_end_mib']:8.0f} {r['peak_at_share_of_wall']:8.0%}",
-                flush=True,
-            )
+            print(f"{minutes:g} min: {r['wall_s']:.0f} s, {r['summary']}", file=sys.stderr, flush=True)
     doc["load_average_at_end"] = os.getloadavg()
-    if os.path.exists(RESULTS):  # keep the lengths this run did not measure
+    if os.path.exists(RESULTS):  # keep the lengths this run did not measure, at the same settings
         with open(RESULTS) as f:
             old = json.load(f)
-        doc["runs"] = [r for r in old.get("runs", []) if r["minutes"] not in args.minutes] + doc["runs"]
-    doc["runs"].sort(key=lambda r: r["minutes"])
-    shortest = doc["runs"][0]
+        if (old.get("steps", 1), old.get("window_s")) == (args.steps, args.window):
+            doc["runs"] = [r for r in old.get("runs", []) if r["minutes"] not in args.minutes] + doc["runs"]
+    doc["runs"].sort(key=lambda r: (r["minutes"], r.get("repeat", 0)))
+    summarize(doc["runs"])
+    print(
+        f"{'minutes':>7} {'windows':>7} {'extend s':>9} {'x real':>7} {'s/window':>8} {'vs 1st':>6} "
+        f"{'drift':>6} {'total/N·w':>9} {'peak MiB':>9} {'mid MiB':>8} {'end MiB':>8} {'peak at':>8} "
+        f"{'peak/1st':>8}"
+    )
     for r in doc["runs"]:
-        r["peak_ratio_to_shortest"] = r["peak_rss_mib"] / shortest["peak_rss_mib"]
-    if len(doc["runs"]) > 1:
         print(
-            "peak / peak of the shortest: "
-            + ", ".join(f"{r['minutes']:g} min {r['peak_ratio_to_shortest']:.3f}" for r in doc["runs"])
+            f"{r['minutes']:7g} {r['windows']:7d} {r['wall_s']:9.0f} {r['x_real_time']:7.2f} "
+            f"{r['later_window_s']:8.3f} {r['later_to_shortest']:6.3f} {r['drift']:6.3f} "
+            f"{r['total_to_windows']:9.3f} "
+            f"{r['peak_rss_mib']:9.0f} {r['rss_mid_mib']:8.0f} {r['rss_end_mib']:8.0f} "
+            f"{r['peak_at_share_of_wall']:8.0%} {r['peak_ratio_to_shortest']:8.3f}"
         )
     write_json(RESULTS, doc)
 

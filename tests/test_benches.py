@@ -297,3 +297,39 @@ def test_reference_shift_cuts_windows_past_the_scenes_opening(tiny_pipeline_dir)
     inside = [e["time"] - 1.0 for e in scene.annotation["events"] if 1.0 <= e["time"] < 1.0 + window]
     assert [e["time"] for e in clip.annotation["events"]] == pytest.approx(inside)
     assert window_clips(p, 1, 0.0, world)[0].seconds == window
+
+
+def test_extend_memory_times_every_window_of_the_command_and_sets_lengths_against_the_shortest(
+    tiny_pipeline_dir, tmp_path
+):
+    """bench.extend_memory runs `salsa.extend` with its progress bar replaced by a recorder: one interval
+    per window (21 s in 2 s windows with 0.5 s of context: 14 windows), together within the command's
+    wall time; summarize sets each run's later windows against the shortest length's, and its last
+    quarter against its first."""
+    from bench.extend_memory import make_video, measure, summarize
+
+    video = str(tmp_path / "v.mp4")
+    make_video(video, 21.0, 32, 24.0)
+    argv = ["--video", video, "--checkpoint", tiny_pipeline_dir, "--out", str(tmp_path / "o.mp4")]
+    r = measure([*argv, "--steps", "1", "--window", "2"], str(tmp_path / "extend.log"))
+    assert r["windows"] == len(r["window_s"]) == 14
+    assert all(w > 0 for w in r["window_s"]) and sum(r["window_s"]) < r["wall_s"]
+    assert "21.0 s of sound" in r["summary"]
+
+    def run(minutes, windows, peak):
+        wall = sum(windows) + 1
+        return {
+            "minutes": minutes,
+            "window_s": windows,
+            "windows": len(windows),
+            "wall_s": wall,
+            "peak_rss_mib": peak,
+        }
+
+    runs = [run(1, [5.0, 1.0, 1.0, 1.0], 100.0), run(1, [5.0, 1.0, 3.0, 3.0], 120.0)]
+    runs.append(run(20, [5.0, 1.0] + [2.0] * 4 + [4.0] * 4, 121.0))
+    summarize(runs)
+    long = runs[2]
+    assert long["later_window_s"] == 3.0 and long["later_to_shortest"] == 1.5  # the shortest pools: 2.0
+    assert long["drift"] == 2.0 and long["total_to_windows"] == pytest.approx(31 / (10 * 2.0))
+    assert long["peak_ratio_to_shortest"] == pytest.approx(1.1)
