@@ -10,9 +10,12 @@ import pytest
 from data_pipelines.media import (
     CorruptMediaError,
     MediaError,
+    VideoFrames,
     decode_audio,
     decode_video,
+    decode_video_rates,
     replace_audio,
+    video_streams,
     write_audio,
     write_video,
 )
@@ -223,6 +226,53 @@ def test_truncated_video_reports_what_was_decoded(tmp_path):
     assert 10 < len(partial) < 100 and 0 < error.value.decoded_seconds < 4
     np.testing.assert_array_equal(shown_levels(partial), np.arange(len(partial)))
     assert len(decode_video(path, 25.0, allow_partial=True)) == len(partial)
+
+
+def test_several_rates_from_one_decoding_pass_equal_one_pass_each(tmp_path, monkeypatch):
+    """video_streams / decode_video_rates: each rate's frames, duration and damage are what its own
+    VideoFrames / decode_video gives (NTSC, variable rate, a truncated file), from one opening of the
+    file; readers taken at the same pace hold only the frames the other has not taken yet."""
+    from data_pipelines.media import container
+
+    ntsc, vfr, cut = tmp_path / "ntsc.mp4", tmp_path / "vfr.mkv", tmp_path / "cut.mkv"
+    encode(
+        ntsc, ramp_frames(60), np.arange(60) * 1001 / 30000, tb=30000, rate=fractions.Fraction(30000, 1001)
+    )
+    times = [0.0, 0.04, 0.05, 0.2, 0.21, 0.5, 0.9]
+    encode(vfr, ramp_frames(7), np.array(times), codec="ffv1", pix_fmt="yuv444p", tb=1000)
+    encode(cut, ramp_frames(100), np.arange(100) / 25, rate=25)
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    requests = [(8.0, (16, 16)), (24.0, None), (100.0, (8, 12))]
+    opened, real_open = [], container.open_input
+    monkeypatch.setattr(container, "open_input", lambda path: opened.append(path) or real_open(path))
+    for path in (ntsc, vfr, cut):
+        alone = [VideoFrames(path, fps, size) for fps, size in requests]
+        expected = [np.stack(list(r)) for r in alone]
+        opened.clear()
+        shared = video_streams(path, requests)
+        readers = {i: iter(r) for i, r in enumerate(shared)}
+        got, most_waiting = [[] for _ in requests], 0
+        while readers:  # each reader in turn takes 1/8 s of frames, as long_form takes a window of each
+            for i, it in list(readers.items()):
+                for _ in range(round(requests[i][0] / 8)):
+                    frame = next(it, None)
+                    if frame is None:
+                        del readers[i]
+                        break
+                    got[i].append(frame)
+                most_waiting = max(most_waiting, *(len(q) for q in shared[0]._shared.queues))
+        assert opened == [os.fspath(path)]
+        for g, e, a, r in zip(got, expected, alone, shared, strict=True):
+            np.testing.assert_array_equal(np.stack(g), e)
+            assert (r.seconds, r.damage) == (a.seconds, a.damage)
+        if path != vfr:  # (its last frame alone lasts 40 frames at 100 fps)
+            assert 0 < most_waiting <= 30, most_waiting  # a round's frames, not the stream's 200 or more
+    assert shared[0].damage is not None  # the cut file, last
+    with pytest.raises(CorruptMediaError, match="corrupt or truncated"):
+        decode_video_rates(cut, requests)
+    rates = decode_video_rates(ntsc, requests)
+    for (fps, size), frames in zip(requests, rates, strict=True):
+        np.testing.assert_array_equal(frames, decode_video(ntsc, fps, size))
 
 
 def test_failed_writes_leave_no_file_behind(tmp_path):

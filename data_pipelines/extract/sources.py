@@ -30,7 +30,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from data_pipelines.media import VIDEO_EXTENSIONS, MediaError, decode_audio, decode_video, pick_frames, resize
+from data_pipelines.media import (
+    VIDEO_EXTENSIONS,
+    MediaError,
+    decode_audio,
+    decode_video_rates,
+    pick_frames,
+    resize,
+)
 from salsa.errors import UserError
 
 
@@ -125,10 +132,13 @@ class SyntheticSource:
 
 
 def _decode_file(path: str, caption: str, decoding: Decoding) -> Media:
-    """Both frame rates and the audio of a media file (three decoding passes, one clip in memory)."""
+    """Both frame rates and the audio of a media file (two decoding passes, one clip in memory)."""
     audio = decode_audio(path, decoding.sample_rate, decoding.channels)
-    frames8 = decode_video(path, decoding.semantic_fps, (decoding.semantic_size,) * 2)
-    frames24 = decode_video(path, decoding.sync_fps, (decoding.sync_size,) * 2)
+    requests = [
+        (decoding.semantic_fps, (decoding.semantic_size,) * 2),
+        (decoding.sync_fps, (decoding.sync_size,) * 2),
+    ]
+    frames8, frames24 = decode_video_rates(path, requests)
     return Media(frames8=frames8, frames24=frames24, audio=audio, caption=caption)
 
 

@@ -7,18 +7,27 @@ from data_pipelines.media.container import VIDEO_EXTENSIONS
 from data_pipelines.media.encode import replace_audio, write_audio, write_video
 from data_pipelines.media.errors import CorruptMediaError, MediaError
 from data_pipelines.media.frames import pick_frames, resize
-from data_pipelines.media.video import VideoFrames, decode_video
+from data_pipelines.media.video import (
+    SharedFrames,
+    VideoFrames,
+    decode_video,
+    decode_video_rates,
+    video_streams,
+)
 
 __all__ = [
     "VIDEO_EXTENSIONS",
     "CorruptMediaError",
     "MediaError",
+    "SharedFrames",
     "VideoFrames",
     "decode_audio",
     "decode_video",
+    "decode_video_rates",
     "pick_frames",
     "replace_audio",
     "resize",
+    "video_streams",
     "write_audio",
     "write_video",
 ]

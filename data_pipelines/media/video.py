@@ -8,9 +8,10 @@ out on the same clock. Rotation metadata is applied, any pixel format FFmpeg kno
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import av
 import numpy as np
@@ -94,6 +95,58 @@ class _Resampler:
             yield image
 
 
+class _Decoder:
+    """One decoding pass over a file's video stream as holds: iterating yields (frame, until), the
+    source frame on screen until `until` seconds from the first frame, and last (frame, None), the final
+    frame, which lasts to the stream's span. Then `seconds` is the span and `damage` None or why the
+    stream broke off early. `requests` ((fps, size) pairs) are checked against the source's size."""
+
+    def __init__(self, path: str, requests: Sequence[tuple[float, tuple[int, int] | None]]):
+        self.path, self.requests = path, requests
+        self.seconds: float | None = None
+        self.damage: str | None = None
+
+    def __iter__(self) -> Iterator[tuple[av.VideoFrame, float | None]]:
+        path = self.path
+        with containers.open_input(path) as container:
+            stream = containers.pick_stream(container, "video", path)
+            stream.thread_type = "AUTO"
+            declared = containers.declared_seconds(stream)
+            nominal = 1.0 / float(stream.average_rate or stream.guessed_rate or self.requests[0][0])
+            previous, start, shown, gap, damage = None, 0.0, 0.0, None, None
+            try:
+                for frame in container.decode(stream):
+                    if previous is None:
+                        for fps, size in self.requests:
+                            _check_source(path, frame, fps, size, declared)
+                        start = frame.time or 0.0
+                    else:
+                        t = frame.time - start if frame.time is not None else shown + nominal
+                        t = max(t, shown)  # timestamps going backwards: keep the order of decoding
+                        yield previous, t
+                        gap, shown = t - shown, t
+                    previous = frame
+            except av.error.FFmpegError as e:
+                damage = containers.reason(e)
+        if previous is None:
+            if damage:
+                raise MediaError(f"{path}: video stream cannot be decoded ({damage}).")
+            raise MediaError(f"{path}: video stream has no frames (zero-length video).")
+        # The last frame lasts as long as the one before it; frame durations are less trustworthy.
+        span = shown + (gap or _frame_seconds(previous) or nominal)
+        if damage is None and declared is not None and span < declared - _TRUNCATION_SLACK:
+            damage = f"the stream ends early; {declared:.2f} s declared"
+        self.seconds, self.damage = span, damage
+        yield previous, None
+
+
+def _images(out: _Resampler, frame: av.VideoFrame, until: float | None, seconds: float | None):
+    """The resampler's output frames for one hold of the decoder (the final one lasts to `seconds`)."""
+    if until is None:
+        until = max(1, round(seconds * out.fps)) / out.fps
+    return out.hold(frame, until)
+
+
 class VideoFrames:
     """The frames of `decode_video`, one at a time: iterating holds one source frame in memory.
 
@@ -112,37 +165,75 @@ class VideoFrames:
         self.damage: str | None = None
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        path, fps, size = self.path, self.fps, self.size
-        out = _Resampler(fps, size, self.crop)
-        with containers.open_input(path) as container:
-            stream = containers.pick_stream(container, "video", path)
-            stream.thread_type = "AUTO"
-            declared = containers.declared_seconds(stream)
-            nominal = 1.0 / float(stream.average_rate or stream.guessed_rate or fps)
-            previous, start, shown, gap, damage = None, 0.0, 0.0, None, None
-            try:
-                for frame in container.decode(stream):
-                    if previous is None:
-                        _check_source(path, frame, fps, size, declared)
-                        start = frame.time or 0.0
-                    else:
-                        t = frame.time - start if frame.time is not None else shown + nominal
-                        t = max(t, shown)  # timestamps going backwards: keep the order of decoding
-                        yield from out.hold(previous, t)
-                        gap, shown = t - shown, t
-                    previous = frame
-            except av.error.FFmpegError as e:
-                damage = containers.reason(e)
-        if previous is None:
-            if damage:
-                raise MediaError(f"{path}: video stream cannot be decoded ({damage}).")
-            raise MediaError(f"{path}: video stream has no frames (zero-length video).")
-        # The last frame lasts as long as the one before it; frame durations are less trustworthy.
-        span = shown + (gap or _frame_seconds(previous) or nominal)
-        if damage is None and declared is not None and span < declared - _TRUNCATION_SLACK:
-            damage = f"the stream ends early; {declared:.2f} s declared"
-        yield from out.hold(previous, max(1, round(span * fps)) / fps)
-        self.seconds, self.damage = span, damage
+        out = _Resampler(self.fps, self.size, self.crop)
+        source = _Decoder(self.path, [(self.fps, self.size)])
+        for frame, until in source:
+            yield from _images(out, frame, until, source.seconds)
+        self.seconds, self.damage = source.seconds, source.damage
+
+
+class SharedFrames:
+    """One of `video_streams`' readers: the frames of VideoFrames(path, fps, size), iterable once, from
+    a decoding pass it shares with its siblings. `seconds` and `damage` as VideoFrames' once the stream
+    has ended."""
+
+    def __init__(self, shared: _Shared, index: int):
+        self._shared, self._index = shared, index
+        self.path = shared.path
+
+    @property
+    def seconds(self) -> float | None:
+        return self._shared.source.seconds
+
+    @property
+    def damage(self) -> str | None:
+        return self._shared.source.damage
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        queue = self._shared.queues[self._index]
+        while queue or self._shared.decode_more():
+            while queue:
+                yield queue.popleft()
+
+
+class _Shared:
+    """The decoding pass behind several SharedFrames: each source frame is resampled for every reader
+    as it is decoded, into that reader's queue; a reader that runs dry decodes on. A queue holds the
+    frames its reader has not taken yet, so readers taken at the same pace hold a few frames each."""
+
+    def __init__(self, path: str, requests, crop: bool):
+        self.path = path
+        self.source = _Decoder(path, requests)
+        self.outs = [_Resampler(fps, size, crop) for fps, size in requests]
+        self.queues = [collections.deque() for _ in requests]
+        self._holds: Iterator | None = None
+
+    def decode_more(self) -> bool:
+        """Resamples the next source frame into every queue; False when the stream has ended."""
+        if self._holds is None:
+            self._holds = iter(self.source)
+        for frame, until in self._holds:
+            for out, queue in zip(self.outs, self.queues, strict=True):
+                queue.extend(_images(out, frame, until, self.source.seconds))
+            return True
+        return False
+
+
+def video_streams(
+    path: str | os.PathLike,
+    requests: Sequence[tuple[float, tuple[int, int] | None]],
+    *,
+    crop: bool = False,
+) -> list[SharedFrames]:
+    """Readers of one video at several (fps, size) requests from one decoding pass: reader i yields what
+    VideoFrames(path, *requests[i], crop=crop) yields, and the file is decoded once for all of them
+    (decoding is most of the cost of reading frames). Read them at about the same pace: frames a
+    reader has not taken wait in its queue."""
+    path = os.fspath(path)
+    for fps, size in requests:
+        _check_request(path, fps, size)
+    shared = _Shared(path, list(requests), crop)
+    return [SharedFrames(shared, i) for i in range(len(requests))]
 
 
 def decode_video(
@@ -160,7 +251,23 @@ def decode_video(
     corrupt midway, raises CorruptMediaError carrying the frames before the damage; with
     allow_partial=True those are returned instead (and a warning is logged).
     """
-    reader = VideoFrames(path, fps, size, crop=crop)
+    return _collect(VideoFrames(path, fps, size, crop=crop), fps, allow_partial)
+
+
+def decode_video_rates(
+    path: str | os.PathLike,
+    requests: Sequence[tuple[float, tuple[int, int] | None]],
+    *,
+    crop: bool = False,
+    allow_partial: bool = False,
+) -> list[np.ndarray]:
+    """decode_video at each (fps, size) of `requests`, from one decoding pass of the file."""
+    readers = video_streams(path, requests, crop=crop)
+    return [_collect(r, fps, allow_partial) for r, (fps, _) in zip(readers, requests, strict=True)]
+
+
+def _collect(reader: VideoFrames | SharedFrames, fps: float, allow_partial: bool) -> np.ndarray:
+    """All of a reader's frames; CorruptMediaError (or a warning) when its stream broke off."""
     frames = np.stack(list(reader))
     if reader.damage:
         message = (

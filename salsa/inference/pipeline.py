@@ -70,13 +70,19 @@ class Pipeline(checkpoint.Components):
         s, v = self.siglip.config.image_size, self.sync.config.video.image_size
         return (s, s), (v, v)
 
-    def read_video(self, path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-        """(frames at video.semantic_fps, frames at video.sync_fps) of a file, sized for the encoders."""
-        from data_pipelines.media import decode_video
-
+    @property
+    def frame_requests(self) -> list[tuple[float, tuple[int, int]]]:
+        """(fps, (height, width)) of the frames the encoders take: SigLIP's, then the sync encoder's."""
         size8, size24 = self.frame_sizes
-        v = self.config.video
-        return decode_video(path, v.semantic_fps, size8), decode_video(path, v.sync_fps, size24)
+        return [(self.config.video.semantic_fps, size8), (self.config.video.sync_fps, size24)]
+
+    def read_video(self, path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+        """(frames at video.semantic_fps, frames at video.sync_fps) of a file, sized for the encoders,
+        from one decoding pass."""
+        from data_pipelines.media import decode_video_rates
+
+        frames8, frames24 = decode_video_rates(path, self.frame_requests)
+        return frames8, frames24
 
     def text_features(self, text: str) -> np.ndarray:
         """(text_dim,) SigLIP text embedding; PipelineError when the checkpoint has no tokenizer."""

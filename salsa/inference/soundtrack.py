@@ -190,13 +190,11 @@ def extend_videos(
 def _extend_events(p, jobs, geo, text, references, seed, steps, guidance, batch, timings):
     """(window events of every job, how many windows there will be when every file states its
     duration, else None)."""
-    from data_pipelines.media import VideoFrames
+    from data_pipelines.media import video_streams
 
-    size8, size24 = p.frame_sizes
     clips = []
     for job in jobs:
-        r8 = VideoFrames(job.video, p.config.video.semantic_fps, size8)
-        r24 = VideoFrames(job.video, p.config.video.sync_fps, size24)
+        r8, r24 = video_streams(job.video, p.frame_requests)
         try:
             clip = p.clip(r8, r24, geo, text=text, references=references, seed=seed)
         except ValueError as e:
@@ -237,14 +235,14 @@ def _references(p, geo, jobs, pairs: Sequence[tuple[str, float]]) -> list[tuple[
 def _edit_events(p, jobs, geo, regenerate: str, text, seed, steps, guidance, timings) -> Iterator:
     """Every video's ranges checked against its exact duration (one pass over its frames) before
     anything is generated; then each video's edit windows in turn."""
-    from data_pipelines.media import VideoFrames, decode_audio
+    from data_pipelines.media import VideoFrames, decode_audio, video_streams
     from data_pipelines.media import container as containers
 
     try:
         ranges = editing.parse_ranges(regenerate)
     except ValueError as e:
         raise BadInput(f"--regenerate: {e}") from None
-    size8, size24 = p.frame_sizes
+    size24 = p.frame_sizes[1]
     durations = []
     for job in jobs:
         with containers.open_input(job.video) as c:
@@ -262,8 +260,7 @@ def _edit_events(p, jobs, geo, regenerate: str, text, seed, steps, guidance, tim
     def events():
         for i, (job, seconds) in enumerate(zip(jobs, durations, strict=True)):
             audio = decode_audio(job.video, p.sample_rate, p.channels)
-            r8 = VideoFrames(job.video, p.config.video.semantic_fps, size8)
-            r24 = VideoFrames(job.video, p.config.video.sync_fps, size24)
+            r8, r24 = video_streams(job.video, p.frame_requests)
             yield from p.edit_events(
                 r8, r24, audio, ranges, geo, seconds=seconds, steps=steps, guidance=guidance, text=text,
                 seed=seed, index=i, timings=timings,
