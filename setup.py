@@ -25,6 +25,7 @@ setup(
         "soundfile>=0.12",
         "av>=14",
         "tqdm>=4.66",
+        "filelock>=3.12",  # JAX's compilation cache keeps its size with it (salsa/compilation_cache.py)
         "tensorboardX>=2.6",
         "mir_eval>=0.8",  # onset matching (salsa.metrics.onsets)
         "tokenizers>=0.20",  # SigLIP text: the user's tokenizer.json; the tiny tokenizer is built with it

@@ -49,7 +49,7 @@ import sys
 from collections.abc import Sequence
 
 from data_pipelines.synthetic.heldout import SPLITS
-from salsa import cli
+from salsa import cli, compilation_cache
 from salsa.errors import UserError
 from salsa.evaluation.run import evaluate
 from salsa.evaluation.settings import EvalSettings
@@ -169,6 +169,7 @@ def field_main(argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    compilation_cache.enable()
     if {_flag(a) for a in argv} & {"--real", "--generated"}:
         return field_main(argv)
     parser = _Parser(

@@ -54,7 +54,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from salsa import cli
+from salsa import cli, compilation_cache
 from salsa.inference import soundtrack
 
 DEFAULT_CHECKPOINT = os.path.join("runs", "tiny", "generator", "pipeline")
@@ -159,6 +159,7 @@ def _references(audios: list[str] | None, ats: list[float] | None) -> list[tuple
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    compilation_cache.enable()
     summary = soundtrack.extend_videos(
         _checkpoint(args.checkpoint),
         args.video,

@@ -34,7 +34,7 @@ from absl import flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
-from salsa import cli
+from salsa import cli, compilation_cache
 from salsa.training import command, distributed, processes, stages
 from salsa.training.setup import BadInput, default_workdir
 
@@ -56,6 +56,7 @@ def main(argv: list[str]) -> None:
     absl_logging.get_absl_handler().addFilter(command.QuietOrbax())
     config, workdir = _CONFIG.value, _WORKDIR.value
     distributed.maybe_initialize()  # before anything touches a JAX backend
+    compilation_cache.enable()  # before the first compilation (salsa/compilation_cache.py)
     default = config.get("workdir") or default_workdir(flags.FLAGS["config"].config_filename)
     if stages.is_pipeline(config):
         workdir = os.path.abspath(workdir or default)

@@ -18,7 +18,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from salsa import numba_cache
+from salsa import compilation_cache, numba_cache
 from salsa.training.setup import BadInput
 
 
@@ -83,6 +83,7 @@ def _child(run_one, group: list, workdir: str) -> None:
     absl_logging.use_absl_handler()  # the root logger's handler and level, as absl's app.run sets them
     absl_logging.set_verbosity(absl_logging.INFO)
     absl_logging.get_absl_handler().addFilter(QuietOrbax())
+    compilation_cache.enable()  # as the pipeline's own process (salsa.train)
     try:
         for stage, label in group:  # the pipeline gives unfinished stages only
             run_one(stage, workdir, label, logging.info)
