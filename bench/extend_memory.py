@@ -50,24 +50,30 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "bench", "results", "extend_memory.json")
 
 
-def make_video(path: str, seconds: float, size: int, fps: float) -> None:
-    """A silent H.264 video of `seconds` at `fps`, size x size, written frame by frame."""
+def write_h264(path: str, images, width: int, height: int, fps: float, preset: str, crf: int) -> None:
+    """A silent H.264 video of the (height, width, 3) uint8 `images` (any iterable, so that no more than
+    one frame need exist at a time) at `fps`."""
     import av
 
-    ramp = np.add.outer(np.arange(size), np.arange(size)).astype(np.int64)
     with av.open(path, "w") as out:
         stream = out.add_stream("libx264", rate=fractions.Fraction(fps).limit_denominator(1001))
-        stream.width = stream.height = size
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"preset": "ultrafast", "crf": "30"}
-        for k in range(round(seconds * fps)):
-            image = ((ramp[..., None] * (1, 2, 3) + 3 * k) % 256).astype(np.uint8)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": preset, "crf": str(crf)}
+        for k, image in enumerate(images):
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts = k
             for packet in stream.encode(frame):
                 out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
+
+
+def make_video(path: str, seconds: float, size: int, fps: float) -> None:
+    """A silent H.264 video of `seconds` at `fps`, size x size: a moving gradient, frame by frame."""
+    ramp = np.add.outer(np.arange(size), np.arange(size)).astype(np.int64)
+    frames = range(round(seconds * fps))
+    images = (((ramp[..., None] * (1, 2, 3) + 3 * k) % 256).astype(np.uint8) for k in frames)
+    write_h264(path, images, size, size, fps, "ultrafast", 30)
 
 
 def _rss_kib(pid: int) -> int | None:

@@ -14,15 +14,14 @@ bench/results/video_read.json.
 
 from __future__ import annotations
 
-import fractions
 import os
 import tempfile
 import time
 
-import av
 import numpy as np
 from absl import app, flags
 
+from bench.extend_memory import write_h264
 from data_pipelines.media import VideoFrames, video_streams
 from salsa.io import write_json
 
@@ -42,20 +41,15 @@ def make_video(path: str, seconds: float, width: int, height: int, fps: int) -> 
     rng = np.random.default_rng(0)
     texture = rng.integers(0, 256, (height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8)
     texture = texture.repeat(8, 0).repeat(8, 1)[:height, :width]
-    with av.open(path, "w") as out:
-        stream = out.add_stream("libx264", rate=fractions.Fraction(fps))
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"preset": "veryfast", "crf": "23"}
+
+    def images():
         for k in range(round(seconds * fps)):
             image = np.roll(texture, (3 * k, 5 * k), axis=(0, 1))
             x = (10 * k) % max(1, width - 100)
             image[height // 4 : height // 4 + 100, x : x + 100] = 255
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts = k
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+            yield image
+
+    write_h264(path, images(), width, height, fps, "veryfast", 23)
 
 
 def read_in_windows(readers, rates: list[float]) -> list[int]:

@@ -7,11 +7,11 @@ kind of machine reads it back instead. `salsa.extend` on a minute of video with 
 
 The folder: JAX_COMPILATION_CACHE_DIR when set (JAX's own variable, which also wins over everything
 here), else SALSA_COMPILATION_CACHE, else `$XDG_CACHE_HOME/salsa/jax` (~/.cache/salsa/jax). Set
-SALSA_COMPILATION_CACHE=off to compile everything afresh. A local path or a gs:// one (for a pod's hosts
-to share; JAX trusts what it reads there, so give it a folder only you can write). The cache is kept
-under MAX_BYTES, least recently used entries dropped first. Every program
-is cached however quickly it compiles: the tiny models' dozens of programs take 0.1 s each, and together
-a third of a short run.
+SALSA_COMPILATION_CACHE=off (or empty) to compile everything afresh. A local path or a gs:// one (for a
+pod's hosts to share; JAX trusts what it reads there, so give it a folder only you can write). The cache
+is kept under MAX_BYTES, least recently used entries dropped first. Every program is cached however
+quickly it compiles: the tiny models' dozens of programs take 0.1 s each, and together a third of a
+short run.
 """
 
 from __future__ import annotations
