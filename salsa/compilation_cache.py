@@ -12,6 +12,10 @@ pod's hosts to share; JAX trusts what it reads there, so give it a folder only y
 is kept under MAX_BYTES, least recently used entries dropped first. Every program is cached however
 quickly it compiles: the tiny models' dozens of programs take 0.1 s each, and together a third of a
 short run.
+
+JAX checks that a cached CPU program suits the machine that loads it and compiles afresh when it does
+not. On some CPUs that check refuses every program, even one the same machine wrote (an error line per
+program on stderr, then a normal compilation; jax-ml/jax#38445): there, set SALSA_COMPILATION_CACHE=off.
 """
 
 from __future__ import annotations
