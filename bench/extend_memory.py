@@ -177,6 +177,11 @@ def measure(argv: list[str], log: str) -> dict:
     }
 
 
+def _later(run: dict) -> list[float]:
+    """A run's window intervals after its first two (loading and compilation); all if it has no more."""
+    return run["window_s"][2:] or run["window_s"]
+
+
 def summarize(runs: list[dict]) -> None:
     """Adds to each run (shortest first): its windows after the first two (compilation) in mean,
     `later_window_s`, and that against the shortest run's, `later_to_shortest` (1.00: a window costs the
@@ -186,12 +191,12 @@ def summarize(runs: list[dict]) -> None:
     compilation included); its peak memory against the shortest run's. The shortest length's figures
     pool its repeats (its few windows are the noisiest)."""
     for r in runs:
-        later = r["window_s"][2:] or r["window_s"]
+        later = _later(r)
         r["later_window_s"] = float(np.mean(later))
         q = max(1, len(later) // 4)
         r["drift"] = float(np.mean(later[-q:]) / np.mean(later[:q]))
     shortest = [r for r in runs if r["minutes"] == runs[0]["minutes"]]  # every repeat of it
-    window = float(np.mean([w for r in shortest for w in (r["window_s"][2:] or r["window_s"])]))
+    window = float(np.mean([w for r in shortest for w in _later(r)]))
     peak = float(np.mean([r["peak_rss_mib"] for r in shortest]))
     for r in runs:
         r["later_to_shortest"] = r["later_window_s"] / window

@@ -206,17 +206,17 @@ class _Shared:
         self.source = _Decoder(path, requests)
         self.outs = [_Resampler(fps, size, crop) for fps, size in requests]
         self.queues = [collections.deque() for _ in requests]
-        self._holds: Iterator | None = None
+        self._holds = iter(self.source)  # the file opens at the first hold
 
     def decode_more(self) -> bool:
         """Resamples the next source frame into every queue; False when the stream has ended."""
-        if self._holds is None:
-            self._holds = iter(self.source)
-        for frame, until in self._holds:
-            for out, queue in zip(self.outs, self.queues, strict=True):
-                queue.extend(_images(out, frame, until, self.source.seconds))
-            return True
-        return False
+        hold = next(self._holds, None)
+        if hold is None:
+            return False
+        frame, until = hold
+        for out, queue in zip(self.outs, self.queues, strict=True):
+            queue.extend(_images(out, frame, until, self.source.seconds))
+        return True
 
 
 def video_streams(

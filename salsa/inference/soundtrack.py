@@ -242,12 +242,11 @@ def _edit_events(p, jobs, geo, regenerate: str, text, seed, steps, guidance, tim
         ranges = editing.parse_ranges(regenerate)
     except ValueError as e:
         raise BadInput(f"--regenerate: {e}") from None
-    size24 = p.frame_sizes[1]
     durations = []
     for job in jobs:
         with containers.open_input(job.video) as c:
             containers.pick_stream(c, "audio", job.video)  # MediaError when there is no sound to keep
-        reader = VideoFrames(job.video, p.config.video.sync_fps, size24)
+        reader = VideoFrames(job.video, *p.frame_requests[1])  # the sync encoder's rate and size
         for _ in reader:
             pass
         seconds = seconds_of(reader, job.video, geo.latent_rate)()
