@@ -145,7 +145,7 @@ def _memory(minutes: float, workdir: str) -> dict:
 
     ckpt = os.path.join(workdir, "ckpt")
     if not os.path.isdir(ckpt):
-        testing.tiny_pipeline(workdir, generator.get_config("tiny"))
+        testing.random_pipeline(workdir, generator.get_config("tiny"))
     video = os.path.join(workdir, f"{minutes:g}min.mp4")
     frames = np.random.default_rng(0).integers(0, 256, (round(minutes * 60 * 24), 32, 32, 3), dtype=np.uint8)
     write_video(video, frames, 24, preset="ultrafast")

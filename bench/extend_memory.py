@@ -3,30 +3,36 @@ video's peak within 10% of a 1-minute one's; issue 20 target 5: 20 minutes take 
 within 5%, and peak within 1.1x of 1 minute).
 
     JAX_PLATFORMS=cpu python -m bench.extend_memory [--minutes 1 60] [--size 64] [--fps 24] [--window 10]
-        [--steps 1] [--repeats 1]
+        [--steps 1] [--repeats 1] [--config tiny] [--platform cpu] [--out bench/results/extend_memory.json]
 
 For each length a synthetic silent video is written with PyAV (size x size pixels at --fps, a moving
 gradient, x264 ultrafast, frames made one at a time so the bench itself holds none), then
-`python -m salsa.extend --steps S --window W` runs on it in its own process with the random-weight tiny
-pipeline (salsa.testing, configs/generator.py's tiny: 16 kHz mono, 62.5 latent frames/s). The source
-frame rate and size only change the decoding work: the command resamples to the model's 8 and 24 fps
-and resizes to its encoders' sizes whatever the file holds. Peak resident memory is the child's
-ru_maxrss (os.wait4); its resident memory is also sampled every 0.5 s, so the table shows where the
-peak was reached (the share of the run's wall time) and the resident memory at the middle and the end
-of the run: flat memory means these agree however long the video is.
+`python -m salsa.extend --steps S --window W` runs on it in its own process with a random-weight pipeline
+(salsa.testing.random_pipeline): --config tiny (configs/generator.py's tiny, 16 kHz mono, 62.5 latent
+frames/s, with the tiny VAE, SigLIP and sync encoders), or small / large with the paper's components (the
+sao43 VAE at 44.1 kHz stereo, SigLIP 2 So400m, the base sync model; the checkpoint is ~7 GB for small).
+--platform sets the child's JAX_PLATFORMS (cpu by default; gpu or tpu to run the command on a device).
+The source frame rate and size only change the decoding work: the command resamples to the model's 8
+and 24 fps and resizes to its encoders' sizes whatever the file holds. Peak resident memory is the
+child's ru_maxrss (os.wait4); its resident memory is also sampled every 0.5 s, so the table shows where
+the peak was reached (the share of the run's wall time) and the resident memory at the middle and the
+end of the run: flat memory means these agree however long the video is. On a GPU or TPU the child also
+reports its device's peak bytes in use (the allocator's own count, JAX's memory_stats).
 
 Time: the child is the command itself with its progress bar replaced by a recorder of when each window
 leaves the sampler (`salsa.extend._progress`; a window's interval is the whole cycle: its frames decoded,
 encoded, sampled, the previous window's sound decoded and written). The time of one window after
-compilation is the mean interval of the shortest length's windows after its first two (compilation),
-pooled over --repeats (the lengths run in turn, so the machine's drift touches them all alike). For each
-run: its later windows' mean against that (1.00: a window costs the same however long the video), the
-last quarter of its later windows against the first quarter ("drift"; 1.00: no growth along the video),
-and its whole time against its window count times the shortest's window (the issue's measure, start-up
-and compilation included, which weigh more the cheaper a window is).
+compilation is the mean interval of the shortest length's windows after its first two (loading and
+compilation) and before its last (the video's end: a shorter window), pooled over --repeats (the
+lengths run in turn, so the machine's drift touches them all alike). For each run: its later windows'
+mean against that (1.00: a window costs the same however long the video), the last quarter of its
+later windows against the first quarter ("drift"; 1.00: no growth along the video), its whole time
+against its window count times the shortest's window (start-up and compilation included, which weigh
+more the cheaper a window is), and the same after its first window (loading and compiling), against the
+windows after it: the issue's measure, "after compile".
 
-Prints one table and writes bench/results/extend_memory.json (lengths not run this time are kept from
-the previous file, so the lengths can be run separately).
+Prints one table and writes --out (lengths not run this time are kept from the previous file when its
+config, platform, steps and window are this run's, so the lengths can be run separately).
 """
 
 from __future__ import annotations
@@ -106,24 +112,28 @@ class Recorder:
 extend._progress = lambda total: Recorder()
 start = time.perf_counter()
 rc = cli.run(extend.main, argv)
+import jax
+stats = jax.local_devices()[0].memory_stats() or {}
 with open(times_path, "w") as f:
-    json.dump({"start": start, "window_ends": ends}, f)
+    json.dump({"start": start, "window_ends": ends, "device_peak_bytes": stats.get("peak_bytes_in_use")}, f)
 sys.exit(rc)
 """
 
 
-def window_times(path: str) -> list[float]:
-    """Each window's interval (s) from the recorder's file: the first from the command's start."""
+def recorded(path: str) -> tuple[list[float], int | None]:
+    """Each window's interval (s) from the recorder's file, the first from the command's start; and the
+    device's peak bytes in use (None on CPU)."""
     with open(path) as f:
         t = json.load(f)
     ends = [t["start"], *t["window_ends"]]
-    return np.diff(ends).tolist()
+    return np.diff(ends).tolist(), t.get("device_peak_bytes")
 
 
-def measure(argv: list[str], log: str) -> dict:
-    """Runs `python -m salsa.extend argv` in a child; exit code, wall time, peak RSS, RSS samples, and
-    each window's interval."""
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": ROOT}
+def measure(argv: list[str], log: str, platform: str = "cpu") -> dict:
+    """Runs `python -m salsa.extend argv` in a child on JAX platform `platform`; exit code, wall time,
+    peak RSS, RSS samples, each window's interval and the device's peak bytes in use."""
+    path = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "JAX_PLATFORMS": platform, "PYTHONPATH": path}
     samples: list[tuple[float, int]] = []
     times = log + ".windows.json"
     start = time.perf_counter()
@@ -161,12 +171,13 @@ def measure(argv: list[str], log: str) -> dict:
         return before[-1] / 1024
 
     peak_t = max(samples, key=lambda s: s[1])[0] if samples else 0.0
-    intervals = window_times(times)
+    intervals, device_peak = recorded(times)
     return {
         "wall_s": wall,
         "windows": len(intervals),
         "window_s": intervals,
         "peak_rss_mib": usage.ru_maxrss / 1024,
+        "device_peak_mib": None if device_peak is None else device_peak / 2**20,
         "rss_mid_mib": at(0.5) if samples else None,
         "rss_end_mib": at(1.0) if samples else None,
         "peak_at_share_of_wall": peak_t / wall,
@@ -178,18 +189,21 @@ def measure(argv: list[str], log: str) -> dict:
 
 
 def _later(run: dict) -> list[float]:
-    """A run's window intervals after its first two (loading and compilation); all if it has no more."""
-    return run["window_s"][2:] or run["window_s"]
+    """A run's window intervals after its first two (loading and compilation) and before its last (the
+    video's end, a shorter window); all if it has no more."""
+    return run["window_s"][2:-1] or run["window_s"]
 
 
 def summarize(runs: list[dict]) -> None:
-    """Adds to each run (shortest first): its windows after the first two (compilation) in mean,
-    `later_window_s`, and that against the shortest run's, `later_to_shortest` (1.00: a window costs the
-    same however long the video); the last quarter of those windows against the first quarter,
-    `drift` (1.00: no growth along the video); the whole command's time against its window count times
-    the shortest run's later windows, `total_to_windows` (issue 20 target 5's measure, start-up and
-    compilation included); its peak memory against the shortest run's. The shortest length's figures
-    pool its repeats (its few windows are the noisiest)."""
+    """Adds to each run (shortest first): its windows between the first two (compilation) and the last
+    (`_later`) in mean, `later_window_s`, and that against the shortest run's, `later_to_shortest` (1.00:
+    a window costs the same however long the video); the last quarter of those windows against the
+    first quarter, `drift` (1.00: no growth along the video); the whole command's time against its
+    window count times the shortest run's later windows, `total_to_windows` (start-up and compilation
+    included), and after its first window against the windows after it, `after_start_to_windows`
+    (issue 20 target 5's measure, "after compile"); its peak memory against the shortest run's (and the
+    device's, where it reports one). The shortest length's figures pool its repeats (its few windows
+    are the noisiest)."""
     for r in runs:
         later = _later(r)
         r["later_window_s"] = float(np.mean(later))
@@ -198,10 +212,16 @@ def summarize(runs: list[dict]) -> None:
     shortest = [r for r in runs if r["minutes"] == runs[0]["minutes"]]  # every repeat of it
     window = float(np.mean([w for r in shortest for w in _later(r)]))
     peak = float(np.mean([r["peak_rss_mib"] for r in shortest]))
+    device_peaks = [r.get("device_peak_mib") for r in shortest]
+    device_peak = None if None in device_peaks else float(np.mean(device_peaks))
     for r in runs:
         r["later_to_shortest"] = r["later_window_s"] / window
         r["total_to_windows"] = r["wall_s"] / (r["windows"] * window)
+        after_start = (r["wall_s"] - r["window_s"][0]) / (max(1, r["windows"] - 1) * window)
+        r["after_start_to_windows"] = after_start
         r["peak_ratio_to_shortest"] = r["peak_rss_mib"] / peak
+        if device_peak and r.get("device_peak_mib") is not None:
+            r["device_peak_ratio_to_shortest"] = r["device_peak_mib"] / device_peak
 
 
 def main() -> None:
@@ -212,28 +232,50 @@ def main() -> None:
     p.add_argument("--window", type=float, default=10.0, help="salsa.extend --window (seconds)")
     p.add_argument("--steps", type=int, default=1, help="salsa.extend --steps")
     p.add_argument("--repeats", type=int, default=1, help="runs of each length, the lengths in turn")
+    p.add_argument(
+        "--config", default="tiny", help="generator size (configs/generator.py): tiny, small, large"
+    )
+    p.add_argument("--platform", default="cpu", help="JAX_PLATFORMS of the command's process (cpu, gpu, tpu)")
+    p.add_argument(
+        "--out", default=RESULTS, help="the JSON written (default bench/results/extend_memory.json)"
+    )
     p.add_argument("--workdir", help="keep the checkpoint and videos here (default: a temporary folder)")
     args = p.parse_args()
     from configs import generator
     from salsa import testing
 
+    geometry = "tiny" if args.config == "tiny" else "full"
     doc = {
-        "command": f"python -m salsa.extend --steps {args.steps} --window W (tiny random-weight pipeline)",
+        "command": f"python -m salsa.extend --steps {args.steps} --window W "
+        f"({args.config} random-weight pipeline, {geometry} components)",
+        "config": args.config,
         "steps": args.steps,
         "video": f"{args.size}x{args.size} at {args.fps:g} fps, H.264, no audio",
         "window_s": args.window,
-        "backend": "cpu",
+        "backend": args.platform,
         "cpu_count": os.cpu_count(),
         "load_average_at_start": os.getloadavg(),
         "machine": platform.processor() or platform.machine(),
         "runs": [],
     }
+    kept = []  # the lengths this run does not measure, from a previous file at the same settings
+    if os.path.exists(args.out):
+        with open(args.out) as f:
+            old = json.load(f)
+        settings = (args.config, args.platform, args.steps, args.window)
+        if (
+            old.get("config", "tiny"),
+            old.get("backend"),
+            old.get("steps", 1),
+            old.get("window_s"),
+        ) == settings:
+            kept = [r for r in old.get("runs", []) if r["minutes"] not in args.minutes]
     with tempfile.TemporaryDirectory() as temp:
         workdir = args.workdir or temp
         os.makedirs(workdir, exist_ok=True)
         ckpt = os.path.join(workdir, "ckpt")
         if not os.path.isdir(ckpt):
-            testing.tiny_pipeline(workdir, generator.get_config("tiny"))
+            testing.random_pipeline(workdir, generator.get_config(args.config), geometry=geometry)
         for repeat, minutes in [(k, m) for k in range(args.repeats) for m in args.minutes]:
             video = os.path.join(workdir, f"{minutes:g}min_{args.size}px_{args.fps:g}fps.mp4")
             t = time.perf_counter()
@@ -242,7 +284,8 @@ def main() -> None:
             made = time.perf_counter() - t
             out = os.path.join(workdir, "out.mp4")
             argv = ["--video", video, "--checkpoint", ckpt, "--out", out, "--steps", str(args.steps)]
-            r = measure([*argv, "--window", f"{args.window:g}"], os.path.join(workdir, "extend.log"))
+            log = os.path.join(workdir, "extend.log")
+            r = measure([*argv, "--window", f"{args.window:g}"], log, args.platform)
             os.remove(out)
             r = {
                 "minutes": minutes,
@@ -253,28 +296,36 @@ def main() -> None:
             }
             doc["runs"].append(r)
             print(f"{minutes:g} min: {r['wall_s']:.0f} s, {r['summary']}", file=sys.stderr, flush=True)
-    doc["load_average_at_end"] = os.getloadavg()
-    if os.path.exists(RESULTS):  # keep the lengths this run did not measure, at the same settings
-        with open(RESULTS) as f:
-            old = json.load(f)
-        if (old.get("steps", 1), old.get("window_s")) == (args.steps, args.window):
-            doc["runs"] = [r for r in old.get("runs", []) if r["minutes"] not in args.minutes] + doc["runs"]
-    doc["runs"].sort(key=lambda r: (r["minutes"], r.get("repeat", 0)))
-    summarize(doc["runs"])
+            doc["load_average_at_end"] = os.getloadavg()
+            write_json(args.out, merged(doc, kept))  # after every run: a cut-short bench keeps its runs
+    doc = merged(doc, kept)
     print(
         f"{'minutes':>7} {'windows':>7} {'extend s':>9} {'x real':>7} {'s/window':>8} {'vs 1st':>6} "
-        f"{'drift':>6} {'total/N·w':>9} {'peak MiB':>9} {'mid MiB':>8} {'end MiB':>8} {'peak at':>8} "
-        f"{'peak/1st':>8}"
+        f"{'drift':>6} {'total/N·w':>9} {'after 1st':>9} {'peak MiB':>9} {'mid MiB':>8} {'end MiB':>8} "
+        f"{'peak at':>8} {'peak/1st':>8} {'dev MiB':>8} {'dev/1st':>7}"
     )
     for r in doc["runs"]:
         print(
             f"{r['minutes']:7g} {r['windows']:7d} {r['wall_s']:9.0f} {r['x_real_time']:7.2f} "
             f"{r['later_window_s']:8.3f} {r['later_to_shortest']:6.3f} {r['drift']:6.3f} "
-            f"{r['total_to_windows']:9.3f} "
+            f"{r['total_to_windows']:9.3f} {r['after_start_to_windows']:9.3f} "
             f"{r['peak_rss_mib']:9.0f} {r['rss_mid_mib']:8.0f} {r['rss_end_mib']:8.0f} "
-            f"{r['peak_at_share_of_wall']:8.0%} {r['peak_ratio_to_shortest']:8.3f}"
+            f"{r['peak_at_share_of_wall']:8.0%} {r['peak_ratio_to_shortest']:8.3f} "
+            f"{_or_dash(r.get('device_peak_mib'), 8, '.0f')} "
+            f"{_or_dash(r.get('device_peak_ratio_to_shortest'), 7, '.3f')}"
         )
-    write_json(RESULTS, doc)
+    write_json(args.out, doc)
+
+
+def merged(doc: dict, kept: list[dict]) -> dict:
+    """`doc` with the `kept` runs of a previous file, runs shortest first, and `summarize`'s figures."""
+    doc = {**doc, "runs": sorted([*kept, *doc["runs"]], key=lambda r: (r["minutes"], r.get("repeat", 0)))}
+    summarize(doc["runs"])
+    return doc
+
+
+def _or_dash(x: float | None, width: int, spec: str) -> str:
+    return f"{'-':>{width}}" if x is None else f"{x:{width}{spec}}"
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
-"""Small random-weight bundles and pipeline checkpoints, for tests and benchmarks of the mechanics.
+"""Random-weight bundles and pipeline checkpoints, for tests and benchmarks of the mechanics.
 
-Tiny pipeline: the generator of the config given (configs/generator.py's `get_config("tiny")` in the tests),
-VAE variant 'tiny' at the config's rate and channels (hop 256, as configs/vae_tiny.py), SigLIP and sync
-variant 'tiny', a word-level tokenizer.json built with `tokenizers`. Weights are drawn with numpy at each
+Random pipeline (`random_pipeline`): the generator of the config given (configs/generator.py's
+`get_config("tiny")` in the tests), a word-level tokenizer.json built with `tokenizers`, and the component
+bundles of a geometry: 'tiny', VAE variant 'tiny' at the config's rate and channels (hop 256, as
+configs/vae_tiny.py), SigLIP and sync variant 'tiny'; or 'full', the paper's (sao43 VAE, SigLIP 2 So400m,
+the base sync model) for the small and large generators. Weights are drawn with numpy at each
 parameter's shape, every one non-zero, so outputs depend on every input; drawing them instead of running
 the modules' initializers keeps this instant. Extraction bundles: the tiny geometry at 16 kHz mono
 (configs/extract_tiny.py) from the modules' own initializers, with the VAE's latent statistics measured
@@ -13,6 +15,7 @@ every shape, rate, window and splice is the real one, which is all the tests and
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable
 
@@ -74,13 +77,18 @@ def word_tokenizer(path: str, words: Iterable[str]) -> str:
     return path
 
 
-def tiny_components(root: str, config: ml_collections.ConfigDict) -> dict[str, str]:
+def random_components(root: str, config: ml_collections.ConfigDict, geometry: str = "tiny") -> dict[str, str]:
     """Writes random-weight VAE, SigLIP and sync bundles and a tokenizer under `root` for the generator
-    `config`; returns their paths by component."""
+    `config`; returns their paths by component. `geometry` 'tiny': VAE variant tiny at the config's rate
+    and channels, SigLIP and sync variant tiny; 'full': the paper's sao43 VAE, SigLIP 2 So400m and the
+    base sync model (`extraction_configs("full")`, ~2.6 GB of float32 weights), for configs/generator.py's
+    small and large."""
     os.makedirs(root, exist_ok=True)
-    vae_config = vae_lib.variant(
-        "tiny", audio_channels=config.audio.channels, sample_rate=config.audio.sample_rate
-    )
+    vae_config, sig, syn = extraction_configs(geometry)
+    if geometry == "tiny":
+        vae_config = dataclasses.replace(
+            vae_config, audio_channels=config.audio.channels, sample_rate=config.audio.sample_rate
+        )
     stats = {
         "mean": np.zeros(vae_config.latent_dim, np.float32),
         "std": np.full(vae_config.latent_dim, 0.5, np.float32),
@@ -91,18 +99,18 @@ def tiny_components(root: str, config: ml_collections.ConfigDict) -> dict[str, s
         0.01  # the last layer: sound mostly in [-1, 1], as 16-bit files need
     )
     bundle.save_vae(paths["vae"], vae_config, vae_params, stats)
-    sig = siglip_lib.variant("tiny")
     bundle.save(paths["siglip"], "siglip2", sig.to_dict(), random_params(siglip_lib.Siglip, sig, 2))
-    syn = sync_lib.variant("tiny")
     bundle.save(paths["sync"], "sync", syn.to_dict(), random_params(sync_lib.SyncModel, syn, 3))
     paths["tokenizer"] = word_tokenizer(os.path.join(root, "tokenizer.json"), PIPELINE_WORDS)
     return paths
 
 
-def tiny_pipeline(root: str, config: ml_collections.ConfigDict, seed: int = 0) -> str:
-    """The component bundles under `root` and a pipeline checkpoint of the generator `config` at
-    root/ckpt (returned)."""
-    parts = tiny_components(root, config)
+def random_pipeline(
+    root: str, config: ml_collections.ConfigDict, seed: int = 0, geometry: str = "tiny"
+) -> str:
+    """The component bundles of `geometry` (`random_components`) under `root` and a pipeline checkpoint
+    of the generator `config` at root/ckpt (returned)."""
+    parts = random_components(root, config, geometry)
     out = os.path.join(root, "ckpt")
     checkpoint.save(out, config, random_params(Generator, GeneratorConfig.from_config(config), seed), **parts)
     return out

@@ -113,7 +113,9 @@ def tiny_pipeline_dir(tmp_path_factory):
     """A pipeline checkpoint of random-weight tiny components (salsa/testing.py), built once."""
     from salsa import testing
 
-    return testing.tiny_pipeline(str(tmp_path_factory.mktemp("tiny_pipeline")), generator.get_config("tiny"))
+    return testing.random_pipeline(
+        str(tmp_path_factory.mktemp("tiny_pipeline")), generator.get_config("tiny")
+    )
 
 
 @pytest.fixture(scope="module")

@@ -147,6 +147,6 @@ def test_a_generator_with_guidance_baked_in_samples_one_branch_per_step(tiny_con
     assert not baked(tiny_config) and from_config(tiny_config) == Guidance(4.0, 4.0, 2.0)
     tiny_config.objective.sc_guidance = 4.0
     assert baked(tiny_config) and from_config(tiny_config) == Guidance.uniform(1.0)
-    p = pipeline.load(testing.tiny_pipeline(str(tmp_path), tiny_config))  # the checkpoint records it
+    p = pipeline.load(testing.random_pipeline(str(tmp_path), tiny_config))  # the checkpoint records it
     assert p.sampling() == (8, 1.0)
     assert p.sampling(2, 4.0) == (2, 4.0)  # a scale given explicitly still applies

@@ -305,7 +305,8 @@ def test_extend_memory_times_every_window_of_the_command_and_sets_lengths_agains
     """bench.extend_memory runs `salsa.extend` with its progress bar replaced by a recorder: one interval
     per window (21 s in 2 s windows with 0.5 s of context: 14 windows), together within the command's
     wall time; summarize sets each run's later windows against the shortest length's, and its last
-    quarter against its first."""
+    quarter against its first, and their peaks (host, and the device's where it reports one, not on CPU)
+    against the shortest's."""
     from bench.extend_memory import make_video, measure, summarize
 
     video = str(tmp_path / "v.mp4")
@@ -315,8 +316,9 @@ def test_extend_memory_times_every_window_of_the_command_and_sets_lengths_agains
     assert r["windows"] == len(r["window_s"]) == 14
     assert all(w > 0 for w in r["window_s"]) and sum(r["window_s"]) < r["wall_s"]
     assert "21.0 s of sound" in r["summary"]
+    assert r["device_peak_mib"] is None  # a CPU keeps no allocator statistics
 
-    def run(minutes, windows, peak):
+    def run(minutes, windows, peak, device_peak):
         wall = sum(windows) + 1
         return {
             "minutes": minutes,
@@ -324,12 +326,16 @@ def test_extend_memory_times_every_window_of_the_command_and_sets_lengths_agains
             "windows": len(windows),
             "wall_s": wall,
             "peak_rss_mib": peak,
+            "device_peak_mib": device_peak,
         }
 
-    runs = [run(1, [5.0, 1.0, 1.0, 1.0], 100.0), run(1, [5.0, 1.0, 3.0, 3.0], 120.0)]
-    runs.append(run(20, [5.0, 1.0] + [2.0] * 4 + [4.0] * 4, 121.0))
+    # The last window of each is the video's end, shorter: left out of the per-window figures.
+    runs = [run(1, [5.0, 1.0, 1.0, 1.0, 0.5], 100.0, 500.0), run(1, [5.0, 1.0, 3.0, 3.0, 0.5], 120.0, 700.0)]
+    runs.append(run(20, [5.0, 1.0] + [2.0] * 4 + [4.0] * 4 + [0.5], 121.0, 630.0))
     summarize(runs)
     long = runs[2]
     assert long["later_window_s"] == 3.0 and long["later_to_shortest"] == 1.5  # the shortest pools: 2.0
-    assert long["drift"] == 2.0 and long["total_to_windows"] == pytest.approx(31 / (10 * 2.0))
+    assert long["drift"] == 2.0 and long["total_to_windows"] == pytest.approx(31.5 / (11 * 2.0))
+    assert long["after_start_to_windows"] == pytest.approx((31.5 - 5.0) / (10 * 2.0))
     assert long["peak_ratio_to_shortest"] == pytest.approx(1.1)
+    assert long["device_peak_ratio_to_shortest"] == pytest.approx(1.05)

@@ -274,7 +274,7 @@ def test_guided_compares_baked_guidance_at_one_branch_with_cfg_at_two(evaluated,
     out, result = evaluated
     config = generator.get_config("tiny")
     config.objective.sc_guidance = 4.0
-    baked = testing.tiny_pipeline(str(tmp_path / "baked"), config)
+    baked = testing.random_pipeline(str(tmp_path / "baked"), config)
     cached = set(os.listdir(os.path.join(out, ".cache")))
     settings = dataclasses.replace(
         SETTINGS, long_clips=0, reference_seconds=(), text_clips=0, guided_steps=(1, 2), timing_repeats=1

@@ -151,7 +151,7 @@ def extracted(tmp_path_factory):
     """A small feature set of the tiny geometry whose extraction.json names random-weight bundles."""
     root = tmp_path_factory.mktemp("cli")
     config = generator_configs.get_config("tiny")
-    bundles = testing.tiny_components(str(root / "bundles"), config)
+    bundles = testing.random_components(str(root / "bundles"), config)
     rng = np.random.default_rng(0)
     recs = [
         {

@@ -102,6 +102,6 @@ def test_cudnn_attention_agrees_with_xla_on_padded_rows(tiny_config):
 @pytest.mark.skipif(jax.default_backend() == "gpu", reason="the fallback is for machines without cuDNN")
 def test_a_checkpoint_trained_with_cudnn_attention_loads_with_xla_attention_off_gpu(tiny_config, tmp_path):
     tiny_config.model.update(dtype="bfloat16", attention="cudnn")
-    components = checkpoint.load(testing.tiny_pipeline(str(tmp_path), tiny_config))
+    components = checkpoint.load(testing.random_pipeline(str(tmp_path), tiny_config))
     assert components.config.model.attention == "xla"
     assert {block.attention for block in [*components.generator.joint, *components.generator.dit]} == {"xla"}

@@ -41,7 +41,7 @@ def test_a_checkpoint_trained_with_splash_attention_loads_with_xla_attention_off
     from salsa import testing
 
     tiny_config.model.attention = "splash"
-    components = checkpoint.load(testing.tiny_pipeline(str(tmp_path), tiny_config))
+    components = checkpoint.load(testing.random_pipeline(str(tmp_path), tiny_config))
     assert components.config.model.attention == "xla"
     assert {block.attention for block in [*components.generator.joint, *components.generator.dit]} == {"xla"}
 

@@ -139,7 +139,7 @@ def test_a_pipeline_in_the_bucket_is_made_and_used_from_the_bucket(fake_gcs, tmp
 
     monkeypatch.chdir(tmp_path)
     config = get_config("tiny")
-    local = testing.tiny_components(str(fake_gcs / "bucket" / "parts"), config)
+    local = testing.random_components(str(fake_gcs / "bucket" / "parts"), config)
     parts = {n: f"gs://bucket/parts/{os.path.basename(p)}" for n, p in local.items()}
     extraction.write("gs://bucket/features", {"format": 1, "components": parts})
     config.data.dir = "gs://bucket/features"

@@ -192,7 +192,9 @@ def _window_inputs(state: _State, pipeline, timings: dict[str, float]) -> dict[s
     """The generator inputs of the clip's next window (numpy, unbatched), or None when it is complete."""
     geo, config, k = state.geo, pipeline.config, state.k
     s8, s24, start = geo.semantic_start(k), geo.sync_start(k), geo.latent_start(k)
+    t0 = time.perf_counter()
     frames = window_frames(pipeline, state.buf8, state.buf24, geo, s8, s24)
+    timings["frames"] = timings.get("frames", 0.0) + time.perf_counter() - t0
     if state.buf24.exhausted and state.total is None:
         state.learn_duration()
     valid = geo.latents if state.total is None else min(geo.latents, state.total - start)
@@ -282,7 +284,7 @@ def run(
 
     `pipeline` needs .config, .generator, .siglip and .sync. `guidance` (or `cfg`, the same scale for
     every condition) defaults to the config's (guidance.from_config). `timings` (if given) accumulates
-    seconds spent in "encoders" and "network".
+    seconds spent in "frames" (reading and resizing the video), "encoders" and "network".
     """
     grid = pipeline.config.objective.grid
     check_steps(steps, grid)
@@ -291,6 +293,7 @@ def run(
     if guidance is None:
         guidance = guidance_from_config(pipeline.config, cfg)
     timings = timings if timings is not None else {}
+    timings.setdefault("frames", 0.0)
     timings.setdefault("encoders", 0.0)
     timings.setdefault("network", 0.0)
     queue = list(range(len(clips)))
