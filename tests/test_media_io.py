@@ -2,6 +2,7 @@
 
 import fractions
 import os
+import time
 
 import av
 import numpy as np
@@ -273,6 +274,73 @@ def test_several_rates_from_one_decoding_pass_equal_one_pass_each(tmp_path, monk
     rates = decode_video_rates(ntsc, requests)
     for (fps, size), frames in zip(requests, rates, strict=True):
         np.testing.assert_array_equal(frames, decode_video(ntsc, fps, size))
+
+
+def test_frames_decoded_ahead_in_a_thread_are_the_same_frames_and_stay_bounded(tmp_path):
+    """video_streams(..., ahead=s): the frames, duration and damage of decoding on demand (NTSC, variable
+    rate, a truncated file); a thread decodes up to `s` seconds of every reader's frames before they are
+    asked for, no more, and stops when the readers are closed (a reader that starts later starts it
+    again); an error meets the reader; ahead <= 0 is refused."""
+    ntsc, vfr, cut = tmp_path / "ntsc.mp4", tmp_path / "vfr.mkv", tmp_path / "cut.mkv"
+    encode(
+        ntsc, ramp_frames(60), np.arange(60) * 1001 / 30000, tb=30000, rate=fractions.Fraction(30000, 1001)
+    )
+    encode(vfr, ramp_frames(7), np.array([0.0, 0.04, 0.05, 0.2, 0.21, 0.5, 0.9]), codec="ffv1",
+           pix_fmt="yuv444p", tb=1000)  # fmt: skip
+    encode(cut, ramp_frames(100), np.arange(100) / 25, rate=25)
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    requests = [(8.0, (16, 16)), (100.0, (8, 12))]
+    for path in (ntsc, vfr, cut):
+        alone = [VideoFrames(path, fps, size) for fps, size in requests]
+        expected = [np.stack(list(r)) for r in alone]
+        ahead = video_streams(path, requests, ahead=0.25)
+        got = [np.stack(list(r)) for r in ahead]  # one reader to its end, then the other
+        for g, e, a, r in zip(got, expected, alone, ahead, strict=True):
+            np.testing.assert_array_equal(g, e)
+            assert (r.seconds, r.damage) == (a.seconds, a.damage)
+
+    r8, r100 = video_streams(ntsc, requests, ahead=0.25)
+    shared = r8._shared
+    it8, it100 = iter(r8), iter(r100)
+    next(it8), next(it100)  # the thread starts with the first frame asked for, then fills 1/4 s each
+    for _ in range(500):
+        if all(len(q) >= n for q, n in zip(shared.queues, (2, 25), strict=True)):
+            break
+        time.sleep(0.01)
+    time.sleep(0.1)  # nothing more comes once both hold their quarter second (a hold adds <= 4 at 100 fps)
+    assert 2 <= len(shared.queues[0]) <= 3 and 25 <= len(shared.queues[1]) <= 28
+    assert shared._running
+    it8.close(), it100.close()
+    for _ in range(500):
+        if not shared._running:
+            break
+        time.sleep(0.01)
+    assert not shared._running and not shared._done  # stopped with the readers, not the stream
+
+    r8, r100 = video_streams(ntsc, requests, ahead=0.25)
+    it8 = iter(r8)
+    next(it8), it8.close()  # one reader closed before the other starts: the other still gets all
+    np.testing.assert_array_equal(np.stack(list(r100)), decode_video(ntsc, *requests[1]))
+
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(b"not a video" * 100)
+    with pytest.raises(MediaError):
+        next(iter(video_streams(garbage, requests, ahead=1.0)[0]))
+    with pytest.raises(ValueError, match="ahead must be a positive number"):
+        video_streams(ntsc, requests, ahead=0)
+
+
+def test_each_output_stream_scales_with_one_context(tmp_path, monkeypatch):
+    """A new FFmpeg scaling context (with its thread pool) per frame made reading 1.3-1.7x slower
+    (docs/media.md): decoding 60 frames at two rates makes two, one per output stream."""
+    from data_pipelines.media import video as video_module
+
+    made, real = [], video_module.VideoReformatter
+    monkeypatch.setattr(video_module, "VideoReformatter", lambda: made.append(real()) or made[-1])
+    path = tmp_path / "v.mkv"
+    encode(path, ramp_frames(60), np.arange(60) / 25, rate=25)
+    frames8, frames24 = decode_video_rates(path, [(8.0, (16, 16)), (24.0, (8, 12))])
+    assert (len(frames8), len(frames24), len(made)) == (19, 58, 2)
 
 
 def test_failed_writes_leave_no_file_behind(tmp_path):

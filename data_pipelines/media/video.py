@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import os
+import threading
 from collections.abc import Iterator, Sequence
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from data_pipelines.media import container as containers
 from data_pipelines.media.errors import CorruptMediaError, MediaError
@@ -44,8 +47,12 @@ def _display_shape(frame: av.VideoFrame) -> tuple[int, int, int]:
     return (w, h, turns) if turns % 2 else (h, w, turns)
 
 
-def _to_rgb(frame: av.VideoFrame, size: tuple[int, int] | None, crop: bool) -> np.ndarray:
-    """(height, width, 3) uint8 as displayed, scaled to `size` (stretched, or filled and centre-cropped)."""
+def _to_rgb(
+    frame: av.VideoFrame, size: tuple[int, int] | None, crop: bool, scaler: VideoReformatter
+) -> np.ndarray:
+    """(height, width, 3) uint8 as displayed, scaled to `size` (stretched, or filled and centre-cropped)
+    by `scaler`, one per output stream: `frame.reformat` would make a new scaling context, thread pool
+    included, for every frame (7x slower per frame on 2 cores; docs/performance.md)."""
     dh, dw, turns = _display_shape(frame)
     th, tw = size if size is not None else (dh, dw)
     if crop:
@@ -54,7 +61,8 @@ def _to_rgb(frame: av.VideoFrame, size: tuple[int, int] | None, crop: bool) -> n
     else:
         sh, sw = th, tw
     coded_h, coded_w = (sw, sh) if turns % 2 else (sh, sw)
-    image = frame.reformat(width=coded_w, height=coded_h, format="rgb24", interpolation="AREA").to_ndarray()
+    image = scaler.reformat(frame, width=coded_w, height=coded_h, format="rgb24", interpolation="AREA")
+    image = image.to_ndarray()
     image = np.rot90(image, turns)
     top, left = (sh - th) // 2, (sw - tw) // 2
     return np.ascontiguousarray(image[top : top + th, left : left + tw])
@@ -85,12 +93,13 @@ class _Resampler:
     def __init__(self, fps: float, size: tuple[int, int] | None, crop: bool):
         self.fps, self.size, self.crop = fps, size, crop
         self.count = 0  # output frames made so far
+        self.scaler = VideoReformatter()
 
     def hold(self, frame: av.VideoFrame, until: float) -> Iterator[np.ndarray]:
         """Repeats `frame` for every output time before `until` (seconds from the first frame)."""
         image = None
         while self.count / self.fps < until - _TIME_TOLERANCE:
-            image = _to_rgb(frame, self.size, self.crop) if image is None else image
+            image = _to_rgb(frame, self.size, self.crop, self.scaler) if image is None else image
             self.count += 1
             yield image
 
@@ -190,6 +199,11 @@ class SharedFrames:
         return self._shared.source.damage
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        if self._shared.ahead is not None:
+            return self._shared.background(self._index)
+        return self._on_demand()
+
+    def _on_demand(self) -> Iterator[np.ndarray]:
         queue = self._shared.queues[self._index]
         while queue or self._shared.decode_more():
             while queue:
@@ -199,14 +213,28 @@ class SharedFrames:
 class _Shared:
     """The decoding pass behind several SharedFrames: each source frame is resampled for every reader
     as it is decoded, into that reader's queue; a reader that runs dry decodes on. A queue holds the
-    frames its reader has not taken yet, so readers taken at the same pace hold a few frames each."""
+    frames its reader has not taken yet, so readers taken at the same pace hold a few frames each.
 
-    def __init__(self, path: str, requests, crop: bool):
+    With `ahead` (seconds), a thread started by the first frame asked for decodes while a queue holds
+    fewer than `ahead` seconds of its frames, so that reading overlaps whatever the readers' consumer
+    does between frames (an accelerator's work, say). It ends with the stream, or once no reader is
+    iterating (each closed or collected; one that starts later starts it again); an error it meets is
+    raised in the readers, after the frames decoded before it."""
+
+    def __init__(self, path: str, requests, crop: bool, ahead: float | None = None):
         self.path = path
         self.source = _Decoder(path, requests)
         self.outs = [_Resampler(fps, size, crop) for fps, size in requests]
         self.queues = [collections.deque() for _ in requests]
         self._holds = iter(self.source)  # the file opens at the first hold
+        self.ahead = ahead
+        self._limits = [max(1, math.ceil(ahead * fps)) for fps, _ in requests] if ahead is not None else []
+        self._changed = threading.Condition()
+        self._running = False  # a decoding thread is
+        self._done = False  # the stream has ended (or failed: _error)
+        self._error: BaseException | None = None
+        self._open = 0  # readers iterating
+        self._closed: set[int] = set()  # readers closed before the stream's end: nothing queued for them
 
     def decode_more(self) -> bool:
         """Resamples the next source frame into every queue; False when the stream has ended."""
@@ -214,9 +242,70 @@ class _Shared:
         if hold is None:
             return False
         frame, until = hold
-        for out, queue in zip(self.outs, self.queues, strict=True):
-            queue.extend(_images(out, frame, until, self.source.seconds))
+        for i, (out, queue) in enumerate(zip(self.outs, self.queues, strict=True)):
+            if i not in self._closed:
+                queue.extend(_images(out, frame, until, self.source.seconds))
         return True
+
+    def background(self, index: int) -> Iterator[np.ndarray]:
+        """Reader `index`'s frames from the decoding thread (started here if none is running)."""
+        queue = self.queues[index]
+        with self._changed:
+            self._open += 1
+            self._closed.discard(index)
+            if not self._running and not self._done:
+                self._running = True
+                threading.Thread(target=self._decode, name=f"decode {self.path}", daemon=True).start()
+        try:
+            while True:
+                with self._changed:
+                    self._changed.wait_for(lambda: queue or self._done)
+                    if not queue:
+                        if self._error is not None:
+                            raise self._error
+                        return
+                    frame = queue.popleft()
+                    self._changed.notify_all()
+                yield frame
+        finally:
+            with self._changed:
+                self._open -= 1
+                self._closed.add(index)
+                queue.clear()
+                self._changed.notify_all()
+
+    def _wanted(self) -> bool:
+        """Whether a reader not closed holds fewer than its `ahead` seconds of frames."""
+        return any(
+            len(q) < n
+            for i, (q, n) in enumerate(zip(self.queues, self._limits, strict=True))
+            if i not in self._closed
+        )
+
+    def _decode(self) -> None:
+        """The thread: decodes while a queue is short; stops when no reader is open (a reader that
+        starts later starts it again) or the stream ends (`_done`, with `_error` if it failed)."""
+        done, error = False, None
+        try:
+            while True:
+                with self._changed:
+                    self._changed.wait_for(lambda: self._wanted() or not self._open)
+                    if not self._open:
+                        return
+                # Outside the lock, so that readers take what is queued meanwhile: only this thread
+                # appends to the queues, and a deque's append and popleft are atomic.
+                if not self.decode_more():
+                    done = True
+                    return
+                with self._changed:
+                    self._changed.notify_all()
+        except BaseException as e:  # handed to the readers, raised there
+            done, error = True, e
+        finally:
+            with self._changed:
+                self._running = False
+                self._done, self._error = done, error
+                self._changed.notify_all()
 
 
 def video_streams(
@@ -224,15 +313,19 @@ def video_streams(
     requests: Sequence[tuple[float, tuple[int, int] | None]],
     *,
     crop: bool = False,
+    ahead: float | None = None,
 ) -> list[SharedFrames]:
     """Readers of one video at several (fps, size) requests from one decoding pass: reader i yields what
     VideoFrames(path, *requests[i], crop=crop) yields, and the file is decoded once for all of them
     (decoding is most of the cost of reading frames). Read them at about the same pace: frames a
-    reader has not taken wait in its queue."""
+    reader has not taken wait in its queue. ahead: seconds of every reader's frames decoded in a
+    background thread before they are asked for (None: each frame when it is asked for)."""
     path = os.fspath(path)
     for fps, size in requests:
         _check_request(path, fps, size)
-    shared = _Shared(path, list(requests), crop)
+    if ahead is not None and not ahead > 0:
+        raise ValueError(f"ahead must be a positive number of seconds or None; got {ahead!r}.")
+    shared = _Shared(path, list(requests), crop, ahead)
     return [SharedFrames(shared, i) for i in range(len(requests))]
 
 

@@ -187,14 +187,22 @@ def extend_videos(
             bar.close()
 
 
+def readers(p, geo, video: str):
+    """The video's frames at the encoders' two rates and sizes, from one decoding pass that runs a
+    window and a second ahead of the windows taken, in a thread: the next window's frames are decoded
+    while the current one is encoded and sampled (on an accelerator, reading the frames is most of a
+    window's time otherwise; docs/performance.md)."""
+    from data_pipelines.media import video_streams
+
+    return video_streams(video, p.frame_requests, ahead=geo.window_s + 1.0)
+
+
 def _extend_events(p, jobs, geo, text, references, seed, steps, guidance, batch, timings):
     """(window events of every job, how many windows there will be when every file states its
     duration, else None)."""
-    from data_pipelines.media import video_streams
-
     clips = []
     for job in jobs:
-        r8, r24 = video_streams(job.video, p.frame_requests)
+        r8, r24 = readers(p, geo, job.video)
         try:
             clip = p.clip(r8, r24, geo, text=text, references=references, seed=seed)
         except ValueError as e:
@@ -235,7 +243,7 @@ def _references(p, geo, jobs, pairs: Sequence[tuple[str, float]]) -> list[tuple[
 def _edit_events(p, jobs, geo, regenerate: str, text, seed, steps, guidance, timings) -> Iterator:
     """Every video's ranges checked against its exact duration (one pass over its frames) before
     anything is generated; then each video's edit windows in turn."""
-    from data_pipelines.media import VideoFrames, decode_audio, video_streams
+    from data_pipelines.media import VideoFrames, decode_audio
     from data_pipelines.media import container as containers
 
     try:
@@ -259,7 +267,7 @@ def _edit_events(p, jobs, geo, regenerate: str, text, seed, steps, guidance, tim
     def events():
         for i, (job, seconds) in enumerate(zip(jobs, durations, strict=True)):
             audio = decode_audio(job.video, p.sample_rate, p.channels)
-            r8, r24 = video_streams(job.video, p.frame_requests)
+            r8, r24 = readers(p, geo, job.video)
             yield from p.edit_events(
                 r8, r24, audio, ranges, geo, seconds=seconds, steps=steps, guidance=guidance, text=text,
                 seed=seed, index=i, timings=timings,
