@@ -16,7 +16,14 @@ import numpy as np
 import pytest
 import soundfile
 
-from data_pipelines.media import VideoFrames, decode_audio, decode_video, write_audio, write_video
+from data_pipelines.media import (
+    VideoFrames,
+    decode_audio,
+    decode_video,
+    replace_audio,
+    write_audio,
+    write_video,
+)
 from data_pipelines.media.wav import GrowingWav
 from salsa import cli, extend
 from salsa.inference import soundtrack
@@ -62,6 +69,48 @@ def test_sound_lasts_as_long_as_the_video(seconds, tiny_pipeline_dir, tmp_path, 
     assert abs(len(muxed) / 16000 - duration) <= LATENT_FRAME
     assert decode_video(out, 24).shape == decode_video(video, 24).shape  # the picture is kept
     assert sorted(os.listdir(tmp_path)) == ["in.mp4", "out.mp4", "out.wav"]  # no temporary files left
+
+
+@pytest.mark.parametrize("refused", [False, True])
+def test_the_video_is_muxed_as_the_sound_comes_or_at_the_end(
+    refused, tiny_pipeline_dir, tmp_path, capsys, monkeypatch
+):
+    """The output video takes its sound window by window (SoundtrackWriter), or, where its container
+    cannot copy the video's packets, from the WAV at the end (replace_audio): either way the input's
+    video packets untouched and, to the bit, the sound track replace_audio makes from the WAV."""
+    import av
+
+    from data_pipelines.media import MediaError
+    from salsa.inference import outputs
+
+    writers = []
+
+    def writer(*args, **kwargs):
+        if refused:
+            raise MediaError("the container cannot copy it")
+        writers.append(real(*args, **kwargs))
+        return writers[-1]
+
+    real = outputs.SoundtrackWriter
+    monkeypatch.setattr(outputs, "SoundtrackWriter", writer)
+    video = _video(tmp_path / "in.mp4", 7.0)
+    out, wav = tmp_path / "out.mp4", tmp_path / "out.wav"
+    rc, err = _run(
+        ["--video", video, "--checkpoint", tiny_pipeline_dir, "--out", out, "--wav", wav, *FAST], capsys
+    )
+    assert rc == 0, err
+    assert len(writers) == (0 if refused else 1)
+    assert refused or writers[0].samples == len(soundfile.read(wav)[0])  # every window's sound went in
+
+    def packets(path, kind):
+        with av.open(str(path)) as c:
+            return [bytes(p) for p in c.demux(getattr(c.streams, kind)[0]) if p.size]
+
+    replace_audio(video, wav, 16000, tmp_path / "at_the_end.mp4")  # as every output was muxed before
+    assert packets(out, "video") == packets(video, "video")
+    assert packets(out, "audio") == packets(tmp_path / "at_the_end.mp4", "audio")  # the same, to the bit
+    os.remove(tmp_path / "at_the_end.mp4")
+    assert sorted(os.listdir(tmp_path)) == ["in.mp4", "out.mp4", "out.wav"]
 
 
 def test_a_folder_gives_each_video_the_sound_it_gets_alone(tiny_pipeline_dir, tmp_path, capsys):

@@ -69,8 +69,8 @@ def test_a_full_disk_is_one_line_and_leaves_everything_as_it_was(
             _full_disk()
 
         monkeypatch.setattr(GrowingWav, "write", write)
-    else:  # ... after the video packets were copied into the output, when its sound goes in
-        monkeypatch.setattr(encode, "_encode_audio", _full_disk)
+    else:  # ... when the output video, written as the sound came, takes its last packets
+        monkeypatch.setattr(encode.SoundtrackWriter, "close", _full_disk)
     argv = ["--video", video, "--checkpoint", tiny_pipeline_dir, "--out", out, *FAST]
     argv += {"plain": [], "wav": ["--wav", wav], "stream": ["--stream"]}[mode]
     capsys.readouterr()
@@ -103,11 +103,25 @@ from data_pipelines.media import encode
 from salsa import io
 video, out, text_path = sys.argv[1:]
 results, muxes = {}, []
+
+
+def write_soundtrack(video, out):
+    writer = encode.SoundtrackWriter(video, out, 16000, 1)
+    try:
+        for _ in range(3):
+            writer.write(np.zeros((16000, 1), np.float32))
+        writer.close()
+    except OSError:
+        writer.abandon()
+        raise
+
+
 real_mux = encode._mux
 encode._mux = lambda *a, **k: (muxes.append(k["copy"]), real_mux(*a, **k))[1]
 for name, write in (
     ("write_text", lambda: io.write_text(text_path, "x" * 400_000)),
     ("replace_audio", lambda: encode.replace_audio(video, np.zeros((16000, 1), np.float32), 16000, out)),
+    ("SoundtrackWriter", lambda: write_soundtrack(video, out)),
 ):
     try:
         write()
@@ -133,7 +147,11 @@ def test_writers_facing_a_real_failing_write_leave_nothing_behind(tmp_path):
     )
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
-    assert report["results"] == {"write_text": errno.EFBIG, "replace_audio": errno.EFBIG}
+    assert report["results"] == {
+        "write_text": errno.EFBIG,
+        "replace_audio": errno.EFBIG,
+        "SoundtrackWriter": errno.EFBIG,
+    }
     assert report["muxes"] == [True]  # a failed write is not retried as a re-encode
     assert out.read_bytes() == OLD and text.read_bytes() == OLD
     assert sorted(os.listdir(tmp_path)) == ["in.mp4", "notes.txt", "out.mp4"]

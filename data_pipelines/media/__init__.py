@@ -4,7 +4,7 @@ the video file extensions a folder is searched for. Failures raise `MediaError`.
 
 from data_pipelines.media.audio import decode_audio
 from data_pipelines.media.container import VIDEO_EXTENSIONS
-from data_pipelines.media.encode import replace_audio, write_audio, write_video
+from data_pipelines.media.encode import SoundtrackWriter, replace_audio, write_audio, write_video
 from data_pipelines.media.errors import CorruptMediaError, MediaError
 from data_pipelines.media.frames import pick_frames, resize
 from data_pipelines.media.video import (
@@ -26,6 +26,7 @@ __all__ = [
     "decode_video_rates",
     "pick_frames",
     "replace_audio",
+    "SoundtrackWriter",
     "resize",
     "video_streams",
     "write_audio",

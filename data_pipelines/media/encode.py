@@ -164,6 +164,80 @@ def replace_audio(
     return False
 
 
+class SoundtrackWriter:
+    """`replace_audio` with the sound given block by block as it is made, the video's packets copied.
+
+    Each block is encoded at once, and the video's packets up to the sound's time so far are copied
+    after it, so when the last block comes only the encoder's tail and the last packets are left to
+    write (replace_audio encodes the whole sound then: 17 s for 20 minutes of 44.1 kHz stereo on 2
+    cores). `close()` completes `path` (written atomically, as every writer here); `abandon()` leaves
+    nothing. A container that refuses to copy the video's codec raises a MediaError at construction
+    (replace_audio re-encodes as H.264 there: fall back to it). A failed write is raised as it is.
+    """
+
+    def __init__(
+        self, video_path: str | os.PathLike, path: str | os.PathLike, sample_rate: int, channels: int,
+        *, audio_codec: str = "aac",
+    ):  # fmt: skip
+        path, video_path = os.fspath(path), os.fspath(video_path)
+        layout = _check_audio(path, np.zeros((1, channels), np.float32), sample_rate)
+        self.sample_rate, self.samples = sample_rate, 0
+        self._files = contextlib.ExitStack()
+        try:
+            source = self._files.enter_context(containers.open_input(video_path))
+            source_video = containers.pick_stream(source, "video", video_path)
+            temp = self._files.enter_context(atomic_output(path))
+            self._output = self._files.enter_context(av.open(temp, "w"))
+            self._video = self._output.add_stream_from_template(source_video)
+            self._sound = _add_audio(self._output, layout, sample_rate, audio_codec)
+            self._packets = (p for p in source.demux(source_video) if p.dts is not None)
+            self._time_base = source_video.time_base
+            self._pending = next(self._packets, None)
+            self._start = self._pending.dts if self._pending is not None else 0
+            self._copy_video(0.0)  # the first packet: the header is written, and a refused codec raises
+        except (av.error.FFmpegError, ValueError) as e:
+            self._files.__exit__(type(e), e, None)
+            if isinstance(e, MediaError | OSError):
+                raise
+            raise MediaError(f"{path}: the container cannot copy {video_path}'s video ({e}).") from None
+        except BaseException as e:
+            self._files.__exit__(type(e), e, None)
+            raise
+
+    def write(self, audio: np.ndarray) -> None:
+        """Encodes the next (samples, channels) block of sound and copies the video up to its end."""
+        audio = np.asarray(audio, np.float32)
+        if not len(audio):
+            return
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(audio.T), format="fltp", layout=self._sound.layout.name
+        )
+        frame.sample_rate, frame.pts = self.sample_rate, self.samples
+        self.samples += audio.shape[0]
+        for packet in self._sound.encode(frame):
+            self._output.mux(packet)
+        self._copy_video(self.samples / self.sample_rate)
+
+    def close(self) -> None:
+        """Flushes the encoder, copies the rest of the video and completes the file."""
+        for packet in self._sound.encode(None):
+            self._output.mux(packet)
+        self._copy_video(float("inf"))
+        self._files.close()
+
+    def abandon(self) -> None:
+        """Removes what was written; the file at `path`, if any, is unchanged."""
+        with contextlib.suppress(OSError, av.error.FFmpegError):
+            self._files.__exit__(RuntimeError, RuntimeError("abandoned"), None)
+
+    def _copy_video(self, until: float) -> None:
+        """Copies the video's packets whose decoding time is not after `until` seconds from its first."""
+        while self._pending is not None and (self._pending.dts - self._start) * self._time_base <= until:
+            self._pending.stream = self._video
+            self._output.mux(self._pending)
+            self._pending = next(self._packets, None)
+
+
 def _mux(video_path, audio, layout, sample_rate, path, audio_codec, copy: bool) -> None:
     with containers.open_input(video_path) as source:
         source_video = containers.pick_stream(source, "video", video_path)

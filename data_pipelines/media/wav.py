@@ -8,6 +8,16 @@ import struct
 import numpy as np
 
 
+def pcm16(audio: np.ndarray) -> np.ndarray:
+    """Float audio in [-1, 1] (clipped) as the 16-bit samples a WAV holds."""
+    return np.round(np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2")
+
+
+def as_read_back(audio: np.ndarray) -> np.ndarray:
+    """The float32 samples a 16-bit WAV of `audio` reads back as (libsndfile's scale, 1/32768)."""
+    return pcm16(audio).astype(np.float32) / 32768.0
+
+
 class GrowingWav:
     """A 16-bit PCM WAV written piece by piece; after every `write` the file is a valid WAV of all the
     samples so far (the two size fields of the header are rewritten), so a player can open it early."""
@@ -33,8 +43,7 @@ class GrowingWav:
 
     def write(self, audio: np.ndarray) -> None:
         """Appends (samples, channels) float audio in [-1, 1] (clipped) and rewrites the header sizes."""
-        pcm = np.round(np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2")
-        self.file.write(pcm.tobytes())
+        self.file.write(pcm16(audio).tobytes())
         self.frames += audio.shape[0]
         size = self.frames * 2 * self.channels
         self.file.seek(4)

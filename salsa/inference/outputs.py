@@ -1,5 +1,8 @@
 """Writing the outputs of `salsa.extend`: each video's sound into a WAV as it is decoded (the streamed
-WAV itself, or a temporary), then the video with that sound track muxed in (the video packets copied).
+WAV itself, or a temporary), and into the output video as it comes (`SoundtrackWriter`: the sound
+encoded window by window, the video's packets copied up to it), so that a long video's end costs no more
+than a window's. A container that cannot take the video's packets as they are gets the sound track from
+the WAV at the end instead (`replace_audio`, which re-encodes the video there).
 
 Every output appears complete or not at all: the muxed video and a --wav are written under temporary
 names and renamed when complete (salsa.io), a streamed WAV is removed if its video does not finish. A
@@ -18,7 +21,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from data_pipelines.media.wav import GrowingWav
+from data_pipelines.media import MediaError, SoundtrackWriter
+from data_pipelines.media.wav import GrowingWav, as_read_back
 from salsa import io
 from salsa.errors import UserError
 from salsa.inference import long_form
@@ -37,6 +41,8 @@ class Job:
     wav: str | None  # the caller's WAV path for it, if any
     declared: float | None  # duration the file states (for the progress bar), if any
     sink: GrowingWav | None = None
+    mux: SoundtrackWriter | None = None  # the output video as it is written
+    muxed_at_end: bool = False  # its container cannot copy the video: muxed from the WAV at the end
     files: contextlib.ExitStack | None = None  # the temporary files, committed or removed at the end
     seconds: float = 0.0
     set_aside: bool = False  # a streamed WAV's path held a file, put back if the stream fails
@@ -83,9 +89,18 @@ def write(p, jobs, geo, events, stream: bool, start_time: float, timings) -> Sum
                     if first_audio is None:
                         first_audio = time.perf_counter() - start_time
                 if last:
-                    _finish(job, p)
+                    job.sink.close()
             except OSError as e:  # disk full, quota, file size limit...: one line, nothing left behind
                 raise _write_failed(job, stream, e) from None
+            try:
+                if job.mux is None and not job.muxed_at_end:
+                    _open_video(job, p)
+                if job.mux is not None:
+                    job.mux.write(as_read_back(audio))  # the WAV's samples: replace_audio's track
+                if last:
+                    _finish(job, p)
+            except OSError as e:
+                raise _write_failed(job, stream, e, video=True) from None
             if last:
                 written.append(job.out)
     finally:
@@ -113,6 +128,16 @@ def _open_sink(job: Job, stream: bool, p) -> None:
     job.sink = GrowingWav(path, p.sample_rate, p.channels)
 
 
+def _open_video(job: Job, p) -> None:
+    """The output video, written as the sound comes; if its container cannot copy the video's packets,
+    it is muxed from the WAV at the end (`replace_audio` re-encodes the video there)."""
+    os.makedirs(os.path.dirname(os.path.abspath(job.out)), exist_ok=True)
+    try:
+        job.mux = SoundtrackWriter(job.video, job.out, p.sample_rate, p.channels)
+    except MediaError:
+        job.muxed_at_end = True
+
+
 @contextlib.contextmanager
 def _set_aside(path: str) -> Iterator[bool]:
     """Moves a file already at `path` to a hidden name beside it while a streamed WAV grows there; puts
@@ -133,18 +158,22 @@ def _set_aside(path: str) -> Iterator[bool]:
 
 
 def _finish(job: Job, p) -> None:
+    """Completes the job's output video (from its WAV, where it was not written as the sound came) and
+    commits its --wav."""
     from data_pipelines.media import replace_audio
 
-    job.sink.close()
-    os.makedirs(os.path.dirname(os.path.abspath(job.out)), exist_ok=True)
-    replace_audio(job.video, job.sink.path, p.sample_rate, job.out)  # written atomically
+    if job.mux is not None:
+        job.mux.close()  # written atomically
+    else:
+        replace_audio(job.video, job.sink.path, p.sample_rate, job.out)  # written atomically
     job.files.close()  # commits the --wav, removes a temporary one
 
 
-def _write_failed(job: Job, stream: bool, error: OSError) -> UserError:
-    """The one line for a write of `job`'s outputs that failed: it names the output it was for (the WAV
-    while its sound is written, if the user asked for one; else the video) and the file that failed."""
-    writing_sound = job.sink is not None and not job.sink.closed
+def _write_failed(job: Job, stream: bool, error: OSError, video: bool = False) -> UserError:
+    """The one line for a write of `job`'s outputs that failed: it names the output it was for (the
+    video when `video`, else the WAV while its sound is written, if the user asked for one; else the
+    video) and the file that failed."""
+    writing_sound = not video and job.sink is not None and not job.sink.closed
     target = job.out
     if writing_sound:
         target = job.wav or (os.path.splitext(job.out)[0] + ".wav" if stream else job.out)
@@ -157,7 +186,9 @@ def _write_failed(job: Job, stream: bool, error: OSError) -> UserError:
 
 def _abandon(job: Job) -> None:
     """Closes an unfinished job's WAV and removes it (the temporary one, or a streamed one, putting back
-    the file that was at a streamed one's path)."""
+    the file that was at a streamed one's path), and the unfinished output video."""
+    if job.mux is not None:
+        job.mux.abandon()
     if job.sink is None:
         return
     with contextlib.suppress(OSError):  # a full disk fails the flush of what is left: it is dropped
