@@ -81,8 +81,8 @@ def random_components(root: str, config: ml_collections.ConfigDict, geometry: st
     """Writes random-weight VAE, SigLIP and sync bundles and a tokenizer under `root` for the generator
     `config`; returns their paths by component. `geometry` 'tiny': VAE variant tiny at the config's rate
     and channels, SigLIP and sync variant tiny; 'full': the paper's sao43 VAE, SigLIP 2 So400m and the
-    base sync model (`extraction_configs("full")`, ~2.6 GB of float32 weights), for configs/generator.py's
-    small and large."""
+    base sync model (`extraction_configs("full")`, ~5.9 GB of float32 weights, SigLIP's 4.3), for
+    configs/generator.py's small and large."""
     os.makedirs(root, exist_ok=True)
     vae_config, sig, syn = extraction_configs(geometry)
     if geometry == "tiny":

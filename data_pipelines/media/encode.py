@@ -65,14 +65,21 @@ def _encode_audio(output, stream, audio: np.ndarray | str, sample_rate: int) -> 
     pts = 0
     for block in blocks:
         block = block if block.ndim == 2 else block[:, None]
+        _encode_block(output, stream, block, sample_rate, pts)
+        pts += block.shape[0]
+    _encode_block(output, stream, None, sample_rate, pts)
+
+
+def _encode_block(output, stream, block: np.ndarray | None, sample_rate: int, pts: int) -> None:
+    """Encodes one (samples, channels) block starting at sample `pts` into `stream` and muxes what the
+    encoder gives back; None flushes the encoder."""
+    frame = None
+    if block is not None:
         frame = av.AudioFrame.from_ndarray(
             np.ascontiguousarray(block.T), format="fltp", layout=stream.layout.name
         )
         frame.sample_rate, frame.pts = sample_rate, pts
-        pts += block.shape[0]
-        for packet in stream.encode(frame):
-            output.mux(packet)
-    for packet in stream.encode(None):
+    for packet in stream.encode(frame):
         output.mux(packet)
 
 
@@ -209,19 +216,13 @@ class SoundtrackWriter:
         audio = np.asarray(audio, np.float32)
         if not len(audio):
             return
-        frame = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(audio.T), format="fltp", layout=self._sound.layout.name
-        )
-        frame.sample_rate, frame.pts = self.sample_rate, self.samples
+        _encode_block(self._output, self._sound, audio, self.sample_rate, self.samples)
         self.samples += audio.shape[0]
-        for packet in self._sound.encode(frame):
-            self._output.mux(packet)
         self._copy_video(self.samples / self.sample_rate)
 
     def close(self) -> None:
         """Flushes the encoder, copies the rest of the video and completes the file."""
-        for packet in self._sound.encode(None):
-            self._output.mux(packet)
+        _encode_block(self._output, self._sound, None, self.sample_rate, self.samples)
         self._copy_video(float("inf"))
         self._files.close()
 
