@@ -20,6 +20,7 @@ log (`states_dir`), each file optional:
 - `fates`: what each start of the fake trainer does, one a line in start order: `run` (keep running
   until killed; also the default) or an exit status (ends at once with it). Starts are counted in
   `trains`.
+- `linger`: seconds each describe stays after answering, its output closed (a gcloud slow to exit).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ if [[ "$4" == describe ]]; then
   esac
   [[ "$3" == queued-resources && "$current" == READY ]] && current=ACTIVE
   echo "$current"
+  if [[ -f "$STATE/linger" ]]; then exec > /dev/null 2>&1; sleep "$(cat "$STATE/linger")"; fi
 elif [[ "$4" == delete && -d "$STATE" ]]; then
   new_disk
   echo NOT_FOUND > "$STATE/node"

@@ -211,6 +211,35 @@ def test_ctrl_c_stops_watching_and_leaves_the_run(fake):
     fake.run("stop")
 
 
+def test_a_sigint_during_a_slow_gcloud_call_stops_the_watch_as_the_call_ends(fake, tmp_path):
+    """The watch reads gcloud's answers from a file, not from $(...) (bash can lose a SIGINT sent to the
+    script alone while it reaps a substitution's subshell): a SIGINT that arrives while describe is
+    finishing stops the watch once describe ends, its line on the watch's stderr (not in that file), and
+    the file is removed."""
+    (script(fake) / "linger").write_text("1\n")
+    (fake.home / "salsa").mkdir()
+    fake.run("train", *FLAGS)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    with sigint_not_ignored():
+        proc = subprocess.Popen(
+            [fake.script, *watch_args(FLAGS)],
+            env={**fake.env, "TMPDIR": str(tmp)},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    deadline = time.monotonic() + 60
+    while sum(kind(c) == "describe" for c in fake.calls()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.4)  # the second describe has answered and lingers for 1 s
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "stopped watching (SIGINT)" in err.splitlines()[-1]
+    assert list(tmp.iterdir()) == []  # the file describe and probe write to
+    fake.run("stop")
+
+
 def test_a_run_stopped_by_hand_ends_the_watch_and_is_not_restarted(fake):
     script(fake, fates=["run", "run"])
     (fake.home / "salsa").mkdir()

@@ -8,6 +8,11 @@
 WATCH_TRIES=5  # consecutive failures (describe, ssh, create, setup, train) before watch gives up
 ATTEMPT_RC=0
 SLEEP_PID=""
+CAPTURE_FILE=""
+WATCH_STDERR=2
+CAPTURE_RC=0
+CAPTURED=()
+STATE_CLASS=""
 
 say() {  # one event line on stderr, with the time (UTC)
   local now
@@ -20,17 +25,39 @@ fail() {  # gives up: one line, exit status 1 (the slice and the run are left as
   exit 1
 }
 
-epoch() { printf '%(%s)T' -1; }
+# Once the signal traps are set, watch runs no command substitution, $(...): bash (5.2) loses a SIGINT
+# that reaches the script alone (kill -INT, or a Ctrl-C landing as a substitution's subshell ends) while
+# it reaps that subshell, and the watch would poll on. A SIGINT during a foreground command runs the
+# trap as the command ends. So commands write to CAPTURE_FILE (capture) and helpers set variables.
 
-duration() {  # duration SECONDS: "45s", "7m 12s" or "2h 03m"
-  local s="$1"
+epoch() { printf -v "$1" '%(%s)T' -1; }  # epoch VAR: now, in seconds since 1970, into VAR
+
+duration() {  # duration VAR SECONDS: "45s", "7m 12s" or "2h 03m" into VAR
+  local s="$2"
   if [[ "$s" -lt 60 ]]; then
-    printf '%ds' "$s"
+    printf -v "$1" '%ds' "$s"
   elif [[ "$s" -lt 3600 ]]; then
-    printf '%dm %02ds' $((s / 60)) $((s % 60))
+    printf -v "$1" '%dm %02ds' $((s / 60)) $((s % 60))
   else
-    printf '%dh %02dm' $((s / 3600)) $((s % 3600 / 60))
+    printf -v "$1" '%dh %02dm' $((s / 3600)) $((s % 3600 / 60))
   fi
+}
+
+capture() {  # capture FUNCTION...: its stdout and stderr in CAPTURED (one line each), exit status in CAPTURE_RC
+  CAPTURE_RC=0
+  "$@" > "$CAPTURE_FILE" 2>&1 || CAPTURE_RC=$?
+  mapfile -t CAPTURED < "$CAPTURE_FILE"
+}
+
+last_captured() {  # last_captured VAR [PREFIX]: the last non-empty captured line starting with PREFIX,
+  # the prefix removed, into VAR ("" when none)
+  local line found=""
+  for line in "${CAPTURED[@]}"; do
+    if [[ -n "$line" && "$line" == "${2:-}"* ]]; then
+      found="${line#"${2:-}"}"
+    fi
+  done
+  printf -v "$1" '%s' "$found"
 }
 
 attempt() {  # attempt FUNCTION...: runs it in a subshell with errexit; its exit status in ATTEMPT_RC
@@ -53,27 +80,35 @@ describe_call() {  # prints the node's (queued resource's) state
 
 describe() {  # the node's (queued resource's) state in STATE: READY, PREEMPTED, ..., NOT_FOUND, or
   # UNKNOWN when describe failed for another reason (its last line in WATCH_ERROR)
-  local out rc=0
-  out="$(describe_call 2>&1)" || rc=$?
-  if [[ "$rc" == 0 ]]; then
-    STATE="$(grep -E '^[A-Z_]+$' <<< "$out" | tail -n 1 || true)"
-    STATE="${STATE:-UNKNOWN}"
-    WATCH_ERROR="describe printed no state: '${out//$'\n'/ }'"
-  elif grep -qiE 'NOT_FOUND|not found' <<< "$out"; then
-    STATE=NOT_FOUND
-  else
+  local line said
+  capture describe_call
+  if [[ "$CAPTURE_RC" == 0 ]]; then
     STATE=UNKNOWN
-    WATCH_ERROR="$(grep . <<< "$out" | tail -n 1 || true)"
+    for line in "${CAPTURED[@]}"; do
+      if [[ "$line" =~ ^[A-Z_]+$ ]]; then
+        STATE="$line"
+      fi
+    done
+    WATCH_ERROR="describe printed no state: '${CAPTURED[*]}'"
+  else
+    said="${CAPTURED[*]^^}"
+    if [[ "$said" == *NOT_FOUND* || "$said" == *"NOT FOUND"* ]]; then
+      STATE=NOT_FOUND
+    else
+      STATE=UNKNOWN
+      last_captured WATCH_ERROR
+    fi
   fi
 }
 
-state_class() {  # up, gone (to be recreated), stopped (by someone: not ours to undo) or wait
+state_class() {  # state_class STATE: STATE_CLASS is up, gone (to be recreated), stopped (by someone:
+  # not ours to undo), unknown or wait
   case "$1" in
-    READY | ACTIVE) echo up ;;
-    PREEMPTED | TERMINATED | NOT_FOUND | FAILED | SUSPENDED) echo gone ;;
-    STOPPING | STOPPED) echo stopped ;;
-    UNKNOWN) echo unknown ;;
-    *) echo wait ;;  # CREATING, STARTING, RESTARTING, REPAIRING, DELETING, ACCEPTED, PROVISIONING, ...
+    READY | ACTIVE) STATE_CLASS=up ;;
+    PREEMPTED | TERMINATED | NOT_FOUND | FAILED | SUSPENDED) STATE_CLASS=gone ;;
+    STOPPING | STOPPED) STATE_CLASS=stopped ;;
+    UNKNOWN) STATE_CLASS=unknown ;;
+    *) STATE_CLASS=wait ;;  # CREATING, STARTING, RESTARTING, REPAIRING, DELETING, ACCEPTED, PROVISIONING, ...
   esac
 }
 
@@ -88,13 +123,14 @@ else echo 'salsa-run: unsynced'; fi; if [ -f ~/$REMOTE_CMD ]; then echo \"salsa-
 probe_call() { gc compute tpus tpu-vm ssh "$NAME" "${LOCATION[@]}" --worker=0 --command="$PROBE"; }
 
 probe() {  # RUN and RUN_CMD from worker 0; RUN=unreachable when ssh fails (WATCH_ERROR)
-  local out rc=0
-  out="$(probe_call 2>&1)" || rc=$?
-  RUN="$(sed -n 's/^salsa-run: //p' <<< "$out" | tail -n 1)"
-  RUN_CMD="$(sed -n 's/^salsa-cmd: //p' <<< "$out" | tail -n 1)"
-  if [[ "$rc" != 0 || -z "$RUN" ]]; then
+  local last
+  capture probe_call
+  last_captured RUN "salsa-run: "
+  last_captured RUN_CMD "salsa-cmd: "
+  if [[ "$CAPTURE_RC" != 0 || -z "$RUN" ]]; then
     RUN=unreachable
-    WATCH_ERROR="ssh to worker 0 failed (exit $rc): $(grep . <<< "$out" | tail -n 1 || true)"
+    last_captured last
+    WATCH_ERROR="ssh to worker 0 failed (exit $CAPTURE_RC): $last"
   fi
 }
 
@@ -112,9 +148,10 @@ watch_dry_run() {  # what watch runs, in order, as gc prints it
   [[ "$DELETE_WHEN_DONE" == 0 ]] || cmd_delete
 }
 
-watch_interrupted() {  # watch_interrupted SIGNAL STATUS
+watch_interrupted() {  # watch_interrupted SIGNAL STATUS; its line goes to watch's own stderr, also when
+  # the signal ends a command that capture redirects
   [[ -z "${SLEEP_PID:-}" ]] || kill "$SLEEP_PID" 2> /dev/null || true
-  say "stopped watching ($1); $NAME and its run are left as they are ('$PROG stop' stops the run, '$PROG delete' deletes the slice)."
+  say "stopped watching ($1); $NAME and its run are left as they are ('$PROG stop' stops the run, '$PROG delete' deletes the slice)." 2>&"$WATCH_STDERR"
   exit "$2"
 }
 
@@ -131,7 +168,7 @@ outage() {  # outage REASON: a recovery starts (counted); the idle time runs fro
   if [[ "$restarts" -gt "$MAX_RESTARTS" ]]; then
     fail "giving up: $1, and the $MAX_RESTARTS restarts --max-restarts allows are spent; $NAME is $STATE."
   fi
-  [[ "$noticed" != 0 ]] || noticed="$(epoch)"
+  [[ "$noticed" != 0 ]] || epoch noticed
   say "$1: restart $restarts of at most $MAX_RESTARTS."
 }
 
@@ -150,11 +187,15 @@ worked() {  # worked WHAT: WHAT's failures in a row are over
 
 cmd_watch() {
   local want what restarts=0 noticed=0 idle=0 idle_total=0 fails=0 failing="" phase=watch first=1 ended="" last=""
+  local now took
   want="$(train_line)"
   if [[ "$DRY_RUN" == 1 ]]; then
     watch_dry_run
     return
   fi
+  CAPTURE_FILE="$(mktemp "${TMPDIR:-/tmp}/salsa-watch.XXXXXX")"
+  trap 'rm -f "$CAPTURE_FILE"' EXIT
+  exec {WATCH_STDERR}>&2
   trap 'watch_interrupted SIGINT 130' INT
   trap 'watch_interrupted SIGTERM 143' TERM
   what="node"
@@ -166,7 +207,8 @@ cmd_watch() {
     [[ "$STATE" == "$last" ]] || say "$what $NAME is $STATE."
     last="$STATE"
     [[ "$STATE" == UNKNOWN ]] || worked describe
-    case "$(state_class "$STATE")" in
+    state_class "$STATE"
+    case "$STATE_CLASS" in
       unknown) failed "describe" "$WATCH_ERROR" ;;
       stopped) fail "$NAME is $STATE: stopped by someone, which watch does not undo; start it and watch again." ;;
       wait) ;;
@@ -191,7 +233,11 @@ cmd_watch() {
           phase=setup
           continue  # a tpu-vm is READY now: set it up at once
         else
-          failed "create" "$([[ "$QUEUED" == 1 ]] || echo "with --queued the slice waits for capacity instead")"
+          if [[ "$QUEUED" == 1 ]]; then
+            failed "create"
+          else
+            failed "create" "with --queued the slice waits for capacity instead"
+          fi
         fi
         ;;
       up)
@@ -208,7 +254,8 @@ cmd_watch() {
               ;;&
             running) ended="" ;;
             "exit 0")
-              say "training has finished (exit status 0 on worker 0) after $restarts restarts and $(duration "$idle_total") idle in all."
+              duration took "$idle_total"
+              say "training has finished (exit status 0 on worker 0) after $restarts restarts and $took idle in all."
               if [[ "$DELETE_WHEN_DONE" == 1 ]]; then
                 say "deleting $what $NAME (--delete-when-done)."
                 cmd_delete
@@ -234,7 +281,11 @@ cmd_watch() {
               worked "asking worker 0 about its run"
               phase=train
               [[ "$RUN" == none ]] || phase=setup
-              say "no run on worker 0$([[ "$RUN" == none ]] || echo ", nor the code"); starting one."
+              if [[ "$RUN" == none ]]; then
+                say "no run on worker 0; starting one."
+              else
+                say "no run on worker 0, nor the code; starting one."
+              fi
               ;;
           esac
           [[ "$RUN" == unreachable ]] || first=0
@@ -255,10 +306,12 @@ cmd_watch() {
             worked train
             phase=watch
             if [[ "$noticed" != 0 ]]; then
-              idle=$(($(epoch) - noticed))
+              epoch now
+              idle=$((now - noticed))
               idle_total=$((idle_total + idle))
               noticed=0
-              say "training started again, $(duration "$idle") after the outage was noticed (then compilation and the restore of the newest checkpoint; see '$PROG logs')."
+              duration took "$idle"
+              say "training started again, $took after the outage was noticed (then compilation and the restore of the newest checkpoint; see '$PROG logs')."
             else
               say "training started."
             fi
