@@ -70,13 +70,16 @@ def clip_calls(config, vae_c, siglip_c, sync_c, seconds: float) -> dict[str, dic
     }  # fmt: skip
 
 
-def _bodies(siglip_c) -> dict:
-    """The library's jitted per-call functions, unwrapped: what extraction compiles for each encoder."""
+def _bodies(siglip_c, dtype: str) -> dict:
+    """The library's jitted per-call functions, unwrapped: what extraction compiles for each encoder, the
+    encoders computing in `dtype`."""
     return {
         "vae": codec._encode_window.__wrapped__,
-        "siglip_image": lambda m, x: encoders._image_chunk.__wrapped__(m, x, siglip_c.image_size, None),
-        "siglip_text": encoders._text.__wrapped__,
-        "sync": encoders._sync_windows.__wrapped__,
+        "siglip_image": lambda m, x: encoders._image_chunk.__wrapped__(
+            m, x, siglip_c.image_size, None, dtype
+        ),
+        "siglip_text": lambda m, x: encoders._text.__wrapped__(m, x, dtype),
+        "sync": lambda m, x: encoders._sync_windows.__wrapped__(m, x, dtype),
     }
 
 
@@ -104,11 +107,11 @@ def call_cost(body, model: nnx.Module, shape, dtype, device) -> throughput.Cost:
     return throughput.Cost(float(cost.get("flops", 0.0)), float(cost.get("bytes accessed", 0.0)))
 
 
-def compiled_costs(plan: dict, classes: dict, siglip_c) -> tuple[dict, str]:
+def compiled_costs(plan: dict, classes: dict, siglip_c, dtype: str) -> tuple[dict, str]:
     """Per encoder: calls per clip, their input and the FLOPs and bytes of a clip's calls (shapes only: no
     weights in memory); and the backend they were compiled for."""
     device, backend = cost_devices()
-    bodies, rows = _bodies(siglip_c), {}
+    bodies, rows = _bodies(siglip_c, dtype), {}
     for name in ENCODERS:
         cls, c = classes[OWNER[name]]
         start, calls = time.process_time(), plan[name]["calls"]
@@ -133,7 +136,7 @@ def _timed(fn) -> dict[str, float]:
 def probe(name: str, model, config, plan: dict, args, rng) -> dict:
     """Times one smaller call of encoder `name` through the library's public function; returns its CPU
     and wall seconds, the work it covered and the factor that scales it to one clip."""
-    chunks = config.chunks
+    chunks, dtype = config.chunks, encoders.compute_dtype(config)
     if name == "vae":
         n = args.vae_frames
         audio = rng.uniform(-0.5, 0.5, (n * model.config.hop, model.config.audio_channels)).astype(np.float32)
@@ -141,16 +144,16 @@ def probe(name: str, model, config, plan: dict, args, rng) -> dict:
     elif name == "siglip_image":
         n = args.image_frames
         frames = rng.integers(0, 256, (n, *plan["shape"][1:]), np.uint8)
-        t = _timed(lambda: encoders.semantic(model, frames, n))
+        t = _timed(lambda: encoders.semantic(model, frames, n, dtype=dtype))
     elif name == "siglip_text":
         n = 1
         tokens = rng.integers(0, model.config.vocab_size, plan["shape"], np.int32)
-        t = _timed(lambda: encoders.text(model, tokens))
+        t = _timed(lambda: encoders.text(model, tokens, dtype))
     else:
         n = args.sync_windows
         win, hop = model.config.snippet_frames, chunks.sync_hop
         frames = rng.integers(0, 256, (win + (n - 1) * hop, *plan["shape"][2:]), np.uint8)
-        t = _timed(lambda: encoders.sync(model, frames, hop, n))
+        t = _timed(lambda: encoders.sync(model, frames, hop, n, dtype))
     scale = plan["work"] / n
     return {**t, "probe_work": n, "scale": scale, "cpu_s_per_clip": t["cpu_s"] * scale,
             "wall_s_per_clip": t["wall_s"] * scale}  # fmt: skip
@@ -210,7 +213,7 @@ def run(args) -> dict:
     load_before = os.getloadavg()[0]
     old = previous(args, config)
     if old is None:
-        rows, cost_backend = compiled_costs(plan, classes, siglip_c)
+        rows, cost_backend = compiled_costs(plan, classes, siglip_c, encoders.compute_dtype(config))
     else:
         rows, cost_backend = old["encoders"], old["cost_backend"]
     measured = old is None  # the load average belongs to the run that measured something

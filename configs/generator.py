@@ -33,7 +33,9 @@ def base_config() -> ml_collections.ConfigDict:
 
     c.audio = dict(sample_rate=44100, hop=1024, channels=2, latent_dim=64)
     c.video = dict(semantic_fps=8.0, sync_fps=24.0)
-    c.features = dict(semantic_dim=1152, sync_dim=768, text_dim=1152)
+    # encoder_dtype: the SigLIP and sync encoders' compute dtype, in extraction and at inference alike
+    # (salsa.inference.encoders); bfloat16 on TPU/GPU, float32 on CPU (the tiny size).
+    c.features = dict(semantic_dim=1152, sync_dim=768, text_dim=1152, encoder_dtype="bfloat16")
     c.window_s = 10.0  # inference window
     c.context_s = 0.5  # long-form extension context
     c.train_crop_s = 10.0  # training crops (<= 15 s); shorter clips are padded and masked
@@ -125,7 +127,7 @@ def base_config() -> ml_collections.ConfigDict:
 
 def _tiny(c: ml_collections.ConfigDict) -> None:
     c.audio = dict(sample_rate=16000, hop=256, channels=1, latent_dim=16)
-    c.features = dict(semantic_dim=64, sync_dim=64, text_dim=64)
+    c.features = dict(semantic_dim=64, sync_dim=64, text_dim=64, encoder_dtype="float32")
     c.train_crop_s = 2.0
     c.window_s = 2.0
     c.context_s = 0.5

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -362,6 +363,22 @@ def test_loader_refuses_features_extracted_for_another_config(reference):
     generator.audio.latent_dim = 32
     with pytest.raises(extraction.ExtractionMismatch, match=r"audio\.latent_dim=16 .* audio\.latent_dim=32"):
         loader.feature_iterator(generator, 0, 1)
+
+
+def test_features_extracted_before_encoder_dtype_count_as_float32(reference, tmp_path):
+    """An extraction.json from before features.encoder_dtype reads as float32 encoders: a float32 config
+    trains on it, a bfloat16 one is refused by name (its features would differ from inference's)."""
+    doc = json.loads((pathlib.Path(reference) / extraction.FILE).read_text())
+    assert doc["features"].pop("encoder_dtype") == "float32"  # the tiny extraction's
+    (tmp_path / extraction.FILE).write_text(json.dumps(doc))
+    generator = generator_configs.get_config("tiny")
+    extraction.check(generator, tmp_path)
+    generator.features.encoder_dtype = "bfloat16"
+    with pytest.raises(
+        extraction.ExtractionMismatch,
+        match=r"features\.encoder_dtype='float32' .* config has features\.encoder_dtype='bfloat16'",
+    ):
+        extraction.check(generator, tmp_path)
 
 
 def test_cli_names_a_bundle_that_does_not_fit_the_config(bundles, tmp_path):

@@ -39,6 +39,7 @@ from data_pipelines.features import durations, extraction, records
 from data_pipelines.media.errors import MediaError
 from salsa import io
 from salsa.errors import UserError
+from salsa.inference import encoders
 
 PROGRESS = "progress"
 _WRITER_OPTIONS = "group_size:1"  # as records.write_shards: random access to one record per seek
@@ -201,7 +202,7 @@ def _extract_clip(config, comps, source, loaded, index: int, folder: str) -> dic
     if isinstance(loaded, str):
         return _skip(folder, index, clip_id, loaded)
     media, duration = loaded
-    rec = features.record(comps, media, clip_id, duration, config.chunks)
+    rec = features.record(comps, media, clip_id, duration, config.chunks, encoders.compute_dtype(config))
     try:
         records.validate(rec, config)
     except records.RecordError as e:  # e.g. a decoder's frame count off by more than one
@@ -305,6 +306,7 @@ def extract(
         raise ExtractError(f"process index {process_index} is not in [0, {process_count}).")
     if int(config.num_shards) < 1:
         raise ExtractError(f"num_shards must be >= 1, got {config.num_shards}.")
+    encoders.compute_dtype(config)  # a bad features.encoder_dtype before any work
     comps = components_lib.load(config) if components is None else components
     source = sources.make(config.source.to_dict())
     if len(source) == 0:

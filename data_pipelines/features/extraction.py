@@ -26,6 +26,9 @@ from salsa.errors import UserError
 FILE = "extraction.json"
 FORMAT = 1
 SECTIONS = ("audio", "video", "features")
+# What a field added after extractions were written meant before it existed, for extraction.json files
+# and configs without it: features made before the encoders had a compute dtype were float32.
+BEFORE = {("features", "encoder_dtype"): "float32"}
 
 
 class ExtractionMismatch(UserError):
@@ -68,7 +71,8 @@ def check(config: Any, directory: str | os.PathLike) -> None:
         extracted = doc.get(section) or {}
         wanted = dict(config[section]) if section in config else {}
         for key in sorted(set(extracted) | set(wanted)):
-            have, want = extracted.get(key), wanted.get(key)
+            before = BEFORE.get((section, key))
+            have, want = extracted.get(key, before), wanted.get(key, before)
             if not _same(have, want):
                 raise ExtractionMismatch(
                     f"the features in {os.fspath(directory)} were extracted with {section}.{key}={have!r} "

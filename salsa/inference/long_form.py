@@ -171,9 +171,13 @@ def window_conditions(pipeline, frames, geo: Geometry, timings: dict) -> dict[st
     f8, f24, offset = frames
     config = pipeline.config
     t0 = time.perf_counter()
-    sem = encoders.semantic(pipeline.siglip, f8) if len(f8) else np.zeros((0, config.features.semantic_dim))
+    dtype = encoders.compute_dtype(config)
+    if len(f8):
+        sem = encoders.semantic(pipeline.siglip, f8, dtype=dtype)
+    else:
+        sem = np.zeros((0, config.features.semantic_dim))
     if len(f24):
-        syn = encoders.sync(pipeline.sync, f24)[offset : offset + geo.sync]
+        syn = encoders.sync(pipeline.sync, f24, dtype=dtype)[offset : offset + geo.sync]
     else:
         syn = np.zeros((0, config.features.sync_dim))
     timings["encoders"] = timings.get("encoders", 0.0) + time.perf_counter() - t0

@@ -91,7 +91,7 @@ class Pipeline(checkpoint.Components):
                 f"{self.directory}: the checkpoint has no tokenizer.json, so it cannot take a text prompt."
             )
         tokens = encoders.tokenize(self.tokenizer, [text], self.siglip.config.text_len)
-        return encoders.text(self.siglip, tokens)[0]
+        return encoders.text(self.siglip, tokens, encoders.compute_dtype(self.config))[0]
 
     def reference_latents(self, audio: np.ndarray, sample_rate: int | None = None) -> np.ndarray:
         """(frames, latent_dim) normalized latents of reference audio (samples, channels) or (samples,),
