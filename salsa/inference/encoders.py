@@ -62,7 +62,7 @@ def _image_chunk(
         x = preprocess_naflex(frames, model.config.patch, max_patches)
     else:
         x = preprocess(frames, size)
-    return computing_in(model, dtype).image(x.astype(dtype))[0].astype(jnp.float32)
+    return computing_in(model, dtype).image(x)[0].astype(jnp.float32)
 
 
 def semantic(
@@ -72,9 +72,8 @@ def semantic(
 
     Frames are resized square to the model's image_size; `max_patches` (NaFlex checkpoints, e.g. 256)
     keeps their aspect ratio instead (`siglip2.preprocess_naflex`)."""
-    out = []
+    out, size = [], model.config.image_size
     for part, count in windows.batches(frames, chunk):
-        size = model.config.image_size
         feats = _image_chunk(model, placement.place(part, model), size, max_patches, dtype)
         out.append(np.asarray(feats)[:count])
     return np.concatenate(out) if out else np.zeros((0, model.config.image.width), np.float32)
@@ -112,7 +111,7 @@ def tokenize(tokenizer_file: str, texts: list[str], length: int) -> np.ndarray:
 
 @module_jit(static_argnums=2)
 def _sync_windows(model: SyncModel, windows: jax.Array, dtype: str) -> jax.Array:
-    video = (windows.astype(jnp.float32) / 255.0).astype(dtype)
+    video = windows.astype(jnp.float32) / 255.0
     return computing_in(model, dtype).video_features(video).astype(jnp.float32)
 
 
