@@ -67,6 +67,7 @@ def test_writes_every_metric_for_every_step_and_the_plots(evaluated):
         "world_seed": 2,
         "clip_indices": [0, 2],
         "reference_clip_indices": [0, 2],  # reference_clips None: the evaluation's clips
+        "text_clip_indices": [0, 2],
         "long_clip_indices": [LONG_FIRST, LONG_FIRST + 1],
     }
     for name in ("steps.png", "long.png", "reference.png", "compare.png", "text.png"):
@@ -188,15 +189,16 @@ def test_the_reference_scale_regenerates_only_the_parts_with_a_reference(
         assert "cfg 4 (reference audio 4)" in f.read()
 
 
-def test_reference_experiment_renders_its_own_clips(evaluated, tiny_pipeline_dir, tmp_path):
-    """reference_clips > clips: the reference rows score that many clips (rendered past the evaluation's),
-    the other experiments keep theirs."""
+def test_reference_and_text_experiments_render_their_own_clips(evaluated, tiny_pipeline_dir, tmp_path):
+    """reference_clips and text_clips > clips: those experiments score that many clips (rendered past the
+    evaluation's), the other experiments keep theirs."""
     _, first = evaluated
     settings = dataclasses.replace(
-        SETTINGS, steps=(2,), long_clips=0, text_clips=0, reference_seconds=(0.5,), reference_clips=3
+        SETTINGS, steps=(2,), long_clips=0, text_clips=3, reference_seconds=(0.5,), reference_clips=3
     )
     result = evaluate(tiny_pipeline_dir, str(tmp_path / "out"), settings=settings)
     assert result["reference"]["clips"] == 3 and result["split"]["reference_clip_indices"] == [0, 3]
+    assert result["text"]["clips"] == 3 and result["split"]["text_clip_indices"] == [0, 3]
     assert result["steps"]["2"]["onsets"] == first["steps"]["2"]["onsets"]  # still the first 2 clips
     p = pipeline.load(tiny_pipeline_dir)
     clips = generation.test_clips(p, "test", range(3), p.config.window_s, result["world"])

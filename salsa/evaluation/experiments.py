@@ -114,7 +114,8 @@ def _results(futures: list[concurrent.futures.Future | None]) -> Iterator[list[n
 @dataclasses.dataclass(frozen=True)
 class Shared:
     """What every experiment shares: the checkpoint and its cache, the window-length clips, the
-    reference experiment's clips (settings.reference_clips of them; the same when that is None), the
+    reference experiment's clips (settings.reference_clips of them; the same when that is None) and the
+    text experiment's (the first settings.text_clips, rendered past the evaluation's when more), the
     settings, the step count and guidance scale of the fixed-step experiments, and the hidden-property
     probes (None when the clips' world has no hidden acoustics)."""
 
@@ -122,6 +123,7 @@ class Shared:
     cache: Cache
     clips: list[TestClip]
     reference_clips: list[TestClip]
+    text_clips: list[TestClip]
     settings: EvalSettings
     steps: int
     cfg: float
@@ -146,7 +148,7 @@ def _part(
     calls it, `in_turn` runs it ahead of the scoring); reference_s: the
     seconds of each clip's own audio given as reference (the reference experiment's parts); texts:
     (name, one prompt per clip) for the first len(prompts) clips (the text experiment's parts); clips:
-    other clips than shared.clips (the reference experiment's)."""
+    other clips than shared.clips (the reference and text experiments')."""
     s = shared.settings
     clips = shared.clips if clips is None else clips
     clips = clips if texts is None else clips[: len(texts[1])]
@@ -255,14 +257,14 @@ def others_audio(clips: list[TestClip]) -> list[TestClip]:
 
 
 def text(shared: Shared) -> Pending:
-    """The text experiment: the first settings.text_clips clips generated with each clip's caption
-    without ("plain") and with ("hidden") the words naming its hidden acoustics, at the fixed steps, each
-    scored with every metric and the hidden-property probes; its rows are None without hidden acoustics or
+    """The text experiment: its clips (shared.text_clips) generated with each clip's caption without
+    ("plain") and with ("hidden") the words naming its hidden acoustics, at the fixed steps, each scored
+    with every metric and the hidden-property probes; its rows are None without hidden acoustics or
     clips."""
-    n = min(shared.settings.text_clips, len(shared.clips))
+    p, clips = shared.pipeline, shared.text_clips
+    n = len(clips)
     if shared.probes is None or not n:
         return lambda: None
-    p, clips = shared.pipeline, shared.clips[:n]
     pairs = [acoustics.captions(c.annotation) for c in clips]
     out = {"steps": shared.steps, "clips": n}
     names = ("plain", "hidden")
@@ -275,6 +277,7 @@ def text(shared: Shared) -> Pending:
             steps=shared.steps,
             cfg=shared.cfg,
             texts=(name, [x[k] for x in pairs]),
+            clips=clips,
         )
         for k, name in enumerate(names)
     ]

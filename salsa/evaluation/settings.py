@@ -22,9 +22,10 @@ class EvalSettings:
     the step count of the long-clip and reference experiments; segment_seconds the segment length of
     the long-clip plot; batch the clips per generator call; guided_steps the step counts of the
     baked-guidance comparison; timing_repeats the timed sampling runs per step count there (best kept);
-    text_clips the window-length clips of the text experiment (0: none); reference_clips those of the
-    reference experiment (None: the evaluation's clips; more are rendered from the same split, so its
-    verdicts can have more power than the other experiments'); hidden_acoustics None: the
+    text_clips the window-length clips of the text experiment (0: none) and reference_clips those of the
+    reference experiment (None: the evaluation's clips): both the first clips of the split, more rendered
+    past the evaluation's when asked, so their verdicts can have more power than the other
+    experiments'; hidden_acoustics None: the
     checkpoint's world (its config's data.world), True / False: render the held-out clips with / without
     hidden acoustics whatever it says. The hidden-property probes and the text experiment need them on."""
 
