@@ -64,10 +64,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.stages.siglip.data.clips = 1024
     # Its audio/video/features sections are the generator's at run time; components the exports above.
     c.stages.extract = extract_tiny.get_config()
-    # 1,536 clips, not extract_tiny's 512, for ~1:40 more of extraction: on the third draw's stages the
+    # 1,536 clips, not extract_tiny's 512, for ~1:10 more of extraction (2:05 against 0:54): the
     # generator's FD at 8 steps 4.44 [2.78, 6.77] -> 1.83 [1.11, 3.17] and onset F1 0.483 -> 0.518
-    # (overlapping), and 8 steps within 5% of 32 on FD turns from contradicted to shown
-    # (docs/tiny_pipeline.md).
+    # (overlapping), FD at 1 and 2 steps separated (14.2 -> 3.59, 3.90 -> 0.93), 8 steps within 5% of
+    # 32 on FD shown instead of contradicted (docs/tiny_pipeline.md, the 01d19f8 run).
     c.stages.extract.source.clips = 1536
     # The world of every stage (see the module docstring): one place, shared by reference.
     c.data.world = dict(hidden_acoustics=True, hidden_caption_fraction=0.5)

@@ -122,13 +122,14 @@ def evaluate(
     window, seed = float(p.config.window_s), world_seed(settings.split)
     world = _world(p, settings)
     n_reference = settings.clips if settings.reference_clips is None else settings.reference_clips
-    n = max(settings.clips, n_reference, settings.text_clips)
+    n_text = settings.text_clips if world["hidden_acoustics"] else 0  # the text experiment needs them
+    n = max(settings.clips, n_reference, n_text)
     log.info("rendering %d %s clips of %g s (world seed %d)", n, settings.split, window, seed)
     rendered = generation.test_clips(p, settings.split, range(n), window, world)
     clips = rendered[: settings.clips]
     probes = hidden.probes(p.sample_rate) if world["hidden_acoustics"] else None
     cache = Cache(out, checkpoint_signature(checkpoint))
-    references, texts = rendered[:n_reference], rendered[: settings.text_clips]
+    references, texts = rendered[:n_reference], rendered[:n_text]
     shared = experiments.Shared(p, cache, clips, references, texts, settings, steps, cfg, probes, world)
     try:
         result = _metrics(shared, flow, None if flow is None else Cache(out, checkpoint_signature(compare)))
@@ -154,7 +155,7 @@ def evaluate(
             "world_seed": seed,
             "clip_indices": [0, settings.clips],
             "reference_clip_indices": [0, n_reference],
-            "text_clip_indices": [0, len(shared.text_clips)],
+            "text_clip_indices": [0, n_text],
             "long_clip_indices": [LONG_FIRST, LONG_FIRST + settings.long_clips],
         },
         "geometry": _geometry(p),
