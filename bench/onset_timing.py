@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 from absl import app, flags
 
-from data_pipelines.synthetic.heldout import hidden_settings
+from data_pipelines.synthetic.heldout import world_settings
 from salsa import io
 from salsa.evaluation import generation
 from salsa.inference import pipeline as pipeline_lib
@@ -63,7 +63,7 @@ def timing(references: Sequence[np.ndarray], estimates: Sequence[np.ndarray]) ->
 
 def held_out(p: pipeline_lib.Pipeline, clips: int) -> list:
     """The first `clips` test clips in the checkpoint's world, one window long."""
-    world = hidden_settings(p.config.data.get("world"))
+    world = world_settings(p.config.data.get("world"))
     return generation.test_clips(p, "test", range(clips), float(p.config.window_s), world)
 
 

@@ -28,7 +28,7 @@ from absl import app, flags
 from flax import nnx
 
 from data_pipelines.synthetic import WorldConfig, acoustics, make_clip
-from data_pipelines.synthetic.heldout import hidden_settings, world_seed
+from data_pipelines.synthetic.heldout import world_seed, world_settings
 from salsa import bundle, io
 from salsa.evaluation import generation
 from salsa.inference import encoders
@@ -53,7 +53,7 @@ def distances(tower: Siglip, tokenizer: str, pairs: list[tuple[str, str]]) -> di
 def from_pipeline(path: str, clips: int) -> tuple[Siglip, str, list[dict]]:
     """(text tower, tokenizer.json, annotations of the evaluation's first `clips` test clips)."""
     p = pipeline_lib.load(path)
-    world = hidden_settings(p.config.data.get("world"))
+    world = world_settings(p.config.data.get("world"))
     if not world["hidden_acoustics"]:
         raise app.UsageError(f"{path}: its training world has no hidden acoustics to name")
     if p.tokenizer is None:

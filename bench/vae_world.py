@@ -27,7 +27,7 @@ import types
 import numpy as np
 from absl import app, flags
 
-from data_pipelines.synthetic.heldout import hidden_settings
+from data_pipelines.synthetic.heldout import world_settings
 from salsa import bundle, io
 from salsa.evaluation import generation, hidden, report
 from salsa.inference import pipeline as pipeline_lib
@@ -81,7 +81,7 @@ def _row(audio, clips, p, probes) -> dict:
 def main(argv):
     del argv
     p = pipeline_lib.load(_PIPELINE.value)
-    world = hidden_settings(p.config.data.get("world"))
+    world = world_settings(p.config.data.get("world"))
     clips = generation.test_clips(p, _SPLIT.value, range(_CLIPS.value), float(p.config.window_s), world)
     probes = hidden.probes(p.sample_rate) if world["hidden_acoustics"] else None
     truth = [c.audio for c in clips]

@@ -24,7 +24,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = extract_base(generator.get_config("tiny"))
     # 4 s clips of the world at the sync encoder's frame size (size 0; 32 x 32 for the tiny encoders, as
     # the evaluation's held-out clips); training crops are 2 s.
-    # The world's hidden acoustics are off here; configs/tiny.py sets them from its data.world.
+    # The world's hidden acoustics and shutter are off here; configs/tiny.py sets them from its data.world.
     c.source = dict(
         kind="synthetic",
         clips=512,
@@ -34,6 +34,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         size=0,
         hidden_acoustics=False,
         hidden_caption_fraction=0.0,
+        shutter=0.0,
     )
     if arg == "folder":
         c.source = dict(kind="folder", dir="")

@@ -44,6 +44,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             channels=1,
             hidden_acoustics=False,
             hidden_caption_fraction=0.0,
+            shutter=0.0,
         ),
         seed=0,
         clips=256,  # rendered once; the tokenizer's vocabulary is their captions' words

@@ -386,7 +386,7 @@ def test_hidden_probes_score_generated_audio_with_intervals():
     geometry = heldout.ClipGeometry(
         sample_rate=16000, channels=1, sync_fps=24.0, semantic_fps=8.0, sync_size=32, semantic_size=16
     )
-    world = heldout.hidden_settings({"hidden_acoustics": True, "hidden_caption_fraction": 0.5})
+    world = heldout.world_settings({"hidden_acoustics": True, "hidden_caption_fraction": 0.5})
     clips = [heldout.test_clip(geometry, "test", i, 2.0, world) for i in range(6)]
     plain = heldout.test_clip(geometry, "test", 0, 2.0)
     assert np.array_equal(plain.frames24, clips[0].frames24) and "acoustics" not in plain.annotation
@@ -415,11 +415,12 @@ def test_hidden_probes_score_generated_audio_with_intervals():
         hidden.merged(row, hidden.scores([c.audio for c in clips[:5]], clips[:5], probes))
 
 
-def test_hidden_settings_follow_the_switch():
-    from data_pipelines.synthetic.heldout import hidden_settings
+def test_world_settings_follow_the_switch():
+    from data_pipelines.synthetic.heldout import world_settings
 
-    assert hidden_settings(None) == {"hidden_acoustics": False, "hidden_caption_fraction": 0.0}
-    off = hidden_settings({"hidden_acoustics": False, "hidden_caption_fraction": 0.5})
+    # a checkpoint from before the shutter existed: instantaneous frames, as it was trained on
+    assert world_settings(None) == {"hidden_acoustics": False, "hidden_caption_fraction": 0.0, "shutter": 0.0}
+    off = world_settings({"hidden_acoustics": False, "hidden_caption_fraction": 0.5})
     assert off["hidden_caption_fraction"] == 0.0  # the fraction counts only with hidden acoustics on
 
 

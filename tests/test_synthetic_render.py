@@ -33,7 +33,13 @@ def test_render_hidden_acoustics_records_them_and_names_them_in_captions(tmp_pat
 
 @pytest.mark.parametrize(
     "args",
-    [["--seconds", "1"], ["--channels", "5"], ["--n", "0"], ["--hidden-caption-fraction", "0.5"]],
+    [
+        ["--seconds", "1"],
+        ["--channels", "5"],
+        ["--n", "0"],
+        ["--hidden-caption-fraction", "0.5"],
+        ["--shutter", "2"],
+    ],
 )
 def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys, args):
     assert render.main(["--out", str(tmp_path / "x"), *args]) == 2

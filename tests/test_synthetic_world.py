@@ -141,6 +141,40 @@ def test_contacts_are_visible_in_the_frame_where_they_happen():
             assert height <= c.speed * 0.5 / config.fps + 0.01, (c, height)
 
 
+def test_a_shutter_draws_each_frame_as_the_mean_of_its_exposure():
+    """With the shutter open for half the frame interval, a frame is the mean of the instantaneous
+    pictures at the physics steps inside the opening (10 of 20 per frame): moving objects blur, the
+    rest stays as it was; events, sound and a one-sample opening are those of instantaneous frames."""
+    import dataclasses
+
+    from data_pipelines.synthetic import picture
+
+    config = WorldConfig(seconds=2.0, height=48, width=48, sample_rate=16000, channels=1)
+    blurred = dataclasses.replace(config, shutter=0.5)
+    sharp, open_ = make_clip(config, 5, 2), make_clip(blurred, 5, 2)
+    assert sharp.annotation == open_.annotation and np.array_equal(sharp.audio, open_.audio)
+    one = make_clip(dataclasses.replace(config, shutter=1 / config.substeps), 5, 2)
+    assert np.array_equal(one.frames, sharp.frames)  # one sample is the frame's own time
+    scene = sample_scene(config, np.random.default_rng([5, 2]))
+    motion = physics.simulate(scene, config)
+    # the instantaneous picture at step j of every frame: the step poses moved j steps earlier
+    shots = [
+        picture.frames(
+            scene,
+            dataclasses.replace(motion, step_poses=np.roll(motion.step_poses, -j, axis=0)),
+            config,
+            np.random.default_rng(0),
+        ).astype(np.float64)
+        for j in range(10)
+    ]
+    mean = np.mean(shots, axis=0)
+    frames = picture.frames(scene, motion, blurred, np.random.default_rng(0)).astype(np.float64)
+    error = np.abs(frames - mean)[:-1]  # the last frame's rolled steps wrap around to the first
+    assert error.mean() < 0.05 and np.quantile(error, 0.999) <= 1.0, (error.mean(), error.max())
+    moved = np.abs(shots[9] - shots[0])[:-1] > 8  # pixels an object crossed while the shutter was open
+    assert moved.any() and np.abs(frames - shots[0])[:-1][moved].mean() > 4  # there the frame is blurred
+
+
 def test_annotation_has_every_field_and_a_caption_naming_the_materials():
     clip = make_clip(WorldConfig(seconds=6.0), 3, 0)
     a = clip.annotation
@@ -175,6 +209,7 @@ def test_annotation_has_every_field_and_a_caption_naming_the_materials():
         dict(fps=0.0),
         dict(hidden_caption_fraction=0.5),  # without hidden_acoustics it would do nothing
         dict(hidden_caption_fraction=1.5, hidden_acoustics=True),
+        dict(shutter=1.5),
     ],
 )
 def test_bad_settings_are_refused_by_name(change):

@@ -8,43 +8,33 @@ import numpy as np
 
 from configs import tiny
 from data_pipelines.extract.sources import Decoding, make
-from data_pipelines.synthetic.heldout import hidden_settings
+from data_pipelines.synthetic.heldout import world_settings
 from salsa.training import stages
 
 
 def _worlds(c) -> dict:
-    """The hidden-acoustics settings each consumer of the tiny pipeline sees."""
+    """The world settings (hidden acoustics, caption fraction, shutter) each consumer of the tiny
+    pipeline sees; the VAE's clips are sound only."""
+    fields = ("hidden_acoustics", "hidden_caption_fraction", "shutter")
     gen = stages.generator_config(c)
     extract = c.stages.extract.source
     return {
-        "sync": (c.stages.sync.data.world.hidden_acoustics, c.stages.sync.data.world.hidden_caption_fraction),
-        "siglip": (
-            c.stages.siglip.data.world.hidden_acoustics,
-            c.stages.siglip.data.world.hidden_caption_fraction,
-        ),
-        "extract": (extract.hidden_acoustics, extract.hidden_caption_fraction),
+        "sync": tuple(c.stages.sync.data.world[k] for k in fields),
+        "siglip": tuple(c.stages.siglip.data.world[k] for k in fields),
+        "extract": tuple(extract[k] for k in fields),
         "vae": (c.stages.vae.data.world.hidden_acoustics, None),
-        "evaluation": tuple(hidden_settings(json.loads(gen.to_json())["data"]["world"]).values()),
+        "evaluation": tuple(world_settings(json.loads(gen.to_json())["data"]["world"]).values()),
     }
 
 
-def test_hidden_world_is_on_everywhere_by_default_and_one_override_turns_it_off():
+def test_world_is_the_same_everywhere_and_one_override_changes_it_everywhere():
     c = tiny.get_config()
-    assert _worlds(c) == {
-        "sync": (True, 0.5),
-        "siglip": (True, 0.5),
-        "extract": (True, 0.5),
-        "vae": (True, None),
-        "evaluation": (True, 0.5),
-    }
+    on = (True, 0.5, 0.5)
+    assert _worlds(c) == {"sync": on, "siglip": on, "extract": on, "vae": (True, None), "evaluation": on}
     c.data.world.hidden_acoustics = False  # --config.data.world.hidden_acoustics=false
-    assert _worlds(c) == {
-        "sync": (False, 0.0),
-        "siglip": (False, 0.0),
-        "extract": (False, 0.0),
-        "vae": (False, None),
-        "evaluation": (False, 0.0),
-    }
+    c.data.world.shutter = 0.0  # --config.data.world.shutter=0
+    off = (False, 0.0, 0.0)
+    assert _worlds(c) == {"sync": off, "siglip": off, "extract": off, "vae": (False, None), "evaluation": off}
 
 
 def test_extraction_renders_the_configured_world():

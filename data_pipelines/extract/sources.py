@@ -77,7 +77,7 @@ class SyntheticSource:
     """`clips` clips of the synthetic world, clip i = make_clip(world, seed, first + i), rendered at `size`
     pixels (0: the sync encoder's frame size, at which the evaluation renders its held-out clips; another
     size is refused by the extraction, as it would train the generator on resized frames and test it on
-    sharp ones); hidden_acoustics and hidden_caption_fraction are the world's
+    sharp ones); hidden_acoustics, hidden_caption_fraction and shutter are the world's
     (data_pipelines/synthetic/config.py). With audio_only the
     clips are captioned sound without their picture: a miniature audio-text set, whose records have no
     semantic or sync features (docs/records.md)."""
@@ -91,12 +91,15 @@ class SyntheticSource:
         size: int = 0,
         hidden_acoustics: bool = False,
         hidden_caption_fraction: float = 0.0,
+        shutter: float = 0.0,
         audio_only: bool = False,
     ):
         self.clips, self.seed, self.first, self.seconds, self.size = clips, seed, first, seconds, size
         self.audio_only = bool(audio_only)
-        self.hidden = dict(
-            hidden_acoustics=bool(hidden_acoustics), hidden_caption_fraction=float(hidden_caption_fraction)
+        self.world = dict(
+            hidden_acoustics=bool(hidden_acoustics),
+            hidden_caption_fraction=float(hidden_caption_fraction),
+            shutter=float(shutter),
         )
 
     def __len__(self) -> int:
@@ -116,7 +119,7 @@ class SyntheticSource:
             width=self.size or decoding.sync_size,
             sample_rate=decoding.sample_rate,
             channels=decoding.channels,
-            **self.hidden,
+            **self.world,
         )
         clip = make_clip(config, self.seed, self.first + index)
         if self.audio_only:

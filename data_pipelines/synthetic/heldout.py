@@ -23,7 +23,6 @@ from data_pipelines.synthetic.snippets import SnippetSpec, cut
 SPLITS = ("test", "validation")  # the builder's held-out splits; "train" shares seed 0 with training
 LONG_FIRST = 100_000  # long clips are indices LONG_FIRST.. of the split's seed, apart from window clips
 SHIFTS_S = (-1.0, -0.6, -0.2, 0.0, 0.2, 0.6, 1.0)  # the sync probe's audio shifts
-HIDDEN_FIELDS = ("hidden_acoustics", "hidden_caption_fraction")  # what a pipeline's data.world sets
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,14 +87,16 @@ def world_seed(split: str) -> int:
     return SPLIT_SEEDS[split]
 
 
-def hidden_settings(world: Mapping | None) -> dict:
-    """The hidden-acoustics fields of a pipeline's data.world (configs/tiny.py), as WorldConfig takes
-    them: off when absent, and no caption fraction when hidden acoustics are off."""
+def world_settings(world: Mapping | None) -> dict:
+    """The world fields a pipeline's data.world sets (configs/tiny.py), as WorldConfig takes them: the
+    hidden acoustics (off when absent, and no caption fraction when off) and the camera's shutter (0,
+    instantaneous frames, when absent: the world of checkpoints trained before it existed)."""
     world = dict(world or {})
     on = bool(world.get("hidden_acoustics", False))
     return {
         "hidden_acoustics": on,
         "hidden_caption_fraction": float(world.get("hidden_caption_fraction", 0.0)) * on,
+        "shutter": float(world.get("shutter", 0.0)),
     }
 
 
@@ -104,7 +105,7 @@ def test_clip(
 ) -> TestClip:
     """Clip `index` of the split's world seed, `seconds` long, rendered at `geometry`: frames at the
     sync rate and size, the semantic-rate frames picked from them and resized as extraction does.
-    world: the training world's hidden acoustics (`hidden_settings`), so the clips sound as in training."""
+    world: the training world's fields (`world_settings`), so the clips look and sound as in training."""
     g = geometry
     config = WorldConfig(
         seconds=max(2.0, seconds),  # the world renders at least 2 s; shorter clips are cut from it
@@ -113,7 +114,7 @@ def test_clip(
         width=g.sync_size,
         sample_rate=g.sample_rate,
         channels=g.channels,
-        **hidden_settings(world),
+        **world_settings(world),
     )
     clip = make_clip(config, world_seed(split), index)
     n24, n = round(seconds * g.sync_fps), round(seconds * g.sample_rate)

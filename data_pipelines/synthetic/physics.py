@@ -43,6 +43,7 @@ class Motion:
     """Everything the renderers need.
 
     frames: (num_frames, bodies, 3) x, y and angle at each frame time.
+    step_poses: (steps, bodies, 3) x, y and angle at each physics step boundary (the camera's exposure).
     step_times: (steps,) times of the physics step boundaries.
     step_states: (steps, bodies, 3) x, horizontal speed and grounded flag at each boundary.
     contacts: every contact, audible or not, in time order.
@@ -51,6 +52,7 @@ class Motion:
     """
 
     frames: np.ndarray
+    step_poses: np.ndarray
     step_times: np.ndarray
     step_states: np.ndarray
     contacts: list[Contact]
@@ -235,12 +237,12 @@ def simulate(scene: Scene, config: WorldConfig) -> Motion:
     world = _World(scene, config)
     step = 1.0 / (config.fps * config.substeps)
     launch_steps = {round(launch.time / step): launch for launch in scene.launches}
-    frames, step_times, step_states, launches = [], [], [], []
+    step_poses, step_times, step_states, launches = [], [], [], []
     for k in range(config.num_frames):
-        frames.append([(p[0], p[1], a) for p, a in zip(world.p, world.angle, strict=True)])
         for s in range(config.substeps):
             index = k * config.substeps + s
             start = index * step
+            step_poses.append([(p[0], p[1], a) for p, a in zip(world.p, world.angle, strict=True)])
             step_times.append(start)
             step_states.append(
                 [(p[0], v[0], float(g)) for p, v, g in zip(world.p, world.v, world.grounded, strict=True)]
@@ -258,8 +260,10 @@ def simulate(scene: Scene, config: WorldConfig) -> Motion:
             world.advance(step - elapsed)
     step_states_arr = np.asarray(step_states, np.float64)
     step_times_arr = np.asarray(step_times, np.float64)
+    poses = np.asarray(step_poses, np.float64)
     return Motion(
-        frames=np.asarray(frames, np.float64),
+        frames=poses[:: config.substeps],
+        step_poses=poses,
         step_times=step_times_arr,
         step_states=step_states_arr,
         contacts=world.contacts,

@@ -1,9 +1,11 @@
 """The frames: a side view of the box, its objects and the visible cause of the ambience.
 
 Objects are drawn with anti-aliased edges at their simulated position at each frame time, so a contact
-is seen in the frame where it happens. Each material has its own look: wood is brown with grain, metal
-grey with a bright highlight, glass pale and see-through with a rim, rubber dark and matte. Balls carry
-a dot that turns as they roll; blocks stay upright as they slide. A launched object glows briefly.
+is seen in the frame where it happens; with the world's `shutter` above 0, as the mean of their
+positions while the shutter is open (motion blur). Each material has its own look: wood is brown with
+grain, metal grey with a bright highlight, glass pale and see-through with a rim, rubber dark and matte.
+Balls carry a dot that turns as they roll; blocks stay upright as they slide. A launched object glows
+briefly.
 """
 
 from __future__ import annotations
@@ -103,20 +105,27 @@ def _draw_body(canvas: np.ndarray, pad: int, body, mat, view: _View, states: np.
     """Draws one object into every frame of `canvas` (frames, height + 2 pad, width + 2 pad, 3).
 
     The object's shading is computed for all frames at once inside a box that follows it; `pad` keeps
-    the box inside the canvas wherever the object is. `states` (frames, 3) are x, y and angle; `glow`
-    (frames,) marks frames that show a launch.
+    the box inside the canvas wherever the object is. `states` (frames, samples, 3) are x, y and angle at
+    each of a frame's exposure samples (one: an instantaneous frame); the frame shows their mean, a
+    motion-blurred object over what is behind it. `glow` (frames,) marks frames that show a launch.
     """
-    x, y, angle = states[:, 0], states[:, 1], states[:, 2, None, None]
-    cx, cy = view.pixel(x, y)
+    x, y, angle = states[..., 0], states[..., 1], states[..., 2, None, None]
+    cx, cy = view.pixel(x, y)  # (frames, samples)
     rx, ry = body.radius * view.sx, body.radius * view.sy
     edge = 3  # pixels of anti-aliasing and glow around the object
-    size_r, size_c = int(2 * ry) + 2 * edge + 2, int(2 * rx) + 2 * edge + 2
-    r0 = np.floor(cy - ry).astype(int) - edge
-    c0 = np.floor(cx - rx).astype(int) - edge
+    # The box holds the object at every sample of a frame: it starts at the topmost / leftmost one and
+    # is wider by the most any frame's samples spread (0 for instantaneous frames).
+    top, left = cy.min(axis=1), cx.min(axis=1)
+    spread_r = int(np.ceil((cy.max(axis=1) - top).max()))
+    spread_c = int(np.ceil((cx.max(axis=1) - left).max()))
+    size_r, size_c = int(2 * ry) + 2 * edge + 2 + spread_r, int(2 * rx) + 2 * edge + 2 + spread_c
+    r0 = np.floor(top - ry).astype(int) - edge
+    c0 = np.floor(left - rx).astype(int) - edge
     r0 = np.clip(r0, -pad, canvas.shape[1] - pad - size_r)
     c0 = np.clip(c0, -pad, canvas.shape[2] - pad - size_c)
-    u = (c0[:, None, None] + np.arange(size_c)[None, None, :] - cx[:, None, None]) / rx  # unit radius
-    v = (r0[:, None, None] + np.arange(size_r)[None, :, None] - cy[:, None, None]) / ry
+    # (frames, samples, rows, columns) in units of the radius
+    u = (c0[:, None, None, None] + np.arange(size_c)[None, None, None, :] - cx[:, :, None, None]) / rx
+    v = (r0[:, None, None, None] + np.arange(size_r)[None, None, :, None] - cy[:, :, None, None]) / ry
     dist = np.hypot(u, v) if body.shape == "ball" else np.maximum(np.abs(u), np.abs(v))
     scale = min(rx, ry)
     cover = np.clip((1 - dist) * scale + 0.5, 0, 1)
@@ -137,7 +146,14 @@ def _draw_body(canvas: np.ndarray, pad: int, body, mat, view: _View, states: np.
         dot = np.clip((0.18 - np.hypot(u - mu, v - mv)) * scale + 0.5, 0, 1) * cover
         color = color * (1 - dot[..., None]) + dot[..., None] * np.array([0.1, 0.1, 0.1])
         alpha = np.maximum(alpha, dot)
-    ring = np.clip(1 - np.abs(dist * scale - scale - 2.0), 0, 1) * glow[:, None, None]
+    ring = np.clip(1 - np.abs(dist * scale - scale - 2.0), 0, 1) * glow[:, None, None, None]
+    if states.shape[1] == 1:  # instantaneous: the object as drawn
+        alpha, color, ring = alpha[:, 0], color[:, 0], ring[:, 0]
+    else:  # the exposure's mean over a fixed background: mean coverage, coverage-weighted colour
+        weighted = (alpha[..., None] * color).mean(axis=1)
+        alpha = alpha.mean(axis=1)
+        color = weighted / np.maximum(alpha, 1e-6)[..., None]
+        ring = ring.mean(axis=1)
     alpha, ring = alpha[..., None].astype(np.float32), ring[..., None].astype(np.float32)
     color = color.astype(np.float32)
     for k in range(canvas.shape[0]):
@@ -145,6 +161,14 @@ def _draw_body(canvas: np.ndarray, pad: int, body, mat, view: _View, states: np.
         patch += alpha[k] * (color[k] - patch)
         if glow[k]:
             patch += ring[k] * (_GLOW_COLOR - patch)
+
+
+def exposure(motion: Motion, config: WorldConfig) -> np.ndarray:
+    """(frames, samples, bodies, 3): each frame's poses while the shutter is open, at the physics step
+    boundaries from the frame's time on (`config.shutter` of the frame interval; one sample at 0)."""
+    samples = max(1, round(config.shutter * config.substeps))
+    steps = motion.step_poses.reshape(config.num_frames, config.substeps, *motion.step_poses.shape[1:])
+    return steps[:, :samples]
 
 
 def frames(scene: Scene, motion: Motion, config: WorldConfig, rng: np.random.Generator) -> np.ndarray:
@@ -157,11 +181,12 @@ def frames(scene: Scene, motion: Motion, config: WorldConfig, rng: np.random.Gen
     canvas = np.zeros((config.num_frames, h + 2 * pad, w + 2 * pad, 3), np.float32)
     _background(scene, config, view, rng, canvas[:, pad : pad + h, pad : pad + w])
     t = np.arange(config.num_frames) / config.fps
+    poses = exposure(motion, config)
     for body in scene.bodies:
         glow = np.zeros(config.num_frames, bool)
         for launch_time, i in motion.launches:
             glow |= (i == body.id) & (t - launch_time >= 0) & (t - launch_time < _GLOW_S)
-        _draw_body(canvas, pad, body, materials.get(body.material), view, motion.frames[:, body.id], glow)
+        _draw_body(canvas, pad, body, materials.get(body.material), view, poses[:, :, body.id], glow)
     image = canvas[:, pad : pad + h, pad : pad + w]
     image *= 255
     image += 0.5

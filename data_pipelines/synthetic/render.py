@@ -43,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
         default=d.hidden_caption_fraction,
         help="fraction of captions that name the hidden acoustics (needs --hidden-acoustics)",
     )
+    p.add_argument(
+        "--shutter",
+        type=float,
+        default=d.shutter,
+        help="fraction of each frame interval the shutter is open, 0 to 1 (0: instantaneous frames; "
+        "0.5: a 180-degree shutter's motion blur)",
+    )
     return p
 
 
@@ -71,6 +78,7 @@ def _main(argv: list[str] | None) -> int:
         channels=args.channels,
         hidden_acoustics=args.hidden_acoustics,
         hidden_caption_fraction=args.hidden_caption_fraction,
+        shutter=args.shutter,
     )
     io.check_creatable(args.out, "--out", folder=True)
     paths = render(config, args.seed, range(args.first, args.first + args.n), args.out)
