@@ -1,6 +1,7 @@
 """How precisely a sync model's features place impacts: its shift top-1 and an exact-frame probe.
 
-    python -m bench.sync_timing --sync=default=runs/tiny/sync/export[,NAME=DIR ...] [--clips=240]
+    python -m bench.sync_timing --sync=default=runs/tiny/sync/export[,NAME=DIR ...] [--clips=240] \
+        [--shutter=0.5]
 
 For each sync bundle (a sync stage's WORKDIR/export), at its own frame size:
 - shift top-1: the model's own timing metric, the true audio among 7 shifts of 100 held-out 4 s
@@ -11,6 +12,9 @@ For each sync bundle (a sync stage's WORKDIR/export), at its own frame size:
   frame is how often it scores an impact's frame above every frame without an impact within ±3 frames
   (1 for features that mark impact frames; about 0.2 by chance on this world's dense impacts), overall
   and over the clips of each ambience (the picture's rain, room light or wind).
+
+Both draw their clips through the camera's shutter of --shutter (default the tiny pipeline's world's):
+measure a sync stage trained with `data.world.shutter` at the same value.
 
 The generator reads these features (docs/tiny_pipeline.md, "Where onset F1 is lost"). Prints one table;
 writes bench/results/sync_timing.json (--out).
@@ -25,14 +29,16 @@ from absl import app, flags
 
 from bench.material_cues import auc, ridge_probe
 from bench.sync_oracle import impact_code
+from configs import tiny
 from data_pipelines.synthetic import WorldConfig, heldout
+from data_pipelines.synthetic.heldout import world_settings
 from data_pipelines.synthetic.snippets import SnippetSpec
 from salsa import bundle, io
 from salsa.inference import encoders
 from salsa.metrics.sync_offset import shift_top1
 from salsa.models.encoders.sync import SyncConfig, SyncModel
 
-WORLD = {"hidden_acoustics": True, "hidden_caption_fraction": 0.5}  # the tiny pipeline's world
+WORLD = world_settings(tiny.get_config().data.world.to_dict())  # the tiny pipeline's world
 WINDOW = 3  # frames either side of an impact among which the probe's highest score is looked for
 
 
@@ -74,17 +80,19 @@ def frame_probe(
     return out
 
 
-def probe_clips(size: int, clips: int, sample_rate: int = 16000, fps: float = 24.0) -> list:
-    """The first `clips` 2 s test clips of the world with hidden acoustics (the tiny pipeline's), at
-    `size` pixels: the frame probe's clips."""
+def probe_clips(
+    size: int, clips: int, sample_rate: int = 16000, fps: float = 24.0, world: dict | None = None
+) -> list:
+    """The first `clips` 2 s test clips of `world` (world_settings fields; default the tiny pipeline's,
+    WORLD), at `size` pixels: the frame probe's clips."""
     geometry = heldout.ClipGeometry(sample_rate, 1, fps, 8.0, size, size)
-    return [heldout.test_clip(geometry, "test", i, 2.0, WORLD) for i in range(clips)]
+    return [heldout.test_clip(geometry, "test", i, 2.0, world or WORLD) for i in range(clips)]
 
 
-def probe(model: SyncModel, clips: int) -> dict:
+def probe(model: SyncModel, clips: int, world: dict | None = None) -> dict:
     """frame_probe of `model`'s features of its `clips` probe_clips, overall and by ambience."""
     c = model.config
-    test = probe_clips(c.video.image_size, clips, c.frontend.sample_rate, c.fps)
+    test = probe_clips(c.video.image_size, clips, c.frontend.sample_rate, c.fps, world)
     features = [np.asarray(encoders.sync(model, t.frames24)) for t in test]
     labels = [impact_frames(t.annotation, len(f), c.fps) for t, f in zip(test, features, strict=True)]
     ambience = [t.annotation["ambience"]["kind"] for t in test]
@@ -94,14 +102,17 @@ def probe(model: SyncModel, clips: int) -> dict:
     }
 
 
-def measure(path: str, clips: int) -> dict:
+def measure(path: str, clips: int, world: dict | None = None) -> dict:
     """Shift top-1 and probe() of the sync bundle at `path`."""
     model = bundle.from_bundle(path, "sync", SyncModel, SyncConfig)
     size, c = model.config.video.image_size, model.config
-    plain = WorldConfig(seconds=4.0, height=size, width=size, sample_rate=c.frontend.sample_rate, channels=1)
+    shutter = (world or WORLD)["shutter"]  # the plain world (no hidden acoustics) through the same camera
+    plain = WorldConfig(
+        seconds=4.0, height=size, width=size, sample_rate=c.frontend.sample_rate, channels=1, shutter=shutter
+    )
     spec = SnippetSpec(1, 1, c.snippet_frames, c.snippet_samples)
     top1, chance = shift_top1(model, *heldout.shift_snippets(plain, 12345, 100, spec))
-    return {"shift_top1": top1, "shift_chance": chance, **probe(model, clips)}
+    return {"shift_top1": top1, "shift_chance": chance, **probe(model, clips, world)}
 
 
 def table(rows: dict[str, dict]) -> str:
@@ -125,7 +136,7 @@ def main(argv: list[str]) -> None:
     rows = {}
     for item in _SYNC.value.split(","):
         name, path = item.split("=", 1)
-        rows[name] = {"sync": path, **measure(path, _CLIPS.value)}
+        rows[name] = {"sync": path, **measure(path, _CLIPS.value, {**WORLD, "shutter": _SHUTTER.value})}
     print(f"sync features: shift top-1 (100 clips) and an impact-frame probe ({_CLIPS.value} test clips)")
     print(table(rows))
     io.write_json(_OUT.value, rows)
@@ -135,6 +146,9 @@ if __name__ == "__main__":
     # Flags exist only when the bench runs as a program: tests import several benches into one process.
     _SYNC = flags.DEFINE_string(
         "sync", "default=runs/tiny/sync/export", "NAME=DIR of sync bundles, comma-separated"
+    )
+    _SHUTTER = flags.DEFINE_float(
+        "shutter", WORLD["shutter"], "the probe clips' shutter (default the tiny pipeline's world's)"
     )
     _CLIPS = flags.DEFINE_integer(
         "clips", 240, "held-out test clips for the frame probe (2/3 fit, 1/3 scored)"

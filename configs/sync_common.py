@@ -30,7 +30,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.max_consecutive_skips = 10
     # The synthetic world at the encoders' resolution: 24 fps, 16 kHz mono.
     c.data = dict(
-        world=dict(seconds=8.0, fps=24.0, height=288, width=288, sample_rate=16000, channels=1),
+        world=dict(seconds=8.0, fps=24.0, height=288, width=288, sample_rate=16000, channels=1, shutter=0.0),
         seed=0,
         pool_clips=0,  # 0: render clips on demand
         num_clips=1_000_000,

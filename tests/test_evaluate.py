@@ -87,7 +87,7 @@ def test_writes_every_metric_for_every_step_and_the_plots(evaluated):
     assert [len(long[m]["segments"]) for m in ("iterative", "one_shot", "ground_truth")] == [2, 2, 2]
     # hidden acoustics: the probes on every reference row and on both prompts of the text experiment,
     # each with its interval; the codec row scored like everything else
-    assert saved["world"] == {"hidden_acoustics": True, "hidden_caption_fraction": 0.0}
+    assert saved["world"] == {"hidden_acoustics": True, "hidden_caption_fraction": 0.0, "shutter": 0.0}
     probes = ("room_accuracy", "microphone_accuracy", "pitch_accuracy")
     for row in [*saved["reference"]["lengths"].values(), saved["text"]["plain"], saved["text"]["hidden"]]:
         assert set(probes) <= set(row) and set(probes) <= set(row["interval"])

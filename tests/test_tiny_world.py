@@ -29,11 +29,11 @@ def _worlds(c) -> dict:
 
 def test_world_is_the_same_everywhere_and_one_override_changes_it_everywhere():
     c = tiny.get_config()
-    on = (True, 0.5, 0.5)
+    on = (True, 0.5, 0.0)
     assert _worlds(c) == {"sync": on, "siglip": on, "extract": on, "vae": (True, None), "evaluation": on}
     c.data.world.hidden_acoustics = False  # --config.data.world.hidden_acoustics=false
-    c.data.world.shutter = 0.0  # --config.data.world.shutter=0
-    off = (False, 0.0, 0.0)
+    c.data.world.shutter = 0.5  # --config.data.world.shutter=0.5
+    off = (False, 0.0, 0.5)
     assert _worlds(c) == {"sync": off, "siglip": off, "extract": off, "vae": (False, None), "evaluation": off}
 
 
