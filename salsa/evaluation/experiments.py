@@ -128,7 +128,7 @@ class Shared:
     steps: int
     cfg: float
     probes: acoustic_probes.AcousticProbes | None = None
-    world: dict | None = None  # the clips' hidden-acoustics settings (heldout.world_settings)
+    world: dict | None = None  # the clips' world fields: hidden acoustics, shutter (heldout.world_settings)
     ahead: Ahead = dataclasses.field(default_factory=Ahead)
 
 

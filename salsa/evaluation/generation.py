@@ -36,7 +36,7 @@ def test_clips(
     p: pipeline_lib.Pipeline, split: str, indices: Sequence[int], seconds: float, world=None
 ) -> list[TestClip]:
     """Held-out clips `indices` of `split`, `seconds` long, at the checkpoint's geometry, in the world
-    `world` (hidden-acoustics fields, heldout.world_settings; None: the default world)."""
+    `world` (hidden acoustics and shutter, heldout.world_settings; None: the default world)."""
     geometry = clip_geometry(p)
     return [test_clip(geometry, split, i, seconds, world) for i in indices]
 
