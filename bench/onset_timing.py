@@ -128,14 +128,24 @@ def generated(p: pipeline_lib.Pipeline, test: Sequence, steps: int) -> list[np.n
     return generation.generate(p, test, steps=steps, cfg=cfg, seed=0)
 
 
+def names(paths: Sequence[str]) -> list[str]:
+    """A row name per pipeline: its stage folder ("generator" of runs/tiny/generator/pipeline), with as
+    many folders above it as tell the pipelines apart ("a/generator" beside "b/generator")."""
+    folders = [os.path.dirname(os.path.abspath(p)).split(os.sep) for p in paths]
+    for depth in range(1, max(map(len, folders)) + 1):
+        named = ["/".join(f[-depth:]) for f in folders]
+        if len(set(named)) == len(named):
+            return named
+    raise ValueError(f"the same pipeline named twice: {list(paths)}")
+
+
 def measure(paths: Sequence[str], clips: int, steps: int) -> dict:
     """rows() of each pipeline's generation on `clips` test clips (the first pipeline's codec)."""
     first = pipeline_lib.load(paths[0])
     test = held_out(first, clips)
     audio = {}
-    for path in paths:
-        name = f"{os.path.basename(os.path.dirname(os.path.abspath(path)))}, {steps} steps"
-        audio[name] = generated(pipeline_lib.load(path), test, steps)
+    for path, name in zip(paths, names(paths), strict=True):
+        audio[f"{name}, {steps} steps"] = generated(pipeline_lib.load(path), test, steps)
     return {"clips": clips, "steps": steps, "pipelines": list(paths), **scores(first, test, audio)}
 
 

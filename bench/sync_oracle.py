@@ -1,6 +1,7 @@
 """What onset F1 the tiny generator reaches when its sync stream knows exactly when impacts happen.
 
-    python -m bench.sync_oracle [--run=runs/tiny] [--workdir=runs/sync_oracle] [--clips=128] [--steps=8]
+    python -m bench.sync_oracle [--run=runs/tiny] [--workdir=runs/sync_oracle] [--clips=128] [--steps=8] \
+        [--exact=0.75] [--nophase]
 
 Issue 16's onset target asks the generator for 0.9 x the codec's onset F1. Whether the generator, the
 VAE or the sync encoder stands in the way is an experiment: the run's extracted clips are written again
@@ -13,7 +14,10 @@ channels written into their sync features. The run's own generator and the codec
 (bench.onset_timing's table: F1 at ±25-200 ms, impacts by their nearest detected onset).
 
 A generator that reaches the codec's F1 with the oracle stream and not with the sync encoder's has its
-onsets limited by the sync encoder. Prints one table; writes bench/results/sync_oracle.json (--out).
+onsets limited by the sync encoder. How exact the sync encoder would have to be is asked with a coarser
+oracle: `--nophase` codes the frame alone (channel 1 stays 0), `--exact=P` codes each impact one frame
+early or late with probability 1 - P (each arm its own --workdir). Prints one table; writes
+bench/results/sync_oracle.json (--out).
 """
 
 from __future__ import annotations
@@ -39,14 +43,30 @@ from salsa.metrics import onsets
 CHANNELS = 2  # sync feature channels the oracle overwrites
 
 
-def impact_code(annotation: dict, frames: int, amplitude: float, fps: float = 24.0) -> np.ndarray:
+def impact_code(
+    annotation: dict,
+    frames: int,
+    amplitude: float,
+    fps: float = 24.0,
+    exact: float = 1.0,
+    phase: bool = True,
+) -> np.ndarray:
     """(frames, CHANNELS): amplitude in channel 0 at the frame where each ground-truth impact starts
-    (onsets.reference_onsets), amplitude x (the impact's phase in that frame - 0.5) in channel 1."""
+    (onsets.reference_onsets), amplitude x (the impact's phase in that frame - 0.5) in channel 1.
+
+    A coarser stream, to ask how exact a sync encoder must be: `phase=False` leaves channel 1 at zero
+    (the frame alone), and `exact` < 1 moves each impact one frame early or late (even odds) with
+    probability 1 - exact, drawn from the clip's (seed, index), so a clip is coded alike wherever it
+    is coded."""
     code = np.zeros((frames, CHANNELS), np.float32)
+    rng = np.random.default_rng([annotation.get("seed", 0), annotation.get("index", 0)])
     for t in onsets.reference_onsets(annotation)[0]:
         k = int(np.floor(t * fps))
+        miss, early = rng.random() >= exact, rng.random() < 0.5
+        if miss:
+            k += -1 if early else 1
         if 0 <= k < frames:
-            code[k] = (amplitude, amplitude * (t * fps - k - 0.5))
+            code[k] = (amplitude, amplitude * (t * fps - k - 0.5) if phase and not miss else 0.0)
     return code
 
 
@@ -56,9 +76,12 @@ def amplitude_of(extract: str) -> float:
     return float(np.median(np.concatenate([r["sync"] for r in clips]).std(0)))
 
 
-def write_oracle_extract(extract: str, out: str, amplitude: float) -> None:
-    """The synthetic-world shards of `extract` rewritten into `out` with impact_code in their sync
-    features; extraction.json and done.json copied last (a finished rewrite has them)."""
+def write_oracle_extract(
+    extract: str, out: str, amplitude: float, exact: float = 1.0, phase: bool = True
+) -> None:
+    """The synthetic-world shards of `extract` rewritten into `out` with impact_code (its `exact` and
+    `phase`) in their sync features; extraction.json and done.json copied last (a finished rewrite has
+    them)."""
     with open(os.path.join(extract, "done.json")) as f:
         source = json.load(f)["settings"]["source"]
     with open(os.path.join(extract, "extraction.json")) as f:
@@ -84,7 +107,7 @@ def write_oracle_extract(extract: str, out: str, amplitude: float) -> None:
         if annotation["caption"] != r["caption"]:
             raise SystemExit(f"{r['id']}: the world rendered here is not the extraction's (captions differ).")
         sync = np.array(r["sync"])
-        sync[:, :CHANNELS] = impact_code(annotation, len(sync), amplitude, world.fps)
+        sync[:, :CHANNELS] = impact_code(annotation, len(sync), amplitude, world.fps, exact, phase)
         rewritten.append({**r, "sync": sync})
     records.write_shards(rewritten, out, len(paths))
     for name in ("extraction.json", "done.json"):
@@ -92,11 +115,13 @@ def write_oracle_extract(extract: str, out: str, amplitude: float) -> None:
             g.write(f.read())
 
 
-def oracle_sync(clips, amplitude: float) -> Callable:
+def oracle_sync(clips, amplitude: float, exact: float = 1.0, phase: bool = True) -> Callable:
     """encoders.sync with each test clip's impact_code written over its features (clips are told apart
     by their frames); frames of no test clip are an error."""
     n = len(clips[0].frames24)  # one window: every clip has as many frames
-    codes = {c.frames24.tobytes(): impact_code(c.annotation, n, amplitude) for c in clips}
+    codes = {
+        c.frames24.tobytes(): impact_code(c.annotation, n, amplitude, exact=exact, phase=phase) for c in clips
+    }
     original = encoders.sync
 
     def sync(model, frames, *args, **kwargs):
@@ -110,6 +135,12 @@ def oracle_sync(clips, amplitude: float) -> Callable:
     return sync
 
 
+def label(exact: float, phase: bool) -> str:
+    """The oracle stream in words, e.g. "frame and phase" or "frame only, 0.75 in their frame"."""
+    what = "frame and phase" if phase else "frame only"
+    return what if exact == 1.0 else f"{what}, {exact:g} in their frame"
+
+
 def main(argv: list[str]) -> None:
     del argv
     run, work = os.path.abspath(_RUN.value), os.path.abspath(_WORKDIR.value)
@@ -118,9 +149,17 @@ def main(argv: list[str]) -> None:
         link = os.path.join(work, stage)
         if not os.path.islink(link):
             os.symlink(os.path.join(run, stage), link)
+    stream = {"exact": _EXACT.value, "phase": _PHASE.value}
+    settings = os.path.join(work, "oracle.json")
+    if os.path.isfile(settings):
+        with open(settings) as f:
+            held = json.load(f)
+        if held != stream:
+            raise SystemExit(f"{work} holds an oracle of {held}, not {stream}: use another --workdir.")
+    io.write_json(settings, stream)
     extract, amplitude = os.path.join(work, "extract"), amplitude_of(os.path.join(run, "extract"))
     if not os.path.isfile(os.path.join(extract, "done.json")):
-        write_oracle_extract(os.path.join(run, "extract"), extract, amplitude)
+        write_oracle_extract(os.path.join(run, "extract"), extract, amplitude, _EXACT.value, _PHASE.value)
     subprocess.run(
         [sys.executable, "-m", "salsa.train", "--config=configs/tiny.py", f"--workdir={work}"]
         + ["--config.run=generator"],
@@ -131,9 +170,9 @@ def main(argv: list[str]) -> None:
     oracle = pipeline_lib.load(os.path.join(work, "generator", "pipeline"))
     test = onset_timing.held_out(own, _CLIPS.value)
     audio = {"the run's generator, its sync encoder": onset_timing.generated(own, test, _STEPS.value)}
-    long_form.encoders.sync = oracle_sync(test, amplitude)
-    audio["generator trained and sampled with the oracle stream"] = onset_timing.generated(
-        oracle, test, _STEPS.value
+    long_form.encoders.sync = oracle_sync(test, amplitude, _EXACT.value, _PHASE.value)
+    audio[f"generator trained and sampled with the oracle stream ({label(**stream)})"] = (
+        onset_timing.generated(oracle, test, _STEPS.value)
     )
     scored = onset_timing.scores(own, test, audio)
     rows, groups = scored["rows"], scored["by_ambience"]
@@ -143,7 +182,8 @@ def main(argv: list[str]) -> None:
     print("\nF1 at ±50 ms by the clips' ambience")
     print(onset_timing.ambience_table(groups))
     io.write_json(
-        _OUT.value, {"run": run, "workdir": work, "amplitude": amplitude, "rows": rows, "by_ambience": groups}
+        _OUT.value,
+        {"run": run, "workdir": work, "amplitude": amplitude, **stream, "rows": rows, "by_ambience": groups},
     )
 
 
@@ -153,5 +193,9 @@ if __name__ == "__main__":
     _WORKDIR = flags.DEFINE_string("workdir", "runs/sync_oracle", "where the oracle generator trains")
     _CLIPS = flags.DEFINE_integer("clips", 128, "held-out test clips")
     _STEPS = flags.DEFINE_integer("steps", 8, "sampling steps")
+    _EXACT = flags.DEFINE_float(
+        "exact", 1.0, "share of impacts coded in their frame; the others one frame early or late"
+    )
+    _PHASE = flags.DEFINE_bool("phase", True, "code each impact's phase in its frame (channel 1)")
     _OUT = flags.DEFINE_string("out", "bench/results/sync_oracle.json", "JSON results")
     app.run(main)

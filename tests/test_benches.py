@@ -116,6 +116,20 @@ def test_onset_timing_bins_each_impact_by_its_nearest_onset_and_widens_the_toler
     assert missed["nearest"] == [0.25, 0.0, 0.0, 0.0, 0.75]
 
 
+def test_onset_timing_names_each_pipeline_apart_from_the_others():
+    from bench.onset_timing import names
+
+    runs = ["runs/tiny/generator/pipeline", "runs/tiny/generator_flow/pipeline"]
+    assert names(runs) == ["generator", "generator_flow"]
+    # Two runs' generators share their stage folder: the run's folder tells them apart.
+    assert names(["/a/tiny/generator/pipeline", "/b/arm/generator/pipeline"]) == [
+        "tiny/generator",
+        "arm/generator",
+    ]
+    with pytest.raises(ValueError, match="named twice"):
+        names(["runs/tiny/generator/pipeline", "runs/tiny/generator/pipeline/"])
+
+
 def test_onset_timing_splits_clips_and_their_generations_by_ambience(monkeypatch):
     from bench import onset_timing
 
@@ -158,6 +172,30 @@ def test_sync_oracle_codes_each_impact_in_its_frame_and_only_for_test_clips(monk
     assert np.all(features[np.arange(48) != 12, 0] == 0.0)
     with pytest.raises(ValueError, match="no test clip"):
         sync(None, frames[::-1])
+
+
+def test_a_coarser_oracle_moves_the_share_of_impacts_it_is_told_to_by_one_frame():
+    from bench.sync_oracle import impact_code
+
+    times = np.arange(400) / 24.0 * 3 + 0.01  # impacts 3 frames apart, early in their frame
+    annotation = {
+        "seed": 0,
+        "index": 7,
+        "events": [{"kind": "impact", "time": t, "material": "wood"} for t in times],
+    }
+    truth = np.floor(times * 24).astype(int)
+    exact = impact_code(annotation, 1300, 1.0)
+    assert np.flatnonzero(exact[:, 0]).tolist() == truth.tolist()
+    np.testing.assert_allclose(exact[truth, 1], 0.24 - 0.5, atol=1e-4)  # phase 0.24 of a frame
+    coarse = impact_code(annotation, 1300, 1.0, exact=0.75, phase=False)
+    coded = np.flatnonzero(coarse[:, 0])
+    assert len(coded) == len(truth) and np.all(coarse[:, 1] == 0.0)
+    offsets = coded - truth  # impacts 3 frames apart stay in order
+    assert set(offsets.tolist()) == {-1, 0, 1} and abs(np.mean(offsets == 0) - 0.75) < 0.06
+    assert abs(np.mean(offsets == 1) - np.mean(offsets == -1)) < 0.07
+    np.testing.assert_array_equal(coarse, impact_code(annotation, 1300, 1.0, exact=0.75, phase=False))
+    other = impact_code({**annotation, "index": 8}, 1300, 1.0, exact=0.75, phase=False)
+    assert not np.array_equal(coarse, other)  # each clip draws its own
 
 
 def test_sync_timing_probe_finds_the_impact_frame_when_a_feature_marks_it():
