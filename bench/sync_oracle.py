@@ -56,8 +56,8 @@ def impact_code(
 
     A coarser stream, to ask how exact a sync encoder must be: `phase=False` leaves channel 1 at zero
     (the frame alone), and `exact` < 1 moves each impact one frame early or late (even odds) with
-    probability 1 - exact, drawn from the clip's (seed, index), so a clip is coded alike wherever it
-    is coded."""
+    probability 1 - exact (its phase then 0), drawn from the clip's (seed, index), so a clip is coded
+    alike wherever it is coded."""
     code = np.zeros((frames, CHANNELS), np.float32)
     rng = np.random.default_rng([annotation.get("seed", 0), annotation.get("index", 0)])
     for t in onsets.reference_onsets(annotation)[0]:

@@ -59,9 +59,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.stages.siglip = siglip_tiny.get_config()
     # 4x the steps on 8x the pool of configs/sync_tiny.py: shift top-1 0.49 -> 0.81, exact frame 0.38 ->
     # 0.44 (bench.sync_timing), and the generator's onset F1 at 8 steps 0.518 +- 0.027 -> 0.616 +- 0.022
-    # (128 test clips, separated; 0.72x -> 0.86x the codec's) for about 3 min more of the sync stage,
-    # which runs beside the VAE. Either alone does not: the 2,048-clip pool at 1,500 steps 0.39, 3,000
-    # steps on 256 clips 0.38 (docs/tiny_pipeline.md, "The sync stage was data-starved").
+    # (128 test clips, separated; 0.72x -> 0.86x the codec's). The stage takes 7:47 instead of 2:37 and
+    # its lane (sync, then SigLIP) now sets the first wave: the main job 23:25 -> 28:04 on a fresh clone.
+    # Either alone does not: the 2,048-clip pool at 1,500 steps 0.39, 3,000 steps on 256 clips 0.36
+    # (docs/tiny_pipeline.md, "The sync stage was data-starved").
     c.stages.sync.total_steps = 6000
     c.stages.sync.data.pool_clips = 2048
     # 3x the steps on 4x the clips of configs/siglip_tiny.py: the image tower reads the clip's objects
