@@ -49,7 +49,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # (salsa.training.stages.OPTIONAL: generator_guided), "all" every stage (stages.ORDER).
     c.run = "default"
     # Stages that wait for nothing unfinished run this many at once (salsa/training/processes.py `waves`:
-    # vae beside sync then siglip, generator beside generator_flow), the others in a spawned process:
+    # vae, sync and siglip; generator beside generator_flow), the others in a spawned process, each process
+    # taking the next stage when its own ends (siglip after the VAE, beside the sync stage):
     # on 2 cores 19:17 for the first wave instead of 22:24 in turn, 19:42 instead of 23:14 for the
     # generators (docs/tiny_pipeline.md). 1 runs every stage in turn in this process.
     c.parallel_stages = 2

@@ -101,16 +101,24 @@ def test_a_finished_stage_that_reruns_on_changed_settings_runs_again(tmp_path):
         assert json.load(f)["settings"] == {"guided": "g"}
 
 
-def _meeting_stage(name: str, other: str | None, fail_once: bool, out: str) -> None:
-    """Marks itself started, waits up to 60 s for `other` to start (so it passes only when the two run
-    at once), fails its first attempt with fail_once, then writes its process id as the result."""
+def _meeting_stage(name: str, others: tuple[str, ...], fail_once: bool, out: str) -> None:
+    """Marks itself started (its process id in NAME.started), waits up to 60 s for each of `others`: for
+    OTHER to have started, or for its result with "OTHER/" (so it passes only when the stages overlap as
+    asked), fails its first attempt with fail_once, then writes its process id as the result."""
     root = os.path.dirname(out)
-    open(os.path.join(root, f"{name}.started"), "w").close()
+    with open(os.path.join(root, f"{name}.started"), "w") as f:
+        f.write(str(os.getpid()))
     deadline = time.monotonic() + 60
-    while other and not os.path.exists(os.path.join(root, f"{other}.started")):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{name} ran without {other}")
-        time.sleep(0.05)
+    for other in others:
+        path = (
+            os.path.join(root, other, "result")
+            if other.endswith("/")
+            else os.path.join(root, f"{other}.started")
+        )
+        while not os.path.exists(path):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} ran without {other}")
+            time.sleep(0.05)
     if fail_once and not os.path.exists(os.path.join(out, "failed")):
         open(os.path.join(out, "failed"), "w").close()
         raise RuntimeError(f"{name} fails once")
@@ -118,36 +126,37 @@ def _meeting_stage(name: str, other: str | None, fail_once: bool, out: str) -> N
         f.write(str(os.getpid()))
 
 
-def test_parallel_stages_run_a_wave_at_once_in_two_processes_and_a_failure_resumes(tmp_path, capfd):
-    def stage(name, other=None, fail_once=False, after=()):
-        run = functools.partial(_meeting_stage, name, other, fail_once)
+def test_parallel_stages_run_a_wave_at_once_each_process_taking_the_next_stage_when_free(tmp_path, capfd):
+    def stage(name, *others, fail_once=False, after=()):
+        run = functools.partial(_meeting_stage, name, others, fail_once)
         return stages.Stage(name, run, settings={"n": 1}, after=after)
 
-    # vae, sync and siglip wait for nothing (one wave: vae here, sync then siglip in a second process);
-    # extract comes after them.
+    # vae, sync and siglip wait for nothing (one wave); extract comes after them. vae runs here and sync
+    # in a second process, and sync ends only after siglip has: siglip must be taken by this process
+    # when vae ends, not wait behind sync (which then fails once).
     pipeline = [
         stage("vae", "sync"),
-        stage("sync", "vae"),
-        stage("siglip", fail_once=True),
+        stage("sync", "vae", "siglip/", fail_once=True),
+        stage("siglip"),
         stage("extract", after=("vae", "sync", "siglip")),
     ]
     assert [[s.name for s in w] for w in processes.waves(pipeline)] == [
         ["vae", "sync", "siglip"],
         ["extract"],
     ]
-    with pytest.raises(processes.StageFailed, match="stage\\(s\\) siglip failed in a second process"):
+    with pytest.raises(processes.StageFailed, match="stage\\(s\\) sync failed in a second process"):
         stages.run(pipeline, str(tmp_path), parallel=2)
-    pids = {n: int((tmp_path / n / "result").read_text()) for n in ("vae", "sync")}
-    assert pids["vae"] == os.getpid() != pids["sync"]  # met while both ran, in two processes
+    pids = {n: int((tmp_path / f"{n}.started").read_text()) for n in ("vae", "sync", "siglip")}
+    assert pids["vae"] == pids["siglip"] == os.getpid() != pids["sync"]  # two processes; siglip taken here
     logged = capfd.readouterr().err  # the second process logs its stages as this one does
     assert f"==== [2/4] sync -> {tmp_path / 'sync'} (process {pids['sync']}) ====" in logged
-    assert "RuntimeError: siglip fails once" in logged
-    assert (tmp_path / "sync" / "done.json").exists() and (tmp_path / "siglip" / "partial.json").exists()
+    assert "RuntimeError: sync fails once" in logged
+    assert (tmp_path / "siglip" / "done.json").exists() and (tmp_path / "sync" / "partial.json").exists()
     assert not (tmp_path / "extract").exists()  # after a failed wave nothing later starts
 
     summary = stages.run(pipeline, str(tmp_path), parallel=2)
-    assert summary["vae"]["skipped"] and summary["sync"]["skipped"] and summary["siglip"]["resumed"]
-    assert (tmp_path / "extract" / "result").exists() and not (tmp_path / "siglip" / "partial.json").exists()
+    assert summary["vae"]["skipped"] and summary["siglip"]["skipped"] and summary["sync"]["resumed"]
+    assert (tmp_path / "extract" / "result").exists() and not (tmp_path / "sync" / "partial.json").exists()
 
 
 def test_the_total_is_the_wall_time_of_waves_that_ran_side_by_side():

@@ -1,9 +1,10 @@
 """Stages of a pipeline side by side (salsa/training/stages.py, config.parallel_stages): which stages
 can run at once (`waves`), and the second processes that run them.
 
-Each process is spawned (a fresh interpreter: JAX is not fork-safe), runs its stages in turn through the
-runner's own function (`run_one(stage, workdir, label)`: done.json, partial.json and the header lines
-as in the first process) and logs to the same stderr. It dies with the pipeline's process
+Each process is spawned (a fresh interpreter: JAX is not fork-safe), takes the wave's next untaken stage
+whenever it is free (`Claims`), runs it through the runner's own function (`run_one(stage, workdir,
+label)`: done.json, partial.json and the header lines as in the first process) and logs to the same
+stderr. It dies with the pipeline's process
 (PR_SET_PDEATHSIG: a `kill -9` of the command takes it along) and a SIGTERM interrupts its stage as
 Ctrl-C does (partial.json written; the stage resumes from its checkpoints on the next run).
 """
@@ -43,16 +44,37 @@ class StageFailed(RuntimeError):
     """A stage run in a second process ended without finishing."""
 
 
-def start(run_one, group: list, workdir: str) -> multiprocessing.Process:
-    """A process running the group's (stage, label) pairs in turn; each stage's `run` must pickle."""
+class Claims:
+    """Which of a wave's n stages are taken, shared by the processes that run them: each process takes the
+    next untaken stage (`take`) when it is free, so no process idles while a stage waits behind another
+    (the tiny pipeline's first wave: SigLIP runs after the VAE, beside the longer sync stage). Passed to a
+    spawned process when it starts."""
+
+    def __init__(self, n: int, taken: int = 0):
+        self.n = n
+        self._next = multiprocessing.get_context("spawn").Value("i", taken)
+
+    def take(self) -> int | None:
+        """The index of the next untaken stage, now taken; None when all are."""
+        with self._next.get_lock():
+            k = self._next.value
+            if k >= self.n:
+                return None
+            self._next.value = k + 1
+            return k
+
+
+def start(run_one, jobs: dict[int, tuple], claims: Claims, workdir: str) -> multiprocessing.Process:
+    """A process running the (stage, label) pairs of `jobs` ({index: pair}) that it takes from `claims`,
+    one at a time, until none is left or one fails; each stage's `run` must pickle."""
     numba_cache.warm()  # before any process beside this one compiles librosa's gufuncs (salsa.numba_cache)
-    for stage, _ in group:
+    for stage, _ in jobs.values():
         try:
             pickle.dumps(stage)
         except Exception as e:
             raise TypeError(f"stage {stage.name!r} cannot run in a second process: {e}") from e
     process = multiprocessing.get_context("spawn").Process(
-        target=_child, args=(run_one, group, workdir), name="+".join(s.name for s, _ in group)
+        target=_child, args=(run_one, jobs, claims, workdir), name="+".join(s.name for s, _ in jobs.values())
     )
     process.start()
     return process
@@ -68,7 +90,7 @@ def stop(children: list[multiprocessing.Process], interrupted: bool) -> None:
         process.join()
 
 
-def _child(run_one, group: list, workdir: str) -> None:
+def _child(run_one, jobs: dict[int, tuple], claims: Claims, workdir: str) -> None:
     from absl import flags
     from absl import logging as absl_logging
 
@@ -85,7 +107,8 @@ def _child(run_one, group: list, workdir: str) -> None:
     absl_logging.get_absl_handler().addFilter(QuietOrbax())
     compilation_cache.enable()  # as the pipeline's own process (salsa.train)
     try:
-        for stage, label in group:  # the pipeline gives unfinished stages only
+        while (k := claims.take()) is not None:  # the pipeline gives unfinished stages only
+            stage, label = jobs[k]
             run_one(stage, workdir, label, logging.info)
     except KeyboardInterrupt:
         sys.exit(130)

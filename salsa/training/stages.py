@@ -145,10 +145,11 @@ def run(
     workdir/stages.json: {name: {"seconds", "skipped", "resumed"}} for every stage given.
 
     parallel > 1 runs the stages of a wave (stages that do not wait for each other, processes.waves) at
-    once: the first in this process, the others in up to parallel - 1 spawned processes (each stage's `run`
-    must then pickle). A tiny stage alone leaves part of 2 CPU cores idle (compilation and data
-    rendering run on one; two tiny generator steps side by side run at 0.87-0.98 steps/s each against
-    1.59 alone), so side by side they finish sooner than in turn. One process of a multi-host job runs
+    once: the first in this process, the others in up to parallel - 1 spawned processes, each process
+    taking the next stage nobody has taken when its own ends (each stage's `run` must then pickle). A
+    tiny stage alone leaves part of 2 CPU cores idle (compilation and data rendering run on one; two tiny
+    generator steps side by side run at 0.87-0.98 steps/s each against 1.59 alone), so side by side they
+    finish sooner than in turn. One process of a multi-host job runs
     them in turn."""
     os.makedirs(workdir, exist_ok=True)
     with lock.hold(workdir):  # one pipeline per workdir; each training stage also locks its folder
@@ -166,18 +167,29 @@ def _run(stages: Sequence[Stage], workdir: str, log: Callable[[str], None], para
         pending = [s for s in wave if not _finished(s, workdir, labels[s.name], log, summary)]
         if not pending:
             continue
-        here, rest = pending[0], pending[1:]
-        groups = [rest[k :: parallel - 1] for k in range(min(parallel - 1, len(rest)))] if rest else []
-        children = [processes.start(_run_one, [(s, labels[s.name]) for s in g], workdir) for g in groups]
+        jobs = [(s, labels[s.name]) for s in pending]
+        # This process runs the wave's first stage; each process, this one included, then takes the next
+        # stage nobody has taken when its own ends (processes.Claims).
+        claims = processes.Claims(len(jobs), taken=1)
+        rest = {k: jobs[k] for k in range(1, len(jobs))}
+        children = [
+            processes.start(_run_one, rest, claims, workdir) for _ in range(min(parallel - 1, len(rest)))
+        ]
+        here: int | None = 0
         try:
-            summary[here.name] = _run_one(here, workdir, labels[here.name], log)
+            while here is not None:
+                stage, label = jobs[here]
+                summary[stage.name] = _run_one(stage, workdir, label, log)
+                here = claims.take()
         except BaseException as e:
             processes.stop(children, interrupted=isinstance(e, KeyboardInterrupt))
             raise
         for child in children:
             child.join()
         failed = []
-        for s in rest:
+        for s in pending:
+            if s.name in summary:
+                continue
             done = _read_json(os.path.join(folder(workdir, s.name), DONE))
             if done is None:
                 failed.append(s.name)
