@@ -63,7 +63,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # (128 test clips, separated; 0.72x -> 0.86x the codec's). The stage takes 7:47 instead of 2:37 and
     # its lane (sync, then SigLIP) now sets the first wave: the main job 23:25 -> 28:04 on a fresh clone.
     # Either alone does not: the 2,048-clip pool at 1,500 steps 0.39, 3,000 steps on 256 clips 0.36
-    # (docs/tiny_pipeline.md, "The sync stage was data-starved").
+    # (docs/tiny_pipeline.md, "The sync stage was data-starved"). Twice both again (4,096 clips, 12,000
+    # steps) does not either: exact frame 0.44, onset F1 0.606 [0.582, 0.631] ("Past 2,048 clips").
     c.stages.sync.total_steps = 6000
     c.stages.sync.data.pool_clips = 2048
     # 3x the steps on 4x the clips of configs/siglip_tiny.py: the image tower reads the clip's objects
@@ -85,7 +86,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # tower, told where impacts start, puts 0.50 of them in their exact frame instead of 0.41
     # (bench.sync_ceiling, 841 impacts), but the contrastive sync stage stays at 0.38 and the
     # generator's onset F1 at 8 steps at 0.488 [0.459, 0.517] against 0.518 [0.491, 0.545], for 16 s
-    # more of the main job (docs/tiny_pipeline.md, the 6e7ccdb run).
+    # more of the main job (docs/tiny_pipeline.md, the 6e7ccdb run). With the sync stage below: exact
+    # frame 0.44 -> 0.48, onset F1 0.574 [0.549, 0.598] against 0.616 [0.594, 0.638] (2026-12-05).
     c.data.world = dict(hidden_acoustics=True, hidden_caption_fraction=0.5, shutter=0.0)
     hidden = c.data.world.get_ref("hidden_acoustics")
     fraction = c.data.world.get_ref("hidden_caption_fraction") * hidden.to_float()
