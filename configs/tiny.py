@@ -61,7 +61,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # 4x the steps on 8x the pool of configs/sync_tiny.py: shift top-1 0.49 -> 0.81, exact frame 0.38 ->
     # 0.44 (bench.sync_timing), and the generator's onset F1 at 8 steps 0.518 +- 0.027 -> 0.616 +- 0.022
     # (128 test clips, separated; 0.72x -> 0.86x the codec's). The stage takes 7:47 instead of 2:37 and
-    # its lane (sync, then SigLIP) now sets the first wave: the main job 23:25 -> 28:04 on a fresh clone.
+    # now sets the first wave: the main job 23:25 -> 28:04 on a fresh clone (26:37 with SigLIP taken
+    # after the VAE, beside it: the sync stage 9:37).
     # Either alone does not: the 2,048-clip pool at 1,500 steps 0.39, 3,000 steps on 256 clips 0.36
     # (docs/tiny_pipeline.md, "The sync stage was data-starved"). Twice both again (4,096 clips, 12,000
     # steps) does not either: exact frame 0.44, onset F1 0.606 [0.582, 0.631] ("Past 2,048 clips").
