@@ -165,6 +165,31 @@ def test_the_total_is_the_wall_time_of_waves_that_ran_side_by_side():
     assert stages.table(summary).splitlines()[-1].split() == ["total", "1:40"]
     last = stages.table(summary, [["a", "b"], ["c"]]).splitlines()[-1]
     assert last.split()[:2] == ["total", "1:10"] and last.endswith("their times add up to 1:40")
+    # A measured wave time counts where it is longer than the wave's longest stage (b waited for a
+    # process); a stage resumed from an earlier command counts its whole time.
+    summary["a"]["wave_seconds"] = summary["b"]["wave_seconds"] = 85
+    summary["c"].update(seconds=50, wave_seconds=20)
+    assert stages.table(summary, [["a", "b"], ["c"]]).splitlines()[-1].split()[:2] == ["total", "2:15"]
+
+
+def _sleeping_stage(seconds: float, out: str) -> None:
+    time.sleep(seconds)
+
+
+def test_a_wave_of_more_stages_than_processes_counts_its_wall_time_and_keeps_it_when_skipped(tmp_path):
+    # Three one-second stages on two processes: whichever way they are taken, one process runs two of
+    # them in turn, so the wave takes at least 2 s while its longest stage takes about 1 s.
+    pipeline = [stages.Stage(n, functools.partial(_sleeping_stage, 1.0)) for n in ("vae", "sync", "siglip")]
+    summary = stages.run(pipeline, str(tmp_path), parallel=2)
+    walls = {s["wave_seconds"] for s in summary.values()}
+    assert len(walls) == 1 and min(walls) >= 2.0 > max(s["seconds"] for s in summary.values())
+    with open(tmp_path / "sync" / "done.json") as f:
+        assert json.load(f)["wave_seconds"] == summary["sync"]["wave_seconds"]
+
+    logged: list[str] = []
+    again = stages.run(pipeline, str(tmp_path), log=logged.append, parallel=2)  # all done: nothing runs
+    assert all(s["skipped"] for s in again.values())
+    assert logged[-1].splitlines()[-1].split()[:2] == ["total", stages._duration(min(walls))]
 
 
 def test_parallel_stages_must_be_a_whole_number_of_at_least_one():

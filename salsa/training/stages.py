@@ -142,7 +142,8 @@ def run(
     parallel: int = 1,
 ) -> dict[str, dict]:
     """Runs `stages` in workdir/<folder>, skipping those with a done.json; returns and writes
-    workdir/stages.json: {name: {"seconds", "skipped", "resumed"}} for every stage given.
+    workdir/stages.json: {name: {"seconds", "skipped", "resumed", "wave_seconds"}} for every stage given
+    (wave_seconds: the wall time of the wave the stage ran in, None where it was not measured).
 
     parallel > 1 runs the stages of a wave (stages that do not wait for each other, processes.waves) at
     once: the first in this process, the others in up to parallel - 1 spawned processes, each process
@@ -166,6 +167,7 @@ def _run(stages: Sequence[Stage], workdir: str, log: Callable[[str], None], para
         pending = [s for s in wave if not _finished(s, workdir, labels[s.name], log, summary)]
         if not pending:
             continue
+        start = time.perf_counter()
         jobs = [(s, labels[s.name]) for s in pending]
         # This process runs the wave's first stage; each process, this one included, then takes the next
         # stage nobody has taken when its own ends (processes.Claims).
@@ -199,6 +201,13 @@ def _run(stages: Sequence[Stage], workdir: str, log: Callable[[str], None], para
                 f"stage(s) {', '.join(failed)} failed in a second process (its log is above); run the same "
                 f"command again to resume {'it' if len(failed) == 1 else 'them'}."
             )
+        # The wave's wall time, from its start to the end of its last stage, is kept in each of its stages'
+        # done.json: with more stages than processes it is longer than its longest stage.
+        wall = time.perf_counter() - start
+        for s in pending:
+            summary[s.name]["wave_seconds"] = wall
+            done_path = os.path.join(folder(workdir, s.name), DONE)
+            io.write_json(done_path, {**_read_json(done_path), "wave_seconds": wall})
     summary = {s.name: summary[s.name] for s in stages}
     io.write_json(os.path.join(workdir, "stages.json"), summary)
     log(table(summary, [[s.name for s in wave] for wave in plan]))
@@ -218,7 +227,12 @@ def _finished(stage: Stage, workdir: str, label: str, log, summary: dict) -> boo
     log(f"{label} {stage.name}: done already ({done['seconds']:.0f} s; {out}/{DONE})")
     if changed:
         log(f"  {stage.name} finished with other settings; delete {out} to run it again with these")
-    summary[stage.name] = dict(seconds=done["seconds"], skipped=True, resumed=done.get("resumed", False))
+    summary[stage.name] = dict(
+        seconds=done["seconds"],
+        skipped=True,
+        resumed=done.get("resumed", False),
+        wave_seconds=done.get("wave_seconds"),
+    )
     return True
 
 
@@ -256,13 +270,19 @@ def _run_one(stage: Stage, workdir: str, label: str, log: Callable[[str], None] 
 def table(summary: dict[str, dict], waves: Sequence[Sequence[str]] | None = None) -> str:
     """The per-stage wall times as a text table (a skipped stage shows its time from when it ran). The
     total is the sum over `waves` (stage names that ran side by side; None: each stage alone) of each
-    wave's longest stage: the pipeline's wall time when the waves ran at once."""
+    wave's wall time: its stages' measured "wave_seconds" (the wave's start to its last stage's end,
+    which exceeds its longest stage when it has more stages than processes), or its longest stage where
+    that is longer (a stage resumed from an earlier command) or nothing was measured."""
     rows = [f"{'stage':<16}{'wall time':>12}  note"]
     for name, s in summary.items():
         note = "finished earlier" if s["skipped"] else ("resumed" if s["resumed"] else "")
         rows.append(f"{name:<16}{_duration(s['seconds']):>12}  {note}".rstrip())
     waves = [[n] for n in summary] if waves is None else waves
-    total = sum(max(summary[n]["seconds"] for n in wave) for wave in waves if wave)
+    total = sum(
+        max(max(summary[n]["seconds"], summary[n].get("wave_seconds") or 0.0) for n in wave)
+        for wave in waves
+        if wave
+    )
     added = sum(s["seconds"] for s in summary.values())
     note = f"  stages side by side; their times add up to {_duration(added)}" if added > total + 0.5 else ""
     rows.append(f"{'total':<16}{_duration(total):>12}{note}")
