@@ -2,6 +2,8 @@
 
     python -m bench.onset_timing [--pipelines=runs/tiny/generator/pipeline,runs/tiny/generator_flow/pipeline]
                                  [--clips=128] [--steps=8]
+    python -m bench.onset_timing --arm=default=A/generator/pipeline,B/generator/pipeline \
+                                 --arm=larger=C/generator/pipeline,D/generator/pipeline
 
 The evaluation scores onset F1 at one tolerance (±50 ms, docs/metrics.md). Here the held-out test
 clips' ground truth, their codec reconstruction (the first pipeline's VAE) and each pipeline's
@@ -11,6 +13,14 @@ impacts happen but places them loosely gains F1 as the tolerance widens; one tha
 nearest onset beyond 200 ms. A second table gives F1 at ±50 ms over the clips of each ambience (rain,
 room light, wind: what moves in the picture's backdrop). Prints both; writes
 bench/results/onset_timing.json (--out).
+
+A setting's training draws differ (two seeds of the same stage: 0.616 and 0.588), so one pipeline per
+setting cannot tell settings apart. `--arm=NAME=PIPELINE,PIPELINE,...` (repeated; replaces --pipelines)
+names the draws of each setting; a third table gives each arm's F1 at ±50 ms pooled over its draws, with
+an interval that resamples both the clips (the same for every arm) and, within the arm, its draws, and
+each arm's ratio to the first over the same resamples. With three draws an arm's resampling sees at most
+ten different draw sets, so the interval is still narrower than the draws' own spread would justify
+with more of them; read it beside the per-draw values.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ from salsa import io
 from salsa.evaluation import generation
 from salsa.inference import pipeline as pipeline_lib
 from salsa.metrics import bootstrap, onsets
+from salsa.training.setup import BadInput
 
 TOLERANCES_S = (0.025, 0.05, 0.1, 0.2)
 NEAREST_EDGES_S = (0.0, 0.025, 0.05, 0.1, 0.2, np.inf)  # bins of |nearest onset - impact|
@@ -59,6 +70,78 @@ def timing(references: Sequence[np.ndarray], estimates: Sequence[np.ndarray]) ->
         "nearest": (counts / max(len(nearest), 1)).tolist(),
         "impacts": len(nearest),
     }
+
+
+def arms(
+    references: Sequence[np.ndarray],
+    detected: dict[str, Sequence[np.ndarray]],
+    groups: dict[str, Sequence[str]],
+    tolerance_s: float = 0.05,
+) -> dict:
+    """Each arm's onset F1 at `tolerance_s`, pooled over its draws (`groups`: arm -> names of `detected`,
+    each set scored on the same clips as `references`) and their clips, with a 95% interval from a
+    two-level bootstrap: every resample picks the clips (shared by all arms) and, within each arm, as many
+    of its draws with replacement; `ratio` is each arm's F1 over the first arm's on the same resamples."""
+    scores = {
+        name: [
+            onsets.onset_scores(r, e, tolerance_s) for r, e in zip(references, detected[name], strict=True)
+        ]
+        for names_ in groups.values()
+        for name in names_
+    }
+    weights = bootstrap.counts(len(references))
+    rng = np.random.default_rng(bootstrap.SEED)
+    out, resampled = {}, {}
+    for arm, members in groups.items():
+        matched = np.array([[s.matched for s in scores[m]] for m in members], np.float64)  # (draws, clips)
+        total = np.array([[s.references + s.estimates for s in scores[m]] for m in members], np.float64)
+        pick = rng.integers(0, len(members), (len(weights), len(members)))  # each resample's draws
+        resampled[arm] = (
+            2
+            * np.take_along_axis(weights @ matched.T, pick, 1).sum(1)
+            / np.maximum(np.take_along_axis(weights @ total.T, pick, 1).sum(1), 1)
+        )
+        out[arm] = {
+            "draws": list(members),
+            "f1_each": [onsets.OnsetScores.pool(scores[m]).f1 for m in members],
+            "f1": float(2 * matched.sum() / max(total.sum(), 1)),
+            "f1_interval": list(bootstrap.interval(resampled[arm])),
+        }
+    first = next(iter(groups))
+    for arm in groups:
+        out[arm]["ratio"] = out[arm]["f1"] / out[first]["f1"] if out[first]["f1"] else float("nan")
+        out[arm]["ratio_interval"] = list(bootstrap.interval(resampled[arm] / resampled[first]))
+    return {"tolerance_s": tolerance_s, "arms": out}
+
+
+def arms_table(result: dict) -> str:
+    """arms() as a markdown table."""
+    first = next(iter(result["arms"]))
+    lines = [
+        f"| arm | draws: F1 each | F1 pooled [95%] | / {first} [95%] |",
+        "|---|---|---|---|",
+    ]
+    for arm, row in result["arms"].items():
+        each = ", ".join(f"{f:.3f}" for f in row["f1_each"])
+        lo, hi = row["f1_interval"]
+        rlo, rhi = row["ratio_interval"]
+        lines.append(
+            f"| {arm} | {len(row['draws'])}: {each} | {row['f1']:.3f} [{lo:.3f}, {hi:.3f}] "
+            f"| {row['ratio']:.3f} [{rlo:.3f}, {rhi:.3f}] |"
+        )
+    return "\n".join(lines)
+
+
+def parse_arms(specs: Sequence[str]) -> dict[str, list[str]]:
+    """--arm values NAME=PIPELINE,PIPELINE,... as {name: pipelines}, in the order given."""
+    out: dict[str, list[str]] = {}
+    for spec in specs:
+        name, sep, paths = spec.partition("=")
+        members = [p for p in paths.split(",") if p]
+        if not sep or not name or not members or name in out:
+            raise BadInput(f"--arm takes NAME=PIPELINE,PIPELINE,... with a new name each time; got {spec!r}.")
+        out[name] = members
+    return out
 
 
 def held_out(p: pipeline_lib.Pipeline, clips: int) -> list:
@@ -99,11 +182,20 @@ def by_ambience(
     return out
 
 
-def scores(p: pipeline_lib.Pipeline, test: Sequence, generated: dict[str, list[np.ndarray]]) -> dict:
-    """rows() over all the `test` clips and by_ambience(), from one onset_sets()."""
+def scores(
+    p: pipeline_lib.Pipeline,
+    test: Sequence,
+    generated: dict[str, list[np.ndarray]],
+    groups: dict[str, Sequence[str]] | None = None,
+) -> dict:
+    """rows() over all the `test` clips and by_ambience(), from one onset_sets(); with `groups` (arm ->
+    names of `generated`) also arms()."""
     references, detected = onset_sets(p, test, generated)
     kinds = [c.annotation["ambience"]["kind"] for c in test]
-    return {"rows": rows(references, detected), "by_ambience": by_ambience(kinds, references, detected)}
+    out = {"rows": rows(references, detected), "by_ambience": by_ambience(kinds, references, detected)}
+    if groups:
+        out["arms"] = arms(references, detected, groups)
+    return out
 
 
 def ambience_table(groups: dict[str, dict[str, dict]], tolerance_s: float = 0.05) -> str:
@@ -139,14 +231,17 @@ def names(paths: Sequence[str]) -> list[str]:
     raise ValueError(f"the same pipeline named twice: {list(paths)}")
 
 
-def measure(paths: Sequence[str], clips: int, steps: int) -> dict:
-    """rows() of each pipeline's generation on `clips` test clips (the first pipeline's codec)."""
+def measure(paths: Sequence[str], clips: int, steps: int, groups: dict[str, list[str]] | None = None) -> dict:
+    """rows() of each pipeline's generation on `clips` test clips (the first pipeline's codec); with
+    `groups` (arm -> pipelines, whose union is `paths`) also arms()."""
     first = pipeline_lib.load(paths[0])
     test = held_out(first, clips)
-    audio = {}
+    audio, row = {}, {}
     for path, name in zip(paths, names(paths), strict=True):
-        audio[f"{name}, {steps} steps"] = generated(pipeline_lib.load(path), test, steps)
-    return {"clips": clips, "steps": steps, "pipelines": list(paths), **scores(first, test, audio)}
+        row[path] = f"{name}, {steps} steps"
+        audio[row[path]] = generated(pipeline_lib.load(path), test, steps)
+    named = {a: [row[p] for p in ps] for a, ps in (groups or {}).items()}
+    return {"clips": clips, "steps": steps, "pipelines": list(paths), **scores(first, test, audio, named)}
 
 
 def table(rows: dict[str, dict]) -> str:
@@ -169,11 +264,16 @@ def table(rows: dict[str, dict]) -> str:
 
 def main(argv: list[str]) -> None:
     del argv
-    result = measure([p for p in _PIPELINES.value.split(",") if p], _CLIPS.value, _STEPS.value)
+    groups = parse_arms(_ARMS.value)
+    paths = [p for ps in groups.values() for p in ps] or [p for p in _PIPELINES.value.split(",") if p]
+    result = measure(paths, _CLIPS.value, _STEPS.value, groups)
     print(f"{result['clips']} test clips: onset F1 per tolerance; impacts by their nearest detected onset")
     print(table(result["rows"]))
     print("\nF1 at ±50 ms by the clips' ambience")
     print(ambience_table(result["by_ambience"]))
+    if groups:
+        print("\nF1 at ±50 ms of each arm, pooled over its draws (clips and draws resampled)")
+        print(arms_table(result["arms"]))
     io.write_json(_OUT.value, result)
 
 
@@ -183,6 +283,11 @@ if __name__ == "__main__":
         "pipelines",
         "runs/tiny/generator/pipeline,runs/tiny/generator_flow/pipeline",
         "comma-separated pipeline checkpoints; the first one's VAE is the codec row's",
+    )
+    _ARMS = flags.DEFINE_multi_string(
+        "arm",
+        [],
+        "NAME=PIPELINE,PIPELINE,...: the training draws of one setting (repeated; replaces --pipelines)",
     )
     _CLIPS = flags.DEFINE_integer("clips", 128, "held-out test clips")
     _STEPS = flags.DEFINE_integer("steps", 8, "sampling steps")

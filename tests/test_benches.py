@@ -11,6 +11,8 @@ import sys
 import numpy as np
 import pytest
 
+from salsa.training.setup import BadInput
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -114,6 +116,31 @@ def test_onset_timing_bins_each_impact_by_its_nearest_onset_and_widens_the_toler
     # One onset 10 ms from the first impact (490 and 990 ms from the next two); the second clip silent.
     missed = timing(reference, [np.array([0.51]), np.zeros(0)])
     assert missed["nearest"] == [0.25, 0.0, 0.0, 0.0, 0.75]
+
+
+def test_onset_timing_pools_an_arms_draws_and_resamples_them_as_well_as_the_clips():
+    from bench import onset_timing
+
+    references = [np.array([0.5]) for _ in range(20)]
+    detected = {
+        "exact": [r.copy() for r in references],
+        "exact again": [r.copy() for r in references],
+        "late": [r + 0.07 for r in references],  # every impact 70 ms late: none within ±50 ms
+    }
+    groups = onset_timing.parse_arms(["one=exact", "mixed=exact again,late"])
+    result = onset_timing.arms(references, detected, groups)["arms"]
+    assert result["one"]["f1"] == onset_timing.timing(references, detected["exact"])["f1"][1] == 1.0
+    assert result["one"]["f1_interval"] == [1.0, 1.0] and result["one"]["ratio_interval"] == [1.0, 1.0]
+    # Pooled over its two draws the mixed arm has F1 0.5, and every clip scores alike in each draw, so
+    # resampling clips alone would give [0.5, 0.5]: the interval spans the draws because they are
+    # resampled too (both exact: 1, both late: 0).
+    assert result["mixed"]["f1_each"] == [1.0, 0.0] and result["mixed"]["f1"] == 0.5
+    assert result["mixed"]["f1_interval"] == [0.0, 1.0] and result["mixed"]["ratio"] == 0.5
+    assert onset_timing.arms_table({"arms": result}).splitlines()[3] == (
+        "| mixed | 2: 1.000, 0.000 | 0.500 [0.000, 1.000] | 0.500 [0.000, 1.000] |"
+    )
+    with pytest.raises(BadInput, match="--arm takes NAME=PIPELINE,PIPELINE,... with a new name each time"):
+        onset_timing.parse_arms(["one=a", "one=b"])
 
 
 def test_onset_timing_names_each_pipeline_apart_from_the_others():
