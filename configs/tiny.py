@@ -3,7 +3,6 @@ an hour (docs/tiny_pipeline.md).
 
     python -m salsa.train --config=configs/tiny.py        # the default stages into runs/tiny, resumable
     python -m salsa.train --config=configs/tiny.py:long   # generators: 3x the steps
-    python -m salsa.train --config=configs/tiny.py:sync_large   # a larger sync video tower
 
 runs the stages in WORKDIR/<stage>: the tiny VAE (configs/vae_tiny.py), sync model (configs/sync_tiny.py)
 and SigLIP towers (configs/siglip_tiny.py), feature extraction with their exports
@@ -32,7 +31,7 @@ import ml_collections
 
 from configs import extract_tiny, generator, siglip_tiny, sync_tiny, vae_tiny
 
-VARIANTS = ("long", "sync_large")
+VARIANTS = ("long",)
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -41,10 +40,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     `long`: the generator and the flow-only generator train 3,000 steps instead of 1,000 (issue 16's
     "the run that would meet it": how far the generators get with more steps; docs/tiny_pipeline.md),
-    in runs/tiny_long. Every other stage is the default run's.
-
-    `sync_large`: the sync stage's video tower with 8 px patches and 2 spatial + 2 temporal layers (the
-    default: 16 px, 1 + 1), in runs/tiny_sync_large; every other setting is the default run's."""
+    in runs/tiny_long. Every other stage is the default run's."""
     if arg not in (None, "", *VARIANTS):
         raise ValueError(f"configs/tiny.py takes no argument or one of {', '.join(VARIANTS)}; got {arg!r}.")
     c = generator.get_config("tiny")
@@ -70,6 +66,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # Either alone does not: the 2,048-clip pool at 1,500 steps 0.39, 3,000 steps on 256 clips 0.36
     # (docs/tiny_pipeline.md, "The sync stage was data-starved"). Twice both again (4,096 clips, 12,000
     # steps) does not either: exact frame 0.44, onset F1 0.606 [0.582, 0.631] ("Past 2,048 clips").
+    # Nor does a larger video tower (8 px patches, 2 + 2 layers; a stage 2.3x as long): over three
+    # training draws each, onset F1 0.620 against the default's 0.617, ratio 1.005 [0.935, 1.082]
+    # (bench.onset_timing --arm; docs/tiny_pipeline.md, "Three training draws of each").
     c.stages.sync.total_steps = 6000
     c.stages.sync.data.pool_clips = 2048
     # 3x the steps on 4x the clips of configs/siglip_tiny.py: the image tower reads the clip's objects
@@ -143,10 +142,4 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         # On 1,536 clips 3,000 steps did not beat 1,000 (onset F1 at 8 steps 0.507 against 0.518, FD 2.27
         # against 1.83, overlapping; docs/tiny_pipeline.md), nor on the 2,048-clip sync stage's features
         # (0.594 [0.570, 0.619] against 0.616 [0.594, 0.638]).
-    if arg == "sync_large":
-        c.workdir = "runs/tiny_sync_large"
-        c.stages.sync.sync.overrides.update(dict(video=dict(patch=8), spatial_layers=2, temporal_layers=2))
-        # Onset F1 at 8 steps in two draws 0.649 [0.630, 0.667] and 0.628 [0.606, 0.650] against the
-        # default's 0.616 [0.594, 0.638] and 0.588 [0.566, 0.610]: not separated, for a sync stage of 15:27
-        # alone (docs/tiny_pipeline.md, "Past 2,048 clips").
     return c

@@ -22,7 +22,6 @@ from configs import generator as generator_sizes
 from configs import tiny
 from salsa.training import processes, stages
 from salsa.training.setup import BadInput
-from salsa.training.tasks import sync as sync_task
 from tests import train_cli
 
 
@@ -260,21 +259,8 @@ def test_the_long_variant_gives_the_generators_3x_the_steps_and_changes_nothing_
     assert {k for k in default if default[k] != long[k]} == {"workdir", "total_steps"}
     assert (long["workdir"], long["total_steps"]) == ("runs/tiny_long", 3 * default["total_steps"])
     assert long["stages"]["extract"]["source"]["clips"] == 1536  # the default's
-    with pytest.raises(
-        ValueError, match="configs/tiny.py takes no argument or one of long, sync_large; got 'short'"
-    ):
+    with pytest.raises(ValueError, match="configs/tiny.py takes no argument or one of long; got 'short'"):
         tiny.get_config("short")
-
-
-def test_the_sync_large_variant_changes_only_the_sync_video_tower():
-    default, large = tiny.get_config(), tiny.get_config("sync_large")
-    changed = {k for k in default if default[k] != large[k]}
-    assert changed == {"workdir", "stages"} and large.workdir == "runs/tiny_sync_large"
-    assert {k for k in default.stages if default.stages[k] != large.stages[k]} == {"sync"}
-    small_cfg, large_cfg = (sync_task.sync_config(c.stages.sync) for c in (default, large))
-    assert (small_cfg.video.patch, small_cfg.spatial_layers, small_cfg.temporal_layers) == (16, 1, 1)
-    assert (large_cfg.video.patch, large_cfg.spatial_layers, large_cfg.temporal_layers) == (8, 2, 2)
-    assert large_cfg.train_video_backbone and large_cfg.video.image_size == small_cfg.video.image_size == 32
 
 
 def test_the_guided_generator_bakes_guidance_in_and_evaluate_records_what_it_compares(tmp_path):
