@@ -17,9 +17,9 @@ bench/results/onset_timing.json (--out).
 A setting's training draws differ (the tiny generator's seed alone moves F1 at 8 steps over 0.565-0.616
 against clip intervals of ±0.022), so one pipeline per setting cannot tell settings apart.
 `--arm=NAME=PIPELINE,PIPELINE,...` (repeated; replaces --pipelines) names the draws of each setting; a
-third table gives each arm's F1 at ±50 ms pooled over its draws, with
-an interval that resamples both the clips (the same for every arm) and, within the arm, its draws, and
-each arm's ratio to the first over the same resamples. With three draws an arm's resampling sees at most
+third table gives each arm's F1 at ±50 ms pooled over its draws, with an interval that resamples both
+the clips (the same for every arm) and, within the arm, its draws, and each arm's ratio to the first
+over the same resamples. With three draws an arm's resampling sees at most
 ten different draw sets, so the interval is still narrower than the draws' own spread would justify
 with more of them; read it beside the per-draw values.
 """
@@ -43,6 +43,16 @@ TOLERANCES_S = (0.025, 0.05, 0.1, 0.2)
 NEAREST_EDGES_S = (0.0, 0.025, 0.05, 0.1, 0.2, np.inf)  # bins of |nearest onset - impact|
 
 
+def _clip_scores(
+    references: Sequence[np.ndarray], estimates: Sequence[np.ndarray], tolerance_s: float
+) -> tuple[list, np.ndarray, np.ndarray]:
+    """Each clip's onset scores at `tolerance_s`, and per clip the matched pairs and references +
+    estimates: a resample's F1 with clip weights w is 2 (w @ matched) / (w @ total)."""
+    scores = [onsets.onset_scores(r, e, tolerance_s) for r, e in zip(references, estimates, strict=True)]
+    matched, total = np.array([[s.matched, s.references + s.estimates] for s in scores], np.float64).T
+    return scores, matched, total
+
+
 def timing(references: Sequence[np.ndarray], estimates: Sequence[np.ndarray]) -> dict:
     """Pooled over clips: F1 at each of TOLERANCES_S with its 95% bootstrap interval over clips, and the
     fraction of reference onsets whose nearest estimated onset lies in each bin of NEAREST_EDGES_S (none
@@ -50,9 +60,8 @@ def timing(references: Sequence[np.ndarray], estimates: Sequence[np.ndarray]) ->
     weights = bootstrap.counts(len(references))
     f1, intervals = [], []
     for tol in TOLERANCES_S:
-        scores = [onsets.onset_scores(r, e, tol) for r, e in zip(references, estimates, strict=True)]
+        scores, matched, total = _clip_scores(references, estimates, tol)
         f1.append(onsets.OnsetScores.pool(scores).f1)
-        matched, total = np.array([[s.matched, s.references + s.estimates] for s in scores], float).T
         drawn = 2 * (weights @ matched) / np.maximum(weights @ total, 1)
         intervals.append(list(bootstrap.interval(drawn)))
     nearest = np.array(
@@ -83,19 +92,13 @@ def arms(
     each set scored on the same clips as `references`) and their clips, with a 95% interval from a
     two-level bootstrap: every resample picks the clips (shared by all arms) and, within each arm, as many
     of its draws with replacement; `ratio` is each arm's F1 over the first arm's on the same resamples."""
-    scores = {
-        name: [
-            onsets.onset_scores(r, e, tolerance_s) for r, e in zip(references, detected[name], strict=True)
-        ]
-        for names_ in groups.values()
-        for name in names_
-    }
     weights = bootstrap.counts(len(references))
     rng = np.random.default_rng(bootstrap.SEED)
     out, resampled = {}, {}
     for arm, members in groups.items():
-        matched = np.array([[s.matched for s in scores[m]] for m in members], np.float64)  # (draws, clips)
-        total = np.array([[s.references + s.estimates for s in scores[m]] for m in members], np.float64)
+        parts = [_clip_scores(references, detected[m], tolerance_s) for m in members]
+        scores = [p[0] for p in parts]
+        matched, total = (np.stack([p[k] for p in parts]) for k in (1, 2))  # (draws, clips)
         pick = rng.integers(0, len(members), (len(weights), len(members)))  # each resample's draws
         resampled[arm] = (
             2
@@ -104,7 +107,7 @@ def arms(
         )
         out[arm] = {
             "draws": list(members),
-            "f1_each": [onsets.OnsetScores.pool(scores[m]).f1 for m in members],
+            "f1_each": [onsets.OnsetScores.pool(each).f1 for each in scores],
             "f1": float(2 * matched.sum() / max(total.sum(), 1)),
             "f1_interval": list(bootstrap.interval(resampled[arm])),
         }
