@@ -404,3 +404,31 @@ def test_extend_memory_times_every_window_of_the_command_and_sets_lengths_agains
     assert long["after_start_to_windows"] == pytest.approx((31.5 - 5.0) / (10 * 2.0))
     assert long["peak_ratio_to_shortest"] == pytest.approx(1.1)
     assert long["device_peak_ratio_to_shortest"] == pytest.approx(1.05)
+
+
+def test_training_draws_pools_identical_runs_into_the_evaluations_row_and_judges_its_targets(
+    tiny_pipeline_dir,
+):
+    """Two identical runs of the generator pool into the row the evaluation scores for one (same clips,
+    noise, scoring: values and intervals), and the shortcut-vs-flow target reads the pooled rows: a
+    checkpoint against itself, ratio 1, not shown."""
+    from bench import training_draws
+    from data_pipelines.synthetic.heldout import world_settings
+    from salsa.evaluation import generation
+    from salsa.evaluation.scoring import score
+    from salsa.inference import pipeline
+
+    result = training_draws.measure([tiny_pipeline_dir] * 2, [tiny_pipeline_dir], clips=3, steps=(1,))
+    p = pipeline.load(tiny_pipeline_dir)
+    test = generation.test_clips(p, "test", range(3), float(p.config.window_s), world_settings(None))
+    _, cfg = p.sampling()
+    one = score(generation.generate(p, test, steps=1, cfg=cfg, seed=0), test, p.sync)
+    for arm, runs in (("steps", 2), ("compare_steps", 1)):
+        row = result[arm]["1"]
+        assert row["each"]["fd"] == pytest.approx([one["fd"]] * runs)
+        for metric in ("f1", "fd", "desync", "swsd"):
+            assert row[metric] == pytest.approx(one[metric]), (arm, metric)
+            assert row["interval"][metric] == pytest.approx(one["interval"][metric]), (arm, metric)
+    fd = [t for t in result["targets"] if t["target"].startswith("shortcut FD < flow-only FD at 1 step")]
+    assert fd[0]["ratio"]["interval"] == pytest.approx([1.0, 1.0]) and fd[0]["verdict"] == "not shown"
+    assert "| steps | 1 |" in training_draws.each_table(result)

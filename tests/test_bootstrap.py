@@ -121,3 +121,18 @@ def test_a_paired_ratio_of_zeros_is_one_and_nan_draws_are_dropped():
     left = np.array([0.0] * 50 + [np.nan] * 50)
     assert bootstrap.paired_ratio(left, np.zeros(100)) == (1.0, 1.0)  # equal everywhere: ratio 1
     assert bootstrap.paired_ratio(np.full(4, np.nan), np.ones(4)) == (None, None)
+
+
+def test_pooling_over_training_runs_resamples_the_runs_as_well_as_the_clips():
+    """Two runs whose clips agree within each run (every clip resample gives 0.4, or 0.6) pool to 0.5;
+    the clips alone would give [0.5, 0.5], the runs resampled [0.4, 0.6]. One run is its own draws."""
+    draws = np.linspace(0.3, 0.5, bootstrap.DRAWS)
+    picks = bootstrap.run_picks(2)
+    pooled = bootstrap.over_runs([np.full(bootstrap.DRAWS, 0.4), np.full(bootstrap.DRAWS, 0.6)], picks)
+    assert abs(pooled.mean() - 0.5) < 0.01
+    assert bootstrap.interval(pooled) == pytest.approx((0.4, 0.6))
+    assert np.array_equal(bootstrap.over_runs([draws], bootstrap.run_picks(1)), draws)
+    with pytest.raises(ValueError, match="draws of 2 runs"):
+        bootstrap.over_runs([draws, draws], bootstrap.run_picks(3))
+    with pytest.raises(ValueError, match="at least one run"):
+        bootstrap.run_picks(0)

@@ -206,3 +206,23 @@ def segment_draws(
     w = counts(len(swsd), draws, seed)
     f1 = _onset_draws(w, references, estimates, matched)[2]
     return {"f1": f1, "swsd": (w @ np.asarray(swsd, np.float64)) / w.sum(axis=1)}
+
+
+def run_picks(runs: int, draws: int = DRAWS, seed: int = SEED) -> np.ndarray:
+    """(draws, runs) int: the training runs each resample takes, `runs` of them with replacement."""
+    if runs < 1:
+        raise ValueError(f"pooling over training runs needs at least one run, got {runs}.")
+    return np.random.default_rng(seed).integers(0, runs, (draws, runs))
+
+
+def over_runs(samples: Sequence[np.ndarray], picks: np.ndarray) -> np.ndarray:
+    """(draws,): a metric's mean over training runs on each resample. samples: per run, its (draws,)
+    bootstrap draws on the same clip resamples (`counts` of the same n); picks: `run_picks`. Every
+    resample thus redraws the clips (shared by the runs) and the runs (the training's spread), which
+    the clips alone cannot show: one run's intervals cover its clips and noise, not its training."""
+    stacked = np.stack([np.asarray(s, np.float64) for s in samples], axis=1)  # (draws, runs)
+    if stacked.shape[0] != len(picks) or picks.max(initial=0) >= stacked.shape[1]:
+        raise ValueError(
+            f"draws of {stacked.shape[1]} runs, {stacked.shape[0]} each, for picks {picks.shape}."
+        )
+    return np.take_along_axis(stacked, picks, axis=1).mean(axis=1)
