@@ -17,11 +17,12 @@ bench/results/onset_timing.json (--out).
 A setting's training draws differ (the tiny generator's seed alone moves F1 at 8 steps over 0.565-0.616
 against clip intervals of ±0.022), so one pipeline per setting cannot tell settings apart.
 `--arm=NAME=PIPELINE,PIPELINE,...` (repeated; replaces --pipelines) names the draws of each setting; a
-third table gives each arm's F1 at ±50 ms pooled over its draws, with an interval that resamples both
-the clips (the same for every arm) and, within the arm, its draws, and each arm's ratio to the first
-over the same resamples. With three draws an arm's resampling sees at most
-ten different draw sets, so the interval is still narrower than the draws' own spread would justify
-with more of them; read it beside the per-draw values.
+third table gives each arm's F1 at ±50 ms, the mean over its draws, with an interval that resamples
+both the clips (the same for every arm) and, within the arm, its draws, and each arm's ratio to the
+first over the same resamples (bench.training_draws does the same for every metric of the evaluation).
+With three draws an arm's resampling sees at most ten different draw sets, so the interval is still
+narrower than the draws' own spread would justify with more of them; read it beside the per-draw
+values.
 """
 
 from __future__ import annotations
@@ -88,27 +89,26 @@ def arms(
     groups: dict[str, Sequence[str]],
     tolerance_s: float = 0.05,
 ) -> dict:
-    """Each arm's onset F1 at `tolerance_s`, pooled over its draws (`groups`: arm -> names of `detected`,
-    each set scored on the same clips as `references`) and their clips, with a 95% interval from a
-    two-level bootstrap: every resample picks the clips (shared by all arms) and, within each arm, as many
-    of its draws with replacement; `ratio` is each arm's F1 over the first arm's on the same resamples."""
+    """Each arm's onset F1 at `tolerance_s`: the mean over its draws (`groups`: arm -> names of
+    `detected`, each set scored on the same clips as `references`) of each draw's F1 pooled over the
+    clips, with a 95% interval from resamples that pick the clips (shared by all arms) and, within each
+    arm, as many of its draws with replacement (bootstrap.over_runs, as bench.training_draws pools every
+    metric: the same arms in the same order give the same numbers there); `ratio` is each arm's F1 over
+    the first arm's on the same resamples."""
     weights = bootstrap.counts(len(references))
-    rng = np.random.default_rng(bootstrap.SEED)
     out, resampled = {}, {}
-    for arm, members in groups.items():
-        parts = [_clip_scores(references, detected[m], tolerance_s) for m in members]
-        scores = [p[0] for p in parts]
-        matched, total = (np.stack([p[k] for p in parts]) for k in (1, 2))  # (draws, clips)
-        pick = rng.integers(0, len(members), (len(weights), len(members)))  # each resample's draws
-        resampled[arm] = (
-            2
-            * np.take_along_axis(weights @ matched.T, pick, 1).sum(1)
-            / np.maximum(np.take_along_axis(weights @ total.T, pick, 1).sum(1), 1)
-        )
+    for i, (arm, members) in enumerate(groups.items()):
+        each, samples = [], []
+        for member in members:
+            scores, matched, total = _clip_scores(references, detected[member], tolerance_s)
+            each.append(onsets.OnsetScores.pool(scores).f1)
+            samples.append(2 * (weights @ matched) / np.maximum(weights @ total, 1))
+        picks = bootstrap.run_picks(len(members), seed=bootstrap.SEED + i)
+        resampled[arm] = bootstrap.over_runs(samples, picks)
         out[arm] = {
             "draws": list(members),
-            "f1_each": [onsets.OnsetScores.pool(each).f1 for each in scores],
-            "f1": float(2 * matched.sum() / max(total.sum(), 1)),
+            "f1_each": each,
+            "f1": float(np.mean(each)),
             "f1_interval": list(bootstrap.interval(resampled[arm])),
         }
     first = next(iter(groups))
@@ -122,7 +122,7 @@ def arms_table(result: dict) -> str:
     """arms() as a markdown table."""
     first = next(iter(result["arms"]))
     lines = [
-        f"| arm | draws: F1 each | F1 pooled [95%] | / {first} [95%] |",
+        f"| arm | draws: F1 each | F1, mean of the draws [95%] | / {first} [95%] |",
         "|---|---|---|---|",
     ]
     for arm, row in result["arms"].items():

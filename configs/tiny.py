@@ -67,7 +67,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # (docs/tiny_pipeline.md, "The sync stage was data-starved"). Twice both again (4,096 clips, 12,000
     # steps) does not either: exact frame 0.44, onset F1 0.606 [0.582, 0.631] ("Past 2,048 clips").
     # Nor does a larger video tower (8 px patches, 2 + 2 layers; a stage 2.3x as long): over three
-    # training draws each, onset F1 0.620 against the default's 0.617, ratio 1.005 [0.935, 1.082]
+    # training draws each, onset F1 0.619 against the default's 0.617, ratio 1.003 [0.928, 1.082]
     # (bench.onset_timing --arm; docs/tiny_pipeline.md, "Three training draws of each").
     c.stages.sync.total_steps = 6000
     c.stages.sync.data.pool_clips = 2048

@@ -131,7 +131,7 @@ def test_onset_timing_pools_an_arms_draws_and_resamples_them_as_well_as_the_clip
     result = onset_timing.arms(references, detected, groups)["arms"]
     assert result["one"]["f1"] == onset_timing.timing(references, detected["exact"])["f1"][1] == 1.0
     assert result["one"]["f1_interval"] == [1.0, 1.0] and result["one"]["ratio_interval"] == [1.0, 1.0]
-    # Pooled over its two draws the mixed arm has F1 0.5, and every clip scores alike in each draw, so
+    # The mean of its two draws gives the mixed arm F1 0.5, and every clip scores alike in each draw, so
     # resampling clips alone would give [0.5, 0.5]: the interval spans the draws because they are
     # resampled too (both exact: 1, both late: 0).
     assert result["mixed"]["f1_each"] == [1.0, 0.0] and result["mixed"]["f1"] == 0.5
