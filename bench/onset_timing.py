@@ -45,13 +45,13 @@ NEAREST_EDGES_S = (0.0, 0.025, 0.05, 0.1, 0.2, np.inf)  # bins of |nearest onset
 
 
 def _clip_scores(
-    references: Sequence[np.ndarray], estimates: Sequence[np.ndarray], tolerance_s: float
-) -> tuple[list, np.ndarray, np.ndarray]:
-    """Each clip's onset scores at `tolerance_s`, and per clip the matched pairs and references +
-    estimates: a resample's F1 with clip weights w is 2 (w @ matched) / (w @ total)."""
+    references: Sequence[np.ndarray], estimates: Sequence[np.ndarray], tolerance_s: float, weights: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """Onset F1 at `tolerance_s` pooled over the clips, and on each resample of clip weights `weights`
+    (draws, clips): 2 (w @ matched) / (w @ (references + estimates))."""
     scores = [onsets.onset_scores(r, e, tolerance_s) for r, e in zip(references, estimates, strict=True)]
     matched, total = np.array([[s.matched, s.references + s.estimates] for s in scores], np.float64).T
-    return scores, matched, total
+    return onsets.OnsetScores.pool(scores).f1, 2 * (weights @ matched) / np.maximum(weights @ total, 1)
 
 
 def timing(references: Sequence[np.ndarray], estimates: Sequence[np.ndarray]) -> dict:
@@ -61,9 +61,8 @@ def timing(references: Sequence[np.ndarray], estimates: Sequence[np.ndarray]) ->
     weights = bootstrap.counts(len(references))
     f1, intervals = [], []
     for tol in TOLERANCES_S:
-        scores, matched, total = _clip_scores(references, estimates, tol)
-        f1.append(onsets.OnsetScores.pool(scores).f1)
-        drawn = 2 * (weights @ matched) / np.maximum(weights @ total, 1)
+        pooled, drawn = _clip_scores(references, estimates, tol, weights)
+        f1.append(pooled)
         intervals.append(list(bootstrap.interval(drawn)))
     nearest = np.array(
         [
@@ -100,9 +99,9 @@ def arms(
     for i, (arm, members) in enumerate(groups.items()):
         each, samples = [], []
         for member in members:
-            scores, matched, total = _clip_scores(references, detected[member], tolerance_s)
-            each.append(onsets.OnsetScores.pool(scores).f1)
-            samples.append(2 * (weights @ matched) / np.maximum(weights @ total, 1))
+            pooled, drawn = _clip_scores(references, detected[member], tolerance_s, weights)
+            each.append(pooled)
+            samples.append(drawn)
         picks = bootstrap.run_picks(len(members), seed=bootstrap.SEED + i)
         resampled[arm] = bootstrap.over_runs(samples, picks)
         out[arm] = {

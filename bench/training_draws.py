@@ -29,8 +29,8 @@ from collections.abc import Sequence
 import numpy as np
 from absl import app, flags
 
+from bench import onset_timing
 from data_pipelines.synthetic import material_probe
-from data_pipelines.synthetic.heldout import world_settings
 from salsa import io
 from salsa.evaluation import experiments, generation, report
 from salsa.evaluation import targets as targets_lib
@@ -73,8 +73,7 @@ def measure(
         raise BadInput("--checkpoints: name at least one pipeline checkpoint.")
     first = pipeline_lib.load(checkpoints[0])
     geometry = generation.clip_geometry(first)
-    world = world_settings(first.config.data.get("world"))
-    test = generation.test_clips(first, "test", range(clips), float(first.config.window_s), world)
+    test = onset_timing.held_out(first, clips)
     _, cfg = first.sampling()
     probe = material_probe.fit(first.sample_rate)
     arms = dict(zip(ARMS, (list(checkpoints), list(compare)), strict=True))
