@@ -406,29 +406,68 @@ def test_extend_memory_times_every_window_of_the_command_and_sets_lengths_agains
     assert long["device_peak_ratio_to_shortest"] == pytest.approx(1.05)
 
 
-def test_training_draws_pools_identical_runs_into_the_evaluations_row_and_judges_its_targets(
-    tiny_pipeline_dir,
+def test_training_draws_pools_identical_runs_into_the_evaluations_rows_and_judges_its_targets(
+    tiny_pipeline_dir, tmp_path
 ):
-    """Two identical runs of the generator pool into the row the evaluation scores for one (same clips,
-    noise, scoring: values and intervals), and the shortcut-vs-flow target reads the pooled rows: a
-    checkpoint against itself, ratio 1, not shown."""
+    """Two identical runs of the generator pool into the rows the evaluation scores for one, in every
+    experiment asked for (same clips, noise, scoring: values and intervals, a long clip's segments too),
+    and the targets read the pooled rows: the shortcut-vs-flow one of a checkpoint against itself has
+    ratio 1, not shown; a long-form one is judged; none of an experiment not run is."""
     from bench import training_draws
-    from data_pipelines.synthetic.heldout import world_settings
-    from salsa.evaluation import generation
-    from salsa.evaluation.scoring import score
+    from salsa.evaluation import run
+    from salsa.evaluation.cache import Cache, checkpoint_signature
+    from salsa.evaluation.settings import EvalSettings
     from salsa.inference import pipeline
 
-    result = training_draws.measure([tiny_pipeline_dir] * 2, [tiny_pipeline_dir], clips=3, steps=(1,))
+    settings = EvalSettings(
+        clips=3,
+        steps=(1,),
+        fixed_steps=1,
+        reference_seconds=(0.5,),
+        long_clips=2,
+        long_seconds=4.0,
+        segment_seconds=2.0,
+    )
+    names = ("steps", "reference", "long")
+    result = training_draws.measure([tiny_pipeline_dir] * 2, [tiny_pipeline_dir], settings, names)
     p = pipeline.load(tiny_pipeline_dir)
-    test = generation.test_clips(p, "test", range(3), float(p.config.window_s), world_settings(None))
-    _, cfg = p.sampling()
-    one = score(generation.generate(p, test, steps=1, cfg=cfg, seed=0), test, p.sync)
-    for arm, runs in (("steps", 2), ("compare_steps", 1)):
-        row = result[arm]["1"]
-        assert row["each"]["fd"] == pytest.approx([one["fd"]] * runs)
-        for metric in ("f1", "fd", "desync", "swsd"):
-            assert row[metric] == pytest.approx(one[metric]), (arm, metric)
-            assert row["interval"][metric] == pytest.approx(one["interval"][metric]), (arm, metric)
-    fd = [t for t in result["targets"] if t["target"].startswith("shortcut FD < flow-only FD at 1 step")]
-    assert fd[0]["ratio"]["interval"] == pytest.approx([1.0, 1.0]) and fd[0]["verdict"] == "not shown"
-    assert "| steps | 1 |" in training_draws.each_table(result)
+    cache = Cache(str(tmp_path), checkpoint_signature(tiny_pipeline_dir))
+    one = run.metrics(run.inputs(p, cache, settings), p, cache, names=(*names, "compare_steps"))
+    reference = one["reference"]["lengths"]
+    pairs = [(result[arm]["1"], one[arm]["1"]) for arm in ("steps", "compare_steps")]
+    pairs += [(result["reference"]["lengths"][k], reference[k]) for k in reference]
+    pairs += [(result["long"]["iterative"]["segments"][-1], one["long"]["iterative"]["segments"][-1])]
+    for pooled, row in pairs:
+        for metric in ("f1", "swsd") + (("fd", "desync") if "fd" in row else ()):
+            assert pooled[metric] == pytest.approx(row[metric]), metric
+            assert pooled["interval"][metric] == pytest.approx(row["interval"][metric]), metric
+    assert result["steps"]["1"]["each"]["fd"] == pytest.approx([one["steps"]["1"]["fd"]] * 2)
+    assert result["compare_steps"]["1"]["each"]["fd"] == pytest.approx([one["compare_steps"]["1"]["fd"]])
+    checked = {t["target"]: t for t in result["targets"]}
+    fd = checked["shortcut FD < flow-only FD at 1 step (shortcut / flow-only)"]
+    assert fd["ratio"]["interval"] == pytest.approx([1.0, 1.0]) and fd["verdict"] == "not shown"
+    assert any(t.startswith("iterative extension F1") for t in checked)
+    assert not any("caption" in t for t in checked)  # the text experiment was not run
+    table = training_draws.each_table(result)
+    assert "| steps 1 |" in table and "| long iterative 2-4 s |" in table
+
+
+def test_training_draws_takes_an_evaluations_settings_and_names_what_it_cannot_use(tmp_path):
+    """--settings reads an evaluation's metrics.json (its recorded settings, --clips / --steps replacing
+    theirs); a file that is not one, and an experiment that does not exist, are named."""
+    from bench import training_draws
+    from salsa.evaluation.settings import EvalSettings
+
+    recorded = {"settings": {**dataclasses.asdict(EvalSettings(clips=64, text_clips=8)), "fixed_steps": 4}}
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps(recorded))
+    settings = training_draws.settings_from(str(path), None, [1, 8])
+    assert (settings.clips, settings.text_clips, settings.fixed_steps, settings.steps) == (64, 8, 4, (1, 8))
+    assert training_draws.settings_from(None, 16, None) == dataclasses.replace(
+        training_draws.STEPS_ONLY, clips=16
+    )
+    (tmp_path / "bad.json").write_text("[]")
+    with pytest.raises(BadInput, match="bad.json: not an evaluation's metrics.json"):
+        training_draws.settings_from(str(tmp_path / "bad.json"), None, None)
+    with pytest.raises(BadInput, match=r"--experiments: unknown \['sound'\]"):
+        training_draws.measure(["unused"], names=("steps", "sound"))

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 import numpy as np
+from flax import nnx
 
 from data_pipelines.synthetic import acoustic_probes, acoustics
 from data_pipelines.synthetic.heldout import LONG_FIRST, TestClip
@@ -116,8 +117,11 @@ class Shared:
     """What every experiment shares: the checkpoint and its cache, the window-length clips, the
     reference experiment's clips (settings.reference_clips of them; the same when that is None) and the
     text experiment's (the first settings.text_clips, rendered past the evaluation's when more), the
-    settings, the step count and guidance scale of the fixed-step experiments, and the hidden-property
-    probes (None when the clips' world has no hidden acoustics)."""
+    settings, the step count and guidance scale of the fixed-step experiments, the hidden-property
+    probes (None when the clips' world has no hidden acoustics), and the sync model every row is scored
+    with (None: the checkpoint's). FD and DeSync read that model's embedding, so rows compared with each
+    other must share it: the flow-only checkpoint's rows are scored with it, and so are several training
+    runs' in bench.training_draws."""
 
     pipeline: pipeline_lib.Pipeline
     cache: Cache
@@ -129,7 +133,12 @@ class Shared:
     cfg: float
     probes: acoustic_probes.AcousticProbes | None = None
     world: dict | None = None  # the clips' world fields: hidden acoustics, shutter (heldout.world_settings)
+    sync: nnx.Module | None = None
     ahead: Ahead = dataclasses.field(default_factory=Ahead)
+
+    def __post_init__(self):
+        if self.sync is None:
+            object.__setattr__(self, "sync", self.pipeline.sync)
 
 
 def _part(
@@ -200,7 +209,12 @@ def steps(shared: Shared) -> Pending:
     audios = in_turn(
         shared.ahead, [_part(shared, p, shared.cache, "steps", steps=k, cfg=shared.cfg) for k in ks]
     )
-    return lambda: {str(k): score(audio, shared.clips, p.sync) for k, audio in zip(ks, audios, strict=True)}
+    return lambda: _step_rows(shared, ks, audios)
+
+
+def _step_rows(shared: Shared, ks: tuple[int, ...], audios: Iterator[list[np.ndarray]]) -> dict:
+    """{str(k): the row of the window-length clips generated at k steps} from `in_turn`'s audio."""
+    return {str(k): score(audio, shared.clips, shared.sync) for k, audio in zip(ks, audios, strict=True)}
 
 
 def reference(shared: Shared) -> Pending:
@@ -241,7 +255,7 @@ def reference(shared: Shared) -> Pending:
 
     def finish() -> dict:
         for name, audio in zip(makes, audios, strict=True):
-            row = hidden.scored([a[cut:] for a in audio], sections, p.sync, shared.probes)
+            row = hidden.scored([a[cut:] for a in audio], sections, shared.sync, shared.probes)
             (out if name == "other_clip" else out["lengths"])[name] = row
         return out
 
@@ -284,7 +298,7 @@ def text(shared: Shared) -> Pending:
 
     def finish() -> dict:
         for name, audio in zip(names, audios, strict=True):
-            out[name] = hidden.scored(audio, clips, p.sync, shared.probes)
+            out[name] = hidden.scored(audio, clips, shared.sync, shared.probes)
         out["example"] = {"plain": pairs[0][0], "hidden": pairs[0][1]}
         return out
 
@@ -330,10 +344,10 @@ def long(shared: Shared) -> Pending:
     audios = in_turn(shared.ahead, [part(*w) for w in ways])
 
     def finish() -> dict:
-        iterative = score(next(audios), clips, p.sync, segments=segments)
+        iterative = score(next(audios), clips, shared.sync, segments=segments)
         # the ground truth while the one-shot windows are still being generated
-        truth = score([c.audio for c in clips], clips, p.sync, segments=segments)
-        out.update(iterative=iterative, one_shot=score(next(audios), clips, p.sync, segments=segments))
+        truth = score([c.audio for c in clips], clips, shared.sync, segments=segments)
+        out.update(iterative=iterative, one_shot=score(next(audios), clips, shared.sync, segments=segments))
         out["ground_truth"] = truth
         return out
 
@@ -342,13 +356,12 @@ def long(shared: Shared) -> Pending:
 
 def compare(shared: Shared, flow: pipeline_lib.Pipeline, flow_cache: Cache) -> Pending:
     """Table 2 in miniature: the flow-only checkpoint at each of settings.steps, same clips and noise,
-    scored with the checkpoint's sync model (one embedding for both)."""
+    scored with shared.sync (one embedding for both)."""
     ks = shared.settings.steps
     audios = in_turn(
         shared.ahead, [_part(shared, flow, flow_cache, "compare", steps=k, cfg=shared.cfg) for k in ks]
     )
-    sync = shared.pipeline.sync
-    return lambda: {str(k): score(audio, shared.clips, sync) for k, audio in zip(ks, audios, strict=True)}
+    return lambda: _step_rows(shared, ks, audios)
 
 
 def guided(shared: Shared, baked: pipeline_lib.Pipeline, baked_cache: Cache) -> dict:
@@ -377,7 +390,7 @@ def guided(shared: Shared, baked: pipeline_lib.Pipeline, baked_cache: Cache) -> 
                 cfg_audio=s.cfg_audio,
             )
             sides[name] = {
-                **score(audio, shared.clips, p.sync),
+                **score(audio, shared.clips, shared.sync),
                 "cfg": cfg,
                 "branches": len(model.guidance(cfg).without_reference().terms()),  # no reference here
                 "sampling_seconds_per_clip": seconds,

@@ -80,7 +80,7 @@ def _check(p, settings: EvalSettings, steps: int, others: dict) -> None:
         )
 
 
-def _world(p: pipeline_lib.Pipeline, settings: EvalSettings) -> dict:
+def held_out_world(p: pipeline_lib.Pipeline, settings: EvalSettings) -> dict:
     """The held-out clips' world fields: the checkpoint's training world (its config's data.world), the
     hidden acoustics unless settings.hidden_acoustics says otherwise."""
     world = world_settings(p.config.data.get("world"))
@@ -119,20 +119,10 @@ def evaluate(
     _check(p, settings, steps, {"--compare": (flow, compare), "--guided": (baked, guided)})
     os.makedirs(out, exist_ok=True)
 
-    window, seed = float(p.config.window_s), world_seed(settings.split)
-    world = _world(p, settings)
-    n_reference = settings.clips if settings.reference_clips is None else settings.reference_clips
-    n_text = settings.text_clips if world["hidden_acoustics"] else 0  # the text experiment needs them
-    n = max(settings.clips, n_reference, n_text)
-    log.info("rendering %d %s clips of %g s (world seed %d)", n, settings.split, window, seed)
-    rendered = generation.test_clips(p, settings.split, range(n), window, world)
-    clips = rendered[: settings.clips]
-    probes = hidden.probes(p.sample_rate) if world["hidden_acoustics"] else None
-    cache = Cache(out, checkpoint_signature(checkpoint))
-    references, texts = rendered[:n_reference], rendered[:n_text]
-    shared = experiments.Shared(p, cache, clips, references, texts, settings, steps, cfg, probes, world)
+    shared = inputs(p, Cache(out, checkpoint_signature(checkpoint)), settings)
+    world, n_reference, n_text = shared.world, len(shared.reference_clips), len(shared.text_clips)
     try:
-        result = _metrics(shared, flow, None if flow is None else Cache(out, checkpoint_signature(compare)))
+        result = metrics(shared, flow, None if flow is None else Cache(out, checkpoint_signature(compare)))
         shared.ahead.close(wait=True)  # every part is scored: nothing runs beside the timed experiment
         if baked is not None:
             baked_cache = Cache(out, checkpoint_signature(guided))
@@ -152,7 +142,7 @@ def evaluate(
         },
         "split": {
             "name": settings.split,
-            "world_seed": seed,
+            "world_seed": world_seed(settings.split),
             "clip_indices": [0, settings.clips],
             "reference_clip_indices": [0, n_reference],
             "text_clip_indices": [0, n_text],
@@ -170,22 +160,67 @@ def evaluate(
     return report.jsonable(result)
 
 
-def _metrics(shared: experiments.Shared, flow, flow_cache: Cache | None) -> dict:
-    """The metrics rows: every experiment's parts queued for generation first (the codec's decode of the
-    clips, then the experiments in the order of metrics.json), then scored in that order while the parts
-    after them are generated (experiments.Ahead). The guided experiment, timed, comes after, alone."""
+def inputs(p: pipeline_lib.Pipeline, cache: Cache, settings: EvalSettings) -> experiments.Shared:
+    """What the experiments share for checkpoint `p` (its audio cached in `cache`): the held-out clips of
+    its world rendered (the window-length clips, and as many more as the reference and text experiments
+    take), the hidden-property probes where that world has hidden acoustics, and the fixed steps and
+    guidance scale of `settings` (resolved by the checkpoint's sampling defaults)."""
+    steps, cfg = p.sampling(settings.fixed_steps, settings.cfg)
+    window, seed = float(p.config.window_s), world_seed(settings.split)
+    world = held_out_world(p, settings)
+    n_reference = settings.clips if settings.reference_clips is None else settings.reference_clips
+    n_text = settings.text_clips if world["hidden_acoustics"] else 0  # the text experiment needs them
+    n = max(settings.clips, n_reference, n_text)
+    log.info("rendering %d %s clips of %g s (world seed %d)", n, settings.split, window, seed)
+    rendered = generation.test_clips(p, settings.split, range(n), window, world)
+    probes = hidden.probes(p.sample_rate) if world["hidden_acoustics"] else None
+    return experiments.Shared(
+        p,
+        cache,
+        rendered[: settings.clips],
+        rendered[:n_reference],
+        rendered[:n_text],
+        settings,
+        steps,
+        cfg,
+        probes,
+        world,
+    )
+
+
+# The experiments of metrics.json's rows, in its order (the guided one, timed, runs apart).
+EXPERIMENTS = ("steps", "reference", "text", "long", "compare_steps")
+
+
+def metrics(
+    shared: experiments.Shared,
+    flow: pipeline_lib.Pipeline | None = None,
+    flow_cache: Cache | None = None,
+    names: tuple[str, ...] = EXPERIMENTS,
+) -> dict:
+    """The metrics rows of the experiments `names` (a row None when not run, compare_steps also without
+    `flow`), with the ground truth and the codec: every experiment's parts queued for generation first
+    (the codec's decode of the clips, then the experiments in the order of metrics.json), then scored in
+    that order while the parts after them are generated (experiments.Ahead). The guided experiment,
+    timed, comes after, alone."""
+    unknown = sorted(set(names) - set(EXPERIMENTS))
+    if unknown:
+        raise ValueError(f"unknown experiments {unknown}; the experiments are {', '.join(EXPERIMENTS)}.")
     p, clips, probes = shared.pipeline, shared.clips, shared.probes
     coded = shared.ahead.submit(lambda: generation.codec(p, clips))
-    pending = {
-        "steps": experiments.steps(shared),
-        "reference": experiments.reference(shared),
-        "text": experiments.text(shared),
-        "long": experiments.long(shared),
-        "compare_steps": (lambda: None) if flow is None else experiments.compare(shared, flow, flow_cache),
+    queue = {
+        "steps": lambda: experiments.steps(shared),
+        "reference": lambda: experiments.reference(shared),
+        "text": lambda: experiments.text(shared),
+        "long": lambda: experiments.long(shared),
+        "compare_steps": lambda: experiments.compare(shared, flow, flow_cache),
     }
+    runs = [n for n in EXPERIMENTS if n in names and (n != "compare_steps" or flow is not None)]
+    pending = {name: queue[name]() for name in runs}
     return {
-        "ground_truth": hidden.scored([c.audio for c in clips], clips, p.sync, probes),
-        "codec": hidden.scored(coded.result(), clips, p.sync, probes),
-        **{name: pending.pop(name)() for name in list(pending)},  # each experiment's audio let go when scored
+        "ground_truth": hidden.scored([c.audio for c in clips], clips, shared.sync, probes),
+        "codec": hidden.scored(coded.result(), clips, shared.sync, probes),
+        # each experiment's audio let go when scored
+        **{name: pending.pop(name)() if name in pending else None for name in EXPERIMENTS},
         "guided_steps": None,
     }
