@@ -32,7 +32,6 @@ from absl import app, flags
 
 from data_pipelines.features import records
 from data_pipelines.synthetic import material_probe, materials
-from data_pipelines.synthetic.heldout import world_settings
 from data_pipelines.synthetic.material_probe import BANDS
 from salsa import io
 from salsa.evaluation import generation
@@ -123,8 +122,7 @@ def words(path: str, clips: int, steps: int) -> dict:
     """heard = {audio: {material: onsets heard as it}} for the ground truth, the codec and each prompt,
     and bands = {ground truth | codec: band_rise} (see the module doc)."""
     p = pipeline_lib.load(path)
-    world = world_settings(p.config.data.get("world"))
-    test = generation.test_clips(p, "test", range(clips), float(p.config.window_s), world)
+    test = generation.held_out(p, clips)
     probe = material_probe.fit(p.sample_rate)
     captions = [c.annotation["caption"] for c in test]
     prompts = {"no text": None, "own caption": captions}

@@ -75,13 +75,12 @@ def spread(rows: Sequence[dict], metrics: Sequence[str] = METRICS) -> list[dict]
 
 def measure(path: str, clips: int, steps: int, seeds: int) -> dict:
     """The pipeline's row at `steps` on `clips` held-out test clips for each noise seed, and spread()."""
-    from bench.onset_timing import held_out
     from salsa.evaluation import generation
     from salsa.evaluation.scoring import score
     from salsa.inference import pipeline as pipeline_lib
 
     p = pipeline_lib.load(path)
-    test = held_out(p, clips)
+    test = generation.held_out(p, clips)
     _, cfg = p.sampling(steps)
     rows = []
     for seed in range(seeds):

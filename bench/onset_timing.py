@@ -33,7 +33,6 @@ from collections.abc import Sequence
 import numpy as np
 from absl import app, flags
 
-from data_pipelines.synthetic.heldout import world_settings
 from salsa import io
 from salsa.evaluation import generation
 from salsa.inference import pipeline as pipeline_lib
@@ -147,12 +146,6 @@ def parse_arms(specs: Sequence[str]) -> dict[str, list[str]]:
     return out
 
 
-def held_out(p: pipeline_lib.Pipeline, clips: int) -> list:
-    """The first `clips` test clips in the checkpoint's world, one window long."""
-    world = world_settings(p.config.data.get("world"))
-    return generation.test_clips(p, "test", range(clips), float(p.config.window_s), world)
-
-
 def onset_sets(
     p: pipeline_lib.Pipeline, test: Sequence, generated: dict[str, list[np.ndarray]]
 ) -> tuple[list[np.ndarray], dict[str, list[np.ndarray]]]:
@@ -238,7 +231,7 @@ def measure(paths: Sequence[str], clips: int, steps: int, groups: dict[str, list
     """rows() of each pipeline's generation on `clips` test clips (the first pipeline's codec); with
     `groups` (arm -> pipelines, whose union is `paths`) also arms()."""
     first = pipeline_lib.load(paths[0])
-    test = held_out(first, clips)
+    test = generation.held_out(first, clips)
     audio, row = {}, {}
     for path, name in zip(paths, names(paths), strict=True):
         row[path] = f"{name}, {steps} steps"

@@ -85,7 +85,6 @@ def window_clips(p, clips: int, start: float, world) -> list:
 
 def main(argv):
     del argv
-    from data_pipelines.synthetic.heldout import world_settings
     from salsa.evaluation import experiments, generation, hidden
     from salsa.evaluation.settings import EvalSettings
     from salsa.inference import pipeline
@@ -95,7 +94,7 @@ def main(argv):
     settings = EvalSettings()
     steps, cfg = p.sampling(settings.fixed_steps, _CFG.value)
     sr, ref_s, cut = p.sample_rate, _REFERENCE.value, round(_REFERENCE.value * p.sample_rate)
-    world = world_settings(p.config.data.get("world"))
+    world = generation.checkpoint_world(p)
     clips = window_clips(p, _CLIPS.value, _START.value, world)
     others = experiments.others_audio(clips)  # the evaluation's control: the next clip's audio
     sections = [c.section(ref_s) for c in clips]

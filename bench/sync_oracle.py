@@ -36,6 +36,7 @@ from data_pipelines.features import records
 from data_pipelines.synthetic.clip import make_clip
 from data_pipelines.synthetic.config import WorldConfig
 from salsa import io
+from salsa.evaluation import generation
 from salsa.inference import encoders, long_form
 from salsa.inference import pipeline as pipeline_lib
 from salsa.metrics import onsets
@@ -168,7 +169,7 @@ def main(argv: list[str]) -> None:
 
     own = pipeline_lib.load(os.path.join(run, "generator", "pipeline"))
     oracle = pipeline_lib.load(os.path.join(work, "generator", "pipeline"))
-    test = onset_timing.held_out(own, _CLIPS.value)
+    test = generation.held_out(own, _CLIPS.value)
     audio = {"the run's generator, its sync encoder": onset_timing.generated(own, test, _STEPS.value)}
     long_form.encoders.sync = oracle_sync(test, amplitude, _EXACT.value, _PHASE.value)
     audio[f"generator trained and sampled with the oracle stream ({label(**stream)})"] = (

@@ -28,7 +28,7 @@ from absl import app, flags
 from flax import nnx
 
 from data_pipelines.synthetic import WorldConfig, acoustics, make_clip
-from data_pipelines.synthetic.heldout import world_seed, world_settings
+from data_pipelines.synthetic.heldout import world_seed
 from salsa import bundle, io
 from salsa.evaluation import generation
 from salsa.inference import encoders
@@ -53,12 +53,11 @@ def distances(tower: Siglip, tokenizer: str, pairs: list[tuple[str, str]]) -> di
 def from_pipeline(path: str, clips: int) -> tuple[Siglip, str, list[dict]]:
     """(text tower, tokenizer.json, annotations of the evaluation's first `clips` test clips)."""
     p = pipeline_lib.load(path)
-    world = world_settings(p.config.data.get("world"))
-    if not world["hidden_acoustics"]:
+    if not generation.checkpoint_world(p)["hidden_acoustics"]:
         raise app.UsageError(f"{path}: its training world has no hidden acoustics to name")
     if p.tokenizer is None:
         raise app.UsageError(f"{path}: the checkpoint has no tokenizer.json")
-    test = generation.test_clips(p, "test", range(clips), float(p.config.window_s), world)
+    test = generation.held_out(p, clips)
     return p.siglip, p.tokenizer, [c.annotation for c in test]
 
 

@@ -27,7 +27,6 @@ import types
 import numpy as np
 from absl import app, flags
 
-from data_pipelines.synthetic.heldout import world_settings
 from salsa import bundle, io
 from salsa.evaluation import generation, hidden, report
 from salsa.inference import pipeline as pipeline_lib
@@ -81,8 +80,8 @@ def _row(audio, clips, p, probes) -> dict:
 def main(argv):
     del argv
     p = pipeline_lib.load(_PIPELINE.value)
-    world = world_settings(p.config.data.get("world"))
-    clips = generation.test_clips(p, _SPLIT.value, range(_CLIPS.value), float(p.config.window_s), world)
+    world = generation.checkpoint_world(p)
+    clips = generation.held_out(p, _CLIPS.value, _SPLIT.value)
     probes = hidden.probes(p.sample_rate) if world["hidden_acoustics"] else None
     truth = [c.audio for c in clips]
     rows = [("ground truth", _row(truth, clips, p, probes), "", 0.0)]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import jax
 import numpy as np
 
-from data_pipelines.synthetic.heldout import ClipGeometry, TestClip, test_clip
+from data_pipelines.synthetic.heldout import ClipGeometry, TestClip, test_clip, world_settings
 from salsa.inference import codec as vae_codec
 from salsa.inference import long_form
 from salsa.inference import pipeline as pipeline_lib
@@ -42,6 +42,17 @@ def test_clips(
 
 
 test_clips.__test__ = False  # a renderer, not a pytest test
+
+
+def checkpoint_world(p: pipeline_lib.Pipeline) -> dict:
+    """The world the checkpoint was trained in (its config's data.world, heldout.world_settings): the
+    one its held-out clips are rendered in."""
+    return world_settings(p.config.data.get("world"))
+
+
+def held_out(p: pipeline_lib.Pipeline, clips: int, split: str = "test") -> list[TestClip]:
+    """The first `clips` clips of `split` in the checkpoint's world, one window long (the evaluation's)."""
+    return test_clips(p, split, range(clips), float(p.config.window_s), checkpoint_world(p))
 
 
 def generate(

@@ -11,7 +11,7 @@ import logging
 import os
 import time
 
-from data_pipelines.synthetic.heldout import LONG_FIRST, world_seed, world_settings
+from data_pipelines.synthetic.heldout import LONG_FIRST, world_seed
 from salsa.evaluation import experiments, generation, hidden, report
 from salsa.evaluation import targets as targets_lib
 from salsa.evaluation.cache import Cache, checkpoint_signature
@@ -83,7 +83,7 @@ def _check(p, settings: EvalSettings, steps: int, others: dict) -> None:
 def held_out_world(p: pipeline_lib.Pipeline, settings: EvalSettings) -> dict:
     """The held-out clips' world fields: the checkpoint's training world (its config's data.world), the
     hidden acoustics unless settings.hidden_acoustics says otherwise."""
-    world = world_settings(p.config.data.get("world"))
+    world = generation.checkpoint_world(p)
     if settings.hidden_acoustics is not None and settings.hidden_acoustics != world["hidden_acoustics"]:
         fraction = world["hidden_caption_fraction"] if settings.hidden_acoustics else 0.0
         world = {**world, "hidden_acoustics": settings.hidden_acoustics, "hidden_caption_fraction": fraction}
