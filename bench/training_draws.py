@@ -14,14 +14,14 @@ Every run goes through the evaluation's own experiments (salsa.evaluation.run.me
 noise, guidance and scoring) with --settings, an evaluation's metrics.json whose settings to take (the
 tiny pipeline's: runs/tiny/eval/metrics.json), or by default the steps experiment on the first --clips
 test clips at --steps (each given flag overrides --settings). Every row is scored with the first
-checkpoint's sync model (FD and DeSync need one embedding for all); the flow-only runs fill the
-compare_steps rows. A setting's row holds each metric's mean over its runs ("each": the runs' own
-values), with a 95% interval whose resamples redraw the clips (shared by every run and setting) and,
-within the setting, its runs with replacement (bootstrap.over_runs), one choice of runs per resample for
-all of the setting's rows, so that targets pairing two of them (8 steps against the codec, a reference
-length against none) compare the same runs. docs/targets.json's targets on the rows measured are then
-judged from these rows as the evaluation judges its own. With one run per setting the rows are the
-evaluation's.
+checkpoint's sync model (FD and DeSync need one embedding for all); the codec row pools each run's own
+VAE; the flow-only runs fill the compare_steps rows. A setting's row holds each metric's mean over its
+runs ("each": the runs' own values), with a 95% interval whose resamples redraw the clips (shared by
+every run and setting) and, within the setting, its runs with replacement (bootstrap.over_runs), one
+choice of runs per resample for all of the setting's rows, so that targets pairing two of them (8 steps
+against the codec, a reference length against none) compare the same runs. docs/targets.json's
+targets on the rows measured are then judged from these rows as the evaluation judges its own. With one
+run per setting the rows are the evaluation's.
 
 With three runs a resample sees at most ten different sets of runs: read the intervals beside the
 runs' own values. Generated audio is cached per run in --cache (a rerun reads it back; an evaluation's
