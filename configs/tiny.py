@@ -140,6 +140,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.workdir = "runs/tiny_long"
         c.total_steps = 3000  # constant learning rate after the warmup, as the default's 1,000
         # On 1,536 clips 3,000 steps did not beat 1,000 (onset F1 at 8 steps 0.507 against 0.518, FD 2.27
-        # against 1.83, overlapping; docs/tiny_pipeline.md), nor on the 2,048-clip sync stage's features
-        # (0.594 [0.570, 0.619] against 0.616 [0.594, 0.638]).
+        # against 1.83, overlapping; docs/tiny_pipeline.md), nor on the 2,048-clip sync stage's features:
+        # over three seeds each 0.610 against 0.596, 1.023x [0.968, 1.090], 0.85x the codec's (target
+        # 0.9x), with FD at 8 steps 4.60 against 8.56 (overlapping) and shortcut's F1 at 2 steps 0.927x
+        # flow-only's, contradicted; the generator wave 21 minutes instead of 7.5.
     return c
