@@ -113,10 +113,11 @@ def measure(
     they decide. cache: the folder whose .cache keeps each run's generated audio (None: none kept)."""
     if not checkpoints:
         raise BadInput("--checkpoints: name at least one pipeline checkpoint.")
-    names = tuple(n for n in names if n != "compare_steps")
-    unknown = sorted(set(names) - set(run.EXPERIMENTS))
-    if unknown:
-        raise BadInput(f"--experiments: unknown {unknown}; choose from steps, reference, text, long.")
+    names = tuple(n for n in names if n != "compare_steps")  # filled by `compare`
+    known = [n for n in run.EXPERIMENTS if n != "compare_steps"]
+    unknown = sorted(set(names) - set(known))
+    if unknown:  # before any checkpoint is loaded (run.metrics would say so only after)
+        raise BadInput(f"--experiments: unknown {unknown}; choose from {', '.join(known)}.")
     settings.check()
     loaded = {}
     for path in (*checkpoints, *compare):
