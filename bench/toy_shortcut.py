@@ -40,7 +40,11 @@ def toy_data(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 class ToyVelocity(nnx.Module):
-    def __init__(self, rngs: nnx.Rngs, width: int = 256):
+    """`shortcut` False (trained as plain flow matching, on d = 0 alone): every call at d = 0, as the
+    generator does (salsa.models.generator.model.GeneratorConfig.shortcut)."""
+
+    def __init__(self, rngs: nnx.Rngs, width: int = 256, shortcut: bool = True):
+        self.shortcut = shortcut
         self.t_embed = ScalarEmbedder(width, 64, rngs)
         self.d_embed = ScalarEmbedder(width, 64, rngs)
         self.inp = nnx.Linear(2, width, rngs=rngs)
@@ -48,6 +52,7 @@ class ToyVelocity(nnx.Module):
         self.out = nnx.Linear(width, 2, rngs=rngs)
 
     def __call__(self, x, t, d):  # x (B, 1, 2), t (B,), d (B,) -> (B, 1, 2)
+        d = d if self.shortcut else jnp.zeros_like(d)
         h = self.inp(x[:, 0]) + self.t_embed(t) + self.d_embed(d)
         for layer in self.hidden:
             h = layer(jax.nn.silu(h))
@@ -64,7 +69,7 @@ def train(
     width: int = 256,
 ) -> ToyVelocity:
     with nnx.use_eager_sharding(False):
-        model = ToyVelocity(nnx.Rngs(seed), width)
+        model = ToyVelocity(nnx.Rngs(seed), width, shortcut=sc_fraction > 0)
     ema = nnx.clone(model)
     opt = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
 

@@ -55,6 +55,23 @@ def test_every_condition_and_the_reference_flag_change_the_output(tiny_config):
     assert float(jnp.abs(_call(model, batch, ref=ref) - base).max()) > 1e-3
 
 
+def test_a_flow_matching_generator_takes_every_step_at_the_flow_level(tiny_config):
+    """A generator trained without self-consistency rows (objective.sc_fraction 0, the flow-only
+    baseline) saw only d = 0: asked for a step of 1/8, it answers at d = 0, as the same weights trained
+    as a shortcut model do not."""
+    batch = feature_batch(tiny_config, 2, jax.random.key(0))
+    cond, ref, t = conditions(batch), jnp.zeros_like(batch["latent_mask"]), jnp.full((2,), 0.3)
+    moved = {}
+    for sc_fraction in (0.25, 0.0):
+        config = tiny_config.copy_and_resolve_references()
+        config.objective.sc_fraction = sc_fraction
+        model = perturbed_generator(config)
+        flow, eighth = (model(batch["latents"], t, jnp.full((2,), d), cond, ref) for d in (0.0, 0.125))
+        moved[sc_fraction] = float(jnp.abs(eighth - flow).max())
+    assert moved[0.25] > 1e-3
+    assert moved[0.0] == 0.0
+
+
 def test_sync_features_act_locally_in_time(tiny_config):
     """Changing sync frames near 1 s moves the output near 1 s far more than near 3 s."""
     model = perturbed_generator(tiny_config)

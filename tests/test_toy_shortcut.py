@@ -11,9 +11,9 @@ from tests.train_cli import COMPILE_FLAGS, REPO
 def test_shortcut_samples_closer_to_the_data_in_one_and_two_steps(tmp_path):
     # bench/toy_shortcut.py in a child compiled with LLVM's optimisations on: unlike the other tests it
     # mostly executes (3,000 small training steps), 150 s with the tests' -O0 against 90 s without. Width
-    # 128 (the bench's 256 halved) scores the same (1 step: shortcut 0.114 vs flow 1.11; 2 steps 0.109 vs
-    # 0.463; 128 steps 0.045 and 0.040) at 45 CPU s instead of 80; fewer steps do not (500: 2 steps
-    # 0.325 vs 0.395).
+    # 128 (the bench's 256 halved) scores the same (1 step: shortcut 0.114 vs flow 1.04; 2 steps 0.109 vs
+    # 0.314, the flow model at d = 0; 128 steps 0.045 and 0.040) at 45 CPU s instead of 80; fewer steps
+    # do not (500: 2 steps 0.325 vs 0.395, measured with the flow model at d = 1/2).
     env = dict(os.environ, PYTHONPATH=REPO)
     env["XLA_FLAGS"] = env.get("XLA_FLAGS", "").replace(COMPILE_FLAGS, "").strip()
     out = tmp_path / "toy_shortcut.json"

@@ -72,6 +72,10 @@ class GeneratorConfig:
     remat_long: str = ""  # a policy for crops longer than remat_limit_s ("": remat for every length)
     remat_limit_s: float = 0.0
     attention: str = "xla"  # jax.nn.dot_product_attention's implementation: "xla", or "cudnn" on GPU
+    # Trained with self-consistency rows (objective.sc_fraction > 0): the step size d is an input. A
+    # flow-matching model (sc_fraction 0) saw only d = 0, and its d-embedding anywhere else is its
+    # initialisation: it takes every step at d = 0, whatever the sampler asks (paper Table 2's baseline).
+    shortcut: bool = True
 
     def __post_init__(self):
         object.__setattr__(self, "remat", remat.normalise(self.remat))
@@ -97,6 +101,7 @@ class GeneratorConfig:
             text_dim=int(f.text_dim),
             semantic_fps=float(config.video.semantic_fps),
             sync_fps=float(config.video.sync_fps),
+            shortcut=float(config.objective.sc_fraction) > 0,
             **{k.name: m[k.name] for k in dataclasses.fields(cls) if k.name in m},
         )
 
@@ -142,6 +147,7 @@ class Generator(nnx.Module):
         self.head_dim = width // g.heads
         self.rope_theta = g.rope_theta
         self.latent_rate = g.latent_rate
+        self.shortcut = g.shortcut
         self.semantic_fps = g.semantic_fps
         self.sync_fps = g.sync_fps
 
@@ -197,6 +203,7 @@ class Generator(nnx.Module):
         condition ("text", "semantic", "sync") by its null embedding.
         """
         n_a = x.shape[1]
+        d = d if self.shortcut else jnp.zeros_like(d)
         # A dropped signal, or one the row lacks (text_mask False, an all-False frame mask: audio-only
         # data), is its null embedding at every frame inside the audio's duration, whatever the row's
         # own frames: the same input as the unconditional branch sees.
