@@ -140,7 +140,8 @@ def _tiny(c: ml_collections.ConfigDict) -> None:
     c.optim.warmup_steps = 50
     c.optim.ema = 0.99
     # 1000 steps are too few for the EMA teacher: on bench/toy_shortcut.py at this batch and length the
-    # 1-step distance to data is 0.24 with it and 0.14 with the trained weights (docs/training.md).
+    # 1-step distance to data is 0.24 with it and 0.14 with the trained weights, and in the tiny pipeline
+    # (three runs each) the 1 / 2-step FD 49.7 / 21.9 against 27.5 / 8.15 (docs/training.md).
     c.objective.teacher = "model"
 
 

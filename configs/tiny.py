@@ -100,7 +100,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         section.hidden_acoustics, section.hidden_caption_fraction = hidden, fraction
         section.shutter = shutter
     c.stages.vae.data.world = dict(hidden_acoustics=hidden)  # the VAE reads sound only, not captions
-    # The flow-only generator: the generator config with these settings (paper Table 2: no shortcut rows).
+    # The flow-only generator: the generator config with these settings (paper Table 2: no shortcut rows;
+    # it takes every sampling step at d = 0, the only step size it trains: GeneratorConfig.shortcut).
     c.stages.generator_flow = dict(objective=dict(sc_fraction=0.0))
     # The optional generator with guidance baked into training at the sampler's scale (one branch per
     # step at sampling), for the evaluation's baked-vs-CFG comparison; not in the default run.
@@ -110,9 +111,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         split="test",
         steps=(1, 2, 4, 8, 32),
         # 128, not 32: on the 2026-12-01 weights (5c6eb5c) 128 clips decide 3 of the 25 verdicts that 32
-        # left open: shortcut FD below flow-only's at 1 step (5.03 [2.82, 8.08] vs 17.5 [12.8, 23.0])
-        # shown; flow-only's onset F1 above shortcut's at 2 steps, and material accuracy below 0.8x the
-        # codec's, contradicted. 3 more minutes of evaluation (9:37 against 6:29; docs/tiny_pipeline.md).
+        # left open: shortcut FD below flow-only's at 1 step (5.03 [2.82, 8.08] vs 17.5 [12.8, 23.0];
+        # flow-only then at d = 1, a step size it never trained) shown; flow-only's onset F1 above
+        # shortcut's at 2 steps, and material accuracy below 0.8x the codec's, contradicted. 3 more
+        # minutes of evaluation (9:37 against 6:29; docs/tiny_pipeline.md).
         clips=128,
         # 24, not 16: one window of 60 s against iterative extension separates on onset F1 and FD at 24 on
         # the draw this machine kind writes (F1 0.314 [0.257, 0.373] vs 0.429 [0.399, 0.458]), not at 16
@@ -143,5 +145,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         # against 1.83, overlapping; docs/tiny_pipeline.md), nor on the 2,048-clip sync stage's features:
         # over three seeds each 0.610 against 0.596, 1.023x [0.968, 1.090], 0.85x the codec's (target
         # 0.9x), with FD at 8 steps 4.60 against 8.56 (overlapping) and shortcut's F1 at 2 steps 0.927x
-        # flow-only's, contradicted; the generator wave 21 minutes instead of 7.5.
+        # flow-only's, contradicted (flow-only then sampled at d = 1/2, untrained); the generator wave 21
+        # minutes instead of 7.5.
     return c
