@@ -9,8 +9,7 @@ def base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.task = "sync"
     c.seed = 0
-    # batch 30: 2 clips x 15 snippets (hard negatives). onset_weight: the onset head's loss (0: no head).
-    c.sync = dict(variant="base", videos=2, snippets=15, onset_weight=0.0)
+    c.sync = dict(variant="base", videos=2, snippets=15)  # batch 30: 2 clips x 15 snippets (hard negatives)
     c.batch_size = 30  # = videos * snippets
     c.optim = dict(
         name="adamw",

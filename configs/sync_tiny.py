@@ -12,9 +12,7 @@ from configs.sync_common import base_config
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = base_config()
     # From scratch there is no pretrained VideoPrism to freeze: the tiny one is trained too.
-    c.sync = dict(
-        variant="tiny", videos=2, snippets=8, onset_weight=0.0, overrides=dict(train_video_backbone=True)
-    )
+    c.sync = dict(variant="tiny", videos=2, snippets=8, overrides=dict(train_video_backbone=True))
     c.batch_size = 16
     # At a peak of 1e-3 the towers collapse to constant embeddings (loss flat at 3.740); 5e-4 with
     # clipping leaves that plateau within ~200 steps (docs/encoders.md).

@@ -24,11 +24,10 @@ from salsa.models.encoders import ast as ast_lib
 from salsa.models.encoders import siglip2 as siglip_lib
 from salsa.models.encoders import videoprism as vp_lib
 from salsa.models.encoders.sync import SyncConfig, SyncModel, variant
-from salsa.objectives.onset_flux import frame_onset_strength
 from salsa.objectives.siglip_loss import siglip_loss
 from salsa.training import loop
 from salsa.training import state as state_lib
-from salsa.training.tasks.sync import SyncTask, onset_loss
+from salsa.training.tasks.sync import SyncTask
 
 
 def test_siglip_loss_matches_eq1():
@@ -78,38 +77,6 @@ def test_task_step_and_frozen_backbone(tmp_path):
     a, b = state.params["video_backbone"]["spatial_pos"], fresh["video_backbone"]["spatial_pos"]
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert not np.allclose(state.params["video_pool"]["probe"], fresh["video_pool"]["probe"])
-
-
-def test_onset_head_learns_beside_the_contrastive_loss_and_is_exported(tmp_path):
-    """sync.onset_weight > 0 adds a linear head reading, from each frame's features, where the clip's own
-    audio starts a sound; the loss is the contrastive one plus the head's, and the bundle keeps it."""
-    config = get_config()
-    config.sync.update(videos=1, snippets=2, onset_weight=0.5)
-    config.batch_size = 2
-    config.total_steps, config.log_every, config.checkpoint_every = 2, 1, 2
-    config.data.pool_clips = 1
-    config.data.world.seconds = 2.0
-    logged = []
-    loop.train(config, str(tmp_path), hooks=[lambda s, m: logged.append(m)])
-    for m in logged:
-        assert m["onsets"] > 0 and m["loss"] == pytest.approx(m["contrastive"] + 0.5 * m["onsets"], rel=1e-5)
-    model = bundle.from_bundle(str(tmp_path / "export"), "sync", SyncModel, SyncConfig)
-    assert model.config.onset_head and model.onset_head.kernel.shape == (64, 1)
-    assert variant("tiny").onset_head is False  # onset_weight 0 (the default): no head, as before
-
-
-def test_onset_loss_is_lowest_for_logits_at_the_audios_onset_frames():
-    """The head's target is read from the snippet's own audio, aligned with its frames: logits that
-    follow the audio's onset strength cost less than the same logits 3 frames late, or none at all."""
-    world = WorldConfig(seconds=2.0, height=32, width=32, sample_rate=16000, channels=1)
-    batch = snippet_batch(ClipSource(world, 0, 4, 0), SnippetSpec(4, 2), seed=0, step=0)
-    c = variant("tiny")
-    audio = jnp.asarray(batch["audio"])
-    strength = frame_onset_strength(audio, c.frontend.sample_rate, c.fps, c.snippet_frames)
-    right = 10 * strength / strength.max(axis=-1, keepdims=True)
-    late = jnp.roll(right, 3, axis=-1)
-    costs = [float(onset_loss(x, audio, c)) for x in (right, late, jnp.zeros_like(right))]
-    assert costs[0] < costs[1] and costs[0] < costs[2], costs
 
 
 def _backbone_bundles(tmp_path, variant_name="tiny"):

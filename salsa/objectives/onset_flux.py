@@ -43,19 +43,6 @@ def onset_envelope(x: jax.Array, sample_rate: int, n_fft: int, hop: int, n_mels:
     return jnp.mean(jax.nn.relu(db[..., 1:, :] - db[..., :-1, :]), axis=-1)
 
 
-def frame_onset_strength(
-    audio: jax.Array, sample_rate: int, fps: float, frames: int, window_s: float = 0.02, hop_s: float = 0.005
-) -> jax.Array:
-    """(batch, samples) mono audio of `frames` video frames -> (batch, frames): the strongest rise of the
-    onset envelope (`onset_envelope`, the detector's) within each frame's 1 / fps seconds. A rise from
-    STFT frame i to i + 1 (centred at (i + 1) hop) counts in the video frame holding that centre."""
-    n_fft, hop = round(window_s * sample_rate), round(hop_s * sample_rate)
-    env = onset_envelope(audio[..., None], sample_rate, n_fft, hop, 64)[:, 0]  # (batch, envelope frames)
-    owner = np.floor((np.arange(env.shape[-1]) + 1) * hop / sample_rate * fps).astype(np.int32)
-    owner = np.minimum(owner, frames - 1)
-    return jax.vmap(lambda e: jax.ops.segment_max(e, owner, num_segments=frames))(env)
-
-
 def onset_flux_loss(
     pred: jax.Array,
     target: jax.Array,

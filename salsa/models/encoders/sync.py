@@ -47,9 +47,6 @@ class SyncConfig:
     # per-frame features, audio resampled to the frame times, one vector in time order: two snippets
     # agree only where their events line up frame by frame, which a tiny model learns in minutes).
     embedding: str = "mean"
-    # A linear head reading, from each frame's sync features, whether a sound starts in that frame; trained
-    # against the clip's own audio (its onset envelope), so it needs no labels (training: sync.onset_weight).
-    onset_head: bool = False
 
     @property
     def snippet_samples(self) -> int:
@@ -117,7 +114,6 @@ class SyncModel(nnx.Module):
         self.audio_pool = MapHead(c.audio.vit, rngs)
         self.log_temperature = nnx.Param(jnp.log(jnp.full((), 10.0)))
         self.bias = nnx.Param(jnp.full((), -10.0))
-        self.onset_head = nnx.Linear(c.video.spatial.width, 1, rngs=rngs) if c.onset_head else None
 
     def video_features(self, video: jax.Array) -> jax.Array:
         """video (batch, frames, H, W, 3) in [0, 1] -> sync features (batch, frames, width)."""
@@ -143,10 +139,7 @@ class SyncModel(nnx.Module):
     def embed(self, video: jax.Array, audio: jax.Array) -> tuple[jax.Array, jax.Array]:
         """Snippets -> L2-normalised video and audio embeddings: (batch, width) time-averaged, or
         (batch, frames * width) for `embedding="sequence"`."""
-        return self.embeddings(self.video_features(video), self.audio_features(audio))
-
-    def embeddings(self, v: jax.Array, a: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """`embed` from the features: v (batch, frames, width), a (batch, t_a, width)."""
+        v, a = self.video_features(video), self.audio_features(audio)
         if self.config.embedding == "mean":
             return l2_normalize(v.mean(axis=1)), l2_normalize(a.mean(axis=1))
         a = jax.image.resize(a, (a.shape[0], *v.shape[1:]), method="linear")  # AST patches -> frame times

@@ -19,7 +19,6 @@ from flax import nnx
 from salsa import bundle
 from salsa.errors import UserError
 from salsa.models.encoders.sync import SyncConfig, SyncModel, variant
-from salsa.objectives.onset_flux import frame_onset_strength
 from salsa.objectives.siglip_loss import siglip_loss
 from salsa.training.task import Task
 
@@ -29,8 +28,7 @@ GROUPS = {"video_backbone": "frozen", "audio": "backbone"}
 
 def sync_config(config: ml_collections.ConfigDict) -> SyncConfig:
     overrides = config.sync.get("overrides")
-    overrides = overrides.to_dict() if overrides else {}
-    return variant(config.sync.variant, **overrides, onset_head=config.sync.get("onset_weight", 0.0) > 0)
+    return variant(config.sync.variant, **(overrides.to_dict() if overrides else {}))
 
 
 def param_groups(params: dict, train_video_backbone: bool = False) -> dict:
@@ -42,16 +40,6 @@ def param_groups(params: dict, train_video_backbone: bool = False) -> dict:
             group = "backbone"
         out[name] = jax.tree.map(lambda _, g=group: g, tree)
     return out
-
-
-def onset_loss(logits: jax.Array, audio: jax.Array, c: SyncConfig) -> jax.Array:
-    """Where in the snippet sounds start, read from the picture: the cross-entropy of the frames'
-    softmax (logits (batch, frames)) against the snippet's onset strength above its median frame's,
-    normalised over its frames (`frame_onset_strength` of its own audio)."""
-    strength = frame_onset_strength(audio, c.frontend.sample_rate, c.fps, logits.shape[-1])
-    excess = jax.nn.relu(strength - jnp.median(strength, axis=-1, keepdims=True))
-    target = excess / (excess.sum(axis=-1, keepdims=True) + 1e-6)
-    return -jnp.mean(jnp.sum(target * jax.nn.log_softmax(logits, axis=-1), axis=-1))
 
 
 class SyncTask(Task):
@@ -94,16 +82,10 @@ class SyncTask(Task):
     def loss(self, model: SyncModel, ema, batch: dict, key: jax.Array, step: jax.Array, phase: int = 0):
         del ema, key, step  # deterministic: no dropout, no EMA teacher, the same loss throughout
         video = batch["video"].astype(jnp.float32) / 255.0
-        frames = model.video_features(video)
-        v, a = model.embeddings(frames, model.audio_features(batch["audio"]))
-        contrastive = siglip_loss(v, a, model.log_temperature[...], model.bias[...])
+        v, a = model.embed(video, batch["audio"])
+        loss = siglip_loss(v, a, model.log_temperature[...], model.bias[...])
         hits = jnp.argmax(v @ a.T, axis=1) == jnp.arange(v.shape[0])
-        loss, metrics = contrastive, {}
-        if model.onset_head is not None:
-            onsets = onset_loss(model.onset_head(frames)[..., 0], batch["audio"], self.model_config)
-            loss = loss + self.config.sync.onset_weight * onsets
-            metrics = {"contrastive": contrastive, "onsets": onsets}
-        metrics |= {
+        metrics = {
             "loss": loss,
             "top1": hits.mean(),  # among all audio snippets of the batch
             "temperature": jnp.exp(model.log_temperature[...]),
