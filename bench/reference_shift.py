@@ -18,7 +18,7 @@ on what follows the reference, as `salsa.evaluate` scores them. The bench report
 
 --cfg and --cfg_audio set the guidance (salsa/sampling/guidance.py; cfg_audio 2 is the configs' default,
 1 the reference as context, 4 with cfg 4 the paper's Eq. 3). Prints two tables; writes
-bench/results/reference_shift.json (--out). docs/tiny_pipeline.md, "FD rises with any reference".
+bench/results/reference_shift.json (--out). docs/tiny_experiments.md, "FD rises with any reference".
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ For each sync bundle (a sync stage's WORKDIR/export), at its own frame size:
 Both draw their clips through the camera's shutter of --shutter (default the tiny pipeline's world's):
 measure a sync stage trained with `data.world.shutter` at the same value.
 
-The generator reads these features (docs/tiny_pipeline.md, "Where onset F1 is lost"). Prints one table;
+The generator reads these features (docs/tiny_experiments.md, "Where onset F1 is lost"). Prints one table;
 writes bench/results/sync_timing.json (--out).
 """
 

@@ -13,7 +13,7 @@ are scored too. DeSync is left out (it needs a second pass of the sync model per
 
 "comb dB": how far a VAE's reconstructions stand above the ground truth at the harmonics of its latent
 rate (62.5 Hz for the tiny VAE) against halfway between them (`comb_db`): a decoder that repeats a
-pattern every latent frame buzzes there (docs/tiny_pipeline.md, "Where the material is lost").
+pattern every latent frame buzzes there (docs/tiny_experiments.md, "Where the material is lost").
 
 Prints one table; writes bench/results/vae_world.json (--out). docs/vae.md quotes it.
 """

@@ -65,7 +65,7 @@ def base_config() -> ml_collections.ConfigDict:
         grid=128,  # M: shortcut levels 1, 1/2, ..., 1/M
         ref_fraction=0.25,  # rows with a clean reference span
         # in the rows whose conditions are all null, which train guidance's reference-only branch v(A):
-        # None keeps ref_fraction there too (docs/tiny_pipeline.md, "FD rises with any reference")
+        # None keeps ref_fraction there too (docs/tiny_experiments.md, "FD rises with any reference")
         ref_fraction_unconditional=ml_collections.config_dict.placeholder(float),
         ref_min_tokens=1,
         ref_max_tokens=88,

@@ -55,7 +55,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # stage it makes the text embedding carry the microphone and pitch words (linear probe 0.50 -> 0.72,
     # 0.30 -> 0.68; room 0.71 either way), but the tiny codec loses both, so the text experiment does
     # not separate it (microphone 0.24 -> 0.36 with the words, against 0.24 -> 0.31), and each step
-    # takes 1.7x as long (+75 s on the main job's first wave): off (docs/tiny_pipeline.md).
+    # takes 1.7x as long (+75 s on the main job's first wave): off (docs/tiny_experiments.md).
     c.audio = dict(weight=3.0, mels=32, n_fft=1024, hop=512, width=64, depth=3, kernel=5, misworded=False)
     c.mesh = dict(data=-1, fsdp=1, tensor=1)
     c.sharding_rules = SHARDING_RULES

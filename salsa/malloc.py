@@ -16,7 +16,7 @@ GLIBC_TUNABLES that already names the tunable (`GLIBC_TUNABLES=glibc.malloc.huge
 
 `trim` hands the heap's free memory back to the kernel between a pipeline's stages: the pipeline's
 process runs several stages in turn, and what one stage freed otherwise stays in its heap, under the
-next stage's peak (docs/tiny_pipeline.md).
+next stage's peak (docs/tiny_experiments.md).
 """
 
 from __future__ import annotations

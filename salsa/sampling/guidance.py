@@ -13,7 +13,7 @@ marked. A is first, so that w_a = 1 (the reference as context, v̂ = v(A) + w·(
 two branches, not three.
 
 The reference's scale, measured on the tiny pipeline (1 s of the clip's own audio, 256 clips, paired
-95% intervals; docs/tiny_pipeline.md, "A user's reference at 2"):
+95% intervals; docs/tiny_experiments.md, "A user's reference at 2"):
 - w_a = 1 guides against v(A), reference without video or text: FD rises for any reference, the clip's
   own (1.15x) or another clip's (1.27x);
 - Eq. 3 (w_a = w = 4) lowers FD most (0.28x) and costs onset F1 after the reference (0.89x);

@@ -21,7 +21,7 @@ chance 1/3, 1/4, 1/3). With `config.audio.misworded` (a world with hidden acoust
 brings its caption with one hidden property named wrong (`acoustics.misworded`), a negative of every
 clip's sound: a caption whose words disagree with the sound is told apart from the one whose words
 agree (microphone 0.72, pitch 0.68, room 0.71 by the same probe; each step 1.7x as long; off in
-configs/siglip_tiny.py, docs/tiny_pipeline.md).
+configs/siglip_tiny.py, docs/tiny_experiments.md).
 """
 
 from __future__ import annotations
